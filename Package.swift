@@ -1,0 +1,48 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "amct-pipe",
+    products: [
+        .executable(name: "amct-pipe", targets: ["amct-pipe"]),
+        // The library others link: the IR, the kernels and the passes.
+        .library(name: "AMCTPipe", targets: ["Graph", "Kernels", "Passes"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+    ],
+    targets: [
+        // The protobuf-c runtime, from Debian's libprotobuf-c-dev.
+        .systemLibrary(
+            name: "CProtobufC",
+            path: "Sources/CProtobufC",
+            pkgConfig: "libprotobuf-c",
+            providers: [.apt(["libprotobuf-c-dev"])]
+        ),
+        // C that protoc-c generates from proto/*.proto (scripts/gen-proto); committed, never edited.
+        .target(
+            name: "CProtoSchemas",
+            dependencies: ["CProtobufC"],
+            path: "Sources/CProtoSchemas"
+        ),
+        .target(
+            name: "Graph",
+            dependencies: [
+                "CProtoSchemas", "CProtobufC",
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ]
+        ),
+        .target(name: "Kernels", dependencies: ["Graph"]),
+        .target(
+            name: "Passes",
+            dependencies: ["Graph", "Kernels", .product(name: "OrderedCollections", package: "swift-collections")]
+        ),
+        .executableTarget(
+            name: "amct-pipe",
+            dependencies: ["Passes", "Graph", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "GraphTests", dependencies: ["Graph", "CProtoSchemas", "CProtobufC"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,72 @@
+import Graph
+
+/// A named step that rewrites or analyses the graph. Passes share what they need through the context.
+public protocol Pass {
+    var name: String { get }
+    func run(_ graph: inout Graph, _ context: inout PassContext) throws
+}
+
+/// A warning or note about one node (or the whole model when `node` is nil).
+public struct Diagnostic: Sendable, Equatable, CustomStringConvertible {
+    public enum Severity: String, Sendable { case warning, note }
+    public var severity: Severity
+    public var node: String?
+    public var message: String
+    public init(_ severity: Severity, node: String?, _ message: String) {
+        self.severity = severity
+        self.node = node
+        self.message = message
+    }
+    public var description: String { "\(severity.rawValue): \(node.map { "\($0): " } ?? "")\(message)" }
+}
+
+/// What passes share: the model's opsets, options, diagnostics, and (with later passes) the config and plan.
+public struct PassContext {
+    public var opsetImports: [OpsetImport]
+    public var diagnostics: [Diagnostic] = []
+    /// One line per pass that ran: its name and what it did.
+    public var log: [(pass: String, summary: String)] = []
+
+    public init(opsetImports: [OpsetImport] = []) { self.opsetImports = opsetImports }
+
+    public mutating func warn(_ message: String, node: String? = nil) {
+        diagnostics.append(Diagnostic(.warning, node: node, message))
+    }
+}
+
+/// Passes run in order over one graph.
+public struct Pipeline {
+    public var passes: [any Pass]
+    public init(_ passes: [any Pass]) { self.passes = passes }
+
+    public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
+        for pass in passes { try pass.run(&graph, &context) }
+    }
+}
+
+/// Checks the graph before anything rewrites it: every value produced, nodes in topological order (a graph that
+/// is merely out of order is sorted, and the log says so).
+public struct ValidateGraphPass: Pass {
+    public let name = "validate-graph"
+    public init() {}
+    public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
+        try graph.checkReferences()
+        do {
+            try graph.validate()
+            context.log.append((name, "\(graph.nodeCount) nodes in topological order"))
+        } catch GraphError.notTopologicallySorted {
+            try graph.sortTopologically()
+            context.log.append((name, "nodes were out of order; sorted topologically"))
+        }
+    }
+}
+
+/// Removes nodes and initializers nothing reads.
+public struct DeadCodeCleanupPass: Pass {
+    public let name = "dead-code-cleanup"
+    public init() {}
+    public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
+        let removed = graph.removeDeadCode()
+        context.log.append((name, "removed \(removed.nodes) nodes, \(removed.initializers) initializers"))
+    }
+}

@@ -1,0 +1,28 @@
+import ArgumentParser
+import Graph
+
+struct Convert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Load a model and save it again: a lossless re-save, or a move of large tensors to external data.")
+
+    @Argument(help: "The ONNX model to read (never modified).")
+    var input: String
+
+    @Option(name: .shortAndLong, help: "Where to write the model (written whole or not at all).")
+    var output: String
+
+    @Flag(help: "Move every initializer of at least --threshold bytes into '<output>.data' beside the model.")
+    var externalData = false
+
+    @Option(help: "Smallest initializer (bytes) that --external-data moves.")
+    var threshold = 1024
+
+    func run() throws {
+        try reportingErrors {
+            let model = try ModelFile.load(input)
+            let files = try ModelFile.save(
+                model, to: output, externalData: externalData ? .moveLarge(threshold: threshold) : .asLoaded)
+            print("wrote \(files.joined(separator: ", "))")
+        }
+    }
+}

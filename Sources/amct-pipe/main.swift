@@ -1,0 +1,34 @@
+import ArgumentParser
+import Foundation
+import Graph
+import Passes
+
+struct AMCTPipe: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "amct-pipe",
+        abstract: "Compress ONNX models as an AMCT simplified QAT config describes (quantization, pruning, 2:4 sparsity).",
+        discussion: """
+            amct-pipe in.onnx --cfg compressed1.cfg -o out.onnx     compress (the default command)
+            amct-pipe convert in.onnx -o out.onnx [--external-data] load and save losslessly
+            amct-pipe inspect in.onnx                               opsets, inputs/outputs, ops, parameters
+            """,
+        subcommands: [Convert.self, Inspect.self],
+        defaultSubcommand: Convert.self
+    )
+}
+
+/// Runs `body`, turning a typed error into one line on stderr and exit status 1.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as ExitCode {
+        throw error
+    } catch let error as CleanExit {
+        throw error
+    } catch {
+        FileHandle.standardError.write(Data("amct-pipe: error: \(error)\n".utf8))
+        throw ExitCode.failure
+    }
+}
+
+AMCTPipe.main()
