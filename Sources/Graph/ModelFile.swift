@@ -9,6 +9,8 @@ public enum ExternalDataPolicy: Sendable, Equatable {
     case asLoaded
     /// Every initializer of at least `threshold` bytes goes to `<output name>.data` beside the model.
     case moveLarge(threshold: Int)
+    /// Every tensor inline (a model that would pass 2 GiB is refused).
+    case inline
 }
 
 /// Loading and saving ONNX files. The input is only ever opened read-only; every output is written to a temporary
@@ -80,7 +82,7 @@ public enum ModelFile {
         var writer = ProtoWriter()
         var message = writer.model(out)
         var size = onnx__model_proto__get_packed_size(message)
-        if size > protobufLimit, policy == .asLoaded {
+        if size > protobufLimit, policy != .inline {
             policy = .moveLarge(threshold: 1024)
             out = model
             plan = try ExternalLayout(model: out, outputURL: url, policy: policy, protectedFiles: protectedFiles)
@@ -195,7 +197,7 @@ struct ExternalLayout {
             }
         }
         for (name, tensor) in model.graph.initializers {
-            guard case .bytes = tensor.data else { continue }
+            guard case .bytes = tensor.data, policy != .inline else { continue }
             if case .external(let original) = tensor.encoding {
                 let info = try ExternalDataInfo(original, tensor: name)
                 var location = info.location

@@ -17,11 +17,18 @@ struct Convert: ParsableCommand {
     @Option(help: "Smallest initializer (bytes) that --external-data moves.")
     var threshold = 1024
 
+    @Flag(help: "Write every tensor inline, reading external data into the model (refused past 2 GiB).")
+    var inlineData = false
+
+    func validate() throws {
+        if externalData && inlineData { throw ValidationError("--external-data and --inline-data exclude each other") }
+    }
+
     func run() throws {
         try reportingErrors {
             let model = try ModelFile.load(input)
             let files = try ModelFile.save(
-                model, to: output, externalData: externalData ? .moveLarge(threshold: threshold) : .asLoaded)
+                model, to: output, externalData: externalData ? .moveLarge(threshold: threshold) : inlineData ? .inline : .asLoaded)
             print("wrote \(files.joined(separator: ", "))")
         }
     }
