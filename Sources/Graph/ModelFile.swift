@@ -34,20 +34,29 @@ public enum ModelFile {
         }
         defer { munmap(mapped, size) }
         _ = madvise(mapped, size, MADV_SEQUENTIAL)
-        var model = try decode(
-            UnsafeRawBufferPointer(start: mapped, count: size), path: path,
-            baseDirectory: url.deletingLastPathComponent())
+        let releaser = MappedPageReleaser(mapping: mapped, size: size)
+        var model = try releaser.withAllocator { allocator in
+            try decode(
+                UnsafeRawBufferPointer(start: mapped, count: size), path: path,
+                baseDirectory: url.deletingLastPathComponent(), allocator: allocator)
+        }
         model.sourcePath = url.path
         return model
     }
 
     /// Reads a model from bytes. External data is read relative to `baseDirectory` (nil: refused).
     public static func decode(_ bytes: UnsafeRawBufferPointer, path: String = "<memory>", baseDirectory: URL? = nil) throws -> Model {
+        try decode(bytes, path: path, baseDirectory: baseDirectory, allocator: nil)
+    }
+
+    static func decode(
+        _ bytes: UnsafeRawBufferPointer, path: String, baseDirectory: URL?, allocator: UnsafeMutablePointer<ProtobufCAllocator>?
+    ) throws -> Model {
         guard bytes.count > 0 else { throw GraphError.emptyFile(path: path) }
-        guard let message = onnx__model_proto__unpack(nil, bytes.count, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)) else {
+        guard let message = onnx__model_proto__unpack(allocator, bytes.count, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)) else {
             throw GraphError.notAModel(path: path)
         }
-        defer { onnx__model_proto__free_unpacked(message, nil) }
+        defer { onnx__model_proto__free_unpacked(message, allocator) }
         let model = try ProtoReader(baseDirectory: baseDirectory).model(message, path: path)
         try model.graph.checkReferences()
         return model
@@ -170,6 +179,63 @@ public enum ModelFile {
         guard stat(a, &sa) == 0, stat(b, &sb) == 0 else { return false }
         return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
     }
+}
+
+/// A protobuf-c allocator (plain malloc/free, so adopted buffers are still freed with `free`) that drops the resident
+/// pages of the read-only input mapping behind the point protobuf-c has copied. Tensors are copied out in file order
+/// right after their buffer is allocated, so the bytes of large allocations so far are a lower bound on how far the
+/// unpack has read; pages below that (less a margin) are released with MADV_DONTNEED every 16 MiB. A page still
+/// needed faults back in from the page cache, so the estimate affects speed only, never correctness. Load then holds
+/// about one copy of the weights in memory instead of two (the mapping and the unpacked tensors).
+final class MappedPageReleaser {
+    private let mapping: UnsafeMutableRawPointer
+    private let size: Int
+    private var copied = 0
+    private var released = 0
+    private static let releaseEvery = 16 << 20
+    private static let margin = 1 << 20
+
+    init(mapping: UnsafeMutableRawPointer, size: Int) {
+        self.mapping = mapping
+        self.size = size
+    }
+
+    func withAllocator<R>(_ body: (UnsafeMutablePointer<ProtobufCAllocator>) throws -> R) rethrows -> R {
+        let allocator = UnsafeMutablePointer<ProtobufCAllocator>.allocate(capacity: 1)
+        defer { allocator.deallocate() }
+        allocator.initialize(to: ProtobufCAllocator(
+            alloc: { context, size in
+                if let context, size >= 1 << 16 {
+                    Unmanaged<MappedPageReleaser>.fromOpaque(context).takeUnretainedValue().noteLargeAllocation(size)
+                }
+                return largeBufferAllocation(size)
+            },
+            free: { _, pointer in free(pointer) },
+            allocator_data: Unmanaged.passUnretained(self).toOpaque()))
+        return try withExtendedLifetime(self) { try body(allocator) }
+    }
+
+    private func noteLargeAllocation(_ bytes: Int) {
+        // `copied` counts the large buffers already filled (this one is about to be).
+        let page = Int(getpagesize())
+        let end = min(size, max(0, copied - Self.margin)) / page * page
+        if end - released >= Self.releaseEvery {
+            _ = madvise(mapping, end, MADV_DONTNEED)
+            released = end
+        }
+        copied += bytes
+    }
+}
+
+/// `malloc` for small sizes; from 2 MiB up, 2 MiB-aligned memory marked for transparent huge pages, so filling a
+/// large tensor takes a few faults instead of one per 4 KiB page. Either is released with `free`.
+func largeBufferAllocation(_ size: Int) -> UnsafeMutableRawPointer? {
+    let huge = 2 << 20
+    guard size >= huge else { return malloc(size) }
+    var pointer: UnsafeMutableRawPointer?
+    guard posix_memalign(&pointer, huge, size) == 0, let pointer else { return malloc(size) }
+    _ = madvise(pointer, size / huge * huge, MADV_HUGEPAGE)
+    return pointer
 }
 
 /// Where each external tensor goes: its file (relative location), offset and length, and the entries to write.

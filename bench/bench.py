@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""`make bench`: whole-process figures for amct-pipe next to the Python equivalent on the same file.
+
+Each row runs both commands RUNS times as separate processes under /usr/bin/time -v and prints the median wall time
+and the median peak RSS. The ~100 MB ResNet-50-shaped model is generated into bench-work/ (never committed).
+"""
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+WORK = os.path.join(ROOT, "bench-work")
+BINARY = os.environ.get("AMCT_PIPE", os.path.join(ROOT, ".build", "release", "amct-pipe"))
+PYTHON = sys.executable
+RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+
+
+def measure(cmd):
+    """Median wall seconds and median peak RSS (bytes) of `cmd` over RUNS runs."""
+    walls, rss = [], []
+    for _ in range(RUNS):
+        start = time.perf_counter()
+        result = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
+        walls.append(time.perf_counter() - start)
+        if result.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed:\n{result.stderr[-2000:]}")
+        for line in result.stderr.splitlines():
+            if "Maximum resident set size" in line:
+                rss.append(int(line.split(":")[1]) * 1024)
+    return statistics.median(walls), statistics.median(rss)
+
+
+def model_file():
+    os.makedirs(WORK, exist_ok=True)
+    path = os.path.join(WORK, "resnet50.onnx")
+    if not os.path.exists(path):
+        sys.path.insert(0, HERE)
+        import models
+        import onnx
+        onnx.save(models.resnet50(batch="N"), path)
+    return path
+
+
+def rows(model):
+    out_a = os.path.join(WORK, "out_amct.onnx")
+    out_p = os.path.join(WORK, "out_python.onnx")
+    yield ("load+save", [BINARY, "convert", model, "-o", out_a],
+           [PYTHON, "-c", f"import onnx; onnx.save(onnx.load({model!r}), {out_p!r})"])
+
+
+def main():
+    model = model_file()
+    size = os.path.getsize(model)
+    print(f"model: {model} ({size / 1e6:.1f} MB), {RUNS} runs each, median; peak RSS from /usr/bin/time -v")
+    header = f"{'job':<12} {'tool':<22} {'wall s':>8} {'peak RSS MB':>12} {'RSS/model':>10}"
+    print(header)
+    print("-" * len(header))
+    for name, ours, theirs in rows(model):
+        results = []
+        for tool, cmd in (("amct-pipe", ours), ("python onnx", theirs)):
+            wall, rss = measure(cmd)
+            results.append((wall, rss))
+            print(f"{name:<12} {tool:<22} {wall:>8.3f} {rss / 1e6:>12.1f} {rss / size:>10.2f}")
+        print(f"{name:<12} {'speed-up':<22} {results[1][0] / results[0][0]:>7.1f}x")
+
+
+if __name__ == "__main__":
+    main()
