@@ -43,6 +43,7 @@ let package = Package(
             dependencies: ["Passes", "Graph", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "GraphTests", dependencies: ["Graph", "CProtoSchemas", "CProtobufC"]),
+        .testTarget(name: "PassesTests", dependencies: ["Passes", "Graph"]),
     ],
     swiftLanguageModes: [.v6]
 )

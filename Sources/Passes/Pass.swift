@@ -20,10 +20,32 @@ public struct Diagnostic: Sendable, Equatable, CustomStringConvertible {
     public var description: String { "\(severity.rawValue): \(node.map { "\($0): " } ?? "")\(message)" }
 }
 
-/// What passes share: the model's opsets, options, diagnostics, and (with later passes) the config and plan.
+/// Why a layer is skipped for one feature: the list and the entry that named it.
+public struct SkipReason: Sendable, Equatable {
+    public var list: String
+    /// The type that matched, when the list is of types.
+    public var type: String?
+    public var location: SourceLocation
+    public var source: PlanSource {
+        if let type { return .skippedByType(list: list, type: type, location) }
+        return .skippedByName(list: list, location)
+    }
+}
+
+/// What passes share: the model's opsets, options, diagnostics, the config, the layers it names and the plan.
 public struct PassContext {
     public var opsetImports: [OpsetImport]
     public var diagnostics: [Diagnostic] = []
+    public var config: CompressionConfig?
+    /// The quantizable/prunable layers (set by layer matching).
+    public var layers: [Layer] = []
+    /// Which layer each name in the config means (set by layer matching).
+    public var layerForName: [String: Int] = [:]
+    /// Per layer index: why it is skipped for quantization / for pruning (set by skip marking).
+    public var quantSkips: [Int: SkipReason] = [:]
+    public var pruneSkips: [Int: SkipReason] = [:]
+    /// The per-layer plan (set by override resolution).
+    public var plan: Plan?
     /// One line per pass that ran: its name and what it did.
     public var log: [(pass: String, summary: String)] = []
 

@@ -12,7 +12,7 @@ struct AMCTPipe: ParsableCommand {
             amct-pipe convert in.onnx -o out.onnx [--external-data] load and save losslessly
             amct-pipe inspect in.onnx                               opsets, inputs/outputs, ops, parameters
             """,
-        subcommands: [Convert.self, Inspect.self],
+        subcommands: [Convert.self, Inspect.self, PlanCommand.self],
         defaultSubcommand: Convert.self
     )
 }
