@@ -424,35 +424,27 @@ private struct TextParser {
         let name = String(cString: f.name)
         let valueToken = token
         let value: ProtoValue?
+        // A nested message belongs to this function until `store` hands it to the parent; any exit before frees it.
         var child: UnsafeMutableRawPointer?
+        defer { if let child { protobuf_c_message_free_unpacked(child.assumingMemoryBound(to: ProtobufCMessage.self), nil) } }
         if f.type == PROTOBUF_C_TYPE_MESSAGE {
             guard isSymbol("{") || isSymbol("<") else { throw syntax("'{' expected to open message '\(name)'") }
             let closer = isSymbol("{") ? "}" : ">"
             try advance()
             let descriptor = f.descriptor.assumingMemoryBound(to: ProtobufCMessageDescriptor.self)
-            let memory = newMessage(descriptor)
+            child = newMessage(descriptor)
             var subtree = ProtoMessage(typeName: String(cString: descriptor.pointee.name), location: location(nameToken), fields: [])
-            do {
-                try parseFields(into: memory, descriptor, tree: &subtree, closer: closer)
-            } catch {
-                protobuf_c_message_free_unpacked(memory.assumingMemoryBound(to: ProtobufCMessage.self), nil)
-                throw error
-            }
+            try parseFields(into: child!, descriptor, tree: &subtree, closer: closer)
             try advance()  // the closer
-            child = memory
             value = .message(subtree)
         } else {
             value = try scalar(field, name: name)
         }
-        guard let value else {
-            if let child { protobuf_c_message_free_unpacked(child.assumingMemoryBound(to: ProtobufCMessage.self), nil) }
-            return
-        }
+        guard let value else { return }
         // Singular fields: once only, and one member per oneof.
         if f.label != PROTOBUF_C_LABEL_REPEATED {
             if let first = setFields[message]?[f.id] {
                 report(.duplicateField, "'\(name)' is set a second time (first at \(first.line):\(first.column)); it is not repeated", at: nameToken)
-                if let child { protobuf_c_message_free_unpacked(child.assumingMemoryBound(to: ProtobufCMessage.self), nil) }
                 return
             }
             if f.flags & UInt32(PROTOBUF_C_FIELD_FLAG_ONEOF.rawValue) != 0 {
@@ -460,13 +452,13 @@ private struct TextParser {
                 if current != 0 && current != f.id {
                     let other = tree.fields.first { $0.number == Int(current) }?.name ?? "another member"
                     report(.oneofConflict, "'\(name)' and '\(other)' are members of one oneof; set only one", at: nameToken)
-                    if let child { protobuf_c_message_free_unpacked(child.assumingMemoryBound(to: ProtobufCMessage.self), nil) }
                     return
                 }
             }
             setFields[message, default: [:]][f.id] = location(nameToken)
         }
         store(value, child: child, field: field, in: message)
+        child = nil  // the parent owns it now
         let at = location(f.type == PROTOBUF_C_TYPE_MESSAGE ? nameToken : valueToken)
         if let i = tree.fields.firstIndex(where: { $0.number == Int(f.id) }) {
             tree.fields[i].values.append(value)

@@ -46,6 +46,12 @@ public struct PassContext {
     public var pruneSkips: [Int: SkipReason] = [:]
     /// The per-layer plan (set by override resolution).
     public var plan: Plan?
+    /// Activation clips (min, max) found by calibration, by layer index (IFMR).
+    public var calibratedClips: [Int: (Float, Float)] = [:]
+    /// The record being built (quantization parameters, prune record).
+    public var record = QuantRecord()
+    /// The lowest default-domain opset the rewritten graph needs (0: no change).
+    public var requiredOpset: Int64 = 0
     /// One line per pass that ran: its name and what it did.
     public var log: [(pass: String, summary: String)] = []
 

@@ -12,8 +12,8 @@ struct AMCTPipe: ParsableCommand {
             amct-pipe convert in.onnx -o out.onnx [--external-data] load and save losslessly
             amct-pipe inspect in.onnx                               opsets, inputs/outputs, ops, parameters
             """,
-        subcommands: [Convert.self, Inspect.self, PlanCommand.self],
-        defaultSubcommand: Convert.self
+        subcommands: [CompressCommand.self, Convert.self, Inspect.self, PlanCommand.self],
+        defaultSubcommand: CompressCommand.self
     )
 }
 

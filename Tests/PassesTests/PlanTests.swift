@@ -41,15 +41,32 @@ final class PlanTests: XCTestCase {
         XCTAssertEqual(g.quant.act?.clipMax, 6)
         // quant_skip_layers and skip_layers are a union.
         XCTAssertEqual(try XCTUnwrap(plan.layer(named: "layer1.1.conv2")).quant.source.key, "skipped_by_name:quant_skip_layers")
-        // Override by type Linear without a data part: the built-in default (IFMR), and a warning.
+        // Override by type Linear with its own clips; its weights per tensor.
         let fc = try XCTUnwrap(plan.layer(named: "fc"))
         XCTAssertEqual(fc.quant.source.key, "override_by_type")
-        XCTAssertEqual(fc.quant.act?.initialization, "ifmr")
+        XCTAssertEqual(fc.quant.act?.clipMax, 8)
         XCTAssertEqual(fc.quant.act?.fixedMin, false)  // Flatten feeds it, not a Relu
         XCTAssertEqual(fc.quant.wts?.channelWise, false)
-        XCTAssertTrue(context.diagnostics.contains { $0.message.contains("override 'Linear' has no retrain_data_quant_config") })
         XCTAssertTrue(plan.forceFP16Quant)
         XCTAssertEqual(plan.batchNum, 2)
+    }
+
+    func testOverrideWithoutDataPartGetsTheDefaultAndAWarning() throws {
+        let context = try planFor("residual.onnx", """
+            retrain_data_quant_config { ulq_quantize { clip_max_min { clip_max: 6 clip_min: -6 } } }
+            override_layer_types {
+              layer_type: "Linear"
+              retrain_weight_quant_config { arq_retrain { channel_wise: false } }
+            }
+            """)
+        let fc = try XCTUnwrap(context.plan?.layer(named: "fc"))
+        XCTAssertEqual(fc.quant.source.key, "override_by_type")
+        XCTAssertEqual(fc.quant.act?.initialization, "ifmr")
+        XCTAssertEqual(fc.quant.act?.type, .int8)
+        XCTAssertEqual(context.plan?.layer(named: "conv1")?.quant.act?.clipMax, 6)
+        let warnings = context.diagnostics.filter { $0.message.contains("override 'Linear' has no retrain_data_quant_config") }
+        XCTAssertEqual(warnings.count, 1)
+        XCTAssertTrue(warnings[0].message.hasPrefix("test.cfg:3:15:"), warnings[0].message)
     }
 
     func testOverrideBeatsSkipForQuantButSkipBeatsOverrideForPrune() throws {

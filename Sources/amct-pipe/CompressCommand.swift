@@ -1,0 +1,116 @@
+import ArgumentParser
+import Foundation
+import Graph
+import Passes
+
+struct CompressCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compress",
+        abstract: "Compress a model as the config says (the default command: `amct-pipe in.onnx --cfg c.cfg -o out.onnx`).")
+
+    @Argument(help: "The ONNX model to compress (never modified).")
+    var input: String
+
+    @Option(help: "The AMCT config (text format).")
+    var cfg: String
+
+    @Option(name: .shortAndLong, help: "Where to write the compressed model (written whole or not at all).")
+    var output: String
+
+    @Option(help: "Output layout: qdq (QuantizeLinear/DequantizeLinear, runs in onnxruntime) or amct.")
+    var format: OutputFormat = .qdq
+
+    @Option(help: "Calibration data (.npz/.npy) for layers whose clips come from IFMR.")
+    var calib: String?
+
+    @Option(help: "Also write the record file (text format): per layer scale_d, offset_d, scale_w, offset_w, types.")
+    var record: String?
+
+    @Flag(help: "Print the run summary as JSON.")
+    var json = false
+
+    func validate() throws {
+        if calib != nil {
+            throw ValidationError("--calib: calibration (IFMR over real inputs) is not in this version yet; give clip_max_min in the config")
+        }
+        if format == .amct {
+            throw ValidationError("--format amct: the AMCT fake-quant/deploy layout is not in this version yet; use --format qdq")
+        }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let model = try ModelFile.load(input)
+            let config = try CompressionConfig.load(cfg)
+            let (compressed, context) = try compress(model, config: config)
+            if let record {
+                // Written before the model; a failed model save leaves no model, and a record alone is harmless.
+                try Data(context.record.text.utf8).write(to: URL(fileURLWithPath: record), options: .atomic)
+            }
+            try ModelFile.save(compressed, to: output)
+            let summary = RunSummary(input: input, output: output, before: model, after: compressed, context: context)
+            print(json ? summary.json.serialized() : summary.text)
+        }
+    }
+}
+
+extension OutputFormat: ExpressibleByArgument {}
+
+/// What a run did, for people (`text`) and for scripts (`json`).
+struct RunSummary {
+    let input: String
+    let output: String
+    let before: Model
+    let after: Model
+    let context: PassContext
+
+    func fileSize(_ path: String) -> Int { (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0 }
+
+    var groups: [(key: String, count: Int)] {
+        var counts: [String: Int] = [:]
+        for e in context.record.entries { counts["\(e.op) act \(e.actType.rawValue) / wts \(e.weightType.rawValue)\(e.channelWise ? " per-channel" : " per-tensor")", default: 0] += 1 }
+        return counts.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
+    var skipped: [(layer: String, reason: String)] {
+        (context.plan?.layers ?? []).filter { !$0.quant.enabled }.map { ($0.layer.name, $0.quant.source.description) }
+    }
+
+    /// What onnxruntime needs to run the output.
+    var runtimeNote: String {
+        if context.record.entries.contains(where: { $0.actType == .int4 }) {
+            return "INT4 activations, opset 21: onnxruntime 1.18 or later; if a session fails with INVALID_GRAPH (versions whose default level fuses QDQ into QLinearConv, which rejects 4-bit), use GraphOptimizationLevel ORT_ENABLE_BASIC"
+        }
+        if context.requiredOpset >= 21 { return "opset 21 (INT4/INT16): onnxruntime 1.18 or later" }
+        return "any onnxruntime with opset \(max(context.requiredOpset, 13)); default settings"
+    }
+
+    var text: String {
+        var lines = ["amct-pipe: \(input) → \(output)"]
+        for (key, count) in groups { lines.append("  quantized  \(count) × \(key)") }
+        for s in skipped { lines.append("  float      \(s.layer): \(s.reason)") }
+        let ops = context.opsetImports.first { ($0.domain ?? "").isEmpty }?.version ?? 0
+        lines.append("  opset      \(ops)")
+        lines.append("  size       \(formatBytes(fileSize(input))) → \(formatBytes(fileSize(output)))")
+        lines.append("  runtime    \(runtimeNote)")
+        for d in context.diagnostics { lines.append("  \(d)") }
+        return lines.joined(separator: "\n")
+    }
+
+    var json: JSONValue {
+        .object([
+            ("input", .string(input)), ("output", .string(output)),
+            ("quantized", .array(context.record.entries.map { e in
+                .object([
+                    ("layer", .string(e.layer)), ("op", .string(e.op)), ("act_type", .string(e.actType.rawValue)),
+                    ("wts_type", .string(e.weightType.rawValue)), ("channel_wise", .bool(e.channelWise)),
+                    ("scale_d", .float(e.scaleD)), ("offset_d", .int(e.offsetD)), ("clips_from", .string(e.clipsFrom)),
+                ])
+            })),
+            ("float", .array(skipped.map { .object([("layer", .string($0.layer)), ("reason", .string($0.reason))]) })),
+            ("size_before", .int(fileSize(input))), ("size_after", .int(fileSize(output))),
+            ("runtime", .string(runtimeNote)),
+            ("warnings", .array(context.diagnostics.map { .string($0.description) })),
+        ])
+    }
+}
