@@ -44,6 +44,7 @@ let package = Package(
         ),
         .testTarget(name: "GraphTests", dependencies: ["Graph", "CProtoSchemas", "CProtobufC"]),
         .testTarget(name: "PassesTests", dependencies: ["Passes", "Graph"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
     ],
     swiftLanguageModes: [.v6]
 )
