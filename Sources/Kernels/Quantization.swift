@@ -131,16 +131,18 @@ public enum Quantization {
         return out
     }
 
-    /// INT4 packed along the last axis of a [rows, length] array, each row starting on a byte (AMCT deploy weights:
-    /// two per byte along Cin, low nibble = even index).
-    public static func packInt4Rows(_ values: UnsafeBufferPointer<Int8>, rowLength: Int) -> [UInt8] {
-        precondition(rowLength > 0 && values.count % rowLength == 0)
-        let rows = values.count / rowLength, bytesPerRow = (rowLength + 1) / 2
-        var out = [UInt8](repeating: 0, count: rows * bytesPerRow)
-        for r in 0..<rows {
-            for j in 0..<rowLength {
-                let nibble = UInt8(bitPattern: values[r * rowLength + j]) & 0x0F
-                out[r * bytesPerRow + j / 2] |= j % 2 == 0 ? nibble : nibble << 4
+    /// INT4 values packed two per byte along one axis of an [outer, axis, inner] array (AMCT deploy weights: along
+    /// Cin, low nibble = even index): the result is [outer, ⌈axis/2⌉, inner] bytes.
+    public static func packInt4(_ values: UnsafeBufferPointer<Int8>, outer: Int, axis: Int, inner: Int) -> [UInt8] {
+        precondition(values.count == outer * axis * inner)
+        let half = (axis + 1) / 2
+        var out = [UInt8](repeating: 0, count: outer * half * inner)
+        for o in 0..<outer {
+            for a in 0..<axis {
+                for i in 0..<inner {
+                    let nibble = UInt8(bitPattern: values[(o * axis + a) * inner + i]) & 0x0F
+                    out[(o * half + a / 2) * inner + i] |= a % 2 == 0 ? nibble : nibble << 4
+                }
             }
         }
         return out

@@ -14,8 +14,23 @@ public func quantizationPipeline() -> Pipeline {
     Pipeline([FakeQuantInsertionPass(), OpsetUpgradePass(), DeadCodeCleanupPass()])
 }
 
-/// Compresses a model under a config; returns the new model and the context (plan, record, diagnostics, log).
-public func compress(_ input: Model, config: CompressionConfig) throws -> (Model, PassContext) {
+/// The models a run writes: one for QDQ; the fake-quant and the deploy model for the AMCT layout.
+public struct CompressionResult {
+    /// Each model with the suffix its file takes after the output prefix ("" for QDQ: the -o path itself).
+    public var models: [(suffix: String, model: Model)]
+    public var context: PassContext
+
+    /// The file each model goes to: QDQ at `output`; AMCT at `<output without .onnx>_fake_quant_model.onnx` and
+    /// `..._deploy_model.onnx`.
+    public func paths(for output: String) -> [String] {
+        let prefix = output.hasSuffix(".onnx") ? String(output.dropLast(5)) : output
+        return models.map { $0.suffix.isEmpty ? output : prefix + $0.suffix }
+    }
+}
+
+/// Compresses a model under a config. Planning first (and a refusal, before any work, of what this version cannot do
+/// yet), then the passes of the chosen layout.
+public func compress(_ input: Model, config: CompressionConfig, format: OutputFormat = .qdq) throws -> CompressionResult {
     var model = input
     var context = PassContext(opsetImports: model.opsetImports)
     context.config = config
@@ -26,10 +41,27 @@ public func compress(_ input: Model, config: CompressionConfig) throws -> (Model
             node: pruned.layer.name,
             "the config asks to prune it, and this version of amct-pipe does not prune yet (filter and 2:4 pruning come next); `amct-pipe plan` shows the plan. Remove prune_config to quantize only")
     }
-    try quantizationPipeline().run(&model.graph, &context)
-    model.opsetImports = context.opsetImports
-    // Opset 21 needs IR version 10; opset 13 needs 7.
-    let neededIR: Int64 = context.requiredOpset >= 21 ? 10 : (context.requiredOpset >= 13 ? 7 : 0)
-    if let ir = model.irVersion, ir < neededIR { model.irVersion = neededIR }
-    return (model, context)
+    func finish(_ m: inout Model, _ c: inout PassContext) throws {
+        try Pipeline([OpsetUpgradePass(), DeadCodeCleanupPass()]).run(&m.graph, &c)
+        m.opsetImports = c.opsetImports
+        // Opset 21 needs IR version 10; opset 13 needs 7.
+        let neededIR: Int64 = c.requiredOpset >= 21 ? 10 : (c.requiredOpset >= 13 ? 7 : 0)
+        if let ir = m.irVersion, ir < neededIR { m.irVersion = neededIR }
+    }
+    switch format {
+    case .qdq:
+        try FakeQuantInsertionPass().run(&model.graph, &context)
+        try finish(&model, &context)
+        return CompressionResult(models: [("", model)], context: context)
+    case .amct:
+        try Pipeline([BatchNormFoldingPass(), QuantParametersPass()]).run(&model.graph, &context)
+        var fake = model, deploy = model
+        var fakeContext = context, deployContext = context
+        try AMCTFakeQuantPass().run(&fake.graph, &fakeContext)
+        try finish(&fake, &fakeContext)
+        try AscendDeployPass().run(&deploy.graph, &deployContext)
+        try finish(&deploy, &deployContext)
+        fakeContext.log += deployContext.log.suffix(from: context.log.count)
+        return CompressionResult(models: [("_fake_quant_model.onnx", fake), ("_deploy_model.onnx", deploy)], context: fakeContext)
+    }
 }

@@ -48,6 +48,8 @@ public struct PassContext {
     public var plan: Plan?
     /// Activation clips (min, max) found by calibration, by layer index (IFMR).
     public var calibratedClips: [Int: (Float, Float)] = [:]
+    /// Per quantized layer, the numbers every output layout uses (set by QuantParametersPass).
+    public var quantParameters: [LayerQuantParameters] = []
     /// The record being built (quantization parameters, prune record).
     public var record = QuantRecord()
     /// The lowest default-domain opset the rewritten graph needs (0: no change).

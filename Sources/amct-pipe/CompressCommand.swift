@@ -33,22 +33,19 @@ struct CompressCommand: ParsableCommand {
         if calib != nil {
             throw ValidationError("--calib: calibration (IFMR over real inputs) is not in this version yet; give clip_max_min in the config")
         }
-        if format == .amct {
-            throw ValidationError("--format amct: the AMCT fake-quant/deploy layout is not in this version yet; use --format qdq")
-        }
     }
 
     func run() throws {
         try reportingErrors {
             let model = try ModelFile.load(input)
             let config = try CompressionConfig.load(cfg)
-            let (compressed, context) = try compress(model, config: config)
+            let result = try compress(model, config: config, format: format)
+            let paths = result.paths(for: output)
+            for ((_, compressed), path) in zip(result.models, paths) { try ModelFile.save(compressed, to: path) }
             if let record {
-                // Written before the model; a failed model save leaves no model, and a record alone is harmless.
-                try Data(context.record.text.utf8).write(to: URL(fileURLWithPath: record), options: .atomic)
+                try Data(result.context.record.text.utf8).write(to: URL(fileURLWithPath: record), options: .atomic)
             }
-            try ModelFile.save(compressed, to: output)
-            let summary = RunSummary(input: input, output: output, before: model, after: compressed, context: context)
+            let summary = RunSummary(input: input, outputs: paths, context: result.context, format: format)
             print(json ? summary.json.serialized() : summary.text)
         }
     }
@@ -59,10 +56,10 @@ extension OutputFormat: ExpressibleByArgument {}
 /// What a run did, for people (`text`) and for scripts (`json`).
 struct RunSummary {
     let input: String
-    let output: String
-    let before: Model
-    let after: Model
+    let outputs: [String]
     let context: PassContext
+    let format: OutputFormat
+    var output: String { outputs[0] }
 
     func fileSize(_ path: String) -> Int { (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0 }
 
@@ -78,6 +75,9 @@ struct RunSummary {
 
     /// What onnxruntime needs to run the output.
     var runtimeNote: String {
+        if format == .amct {
+            return "the fake-quant model runs in any onnxruntime (standard ops); the deploy model is for the Ascend toolchain (AscendQuant/AscendDequant, domain amct)"
+        }
         if context.record.entries.contains(where: { $0.actType == .int4 }) {
             return "INT4 activations, opset 21: onnxruntime 1.18 or later; if a session fails with INVALID_GRAPH (versions whose default level fuses QDQ into QLinearConv, which rejects 4-bit), use GraphOptimizationLevel ORT_ENABLE_BASIC"
         }
@@ -86,12 +86,12 @@ struct RunSummary {
     }
 
     var text: String {
-        var lines = ["amct-pipe: \(input) → \(output)"]
+        var lines = ["amct-pipe: \(input) → \(outputs.joined(separator: ", "))"]
         for (key, count) in groups { lines.append("  quantized  \(count) × \(key)") }
         for s in skipped { lines.append("  float      \(s.layer): \(s.reason)") }
         let ops = context.opsetImports.first { ($0.domain ?? "").isEmpty }?.version ?? 0
         lines.append("  opset      \(ops)")
-        lines.append("  size       \(formatBytes(fileSize(input))) → \(formatBytes(fileSize(output)))")
+        lines.append("  size       \(formatBytes(fileSize(input))) → " + outputs.map { formatBytes(fileSize($0)) }.joined(separator: ", "))
         lines.append("  runtime    \(runtimeNote)")
         for d in context.diagnostics { lines.append("  \(d)") }
         return lines.joined(separator: "\n")
@@ -99,7 +99,7 @@ struct RunSummary {
 
     var json: JSONValue {
         .object([
-            ("input", .string(input)), ("output", .string(output)),
+            ("input", .string(input)), ("outputs", .array(outputs.map { .string($0) })), ("format", .string(format.rawValue)),
             ("quantized", .array(context.record.entries.map { e in
                 .object([
                     ("layer", .string(e.layer)), ("op", .string(e.op)), ("act_type", .string(e.actType.rawValue)),
@@ -108,7 +108,7 @@ struct RunSummary {
                 ])
             })),
             ("float", .array(skipped.map { .object([("layer", .string($0.layer)), ("reason", .string($0.reason))]) })),
-            ("size_before", .int(fileSize(input))), ("size_after", .int(fileSize(output))),
+            ("size_before", .int(fileSize(input))), ("size_after", .array(outputs.map { .int(fileSize($0)) })),
             ("runtime", .string(runtimeNote)),
             ("warnings", .array(context.diagnostics.map { .string($0.description) })),
         ])

@@ -93,7 +93,11 @@ final class QuantizationTests: XCTestCase {
     func testInt4Packing() {
         // As onnx.helper packs [1, -2, 3]: 0xE1, 0x03.
         XCTAssertEqual([Int8(1), -2, 3].withUnsafeBufferPointer { Quantization.packInt4($0) }, [0xE1, 0x03])
-        // Rows start on a byte: [[1, 2, 3], [4, 5, 6]] → [0x21, 0x03, 0x54, 0x06].
-        XCTAssertEqual([Int8(1), 2, 3, 4, 5, 6].withUnsafeBufferPointer { Quantization.packInt4Rows($0, rowLength: 3) }, [0x21, 0x03, 0x54, 0x06])
+        // Along the last axis, rows start on a byte: [[1, 2, 3], [4, 5, 6]] → [0x21, 0x03, 0x54, 0x06].
+        XCTAssertEqual([Int8(1), 2, 3, 4, 5, 6].withUnsafeBufferPointer { Quantization.packInt4($0, outer: 2, axis: 3, inner: 1) }, [0x21, 0x03, 0x54, 0x06])
+        // Along a middle axis (Cin of a [Cout=1, Cin=4, k=2] conv weight): pairs of Cin at the same k.
+        // W[0, :, 0] = 1, 2, 3, 4 and W[0, :, 1] = −1, −2, −3, −4 → bytes [c0|c1 at k0, c0|c1 at k1, c2|c3 at k0, c2|c3 at k1].
+        let w: [Int8] = [1, -1, 2, -2, 3, -3, 4, -4]
+        XCTAssertEqual(w.withUnsafeBufferPointer { Quantization.packInt4($0, outer: 1, axis: 4, inner: 2) }, [0x21, 0xEF, 0x43, 0xCD])
     }
 }

@@ -1,0 +1,155 @@
+import Graph
+import Kernels
+
+// The AMCT layout (SEMANTICS §6, `--format amct`): two models from the same parameters (LayerQuantParameters, computed
+// once after Conv+BatchNormalization folding).
+//
+// Fake-quant model (standard ops; onnxruntime runs it):
+//   x ─▶ Mul(1/s_d) ─▶ Round ─▶ Add(o_d) ─▶ Clip(−2^(b−1), 2^(b−1)−1) ─▶ Sub(o_d) ─▶ Conv(W_int, round(b/(s_w·s_d)))
+//     ─▶ Mul(s_w·s_d, shaped to broadcast on C) ─▶ y
+//   nodes <layer>.quant.fakequant.{mul,round,add,clip,sub} and <layer>.fakedequant.mul; W_int are the integer weights
+//   kept as float.
+// Deploy model (custom domain "amct"):
+//   x ─▶ AscendQuant{scale = 1/s_d, offset = o_d, dst_type} ─▶ Conv(W INT8 | INT4 packed along Cin, bias INT32)
+//     ─▶ AscendDequant(deq_scale UINT64[C]) ─▶ y
+//   deq_scale bits 0–31: float32 bits of s_w·s_d truncated to 19 significant bits; bits 40–47: weight offset (0).
+
+/// Computes the parameters of every planned layer into the context (after any folding), for the layout passes.
+public struct QuantParametersPass: Pass {
+    public let name = "quant-parameters"
+    public init() {}
+    public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
+        context.quantParameters = try LayerQuantParameters.computeAll(graph, context)
+        context.record.entries = context.quantParameters.map(\.recordEntry)
+        context.requiredOpset = max(context.requiredOpset, context.quantParameters.isEmpty ? 0 : 11)
+        context.log.append((name, "\(context.quantParameters.count) layers"))
+    }
+}
+
+/// Where the layer's output channels are in its output, for a per-channel tensor that broadcasts on C.
+func channelBroadcastDims(_ layer: Layer, channels: Int) -> [Int64] {
+    guard channels > 1 else { return [] }
+    switch layer.op {
+    case .conv, .convTranspose: return [1, Int64(channels)] + Array(repeating: 1, count: layer.kernelRank)
+    case .gemm, .matMul: return [Int64(channels)]
+    }
+}
+
+/// The layer's bias input (Conv/ConvTranspose input 2, Gemm input C), when it has one.
+func biasInput(_ node: Node) -> Int? {
+    guard node.op != "MatMul", node.inputs.count > 2, !node.inputs[2].isEmpty else { return nil }
+    return 2
+}
+
+func checkGemmForIntegerDomain(_ node: Node, _ layer: Layer) throws {
+    if node.op == "Gemm", (node.float("alpha") ?? 1) != 1 || (node.float("beta") ?? 1) != 1 {
+        throw PassError(node: layer.name, "Gemm with alpha or beta other than 1 has no integer-domain form in the AMCT layout; use --format qdq")
+    }
+}
+
+public struct AMCTFakeQuantPass: Pass {
+    public let name = "amct-fake-quant"
+    public init() {}
+
+    public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
+        for q in context.quantParameters {
+            let layer = q.plan.layer
+            let node = graph[layer.node]
+            try checkGemmForIntegerDomain(node, layer)
+            let p = layer.name
+            let lo = Float(-(1 << (q.actBits - 1))), hi = Float((1 << (q.actBits - 1)) - 1)
+            func scalar(_ v: Float, _ suffix: String) -> String {
+                graph.addInitializer(Tensor(name: nil, dims: [], floats: [v]), preferredName: "\(p).quant.\(suffix)")
+            }
+            let inv = scalar(1 / q.writtenScaleD, "scale_reciprocal")
+            let offset = scalar(Float(q.offsetD), "offset")
+            let clipLo = scalar(lo, "clip_min"), clipHi = scalar(hi, "clip_max")
+            var current = node.inputs[0]
+            for (op, extra) in [("Mul", [inv]), ("Round", []), ("Add", [offset]), ("Clip", [clipLo, clipHi]), ("Sub", [offset])] {
+                let out = graph.uniqueValueName("\(p).quant.fakequant.\(op.lowercased())_output")
+                graph.insertNode(
+                    Node(opType: op, name: graph.uniqueNodeName("\(p).quant.fakequant.\(op.lowercased())"), inputs: [current] + extra, outputs: [out]),
+                    before: layer.node)
+                current = out
+            }
+            let weight = graph.addInitializer(
+                Tensor(name: nil, dims: q.weightDims, floats: q.integers.map(Float.init)), preferredName: "\(node.inputs[1])_int")
+            var inputs = [current, weight]
+            if let b = biasInput(node), let bias = graph.constantTensor(node.inputs[b]) {
+                let channels = max(q.scaleW.count, bias.elementCount)
+                let integer = q.integerBias(bias)
+                let values = integer.count == channels ? integer : Array(repeating: integer[0], count: channels)
+                inputs.append(graph.addInitializer(Tensor(name: nil, dims: [Int64(values.count)], floats: values), preferredName: "\(node.inputs[b])_int"))
+            }
+            let y = node.outputs[0]
+            let yInt = graph.uniqueValueName("\(y)_int")
+            graph.updateNode(layer.node) { n in
+                n.inputs = inputs + n.inputs.dropFirst(inputs.count)
+                n.outputs[0] = yInt
+            }
+            let deq = q.dequantScales
+            let deqName = graph.addInitializer(
+                Tensor(name: nil, dims: channelBroadcastDims(layer, channels: deq.count), floats: deq), preferredName: "\(p).fakedequant.scale")
+            graph.insertNode(Node(opType: "Mul", name: graph.uniqueNodeName("\(p).fakedequant.mul"), inputs: [yInt, deqName], outputs: [y]), after: layer.node)
+        }
+        context.log.append((name, "\(context.quantParameters.count) layers in the integer domain"))
+    }
+}
+
+public struct AscendDeployPass: Pass {
+    public let name = "ascend-deploy"
+    public static let domain = "amct"
+    public init() {}
+
+    public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
+        for q in context.quantParameters {
+            let layer = q.plan.layer
+            let node = graph[layer.node]
+            try checkGemmForIntegerDomain(node, layer)
+            let p = layer.name
+            let dstType = q.plan.quant.act!.type.rawValue
+            let xq = graph.uniqueValueName("\(p).quant_output")
+            graph.insertNode(
+                Node(opType: "AscendQuant", domain: Self.domain, name: graph.uniqueNodeName("\(p).quant"), inputs: [node.inputs[0]], outputs: [xq],
+                     attributes: [.float("scale", 1 / q.writtenScaleD), .float("offset", Float(q.offsetD)), .string("dst_type", dstType)]),
+                before: layer.node)
+            // Weights: INT8, or INT4 packed two per byte along Cin in an INT8 container.
+            var dims = q.weightDims
+            let weight: Tensor
+            if q.weightBits == 4 {
+                // Cin is axis 0 of MatMul, Gemm(transB=0) and ConvTranspose weights, axis 1 of Conv and Gemm(transB=1).
+                let cinAxis = layer.op == .matMul || (layer.op == .gemm && (node.int("transB") ?? 0) == 0) || layer.op == .convTranspose ? 0 : 1
+                let outer = dims[..<cinAxis].reduce(1, *), axis = dims[cinAxis], inner = dims[(cinAxis + 1)...].reduce(1, *)
+                let packed = q.integers.withUnsafeBufferPointer { Quantization.packInt4($0, outer: Int(outer), axis: Int(axis), inner: Int(inner)) }
+                dims[cinAxis] = (axis + 1) / 2
+                weight = packed.withUnsafeBytes { Tensor(name: nil, dataType: .int8, dims: dims, rawBytes: $0) }
+            } else {
+                weight = q.integers.withUnsafeBytes { Tensor(name: nil, dataType: .int8, dims: dims, rawBytes: $0) }
+            }
+            var inputs = [xq, graph.addInitializer(weight, preferredName: "\(node.inputs[1])_int\(q.weightBits)")]
+            if let b = biasInput(node), let bias = graph.constantTensor(node.inputs[b]) {
+                let integer = q.integerBias(bias).map { Int32(clamping: Int64($0)) }
+                inputs.append(graph.addInitializer(
+                    integer.withUnsafeBytes { Tensor(name: nil, dataType: .int32, dims: [Int64(integer.count)], rawBytes: $0) },
+                    preferredName: "\(node.inputs[b])_int32"))
+            }
+            let y = node.outputs[0]
+            let yInt = graph.uniqueValueName("\(y)_int32")
+            graph.updateNode(layer.node) { n in
+                n.inputs = inputs + n.inputs.dropFirst(inputs.count)
+                n.outputs[0] = yInt
+            }
+            let params: [UInt64] = q.dequantScales.map { UInt64(Quantization.truncateToS19($0).bitPattern) | (UInt64(0) << 40) }
+            let param = graph.addInitializer(
+                params.withUnsafeBytes { Tensor(name: nil, dataType: .uint64, dims: [Int64(params.count)], rawBytes: $0) },
+                preferredName: "\(p).dequant.deq_scale")
+            graph.insertNode(
+                Node(opType: "AscendDequant", domain: Self.domain, name: graph.uniqueNodeName("\(p).dequant"), inputs: [yInt, param], outputs: [y]),
+                after: layer.node)
+        }
+        if !context.opsetImports.contains(where: { $0.domain == Self.domain }) {
+            context.opsetImports.append(OpsetImport(domain: Self.domain, version: 1))
+        }
+        context.log.append((name, "\(context.quantParameters.count) layers with AscendQuant/AscendDequant"))
+    }
+}

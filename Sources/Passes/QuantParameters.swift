@@ -1,0 +1,90 @@
+import Graph
+import Kernels
+
+/// The numbers quantization settles for one layer, computed once and used by every output layout.
+public struct LayerQuantParameters: Sendable {
+    public var plan: LayerPlan
+    /// Effective clips (clip_min is 0 under fixed_min) and where they came from.
+    public var clipMin: Float
+    public var clipMax: Float
+    public var clipsFrom: String
+    public var actBits: Int
+    /// s_d as computed, and as written (float16-rounded under FORCE_FP16_QUANT).
+    public var scaleD: Float
+    public var writtenScaleD: Float
+    public var offsetD: Int
+    public var weightBits: Int
+    public var weightLayout: WeightLayout
+    /// One scale per output channel (one when per-tensor).
+    public var scaleW: [Float]
+    /// The integer weights, in the weight's own layout.
+    public var integers: [Int8]
+    public var weightDims: [Int64]
+
+    /// The record entry for this layer.
+    public var recordEntry: QuantRecordEntry {
+        QuantRecordEntry(
+            layer: plan.layer.name, op: plan.layer.op.rawValue, actType: plan.quant.act!.type, weightType: plan.quant.wts!.type,
+            channelWise: plan.quant.wts!.channelWise, clipMin: clipMin, clipMax: clipMax, scaleD: writtenScaleD, offsetD: offsetD,
+            scaleW: scaleW, clipsFrom: clipsFrom)
+    }
+
+    /// Computes the parameters of plan layer `index` from the graph as it is now (the weight the node reads now, so
+    /// a folded BatchNormalization is included). `clips` are the calibrated ones when the config gives none.
+    public static func compute(
+        _ p: LayerPlan, graph: Graph, calibrated clips: (Float, Float)?, forceFP16: Bool
+    ) throws -> LayerQuantParameters {
+        guard let act = p.quant.act, let wts = p.quant.wts else {
+            throw PassError(node: p.layer.name, "is not planned for quantization")
+        }
+        guard let (cMin, cMax) = act.clipMin.map({ ($0, act.clipMax!) }) ?? clips else {
+            throw PassError(node: p.layer.name, "needs activation clips from IFMR (calibration data)")
+        }
+        let clipMin = act.fixedMin ? 0 : cMin
+        let (scale, offset) = Quantization.asymmetricParameters(clipMin: clipMin, clipMax: cMax, bits: act.type.bits)
+        let node = graph[p.layer.node]
+        guard let weight = graph.constantTensor(node.inputs[1]), weight.dataType == .float else {
+            throw PassError(node: p.layer.name, "its weight '\(node.inputs[1])' is not a float32 constant; only float32 weights quantize")
+        }
+        let layout = WeightLayout(layer: p.layer, transB: (node.int("transB") ?? 0) == 1, channelWise: wts.channelWise)
+        let bits = wts.type.bits
+        var integers = [Int8](repeating: 0, count: weight.elementCount)
+        let scales = weight.withElements(as: Float.self) { w -> [Float] in
+            let (lo, hi) = Quantization.channelMinMax(w, layout.layout)
+            let scales = zip(lo, hi).map { Quantization.symmetricScale(min: $0, max: $1, bits: bits) }
+            integers.withUnsafeMutableBufferPointer { Quantization.quantizeSymmetric(w, layout.layout, scales: scales, bits: bits, into: $0) }
+            return scales
+        }
+        return LayerQuantParameters(
+            plan: p, clipMin: clipMin, clipMax: cMax, clipsFrom: act.clipMin != nil ? "config" : "ifmr", actBits: act.type.bits,
+            scaleD: scale, writtenScaleD: forceFP16 ? Quantization.roundScaleToFloat16(scale) : scale, offsetD: offset,
+            weightBits: bits, weightLayout: layout, scaleW: scales, integers: integers, weightDims: weight.dims)
+    }
+
+    /// The parameters of every quantized layer of the plan, in plan order; names the layers that lack clips.
+    public static func computeAll(_ graph: Graph, _ context: PassContext) throws -> [LayerQuantParameters] {
+        guard let plan = context.plan else { return [] }
+        let missing = plan.layers.enumerated().filter { i, p in
+            p.quant.enabled && p.quant.act?.clipMin == nil && context.calibratedClips[i] == nil
+        }
+        if !missing.isEmpty {
+            throw PassError(
+                node: missing[0].element.layer.name,
+                "these layers need activation clips from IFMR, which needs calibration data (--calib): \(missing.map(\.element.layer.name).joined(separator: ", ")). Give clip_max_min in the config for them, or calibration data")
+        }
+        return try plan.layers.enumerated().filter { $0.element.quant.enabled }.map { i, p in
+            try compute(p, graph: graph, calibrated: context.calibratedClips[i], forceFP16: plan.forceFP16Quant)
+        }
+    }
+
+    /// s_w · s_d per output channel (the dequantization of an integer-domain layer output).
+    public var dequantScales: [Float] { scaleW.map { $0 * writtenScaleD } }
+
+    /// The bias in the integer domain, round(b / (s_w · s_d)) per output channel.
+    public func integerBias(_ bias: Tensor) -> [Float] {
+        let deq = dequantScales
+        return bias.withElements(as: Float.self) { b in
+            b.indices.map { c in (b[c] / deq[deq.count == 1 ? 0 : c]).rounded(.toNearestOrEven) }
+        }
+    }
+}
