@@ -20,6 +20,10 @@ let package = Package(
             pkgConfig: "libprotobuf-c",
             providers: [.apt(["libprotobuf-c-dev"])]
         ),
+        // OpenBLAS (Debian libopenblas-dev): the GEMM under the calibration executor.
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // zlib (Debian zlib1g-dev): inflate for .npz calibration data.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // C that protoc-c generates from proto/*.proto (scripts/gen-proto); committed, never edited.
         .target(
             name: "CProtoSchemas",
@@ -29,11 +33,11 @@ let package = Package(
         .target(
             name: "Graph",
             dependencies: [
-                "CProtoSchemas", "CProtobufC",
+                "CProtoSchemas", "CProtobufC", "CZlib",
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ]
         ),
-        .target(name: "Kernels", dependencies: ["Graph"]),
+        .target(name: "Kernels", dependencies: ["Graph", "COpenBLAS"]),
         .target(
             name: "Passes",
             dependencies: ["Graph", "Kernels", .product(name: "OrderedCollections", package: "swift-collections")]

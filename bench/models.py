@@ -68,3 +68,108 @@ def resnet50(batch="N", image=224, classes=1000, seed=0, constants=False, blocks
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="amct-pipe-bench")
     model.ir_version = 8
     return model
+
+
+def _model(nodes, inits, name, inp_shape, out_name, out_shape, opset=13):
+    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("input", TensorProto.FLOAT, inp_shape)],
+                              [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, out_shape)], initializer=inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="amct-pipe-bench")
+    m.ir_version = 8
+    return m
+
+
+class _B:
+    def __init__(self, seed):
+        self.rng = np.random.default_rng(seed)
+        self.nodes, self.inits, self.k = [], [], 0
+
+    def t(self, name, arr):
+        self.inits.append(numpy_helper.from_array(np.asarray(arr, np.float32), name))
+        return name
+
+    def op(self, op, inputs, **attrs):
+        self.k += 1
+        out = f"v{self.k}"
+        self.nodes.append(helper.make_node(op, inputs, [out], name=f"/{op}_{self.k}", **attrs))
+        return out
+
+    def conv(self, x, cin, cout, k=3, s=1, g=1, bias=True):
+        w = self.t(f"w{self.k}", self.rng.standard_normal((cout, cin // g, k, k)) * np.sqrt(2.0 / (cin // g * k * k)))
+        ins = [x, w] + ([self.t(f"b{self.k}", self.rng.standard_normal(cout) * 0.05)] if bias else [])
+        return self.op("Conv", ins, kernel_shape=[k, k], strides=[s, s], pads=[k // 2] * 4, group=g)
+
+    def bn(self, x, c):
+        r = self.rng
+        names = [self.t(f"bn{self.k}_{i}", v) for i, v in enumerate((r.uniform(0.5, 1, c), r.standard_normal(c) * 0.05,
+                                                                     r.standard_normal(c) * 0.05, r.uniform(0.5, 1.5, c)))]
+        return self.op("BatchNormalization", [x] + names)
+
+
+def mobilenet_v2(image=64, classes=10, seed=1, width=16):
+    b = _B(seed)
+    six = b.t("six", 6.0)
+    zero = b.t("zero", 0.0)
+    relu6 = lambda x: b.op("Clip", [x, zero, six])
+    x = relu6(b.bn(b.conv("input", 3, width, s=2, bias=False), width))
+    cin = width
+    for t, c, n, s in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 2, 2), (6, 64, 2, 2)]:
+        for i in range(n):
+            hidden = cin * t
+            y = x
+            if t != 1:
+                y = relu6(b.bn(b.conv(y, cin, hidden, k=1, bias=False), hidden))
+            y = relu6(b.bn(b.conv(y, hidden, hidden, s=s if i == 0 else 1, g=hidden, bias=False), hidden))
+            y = b.bn(b.conv(y, hidden, c, k=1, bias=False), c)
+            x = b.op("Add", [x, y]) if (i > 0 or s == 1) and cin == c else y
+            cin = c
+    x = b.op("Flatten", [b.op("GlobalAveragePool", [x])], axis=1)
+    w = b.t("fc.w", b.rng.standard_normal((classes, cin)) / np.sqrt(cin))
+    b.nodes.append(helper.make_node("Gemm", [x, w, b.t("fc.b", np.zeros(classes))], ["logits"], name="/fc/Gemm", transB=1))
+    return _model(b.nodes, b.inits, "mobilenet_v2_shaped", ["N", 3, image, image], "logits", ["N", classes])
+
+
+def densenet(image=32, classes=10, seed=2, growth=8, blocks=(3, 3)):
+    b = _B(seed)
+    x = b.conv("input", 3, 2 * growth, bias=False)
+    c = 2 * growth
+    for bi, n in enumerate(blocks):
+        for _ in range(n):
+            y = b.conv(b.op("Relu", [b.bn(x, c)]), c, 4 * growth, k=1, bias=False)
+            y = b.conv(b.op("Relu", [b.bn(y, 4 * growth)]), 4 * growth, growth, bias=False)
+            x = b.op("Concat", [x, y], axis=1)
+            c += growth
+        if bi < len(blocks) - 1:
+            x = b.conv(b.op("Relu", [b.bn(x, c)]), c, c // 2, k=1, bias=False)
+            c //= 2
+            x = b.op("AveragePool", [x], kernel_shape=[2, 2], strides=[2, 2])
+    x = b.op("Flatten", [b.op("GlobalAveragePool", [b.op("Relu", [b.bn(x, c)])])], axis=1)
+    w = b.t("fc.w", b.rng.standard_normal((classes, c)) / np.sqrt(c))
+    b.nodes.append(helper.make_node("Gemm", [x, w, b.t("fc.b", np.zeros(classes))], ["logits"], name="/fc/Gemm", transB=1))
+    return _model(b.nodes, b.inits, "densenet_shaped", ["N", 3, image, image], "logits", ["N", classes])
+
+
+def transformer_encoder(seq=16, d=32, heads=4, layers=2, seed=3):
+    """Input [N, seq, d]; multi-head self-attention and an Erf-GELU MLP with LayerNormalization (opset 17)."""
+    b = _B(seed)
+    r = b.rng
+    x = "input"
+    dh = d // heads
+    shape_heads = b.inits.append(numpy_helper.from_array(np.array([0, seq, heads, dh], np.int64), "shape_heads")) or "shape_heads"
+    shape_back = b.inits.append(numpy_helper.from_array(np.array([0, seq, d], np.int64), "shape_back")) or "shape_back"
+    scale = b.t("attn_scale", 1.0 / np.sqrt(dh))
+    for l in range(layers):
+        ln1 = b.op("LayerNormalization", [x, b.t(f"ln1g{l}", r.uniform(0.8, 1.2, d)), b.t(f"ln1b{l}", r.standard_normal(d) * 0.05)], axis=-1, epsilon=1e-5)
+        heads_of = {}
+        for p in ("q", "k", "v"):
+            h = b.op("Add", [b.op("MatMul", [ln1, b.t(f"w_{p}{l}", r.standard_normal((d, d)) / np.sqrt(d))]), b.t(f"w_{p}b{l}", r.standard_normal(d) * 0.05)])
+            heads_of[p] = b.op("Transpose", [b.op("Reshape", [h, shape_heads])], perm=[0, 2, 1, 3])
+        kt = b.op("Transpose", [heads_of["k"]], perm=[0, 1, 3, 2])
+        att = b.op("Softmax", [b.op("Mul", [b.op("MatMul", [heads_of["q"], kt]), scale])], axis=-1)
+        ctx = b.op("Reshape", [b.op("Transpose", [b.op("MatMul", [att, heads_of["v"]])], perm=[0, 2, 1, 3]), shape_back])
+        x = b.op("Add", [x, b.op("MatMul", [ctx, b.t(f"o{l}", r.standard_normal((d, d)) / np.sqrt(d))])])
+        ln2 = b.op("LayerNormalization", [x, b.t(f"ln2g{l}", r.uniform(0.8, 1.2, d)), b.t(f"ln2b{l}", r.standard_normal(d) * 0.05)], axis=-1, epsilon=1e-5)
+        h = b.op("Add", [b.op("MatMul", [ln2, b.t(f"f1{l}", r.standard_normal((d, 4 * d)) / np.sqrt(d))]), b.t(f"f1b{l}", np.zeros(4 * d))])
+        gelu = b.op("Mul", [b.op("Mul", [h, b.op("Add", [b.op("Erf", [b.op("Div", [h, b.t(f"sqrt2_{l}", np.sqrt(2.0))])]), b.t(f"one{l}", 1.0)])]), b.t(f"half{l}", 0.5)])
+        x = b.op("Add", [x, b.op("MatMul", [gelu, b.t(f"f2{l}", r.standard_normal((4 * d, d)) / np.sqrt(4 * d))])])
+    b.nodes.append(helper.make_node("Identity", [x], ["encoded"], name="/out"))
+    return _model(b.nodes, b.inits, "transformer_encoder", ["N", seq, d], "encoded", ["N", seq, d], opset=17)

@@ -30,7 +30,7 @@ public struct CompressionResult {
 
 /// Compresses a model under a config. Planning first (and a refusal, before any work, of what this version cannot do
 /// yet), then the passes of the chosen layout.
-public func compress(_ input: Model, config: CompressionConfig, format: OutputFormat = .qdq) throws -> CompressionResult {
+public func compress(_ input: Model, config: CompressionConfig, format: OutputFormat = .qdq, calibration: CalibrationPass = CalibrationPass(data: nil)) throws -> CompressionResult {
     var model = input
     var context = PassContext(opsetImports: model.opsetImports)
     context.config = config
@@ -41,6 +41,7 @@ public func compress(_ input: Model, config: CompressionConfig, format: OutputFo
             node: pruned.layer.name,
             "the config asks to prune it, and this version of amct-pipe does not prune yet (filter and 2:4 pruning come next); `amct-pipe plan` shows the plan. Remove prune_config to quantize only")
     }
+    try calibration.run(&model.graph, &context)
     func finish(_ m: inout Model, _ c: inout PassContext) throws {
         try Pipeline([OpsetUpgradePass(), DeadCodeCleanupPass()]).run(&m.graph, &c)
         m.opsetImports = c.opsetImports

@@ -20,8 +20,14 @@ struct CompressCommand: ParsableCommand {
     @Option(help: "Output layout: qdq (QuantizeLinear/DequantizeLinear, runs in onnxruntime) or amct.")
     var format: OutputFormat = .qdq
 
-    @Option(help: "Calibration data (.npz/.npy) for layers whose clips come from IFMR.")
+    @Option(help: "Calibration data for layers whose clips come from IFMR: .npz (arrays by input name) or .npy (one input), batch along axis 0; or 'random' (seeded standard normal) for a quick trial.")
     var calib: String?
+
+    @Option(help: "Samples per calibration batch when the model's batch dimension is symbolic (a fixed one wins).")
+    var batchSize = 1
+
+    @Flag(help: "No progress output.")
+    var quiet = false
 
     @Option(help: "Also write the record file (text format): per layer scale_d, offset_d, scale_w, offset_w, types.")
     var record: String?
@@ -30,16 +36,24 @@ struct CompressCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        if calib != nil {
-            throw ValidationError("--calib: calibration (IFMR over real inputs) is not in this version yet; give clip_max_min in the config")
-        }
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
     }
 
     func run() throws {
         try reportingErrors {
             let model = try ModelFile.load(input)
             let config = try CompressionConfig.load(cfg)
-            let result = try compress(model, config: config, format: format)
+            var data: CalibrationData?
+            if let calib {
+                data = calib == "random"
+                    ? try CalibrationData.random(for: model, samples: config.batchNum * batchSize)
+                    : try CalibrationData.load(calib, for: model)
+            }
+            let showProgress = !quiet && isatty(2) != 0
+            let calibration = CalibrationPass(data: data, batchSize: batchSize, progress: showProgress ? { i, n in
+                FileHandle.standardError.write(Data("\rcalibration: batch \(i) of \(n)\(i == n ? "\n" : "")".utf8))
+            } : nil)
+            let result = try compress(model, config: config, format: format, calibration: calibration)
             let paths = result.paths(for: output)
             for ((_, compressed), path) in zip(result.models, paths) { try ModelFile.save(compressed, to: path) }
             if let record {
@@ -89,6 +103,7 @@ struct RunSummary {
         var lines = ["amct-pipe: \(input) → \(outputs.joined(separator: ", "))"]
         for (key, count) in groups { lines.append("  quantized  \(count) × \(key)") }
         for s in skipped { lines.append("  float      \(s.layer): \(s.reason)") }
+        for entry in context.log where entry.pass == "calibrate-ifmr" { lines.append("  calibrated \(entry.summary)") }
         let ops = context.opsetImports.first { ($0.domain ?? "").isEmpty }?.version ?? 0
         lines.append("  opset      \(ops)")
         lines.append("  size       \(formatBytes(fileSize(input))) → " + outputs.map { formatBytes(fileSize($0)) }.joined(separator: ", "))
@@ -110,6 +125,7 @@ struct RunSummary {
             ("float", .array(skipped.map { .object([("layer", .string($0.layer)), ("reason", .string($0.reason))]) })),
             ("size_before", .int(fileSize(input))), ("size_after", .array(outputs.map { .int(fileSize($0)) })),
             ("runtime", .string(runtimeNote)),
+            ("calibration", context.log.first { $0.pass == "calibrate-ifmr" }.map { .string($0.summary) } ?? .null),
             ("warnings", .array(context.diagnostics.map { .string($0.description) })),
         ])
     }

@@ -12,7 +12,7 @@ struct AMCTPipe: ParsableCommand {
             amct-pipe convert in.onnx -o out.onnx [--external-data] load and save losslessly
             amct-pipe inspect in.onnx                               opsets, inputs/outputs, ops, parameters
             """,
-        subcommands: [CompressCommand.self, Convert.self, Inspect.self, PlanCommand.self],
+        subcommands: [CompressCommand.self, Convert.self, Inspect.self, PlanCommand.self, RunCommand.self],
         defaultSubcommand: CompressCommand.self
     )
 }

@@ -119,3 +119,27 @@ def reference_model(model, plan, force_fp16=False):
     g.node.extend(new_nodes)
     g.initializer.extend(extra_inits)
     return m, expected
+
+
+def ifmr(x, bits):
+    """SEMANTICS §4 IFMR on the gathered activations x (float32), in float64 accumulation; returns (clip_min, clip_max)."""
+    x = np.asarray(x, np.float32).reshape(-1)
+    n = x.size
+    k = n - int(np.floor(0.999999 * n))
+    if k == 0:
+        k = 1
+    s = np.sort(x)
+    max0, min0 = max(f32(0), s[n - k]), min(f32(0), s[k - 1])
+    m = max(abs(max0), abs(min0))
+    high, low = f32(2 ** (bits - 1) - 1), f32(2 ** (bits - 1))
+    div = low if abs(max0) < abs(min0) else high
+    best, best_s = np.inf, None
+    for i in range(61):
+        r = f32((70 + i) / 100)
+        c = f32(m * r)
+        sc = f32(c / div)
+        q = (np.round(np.clip(x, -c, c) / sc) * sc).astype(np.float32)
+        loss = np.mean((q - x).astype(np.float64) ** 2)
+        if loss < best:
+            best, best_s = loss, sc
+    return f32(-low * best_s), f32(high * best_s)

@@ -1,0 +1,2 @@
+// OpenBLAS (Debian libopenblas-dev): cblas_sgemm for the executor.
+#include <cblas.h>

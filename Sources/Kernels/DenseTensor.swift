@@ -1,0 +1,70 @@
+/// A dense row-major value of the executor: a shape and contiguous elements (float32, int64 or bool).
+public struct DenseTensor: Sendable {
+    public enum Elements: Sendable {
+        case float([Float])
+        case int64([Int64])
+        case bool([Bool])
+    }
+    public var shape: [Int]
+    public var elements: Elements
+
+    public init(shape: [Int], floats: [Float]) {
+        precondition(shape.reduce(1, *) == floats.count, "shape \(shape) does not hold \(floats.count) values")
+        self.shape = shape
+        elements = .float(floats)
+    }
+    public init(shape: [Int], ints: [Int64]) {
+        precondition(shape.reduce(1, *) == ints.count, "shape \(shape) does not hold \(ints.count) values")
+        self.shape = shape
+        elements = .int64(ints)
+    }
+    public init(shape: [Int], bools: [Bool]) {
+        precondition(shape.reduce(1, *) == bools.count, "shape \(shape) does not hold \(bools.count) values")
+        self.shape = shape
+        elements = .bool(bools)
+    }
+
+    public var count: Int { shape.reduce(1, *) }
+
+    public var floats: [Float] {
+        switch elements {
+        case .float(let f): return f
+        case .int64(let i): return i.map(Float.init)
+        case .bool(let b): return b.map { $0 ? 1 : 0 }
+        }
+    }
+    public var ints: [Int64] {
+        switch elements {
+        case .int64(let i): return i
+        case .float(let f): return f.map { Int64($0) }
+        case .bool(let b): return b.map { $0 ? 1 : 0 }
+        }
+    }
+    public var isFloat: Bool { if case .float = elements { return true } else { return false } }
+}
+
+/// An op the kernels cannot compute as given (an attribute value, a shape).
+public struct KernelError: Error, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Row-major strides of a shape.
+@inline(__always)
+public func stridesOf(_ shape: [Int]) -> [Int] {
+    var strides = [Int](repeating: 1, count: shape.count)
+    var s = 1
+    for i in stride(from: shape.count - 1, through: 0, by: -1) {
+        strides[i] = s
+        s *= shape[i]
+    }
+    return strides
+}
+
+/// Normalizes a possibly negative axis.
+public func normalizedAxis(_ axis: Int, rank: Int) throws -> Int {
+    let a = axis < 0 ? axis + rank : axis
+    guard a >= 0 && a < max(rank, 1) else { throw KernelError("axis \(axis) is out of range for rank \(rank)") }
+    return a
+}

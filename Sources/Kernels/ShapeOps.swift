@@ -1,0 +1,105 @@
+/// Data movement kernels, generic over the element type.
+public enum ShapeOps {
+    public static func transpose<T>(_ x: [T], _ shape: [Int], perm: [Int]) -> ([T], [Int]) {
+        let outShape = perm.map { shape[$0] }
+        let inStrides = stridesOf(shape)
+        let permuted = perm.map { inStrides[$0] }
+        var out = [T]()
+        out.reserveCapacity(x.count)
+        var index = [Int](repeating: 0, count: outShape.count)
+        var offset = 0
+        for _ in 0..<x.count {
+            out.append(x[offset])
+            var d = outShape.count - 1
+            while d >= 0 {
+                index[d] += 1
+                offset += permuted[d]
+                if index[d] < outShape[d] { break }
+                offset -= permuted[d] * outShape[d]
+                index[d] = 0
+                d -= 1
+            }
+        }
+        return (out, outShape)
+    }
+
+    public static func concat<T>(_ parts: [([T], [Int])], axis: Int) -> ([T], [Int]) {
+        var shape = parts[0].1
+        shape[axis] = parts.reduce(0) { $0 + $1.1[axis] }
+        let outer = shape[..<axis].reduce(1, *)
+        var out = [T]()
+        out.reserveCapacity(shape.reduce(1, *))
+        for o in 0..<outer {
+            for (values, s) in parts {
+                let chunk = s[axis...].reduce(1, *)
+                out.append(contentsOf: values[(o * chunk)..<((o + 1) * chunk)])
+            }
+        }
+        return (out, shape)
+    }
+
+    /// Slices with per-axis (start, end, step) already clamped as ONNX Slice clamps them.
+    public static func slice<T>(_ x: [T], _ shape: [Int], starts: [Int], steps: [Int], counts: [Int]) -> [T] {
+        let strides = stridesOf(shape)
+        let total = counts.reduce(1, *)
+        var out = [T]()
+        out.reserveCapacity(total)
+        guard total > 0 else { return out }
+        var index = [Int](repeating: 0, count: shape.count)
+        for _ in 0..<total {
+            var offset = 0
+            for d in 0..<shape.count { offset += (starts[d] + index[d] * steps[d]) * strides[d] }
+            out.append(x[offset])
+            var d = shape.count - 1
+            while d >= 0 {
+                index[d] += 1
+                if index[d] < counts[d] { break }
+                index[d] = 0
+                d -= 1
+            }
+        }
+        return out
+    }
+
+    public static func gather<T>(_ x: [T], _ shape: [Int], indices: [Int64], indicesShape: [Int], axis: Int) throws -> ([T], [Int]) {
+        let outer = shape[..<axis].reduce(1, *), inner = shape[(axis + 1)...].reduce(1, *), n = shape[axis]
+        var out = [T]()
+        out.reserveCapacity(outer * indices.count * inner)
+        for o in 0..<outer {
+            for raw in indices {
+                let i = raw < 0 ? Int(raw) + n : Int(raw)
+                guard i >= 0 && i < n else { throw KernelError("Gather: index \(raw) is out of range for axis of size \(n)") }
+                let base = (o * n + i) * inner
+                out.append(contentsOf: x[base..<(base + inner)])
+            }
+        }
+        return (out, Array(shape[..<axis]) + indicesShape + Array(shape[(axis + 1)...]))
+    }
+
+    /// Constant padding; `pads` = begins then ends, one per axis.
+    public static func pad<T>(_ x: [T], _ shape: [Int], pads: [Int], value: T) -> ([T], [Int]) {
+        let rank = shape.count
+        let outShape = (0..<rank).map { shape[$0] + pads[$0] + pads[$0 + rank] }
+        var out = [T](repeating: value, count: outShape.reduce(1, *))
+        let outStrides = stridesOf(outShape)
+        var index = [Int](repeating: 0, count: rank)
+        for i in 0..<x.count {
+            var offset = 0
+            var inside = true
+            for d in 0..<rank {
+                let o = index[d] + pads[d]
+                if o < 0 || o >= outShape[d] { inside = false; break }
+                offset += o * outStrides[d]
+            }
+            if inside { out[offset] = x[i] }
+            var d = rank - 1
+            while d >= 0 {
+                index[d] += 1
+                if index[d] < shape[d] { break }
+                index[d] = 0
+                d -= 1
+            }
+        }
+        return (out, outShape)
+    }
+}

@@ -1,0 +1,59 @@
+import Graph
+import Kernels
+
+// Calibration: IFMR clips for the layers whose config gives none (SEMANTICS §4), from real inputs.
+//
+//   before: plan layers with act.init = ifmr; the float graph; calibration data
+//   after:  context.calibratedClips[layer] = (clip_min, clip_max) (fixed_min later sets clip_min to 0)
+//
+// The float model runs on the first batch_num batches; the input of every such layer is gathered over all batches
+// (one copy per distinct input value and bit width: layers reading the same tensor share it), then IFMR searches the
+// 61 candidate clips on it. What is kept per layer is its concatenated float32 input; nothing else outlives a batch.
+
+public struct CalibrationPass: Pass {
+    public let name = "calibrate-ifmr"
+    public var data: CalibrationData?
+    public var batchSize: Int
+    public var progress: ((_ batch: Int, _ of: Int) -> Void)?
+
+    public init(data: CalibrationData?, batchSize: Int = 1, progress: ((Int, Int) -> Void)? = nil) {
+        self.data = data
+        self.batchSize = batchSize
+        self.progress = progress
+    }
+
+    public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
+        guard let plan = context.plan else { return }
+        let needing = plan.layers.enumerated().filter { $0.element.quant.enabled && $0.element.quant.act?.clipMin == nil }
+        guard !needing.isEmpty else { return }
+        guard let data else {
+            throw PassError(
+                node: needing[0].element.layer.name,
+                "these layers need activation clips from IFMR, which needs calibration data (--calib data.npz, or --calib random for a trial): \(needing.map(\.element.layer.name).joined(separator: ", ")). Or give clip_max_min in the config for them")
+        }
+        let opset = context.opsetImports.first { ($0.domain ?? "").isEmpty || $0.domain == "ai.onnx" }?.version ?? 13
+        let executor = try GraphExecutor(graph: graph, opset: opset)
+        let batches = try data.batches(count: plan.batchNum, batchSize: batchSize)
+        let observed = Set(needing.map { graph[$0.element.layer.node].inputs[0] })
+        var gathered: [String: [Float]] = [:]
+        for (i, batch) in batches.enumerated() {
+            _ = try executor.run(batch, observe: observed) { name, value in gathered[name, default: []] += value.floats }
+            progress?(i + 1, batches.count)
+        }
+        var cache: [String: (Float, Float)] = [:]
+        for (i, p) in needing {
+            let value = graph[p.layer.node].inputs[0]
+            let bits = p.quant.act!.type.bits
+            let key = "\(value)|\(bits)"
+            if cache[key] == nil {
+                let c = IFMR.clips(gathered[value] ?? [], bits: bits)
+                cache[key] = (c.min, c.max)
+            }
+            context.calibratedClips[i] = cache[key]
+        }
+        if data.isRandom {
+            context.warn("calibration used seeded random inputs (--calib random): the clips suit a quick trial, not deployment")
+        }
+        context.log.append((name, "IFMR clips for \(needing.count) layers from \(batches.count) batches of \(data.samplesPerBatch(batchSize: batchSize)) (\(data.source))"))
+    }
+}

@@ -1,0 +1,37 @@
+import ArgumentParser
+import Foundation
+import Graph
+import Kernels
+import Passes
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a float model with amct-pipe's CPU executor (the one calibration uses) and write its outputs as .npz.")
+
+    @Argument(help: "The ONNX model.")
+    var input: String
+
+    @Option(help: "The inputs, by name (.npz) or the one input (.npy).")
+    var inputs: String
+
+    @Option(name: .shortAndLong, help: "Where to write the outputs (.npz, one array per graph output).")
+    var output: String
+
+    func run() throws {
+        try reportingErrors {
+            let model = try ModelFile.load(input)
+            let executor = try GraphExecutor(graph: model.graph, opset: model.opsetVersion() ?? 13)
+            let feeds = try CalibrationData.load(inputs, for: model).wholeArrays()
+            let outputs = try executor.run(feeds)
+            let arrays: [(String, NumpyArray)] = model.graph.outputs.compactMap { o in
+                guard let name = o.name, let t = outputs[name] else { return nil }
+                switch t.elements {
+                case .float(let f): return (name, NumpyArray(shape: t.shape, values: .float(f), dtype: "<f4"))
+                default: return (name, NumpyArray(shape: t.shape, values: .int64(t.ints), dtype: "<i8"))
+                }
+            }
+            try NumpyArchive.save(arrays, to: output)
+        }
+    }
+}
