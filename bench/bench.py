@@ -52,6 +52,16 @@ def rows(model):
     # Config-only INT8 (clips in the config, no calibration): the whole compression, next to load+save above.
     # There is no Python tool that applies an AMCT config, so this row has amct-pipe alone.
     yield ("int8 (cfg)", [BINARY, model, "--cfg", os.path.join(HERE, "int8.cfg"), "-o", out_a], None)
+    # Executor forward at batch 8 (whole process: load, run, write) against an onnxruntime CPU session.
+    x8 = os.path.join(WORK, "x8.npz")
+    if not os.path.exists(x8):
+        import numpy as np
+        np.savez(x8, input=np.random.default_rng(0).standard_normal((8, 3, 224, 224)).astype(np.float32))
+    yield ("forward b8", [BINARY, "run", model, "--inputs", x8, "-o", os.path.join(WORK, "y8.npz")],
+           [PYTHON, os.path.join(HERE, "ort_run.py"), model, x8])
+    # Full INT8 with IFMR on 8 samples against onnxruntime.quantization.quantize_static (QDQ, per-channel, MinMax).
+    yield ("int8 IFMR", [BINARY, model, "--cfg", os.path.join(HERE, "int8_ifmr.cfg"), "--calib", x8, "--batch-size", "8", "-o", out_a, "--quiet"],
+           [PYTHON, os.path.join(HERE, "ort_quantize.py"), model, x8, out_p])
 
 
 def main():
@@ -63,14 +73,14 @@ def main():
     print("-" * len(header))
     for name, ours, theirs in rows(model):
         results = []
-        for tool, cmd in (("amct-pipe", ours), ("python onnx", theirs)):
+        for tool, cmd in (("amct-pipe", ours), ("python", theirs)):
             if cmd is None:
                 continue
             wall, rss = measure(cmd)
             results.append((wall, rss))
             print(f"{name:<12} {tool:<22} {wall:>8.3f} {rss / 1e6:>12.1f} {rss / size:>10.2f}")
         if len(results) == 2:
-            print(f"{name:<12} {'speed-up':<22} {results[1][0] / results[0][0]:>7.1f}x")
+            print(f"{name:<12} {'python / amct-pipe':<22} {results[1][0] / results[0][0]:>7.2f}x {results[1][1] / results[0][1]:>11.2f}x")
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ public struct KernelError: Error, CustomStringConvertible {
 }
 
 /// Row-major strides of a shape.
-@inline(__always)
+@inlinable
 public func stridesOf(_ shape: [Int]) -> [Int] {
     var strides = [Int](repeating: 1, count: shape.count)
     var s = 1
@@ -63,6 +63,7 @@ public func stridesOf(_ shape: [Int]) -> [Int] {
 }
 
 /// Normalizes a possibly negative axis.
+@inlinable
 public func normalizedAxis(_ axis: Int, rank: Int) throws -> Int {
     let a = axis < 0 ? axis + rank : axis
     guard a >= 0 && a < max(rank, 1) else { throw KernelError("axis \(axis) is out of range for rank \(rank)") }

@@ -2,6 +2,7 @@ import Foundation
 
 /// Elementwise kernels with numpy broadcasting.
 public enum Elementwise {
+    @inlinable
     public static func broadcastShape(_ a: [Int], _ b: [Int]) throws -> [Int] {
         let rank = max(a.count, b.count)
         let pa = Array(repeating: 1, count: rank - a.count) + a
@@ -14,6 +15,7 @@ public enum Elementwise {
     }
 
     /// Strides of `shape` seen inside `out` (0 on broadcast axes).
+    @inlinable
     public static func broadcastStrides(_ shape: [Int], to out: [Int]) -> [Int] {
         let padded = Array(repeating: 1, count: out.count - shape.count) + shape
         let s = stridesOf(padded)
@@ -21,7 +23,7 @@ public enum Elementwise {
     }
 
     /// For each output element, in order, calls `body(outIndex, offsets)` with the element offsets of each input.
-    @inline(__always)
+    @inlinable
     public static func forEachBroadcast(_ out: [Int], _ inputs: [[Int]], _ body: (Int, [Int]) -> Void) {
         let total = out.reduce(1, *)
         guard total > 0 else { return }
@@ -42,6 +44,7 @@ public enum Elementwise {
         }
     }
 
+    @inlinable
     public static func binary<T, R>(_ a: [T], _ aShape: [Int], _ b: [T], _ bShape: [Int], _ f: (T, T) -> R) throws -> ([R], [Int]) {
         let out = try broadcastShape(aShape, bShape)
         if aShape == bShape { return (zip(a, b).map(f), out) }
@@ -56,6 +59,7 @@ public enum Elementwise {
     }
 
     /// Broadcasts `values` of `shape` to `out`.
+    @inlinable
     public static func expand<T>(_ values: [T], _ shape: [Int], to out: [Int]) -> [T] {
         var result = [T]()
         result.reserveCapacity(out.reduce(1, *))
@@ -63,8 +67,10 @@ public enum Elementwise {
         return result
     }
 
+    @inlinable
     public static func erf(_ x: Float) -> Float { Float(Foundation.erf(Double(x))) }
 
+    @inlinable
     public static func gelu(_ x: Float, tanhApproximation: Bool) -> Float {
         if tanhApproximation {
             let c = Float(0.7978845608028654)

@@ -257,11 +257,16 @@ public enum NeuralOps {
     public static func batchNorm(_ x: [Float], _ xs: [Int], scale: [Float], bias: [Float], mean: [Float], variance: [Float], epsilon: Float) -> [Float] {
         let c = xs.count > 1 ? xs[1] : 1
         let inner = xs.dropFirst(2).reduce(1, *)
-        var out = x
         let k = (0..<c).map { scale[$0] / (variance[$0] + epsilon).squareRoot() }
-        for i in 0..<out.count {
-            let ch = (i / inner) % c
-            out[i] = (out[i] - mean[ch]) * k[ch] + bias[ch]
+        let shift = (0..<c).map { bias[$0] - mean[$0] * k[$0] }
+        var out = [Float](repeating: 0, count: x.count)
+        x.withUnsafeBufferPointer { xb in
+            out.withUnsafeMutableBufferPointer { ob in
+                for plane in 0..<(x.count / max(inner, 1)) {
+                    let ch = plane % c, a = k[ch], b = shift[ch], base = plane * inner
+                    for i in base..<(base + inner) { ob[i] = xb[i] * a + b }
+                }
+            }
         }
         return out
     }

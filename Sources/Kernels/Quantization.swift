@@ -40,6 +40,11 @@ public struct ChannelLayout: Sendable, Equatable {
 }
 
 public enum Quantization {
+    /// Round half to even for |v| < 2^22 without a libm call (vectorizes): adding and removing 1.5·2^23 leaves v
+    /// rounded by the FPU's default round-to-nearest-even. Callers clamp to the quantization range first.
+    @inlinable @inline(__always)
+    public static func roundHalfEven(_ v: Float) -> Float { (v + 12_582_912) - 12_582_912 }
+
     /// Largest and smallest value of each channel, in one pass.
     public static func channelMinMax(_ values: UnsafeBufferPointer<Float>, _ layout: ChannelLayout) -> (min: [Float], max: [Float]) {
         precondition(values.count == layout.elementCount, "layout \(layout) does not cover \(values.count) elements")
@@ -78,8 +83,8 @@ public enum Quantization {
         layout.forEachRun { c, run in
             let s = scales[c]
             for i in run {
-                let q = (values[i] / s).rounded(.toNearestOrEven)
-                out[i] = Int8(Swift.min(Swift.max(q, lo), hi))
+                // clamp(round(v)) = round(clamp(v)) for integer bounds; clamping first keeps the fast rounding exact.
+                out[i] = Int8(roundHalfEven(Swift.min(Swift.max(values[i] / s, lo), hi)))
             }
         }
     }

@@ -1,5 +1,6 @@
 /// Data movement kernels, generic over the element type.
 public enum ShapeOps {
+    @inlinable
     public static func transpose<T>(_ x: [T], _ shape: [Int], perm: [Int]) -> ([T], [Int]) {
         let outShape = perm.map { shape[$0] }
         let inStrides = stridesOf(shape)
@@ -23,6 +24,7 @@ public enum ShapeOps {
         return (out, outShape)
     }
 
+    @inlinable
     public static func concat<T>(_ parts: [([T], [Int])], axis: Int) -> ([T], [Int]) {
         var shape = parts[0].1
         shape[axis] = parts.reduce(0) { $0 + $1.1[axis] }
@@ -39,6 +41,7 @@ public enum ShapeOps {
     }
 
     /// Slices with per-axis (start, end, step) already clamped as ONNX Slice clamps them.
+    @inlinable
     public static func slice<T>(_ x: [T], _ shape: [Int], starts: [Int], steps: [Int], counts: [Int]) -> [T] {
         let strides = stridesOf(shape)
         let total = counts.reduce(1, *)
@@ -61,6 +64,7 @@ public enum ShapeOps {
         return out
     }
 
+    @inlinable
     public static func gather<T>(_ x: [T], _ shape: [Int], indices: [Int64], indicesShape: [Int], axis: Int) throws -> ([T], [Int]) {
         let outer = shape[..<axis].reduce(1, *), inner = shape[(axis + 1)...].reduce(1, *), n = shape[axis]
         var out = [T]()
@@ -77,6 +81,7 @@ public enum ShapeOps {
     }
 
     /// Constant padding; `pads` = begins then ends, one per axis.
+    @inlinable
     public static func pad<T>(_ x: [T], _ shape: [Int], pads: [Int], value: T) -> ([T], [Int]) {
         let rank = shape.count
         let outShape = (0..<rank).map { shape[$0] + pads[$0] + pads[$0 + rank] }

@@ -1,5 +1,19 @@
+import Dispatch
+import Foundation
 import Graph
 import Kernels
+
+/// Results written by concurrent IFMR searches, one slot each.
+final class ClipResults: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var values: [(Float, Float)]
+    init(count: Int) { values = Array(repeating: (0, 0), count: count) }
+    func set(_ index: Int, _ value: (Float, Float)) {
+        lock.lock()
+        values[index] = value
+        lock.unlock()
+    }
+}
 
 // Calibration: IFMR clips for the layers whose config gives none (SEMANTICS §4), from real inputs.
 //
@@ -40,16 +54,21 @@ public struct CalibrationPass: Pass {
             _ = try executor.run(batch, observe: observed) { name, value in gathered[name, default: []] += value.floats }
             progress?(i + 1, batches.count)
         }
-        var cache: [String: (Float, Float)] = [:]
+        // One search per distinct (input, bit width), spread over the cores.
+        var jobs: [(value: String, bits: Int)] = []
+        for (_, p) in needing {
+            let job = (graph[p.layer.node].inputs[0], p.quant.act!.type.bits)
+            if !jobs.contains(where: { $0 == job }) { jobs.append(job) }
+        }
+        let results = ClipResults(count: jobs.count)
+        let inputs = gathered, work = jobs
+        DispatchQueue.concurrentPerform(iterations: work.count) { j in
+            let c = IFMR.clips(inputs[work[j].value] ?? [], bits: work[j].bits)
+            results.set(j, (c.min, c.max))
+        }
         for (i, p) in needing {
-            let value = graph[p.layer.node].inputs[0]
-            let bits = p.quant.act!.type.bits
-            let key = "\(value)|\(bits)"
-            if cache[key] == nil {
-                let c = IFMR.clips(gathered[value] ?? [], bits: bits)
-                cache[key] = (c.min, c.max)
-            }
-            context.calibratedClips[i] = cache[key]
+            let j = jobs.firstIndex { $0 == (graph[p.layer.node].inputs[0], p.quant.act!.type.bits) }!
+            context.calibratedClips[i] = results.values[j]
         }
         if data.isRandom {
             context.warn("calibration used seeded random inputs (--calib random): the clips suit a quick trial, not deployment")

@@ -2,6 +2,10 @@ import Foundation
 import Graph
 import Kernels
 
+/// glibc's mallopt (malloc.h is not part of Swift's Glibc module).
+@_silgen_name("mallopt")
+func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
+
 /// Runs a graph in float32 on the CPU for calibration: nodes in order, each op through the kernels, every
 /// intermediate freed as soon as its last reader ran. An op it cannot run is an error before any work starts.
 public struct GraphExecutor {
@@ -19,6 +23,10 @@ public struct GraphExecutor {
     private var lastUse: [String: Int] = [:]
 
     public init(graph: Graph, opset: Int64) throws {
+        // Keep large freed blocks in the heap for the next op's output instead of returning them to the kernel: every
+        // op allocates its output, and fresh pages cost a fault each (about a third of a forward pass otherwise).
+        _ = glibcMallopt(-3, 1 << 30)  // M_MMAP_THRESHOLD
+        _ = glibcMallopt(-1, 1 << 30)  // M_TRIM_THRESHOLD
         self.graph = graph
         self.opset = opset
         for (position, id) in graph.order.enumerated() {
