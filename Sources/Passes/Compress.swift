@@ -14,6 +14,11 @@ public func quantizationPipeline() -> Pipeline {
     Pipeline([FakeQuantInsertionPass(), OpsetUpgradePass(), DeadCodeCleanupPass()])
 }
 
+/// Filter pruning first (shapes change), then 2:4 masks, so quantization scales see the pruned, masked weights.
+public func pruningPipeline() -> Pipeline {
+    Pipeline([ChannelCouplingPass(), FilterPruningPass(), TwoOfFourPruningPass()])
+}
+
 /// The models a run writes: one for QDQ; the fake-quant and the deploy model for the AMCT layout.
 public struct CompressionResult {
     /// Each model with the suffix its file takes after the output prefix ("" for QDQ: the -o path itself).
@@ -36,11 +41,7 @@ public func compress(_ input: Model, config: CompressionConfig, format: OutputFo
     context.config = config
     context.diagnostics += config.warnings
     try planningPipeline().run(&model.graph, &context)
-    if let plan = context.plan, let pruned = plan.layers.first(where: { $0.prune.enabled }) {
-        throw PassError(
-            node: pruned.layer.name,
-            "the config asks to prune it, and this version of amct-pipe does not prune yet (filter and 2:4 pruning come next); `amct-pipe plan` shows the plan. Remove prune_config to quantize only")
-    }
+    try pruningPipeline().run(&model.graph, &context)
     try calibration.run(&model.graph, &context)
     func finish(_ m: inout Model, _ c: inout PassContext) throws {
         try Pipeline([OpsetUpgradePass(), DeadCodeCleanupPass()]).run(&m.graph, &c)

@@ -50,6 +50,10 @@ public struct PassContext {
     public var calibratedClips: [Int: (Float, Float)] = [:]
     /// Per quantized layer, the numbers every output layout uses (set by QuantParametersPass).
     public var quantParameters: [LayerQuantParameters] = []
+    /// Channel groups for filter pruning (set by ChannelCouplingPass).
+    public var coupling: ChannelCoupling?
+    /// What pruning did, per group and per layer, for the summary.
+    public var pruneReport: [String] = []
     /// The record being built (quantization parameters, prune record).
     public var record = QuantRecord()
     /// The lowest default-domain opset the rewritten graph needs (0: no change).

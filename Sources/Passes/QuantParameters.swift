@@ -46,7 +46,7 @@ public struct LayerQuantParameters: Sendable {
         guard let weight = graph.constantTensor(node.inputs[1]), weight.dataType == .float else {
             throw PassError(node: p.layer.name, "its weight '\(node.inputs[1])' is not a float32 constant; only float32 weights quantize")
         }
-        let layout = WeightLayout(layer: p.layer, transB: (node.int("transB") ?? 0) == 1, channelWise: wts.channelWise)
+        let layout = WeightLayout(layer: p.layer, weightShape: weight.dims, transB: (node.int("transB") ?? 0) == 1, channelWise: wts.channelWise)
         let bits = wts.type.bits
         var integers = [Int8](repeating: 0, count: weight.elementCount)
         let scales = weight.withElements(as: Float.self) { w -> [Float] in

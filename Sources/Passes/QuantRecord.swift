@@ -43,6 +43,15 @@ public struct QuantRecord: Sendable {
             lines.append("  }")
             lines.append("}")
         }
+        // Layers that were pruned but not quantized.
+        for (layer, prune) in pruneEntries.sorted(by: { $0.key < $1.key }) where !entries.contains(where: { $0.layer == layer }) {
+            lines.append("record {")
+            lines.append("  key: \"\(layer)\"")
+            lines.append("  value {")
+            for line in prune { lines.append("    \(line)") }
+            lines.append("  }")
+            lines.append("}")
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 }

@@ -9,8 +9,9 @@ public struct WeightLayout: Sendable, Equatable {
 
     /// Output channel is axis 0 for Conv and Gemm(transB=1); axis 1 for MatMul, Gemm(transB=0) and ConvTranspose
     /// (Cin, Cout/g, …), which is regrouped so Cout leads when g > 1.
-    public init(layer: Layer, transB: Bool, channelWise: Bool) {
-        let shape = layer.weightShape.map(Int.init)
+    /// `weightShape` is the weight as it is now (pruning may have changed it since the layer was found).
+    public init(layer: Layer, weightShape: [Int64], transB: Bool, channelWise: Bool) {
+        let shape = weightShape.map(Int.init)
         let count = shape.reduce(1, *)
         guard channelWise else {
             layout = .perTensor(count)

@@ -59,7 +59,7 @@ struct CompressCommand: ParsableCommand {
             if let record {
                 try Data(result.context.record.text.utf8).write(to: URL(fileURLWithPath: record), options: .atomic)
             }
-            let summary = RunSummary(input: input, outputs: paths, context: result.context, format: format)
+            let summary = RunSummary(input: input, outputs: paths, context: result.context, format: format, before: model, after: result.models.first?.model)
             print(json ? summary.json.serialized() : summary.text)
         }
     }
@@ -74,6 +74,14 @@ struct RunSummary {
     let context: PassContext
     let format: OutputFormat
     var output: String { outputs[0] }
+    var before: Model? = nil
+    var after: Model? = nil
+
+    func parameters(_ model: Model?) -> String {
+        guard let model else { return "?" }
+        return String(model.graph.initializers.values.filter { $0.dataType == .float || $0.dataType == .int8 || $0.dataType == .int4 }
+            .reduce(0) { $0 + $1.elementCount })
+    }
 
     func fileSize(_ path: String) -> Int { (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0 }
 
@@ -84,7 +92,8 @@ struct RunSummary {
     }
 
     var skipped: [(layer: String, reason: String)] {
-        (context.plan?.layers ?? []).filter { !$0.quant.enabled }.map { ($0.layer.name, $0.quant.source.description) }
+        (context.plan?.layers ?? []).filter { !$0.quant.enabled && (context.config?.hasGlobalQuant ?? false || !context.record.entries.isEmpty) }
+            .map { ($0.layer.name, $0.quant.source.description) }
     }
 
     /// What onnxruntime needs to run the output.
@@ -103,10 +112,12 @@ struct RunSummary {
         var lines = ["amct-pipe: \(input) → \(outputs.joined(separator: ", "))"]
         for (key, count) in groups { lines.append("  quantized  \(count) × \(key)") }
         for s in skipped { lines.append("  float      \(s.layer): \(s.reason)") }
+        for line in context.pruneReport { lines.append("  prune      \(line)") }
         for entry in context.log where entry.pass == "calibrate-ifmr" { lines.append("  calibrated \(entry.summary)") }
         let ops = context.opsetImports.first { ($0.domain ?? "").isEmpty }?.version ?? 0
         lines.append("  opset      \(ops)")
         lines.append("  size       \(formatBytes(fileSize(input))) → " + outputs.map { formatBytes(fileSize($0)) }.joined(separator: ", "))
+        lines.append("  elements   \(parameters(before)) → \(parameters(after)) in initializers (weights, biases, scales)")
         lines.append("  runtime    \(runtimeNote)")
         for d in context.diagnostics { lines.append("  \(d)") }
         return lines.joined(separator: "\n")
@@ -122,6 +133,7 @@ struct RunSummary {
                     ("scale_d", .float(e.scaleD)), ("offset_d", .int(e.offsetD)), ("clips_from", .string(e.clipsFrom)),
                 ])
             })),
+            ("prune", .array(context.pruneReport.map { .string($0) })),
             ("float", .array(skipped.map { .object([("layer", .string($0.layer)), ("reason", .string($0.reason))]) })),
             ("size_before", .int(fileSize(input))), ("size_after", .array(outputs.map { .int(fileSize($0)) })),
             ("runtime", .string(runtimeNote)),

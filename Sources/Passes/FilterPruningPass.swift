@@ -1,0 +1,145 @@
+import Graph
+import Kernels
+
+// Filter pruning, BalancedL2NormFilterPruner (SEMANTICS §4), on the groups ChannelCouplingPass found.
+//
+//   before:  Conv_a[64,32,3,3] ─▶ BN[64] ─▶ Relu ─▶ Conv_b[128,64,3,3]
+//   after:   Conv_a[48,32,3,3] ─▶ BN[48] ─▶ Relu ─▶ Conv_b[128,48,3,3]        (ratio 0.3, ascend_optimized)
+//
+// score_c = ‖W_c‖₂ / elements per channel, min-max normalised per producer; a group scores a channel by the mean over
+// its producers. ratio = the smallest of the members'; remain = C − round_half_even(C·ratio), with ascend_optimized
+// ⌈remain/16⌉·16 (16 if 0), never above C; the lowest scores go, ties taking the lower index. Channels are removed
+// physically from producers (weight, bias), BatchNormalization parameters, broadcast constants, depthwise convs (with
+// their group count) and the input channels of every consumer; value_info shapes follow. Each changed tensor is a new
+// initializer, so a tensor another layer shares is left as it was. A group left alone says why in the report.
+
+public struct FilterPruningPass: Pass {
+    public let name = "prune-filters"
+    public init() {}
+
+    public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
+        guard let plan = context.plan, let coupling = context.coupling else { return }
+        var keep: [Int: [Int]] = [:]
+        for (g, group) in coupling.groups.enumerated() where !group.producers.isEmpty {
+            let producers = group.producers.map { plan.layers[$0] }
+            let names = producers.map(\.layer.name).joined(separator: ", ")
+            let wantsFilter = producers.contains { p in
+                if p.prune.enabled, case .filter? = p.prune.kind { return true }
+                return false
+            }
+            guard wantsFilter else { continue }
+            if let reason = group.blocked {
+                context.pruneReport.append("left alone: \(names) (\(group.channels) channels): \(reason)")
+                continue
+            }
+            let specs = producers.map { p -> (Float, Bool)? in
+                if p.prune.enabled, case .filter(let r, let a)? = p.prune.kind { return (r, a) }
+                return nil
+            }
+            if let i = specs.firstIndex(where: { $0 == nil }) {
+                context.pruneReport.append("left alone: \(names): '\(producers[i].layer.name)' shares these channels and is not filter-pruned (\(producers[i].prune.source))")
+                continue
+            }
+            let (ratio, ascend) = specs.compactMap { $0 }.min { $0.0 < $1.0 }!
+            var mean = [Double](repeating: 0, count: group.channels)
+            for p in producers {
+                let (w, view) = try outputView(p.layer, graph)
+                let scores = w.withElements(as: Float.self) { Pruning.channelScores($0, outer: view.outer, channels: view.n, inner: view.inner) }
+                for (c, s) in Pruning.normalized(scores).enumerated() { mean[c] += s / Double(producers.count) }
+            }
+            let remain = Pruning.remaining(channels: group.channels, ratio: ratio, ascendOptimized: ascend)
+            guard remain < group.channels else {
+                context.pruneReport.append("unchanged: \(names) (\(group.channels) channels; ratio \(ratio) keeps all\(ascend ? " after 16-alignment" : ""))")
+                continue
+            }
+            keep[g] = Pruning.keep(scores: mean, remain: remain)
+            context.pruneReport.append("pruned: \(names): \(group.channels) → \(remain) channels (ratio \(ratio)\(ascend ? ", ×16" : ""))")
+            for p in producers { context.record.pruneEntries[p.layer.name, default: []].append("kept_channels: \"\(keep[g]!.map(String.init).joined(separator: ","))\"") }
+        }
+        guard !keep.isEmpty else {
+            context.log.append((name, "no group pruned"))
+            return
+        }
+        func indices(_ segments: [ChannelSegment]) -> [Int] {
+            var result: [Int] = []
+            var offset = 0
+            for s in segments {
+                if let g = s.group, let k = keep[g] { result += k.map { offset + $0 } } else { result += offset..<(offset + s.count) }
+                offset += s.count
+            }
+            return result
+        }
+        // Producers: output channels of the weight, and the bias.
+        for (g, k) in keep {
+            for li in coupling.groups[g].producers {
+                let layer = plan.layers[li].layer
+                let node = graph[layer.node]
+                let transB = (node.int("transB") ?? 0) == 1
+                let axis = layer.op == .conv || (layer.op == .gemm && transB) ? 0 : 1
+                try replace(&graph, layer.node, input: 1, axis: axis, keep: k)
+                if layer.op != .matMul, node.inputs.count > 2, !node.inputs[2].isEmpty,
+                    graph.constantTensor(node.inputs[2])?.dims == [Int64(coupling.groups[g].channels)]
+                {
+                    try replace(&graph, layer.node, input: 2, axis: 0, keep: k)
+                }
+            }
+        }
+        // Everything that follows the channels.
+        for (dependent, segments) in coupling.dependents {
+            let k = indices(segments)
+            guard k.count < segments.reduce(0, { $0 + $1.count }) else { continue }
+            switch dependent.kind {
+            case .batchNorm:
+                for i in 1...4 { try replace(&graph, dependent.node, input: i, axis: 0, keep: k) }
+            case .consumerWeight(let axis):
+                try replace(&graph, dependent.node, input: 1, axis: axis, keep: k)
+            case .depthwise:
+                try replace(&graph, dependent.node, input: 1, axis: 0, keep: k)
+                let node = graph[dependent.node]
+                if node.inputs.count > 2, !node.inputs[2].isEmpty { try replace(&graph, dependent.node, input: 2, axis: 0, keep: k) }
+                graph.updateNode(dependent.node) { $0.setAttribute(.int("group", Int64(k.count))) }
+            case .constant(let input, let axis):
+                try replace(&graph, dependent.node, input: input, axis: axis, keep: k)
+            }
+        }
+        // Declared shapes of the values whose channels changed.
+        for i in graph.valueInfo.indices {
+            guard let name = graph.valueInfo[i].name, let (axis, segments) = coupling.values[name],
+                case .tensor(let e, var shape?, let u)? = graph.valueInfo[i].type?.kind, axis < shape.dims.count
+            else { continue }
+            let count = indices(segments).count
+            if count != segments.reduce(0, { $0 + $1.count }) {
+                shape.dims[axis] = Dimension(.known(Int64(count)))
+                graph.valueInfo[i].type?.kind = .tensor(elemType: e, shape: shape, unknownFields: u)
+            }
+        }
+        context.log.append((name, "\(keep.count) channel groups pruned"))
+    }
+
+    /// The weight seen as [outer, output channels, inner].
+    func outputView(_ layer: Layer, _ graph: Graph) throws -> (Tensor, (outer: Int, n: Int, inner: Int)) {
+        let node = graph[layer.node]
+        guard let w = graph.constantTensor(node.inputs[1]), w.dataType == .float else {
+            throw PassError(node: layer.name, "its weight is not a float32 constant, so it cannot be scored for pruning")
+        }
+        let d = w.dims.map(Int.init)
+        let transB = (node.int("transB") ?? 0) == 1
+        if layer.op == .conv || (layer.op == .gemm && transB) { return (w, (1, d[0], d.dropFirst().reduce(1, *))) }
+        return (w, (d[0], d[1], 1))
+    }
+
+    /// Replaces input `input` of `node` with a new initializer holding only `keep` along `axis`.
+    func replace(_ graph: inout Graph, _ node: NodeID, input: Int, axis: Int, keep: [Int]) throws {
+        let name = graph[node].inputs[input]
+        guard let t = graph.constantTensor(name), let bits = t.dataType.bitsPerElement, bits >= 8, axis < t.dims.count else {
+            throw PassError(node: graph[node].displayName, "input '\(name)' is not a constant that can lose channels on axis \(axis)")
+        }
+        let d = t.dims.map(Int.init)
+        let bytes = Pruning.gather(t.rawBytes, elementSize: bits / 8, outer: d[..<axis].reduce(1, *), n: d[axis], inner: d[(axis + 1)...].reduce(1, *), keep: keep)
+        var dims = t.dims
+        dims[axis] = Int64(keep.count)
+        let tensor = bytes.withUnsafeBytes { Tensor(name: nil, dataType: t.dataType, dims: dims, rawBytes: $0) }
+        let newName = graph.addInitializer(tensor, preferredName: "\(name)_pruned")
+        graph.updateNode(node) { $0.inputs[input] = newName }
+    }
+}

@@ -1,0 +1,39 @@
+import Graph
+import Kernels
+
+// 2:4 selective pruning, L1SelectivePruner M4N2 (SEMANTICS §4).
+//
+//   before:  W[:, c0..c3] = [0.9, -0.1, 0.4, -0.7]
+//   after:   W[:, c0..c3] = [0.9,  0,   0,   -0.7]     (in every group of 4 along Cin, the 2 smallest |w| are 0)
+//
+// Groups run along the input-channel axis: axis 1 of Conv and Gemm(transB=1) weights, axis 0 of ConvTranspose,
+// MatMul and Gemm(transB=0) weights; Cin is padded with zeros to a multiple of 4; ties take the lower index; Cin ≤ 2
+// is left alone. The masked weight is a new initializer (a shared one stays as it was); update_freq is recorded.
+
+public struct TwoOfFourPruningPass: Pass {
+    public let name = "prune-2of4"
+    public init() {}
+
+    public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
+        guard let plan = context.plan else { return }
+        var count = 0
+        for p in plan.layers where p.prune.enabled {
+            guard case .twoOfFour(let freq)? = p.prune.kind else { continue }
+            let node = graph[p.layer.node]
+            guard var w = graph.constantTensor(node.inputs[1]), w.dataType == .float else {
+                throw PassError(node: p.layer.name, "its weight is not a float32 constant, so it cannot be 2:4-pruned")
+            }
+            let d = w.dims.map(Int.init)
+            let cinAxis = p.layer.op == .conv || (p.layer.op == .gemm && (node.int("transB") ?? 0) == 1) ? 1 : 0
+            let outer = d[..<cinAxis].reduce(1, *), cin = d[cinAxis], inner = d[(cinAxis + 1)...].reduce(1, *)
+            let zeroed = w.withMutableElements(as: Float.self) { Pruning.applyTwoOfFour($0, outer: outer, cin: cin, inner: inner) }
+            let newName = graph.addInitializer(w, preferredName: "\(node.inputs[1])_2of4")
+            graph.updateNode(p.layer.node) { $0.inputs[1] = newName }
+            let zeros = w.withElements(as: Float.self) { $0.filter { $0 == 0 }.count }
+            context.record.pruneEntries[p.layer.name, default: []] += ["two_of_four_zeroed: \(zeroed)", "update_freq: \(freq)"]
+            context.pruneReport.append("2:4: \(p.layer.name): \(zeros) of \(w.elementCount) weights are 0 (\(zeroed) zeroed now)\(cin <= 2 ? "; Cin ≤ 2, left alone" : "")")
+            count += 1
+        }
+        context.log.append((name, "\(count) layers masked 2:4"))
+    }
+}
