@@ -52,6 +52,8 @@ def rows(model):
     # Config-only INT8 (clips in the config, no calibration): the whole compression, next to load+save above.
     # There is no Python tool that applies an AMCT config, so this row has amct-pipe alone.
     yield ("int8 (cfg)", [BINARY, model, "--cfg", os.path.join(HERE, "int8.cfg"), "-o", out_a], None)
+    # Filter pruning 0.3 + INT8 (clips in the config): the combined compression, whole process; no Python equivalent.
+    yield ("prune+int8", [BINARY, model, "--cfg", os.path.join(HERE, "prune_int8.cfg"), "-o", out_a], None)
     # Executor forward at batch 8 (whole process: load, run, write) against an onnxruntime CPU session.
     x8 = os.path.join(WORK, "x8.npz")
     if not os.path.exists(x8):
