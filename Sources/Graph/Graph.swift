@@ -98,15 +98,7 @@ public struct Graph: Sendable {
     /// asked, which renames the output).
     public mutating func replaceAllUses(of old: String, with new: String, includingGraphOutputs: Bool = false) {
         for id in consumers(of: old) {
-            updateNode(id) { node in
-                for i in node.inputs.indices where node.inputs[i] == old { node.inputs[i] = new }
-                for a in node.attributes.indices {
-                    node.attributes[a].g?.renameOuterReference(old, to: new)
-                    for g in node.attributes[a].graphs.indices {
-                        node.attributes[a].graphs[g].renameOuterReference(old, to: new)
-                    }
-                }
-            }
+            updateNode(id) { $0.renameReads(of: old, to: new) }
         }
         if includingGraphOutputs {
             for i in outputs.indices where outputs[i].name == old { outputs[i].name = new }
@@ -266,15 +258,7 @@ public struct Graph: Sendable {
             let node = self[id]
             guard !node.outputs.contains(old) else { return }  // shadowed from here on
             if node.usedValues.contains(old) {
-                updateNode(id) { n in
-                    for i in n.inputs.indices where n.inputs[i] == old { n.inputs[i] = new }
-                    for a in n.attributes.indices {
-                        n.attributes[a].g?.renameOuterReference(old, to: new)
-                        for g in n.attributes[a].graphs.indices {
-                            n.attributes[a].graphs[g].renameOuterReference(old, to: new)
-                        }
-                    }
-                }
+                updateNode(id) { $0.renameReads(of: old, to: new) }
             }
         }
     }

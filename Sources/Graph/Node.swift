@@ -61,6 +61,15 @@ public struct Node: Sendable {
 
     public mutating func removeAttribute(_ name: String) { attributes.removeAll { $0.name == name } }
 
+    /// Makes the node read `new` wherever it read `old`: its inputs, and outer-scope reads of its subgraphs.
+    mutating func renameReads(of old: String, to new: String) {
+        for i in inputs.indices where inputs[i] == old { inputs[i] = new }
+        for a in attributes.indices {
+            attributes[a].g?.renameOuterReference(old, to: new)
+            for g in attributes[a].graphs.indices { attributes[a].graphs[g].renameOuterReference(old, to: new) }
+        }
+    }
+
     /// The graphs held in attributes (If/Loop/Scan bodies).
     public var subgraphs: [Graph] { attributes.flatMap { a in (a.g.map { [$0] } ?? []) + a.graphs } }
 

@@ -57,6 +57,11 @@ final class UseListTests: XCTestCase {
         try g.sortTopologically()
         XCTAssertEqual(g.nodes.map { $0.name! }, ["a", "c", "b"])
         XCTAssertNoThrow(try g.validate())
+        // A graph output is renamed only when asked.
+        g.replaceAllUses(of: "y", with: "y2")
+        XCTAssertEqual(g.outputs.map(\.name), ["y"])
+        g.replaceAllUses(of: "y", with: "y2", includingGraphOutputs: true)
+        XCTAssertEqual(g.outputs.map(\.name), ["y2"])
     }
 
     func testReplaceUsesReachesIntoSubgraphs() throws {
