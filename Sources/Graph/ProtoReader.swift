@@ -12,7 +12,7 @@ struct ProtoReader {
 
     func model(_ m: UnsafeMutablePointer<Onnx__ModelProto>, path: String) throws -> Model {
         guard let g = m.pointee.graph else { throw GraphError.noGraph(path: path) }
-        let graph = try self.graph(g)
+        let graph = try self.graph(g, topLevel: true)
         var model = Model(graph: graph)
         model.irVersion = m.pointee.has_ir_version != 0 ? m.pointee.ir_version : nil
         model.opsetImports = list(m.pointee.opset_import, m.pointee.n_opset_import).map { o in
@@ -33,11 +33,13 @@ struct ProtoReader {
         return model
     }
 
-    func graph(_ g: UnsafeMutablePointer<Onnx__GraphProto>) throws -> Graph {
+    /// `topLevel`: the model's main graph, whose external tensors stay external on save; elsewhere (subgraphs,
+    /// attributes) external data is read and saved inline.
+    func graph(_ g: UnsafeMutablePointer<Onnx__GraphProto>, topLevel: Bool = false) throws -> Graph {
         var graph = Graph(name: string(g.pointee.name))
         graph.docString = string(g.pointee.doc_string)
         for (index, t) in list(g.pointee.initializer, g.pointee.n_initializer).enumerated() {
-            let tensor = try self.tensor(t)
+            let tensor = try self.tensor(t, keepExternal: topLevel)
             guard let name = tensor.name else { throw GraphError.unnamedInitializer(index: index) }
             guard graph.initializers[name] == nil else { throw GraphError.duplicateInitializer(name: name) }
             graph.setInitializer(tensor)
@@ -76,14 +78,14 @@ struct ProtoReader {
         attr.i = p.has_i != 0 ? p.i : nil
         attr.s = p.has_s != 0 ? bytes(p.s) : nil
         attr.t = try p.t.map(tensor)
-        attr.g = try p.g.map(graph)
+        attr.g = try p.g.map { try graph($0) }
         attr.sparseTensor = p.sparse_tensor.map(preserved)
         attr.tp = p.tp.map(valueType)
         attr.floats = Array(UnsafeBufferPointer(start: p.floats, count: p.n_floats))
         attr.ints = Array(UnsafeBufferPointer(start: p.ints, count: p.n_ints))
         attr.strings = UnsafeBufferPointer(start: p.strings, count: p.n_strings).map(bytes)
         attr.tensors = try list(p.tensors, p.n_tensors).map(tensor)
-        attr.graphs = try list(p.graphs, p.n_graphs).map(graph)
+        attr.graphs = try list(p.graphs, p.n_graphs).map { try graph($0) }
         attr.sparseTensors = list(p.sparse_tensors, p.n_sparse_tensors).map(preserved)
         attr.typeProtos = list(p.type_protos, p.n_type_protos).map(valueType)
         attr.unknownFields = unknownFields(a)
@@ -146,7 +148,9 @@ struct ProtoReader {
 
     // MARK: Tensors
 
-    func tensor(_ t: UnsafeMutablePointer<Onnx__TensorProto>) throws -> Tensor {
+    func tensor(_ t: UnsafeMutablePointer<Onnx__TensorProto>) throws -> Tensor { try tensor(t, keepExternal: false) }
+
+    func tensor(_ t: UnsafeMutablePointer<Onnx__TensorProto>, keepExternal: Bool) throws -> Tensor {
         let p = t.pointee
         let dataType = DataType(rawValue: p.has_data_type != 0 ? p.data_type : 0)
         let dims = Array(UnsafeBufferPointer(start: p.dims, count: p.n_dims))
@@ -161,10 +165,16 @@ struct ProtoReader {
 
         var encoding = TensorEncoding.typedFields
         let data: TensorData
+        var dataLocation = location
         if location == 1 {
             let entries = pairs(p.external_data, p.n_external_data)
-            encoding = .external(entries)
             data = .bytes(try readExternal(entries, tensor: label, expectedBytes: expectedBytes))
+            if keepExternal {
+                encoding = .external(entries)
+            } else {
+                encoding = .raw
+                dataLocation = nil
+            }
         } else if p.has_raw_data != 0 {
             encoding = .raw
             if let expectedBytes, expectedBytes != p.raw_data.len {
@@ -180,7 +190,7 @@ struct ProtoReader {
         }
         return Tensor(
             name: name, dataType: dataType, dims: dims, data: data, encoding: encoding,
-            docString: string(p.doc_string), segment: p.segment.map { TensorSegment(begin: $0.pointee.has_begin != 0 ? $0.pointee.begin : nil, end: $0.pointee.has_end != 0 ? $0.pointee.end : nil, unknownFields: unknownFields($0)) }, dataLocation: location,
+            docString: string(p.doc_string), segment: p.segment.map { TensorSegment(begin: $0.pointee.has_begin != 0 ? $0.pointee.begin : nil, end: $0.pointee.has_end != 0 ? $0.pointee.end : nil, unknownFields: unknownFields($0)) }, dataLocation: dataLocation,
             metadataProps: pairs(p.metadata_props, p.n_metadata_props), unknownFields: unknownFields(t))
     }
 

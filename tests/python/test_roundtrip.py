@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 import pytest
 
 import models
@@ -172,3 +173,31 @@ def test_inspect_reports_parameters():
     params = sum(int(np.prod(t.dims)) for t in m.graph.initializer)
     assert f"params    {params} in {len(m.graph.initializer)} initializers" in text
     assert "Conv 5" in text and "opsets    ai.onnx 13" in text and "input     input  FLOAT [N×3×16×16]" in text
+
+
+def test_external_data_inside_a_subgraph_is_kept(tmp_path):
+    """A tensor in an If branch stored as external data comes back inline with its values (never a dangling reference)."""
+    from onnx import TensorProto, helper
+    big = np.arange(600, dtype=np.float32)
+    then_graph = helper.make_graph([helper.make_node("Identity", ["c"], ["t"])], "then", [],
+                                   [helper.make_tensor_value_info("t", TensorProto.FLOAT, [600])],
+                                   initializer=[numpy_helper.from_array(big, "c")])
+    else_graph = helper.make_graph([helper.make_node("Neg", ["x"], ["e"])], "else", [],
+                                   [helper.make_tensor_value_info("e", TensorProto.FLOAT, [600])])
+    g = helper.make_graph([helper.make_node("If", ["cond"], ["y"], then_branch=then_graph, else_branch=else_graph)], "g",
+                          [helper.make_tensor_value_info("cond", TensorProto.BOOL, []), helper.make_tensor_value_info("x", TensorProto.FLOAT, [600])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [600])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    src = tmp_path / "sub" / "m.onnx"
+    src.parent.mkdir()
+    onnx.save(m, str(src), save_as_external_data=True, all_tensors_to_one_file=True, location="m.data", size_threshold=100)
+    out = tmp_path / "out.onnx"
+    run("convert", src, "-o", out)
+    got = onnx.load(str(out))
+    then = next(a.g for a in got.graph.node[0].attribute if a.name == "then_branch")
+    assert np.array_equal(numpy_helper.to_array(then.initializer[0]), big)
+    assert then.initializer[0].data_location != onnx.TensorProto.EXTERNAL
+    onnx.checker.check_model(str(out), full_check=True)
+    y = ortutil.run(str(out), {"cond": np.array(True), "x": np.zeros(600, np.float32)})[0]
+    assert np.array_equal(y, big)
