@@ -7,11 +7,15 @@ import Kernels
 final class ClipResults: @unchecked Sendable {
     private let lock = NSLock()
     private(set) var values: [(Float, Float)]
+    private var finished = 0
     init(count: Int) { values = Array(repeating: (0, 0), count: count) }
-    func set(_ index: Int, _ value: (Float, Float)) {
+    /// Stores a result; returns how many are done.
+    func set(_ index: Int, _ value: (Float, Float)) -> Int {
         lock.lock()
+        defer { lock.unlock() }
         values[index] = value
-        lock.unlock()
+        finished += 1
+        return finished
     }
 }
 
@@ -28,9 +32,10 @@ public struct CalibrationPass: Pass {
     public let name = "calibrate-ifmr"
     public var data: CalibrationData?
     public var batchSize: Int
-    public var progress: ((_ batch: Int, _ of: Int) -> Void)?
+    /// Called with ("batch", i, n) after each batch and ("IFMR layer", i, n) as searches finish.
+    public var progress: (@Sendable (_ phase: String, _ done: Int, _ of: Int) -> Void)?
 
-    public init(data: CalibrationData?, batchSize: Int = 1, progress: ((Int, Int) -> Void)? = nil) {
+    public init(data: CalibrationData?, batchSize: Int = 1, progress: (@Sendable (String, Int, Int) -> Void)? = nil) {
         self.data = data
         self.batchSize = batchSize
         self.progress = progress
@@ -52,7 +57,7 @@ public struct CalibrationPass: Pass {
         var gathered: [String: [Float]] = [:]
         for (i, batch) in batches.enumerated() {
             _ = try executor.run(batch, observe: observed) { name, value in gathered[name, default: []] += value.floats }
-            progress?(i + 1, batches.count)
+            progress?("batch", i + 1, batches.count)
         }
         // One search per distinct (input, bit width), spread over the cores.
         var jobs: [(value: String, bits: Int)] = []
@@ -61,10 +66,11 @@ public struct CalibrationPass: Pass {
             if !jobs.contains(where: { $0 == job }) { jobs.append(job) }
         }
         let results = ClipResults(count: jobs.count)
-        let inputs = gathered, work = jobs
+        let inputs = gathered, work = jobs, report = progress
         DispatchQueue.concurrentPerform(iterations: work.count) { j in
             let c = IFMR.clips(inputs[work[j].value] ?? [], bits: work[j].bits)
-            results.set(j, (c.min, c.max))
+            let done = results.set(j, (c.min, c.max))
+            report?("IFMR layer", done, work.count)
         }
         for (i, p) in needing {
             let j = jobs.firstIndex { $0 == (graph[p.layer.node].inputs[0], p.quant.act!.type.bits) }!

@@ -50,9 +50,10 @@ struct CompressCommand: ParsableCommand {
                     : try CalibrationData.load(calib, for: model)
             }
             let showProgress = !quiet && isatty(2) != 0
-            let calibration = CalibrationPass(data: data, batchSize: batchSize, progress: showProgress ? { i, n in
-                FileHandle.standardError.write(Data("\rcalibration: batch \(i) of \(n)\(i == n ? "\n" : "")".utf8))
-            } : nil)
+            let report: @Sendable (String, Int, Int) -> Void = { phase, i, n in
+                FileHandle.standardError.write(Data("\rcalibration: \(phase) \(i) of \(n)   \(i == n ? "\n" : "")".utf8))
+            }
+            let calibration = CalibrationPass(data: data, batchSize: batchSize, progress: showProgress ? report : nil)
             let result = try compress(model, config: config, format: format, calibration: calibration)
             let paths = result.paths(for: output)
             for ((_, compressed), path) in zip(result.models, paths) { try ModelFile.save(compressed, to: path) }

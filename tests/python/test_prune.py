@@ -189,6 +189,57 @@ def test_generated_models_at_ratio_0_3(make, tmp_path):
     assert sum(v.size for v in w.values()) < sum(v.size for v in w0.values())
 
 
+def predicted_parameters(src, record):
+    """Parameters the kept channels predict, computed from the original graph: each Conv/Gemm keeps its recorded
+    output channels (else all); input channels follow the tensor feeding it through BN/Relu/Clip/pools/Add/Concat/
+    Flatten; a depthwise conv keeps its input's channels; BN parameters follow their input."""
+    m = onnx.load(src)
+    shapes = {t.name: list(t.dims) for t in m.graph.initializer}
+    channels = {m.graph.input[0].name: m.graph.input[0].type.tensor_type.shape.dim[1].dim_value}
+    total = 0
+    for n in m.graph.node:
+        x = channels.get(n.input[0]) if n.input else None
+        if n.op_type == "Conv":
+            w = shapes[n.input[1]]
+            group = next((a.i for a in n.attribute if a.name == "group"), 1)
+            if group > 1 and w[1] == 1:  # depthwise: follows its input
+                out = x
+                total += out * int(np.prod(w[2:])) + (out if len(n.input) > 2 and n.input[2] else 0)
+            else:
+                out = len(record[n.name]["kept_channels"].split(",")) if n.name in record else w[0]
+                total += out * x * int(np.prod(w[2:])) + (out if len(n.input) > 2 and n.input[2] else 0)
+            channels[n.output[0]] = out
+        elif n.op_type == "Gemm":
+            w = shapes[n.input[1]]
+            out = len(record[n.name]["kept_channels"].split(",")) if n.name in record else w[0]
+            total += out * x + out
+            channels[n.output[0]] = out
+        elif n.op_type == "BatchNormalization":
+            total += 4 * x
+            channels[n.output[0]] = x
+        elif n.op_type == "Concat":
+            channels[n.output[0]] = sum(channels[i] for i in n.input)
+        elif n.op_type in ("Relu", "Clip", "MaxPool", "AveragePool", "GlobalAveragePool", "Flatten", "Add"):
+            channels[n.output[0]] = x
+    for t in m.graph.initializer:  # scalars such as Clip bounds
+        if len(t.dims) == 0:
+            total += 1
+    return total
+
+
+@pytest.mark.parametrize("make", [lambda: models.resnet50(batch="N", image=64), lambda: models.mobilenet_v2(width=32),
+                                  lambda: models.densenet(growth=16)], ids=["resnet50", "mobilenet_v2", "densenet"])
+def test_parameter_count_is_what_the_kept_channels_predict(make, tmp_path):
+    src = str(tmp_path / "m.onnx")
+    onnx.save(make(), src)
+    out = tmp_path / "p.onnx"
+    run(src, "--cfg", filter_cfg(tmp_path, 0.3, True), "-o", out, "--record", tmp_path / "r.txt")
+    record = parse_record((tmp_path / "r.txt").read_text())
+    got = sum(int(np.prod(t.dims)) for t in onnx.load(str(out)).graph.initializer)
+    assert got == predicted_parameters(src, record)
+    assert got < sum(int(np.prod(t.dims)) for t in onnx.load(src).graph.initializer)
+
+
 def test_unprunable_groups_say_why(tmp_path):
     out = tmp_path / "p.onnx"
     summary = json.loads(run(os.path.join(FIXTURES, "gap_gemm.onnx"), "--cfg", filter_cfg(tmp_path, 0.5, False), "-o", out, "--json").stdout)
