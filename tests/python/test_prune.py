@@ -254,3 +254,21 @@ def test_compressed_examples_run(tmp_path):
     for path, src in ((c1, "residual.onnx"), (c2, "conv_bn_relu.onnx")):
         onnx.checker.check_model(str(path), full_check=True)
         ortutil.run(str(path), ortutil.inputs_for(os.path.join(FIXTURES, src)), BASIC)
+
+
+@pytest.mark.parametrize("model", ["residual.onnx", "concat_block.onnx", "depthwise.onnx", "gap_gemm.onnx", "conv_bn_relu.onnx",
+                                   "shared_bias.onnx", "paddle_constants.onnx"])
+def test_fixture_structures_at_ratio_0_3(model, tmp_path):
+    """Residual Add, Concat, depthwise, GAP→Flatten→Gemm, Identity-shared biases and Constant-node weights: the pruned
+    model passes the checker, runs, and is smaller."""
+    src = os.path.join(FIXTURES, model)
+    out = tmp_path / "p.onnx"
+    summary = json.loads(run(src, "--cfg", filter_cfg(tmp_path, 0.3, False), "-o", out, "--json").stdout)
+    onnx.checker.check_model(str(out), full_check=True)
+    feeds = ortutil.inputs_for(src)
+    assert ortutil.run(str(out), feeds)[0].shape == ortutil.run(src, feeds)[0].shape
+    pruned = [p for p in summary["prune"] if p.startswith("pruned:")]
+    assert pruned, summary["prune"]
+    count = lambda p: sum(int(np.prod(t.dims)) for t in onnx.load(p).graph.initializer) + sum(
+        int(np.prod(a.t.dims)) for n in onnx.load(p).graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value")
+    assert count(str(out)) < count(src)
