@@ -48,7 +48,6 @@ public struct Graph: Sendable {
     public func consumers(of value: String) -> [NodeID] { consumersByValue[value] ?? [] }
 
     public func isGraphOutput(_ value: String) -> Bool { outputs.contains { $0.name == value } }
-    public func isGraphInput(_ value: String) -> Bool { inputs.contains { $0.name == value } }
 
     public func firstNode(named name: String) -> NodeID? { order.first { self[$0].name == name } }
 

@@ -63,11 +63,7 @@ public struct ValueType: Sendable, Equatable, Hashable {
     public static func tensor(_ elemType: DataType, _ dims: [Int64]) -> ValueType {
         ValueType(.tensor(elemType: elemType.rawValue, shape: Shape(known: dims), unknownFields: UnknownFields()))
     }
-    /// The element type and shape when this is a tensor type.
-    public var tensorElementType: DataType? {
-        if case .tensor(let e?, _, _) = kind { return DataType(rawValue: e) }
-        return nil
-    }
+    /// The shape when this is a tensor type.
     public var tensorShape: Shape? {
         if case .tensor(_, let s, _) = kind { return s }
         return nil

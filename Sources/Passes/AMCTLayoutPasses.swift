@@ -41,6 +41,20 @@ func biasInput(_ node: Node) -> Int? {
     return 2
 }
 
+/// The layer in the integer domain: `inputs` replace its leading inputs, it writes a new value (`<output><suffix>`), and
+/// the node `dequantize(integerOutput, output)` right after it writes the original output again.
+func rewireIntoIntegerDomain(
+    _ graph: inout Graph, _ layer: Layer, inputs: [String], suffix: String, dequantize: (_ integerOutput: String, _ output: String) -> Node
+) {
+    let y = graph[layer.node].outputs[0]
+    let yInt = graph.uniqueValueName("\(y)\(suffix)")
+    graph.updateNode(layer.node) { n in
+        n.inputs = inputs + n.inputs.dropFirst(inputs.count)
+        n.outputs[0] = yInt
+    }
+    graph.insertNode(dequantize(yInt, y), after: layer.node)
+}
+
 func checkGemmForIntegerDomain(_ node: Node, _ layer: Layer) throws {
     if node.op == "Gemm", (node.float("alpha") ?? 1) != 1 || (node.float("beta") ?? 1) != 1 {
         throw PassError(node: layer.name, "Gemm with alpha or beta other than 1 has no integer-domain form in the AMCT layout; use --format qdq")
@@ -76,21 +90,16 @@ public struct AMCTFakeQuantPass: Pass {
                 Tensor(name: nil, dims: q.weightDims, floats: q.integers.map(Float.init)), preferredName: "\(node.inputs[1])_int")
             var inputs = [current, weight]
             if let b = biasInput(node), let bias = graph.constantTensor(node.inputs[b]) {
-                let channels = max(q.scaleW.count, bias.elementCount)
-                let integer = q.integerBias(bias)
-                let values = integer.count == channels ? integer : Array(repeating: integer[0], count: channels)
+                let values = q.integerBias(bias)
                 inputs.append(graph.addInitializer(Tensor(name: nil, dims: [Int64(values.count)], floats: values), preferredName: "\(node.inputs[b])_int"))
-            }
-            let y = node.outputs[0]
-            let yInt = graph.uniqueValueName("\(y)_int")
-            graph.updateNode(layer.node) { n in
-                n.inputs = inputs + n.inputs.dropFirst(inputs.count)
-                n.outputs[0] = yInt
             }
             let deq = q.dequantScales
             let deqName = graph.addInitializer(
                 Tensor(name: nil, dims: channelBroadcastDims(layer, channels: deq.count), floats: deq), preferredName: "\(p).fakedequant.scale")
-            graph.insertNode(Node(opType: "Mul", name: graph.uniqueNodeName("\(p).fakedequant.mul"), inputs: [yInt, deqName], outputs: [y]), after: layer.node)
+            let mulName = graph.uniqueNodeName("\(p).fakedequant.mul")
+            rewireIntoIntegerDomain(&graph, layer, inputs: inputs, suffix: "_int") { yInt, y in
+                Node(opType: "Mul", name: mulName, inputs: [yInt, deqName], outputs: [y])
+            }
         }
         context.log.append((name, "\(context.quantParameters.count) layers in the integer domain"))
     }
@@ -133,19 +142,15 @@ public struct AscendDeployPass: Pass {
                     integer.withUnsafeBytes { Tensor(name: nil, dataType: .int32, dims: [Int64(integer.count)], rawBytes: $0) },
                     preferredName: "\(node.inputs[b])_int32"))
             }
-            let y = node.outputs[0]
-            let yInt = graph.uniqueValueName("\(y)_int32")
-            graph.updateNode(layer.node) { n in
-                n.inputs = inputs + n.inputs.dropFirst(inputs.count)
-                n.outputs[0] = yInt
-            }
-            let params: [UInt64] = q.dequantScales.map { UInt64(Quantization.truncateToS19($0).bitPattern) | (UInt64(0) << 40) }
+            // Bits 0–31: the S19 float32 of s_w·s_d; bits 40–47: the weight offset, which ARQ makes 0.
+            let params: [UInt64] = q.dequantScales.map { UInt64(Quantization.truncateToS19($0).bitPattern) }
             let param = graph.addInitializer(
                 params.withUnsafeBytes { Tensor(name: nil, dataType: .uint64, dims: [Int64(params.count)], rawBytes: $0) },
                 preferredName: "\(p).dequant.deq_scale")
-            graph.insertNode(
-                Node(opType: "AscendDequant", domain: Self.domain, name: graph.uniqueNodeName("\(p).dequant"), inputs: [yInt, param], outputs: [y]),
-                after: layer.node)
+            let dequantName = graph.uniqueNodeName("\(p).dequant")
+            rewireIntoIntegerDomain(&graph, layer, inputs: inputs, suffix: "_int32") { yInt, y in
+                Node(opType: "AscendDequant", domain: Self.domain, name: dequantName, inputs: [yInt, param], outputs: [y])
+            }
         }
         if !context.opsetImports.contains(where: { $0.domain == Self.domain }) {
             context.opsetImports.append(OpsetImport(domain: Self.domain, version: 1))

@@ -2,10 +2,6 @@ import Foundation
 import Graph
 import Kernels
 
-/// glibc's mallopt (malloc.h is not part of Swift's Glibc module).
-@_silgen_name("mallopt")
-func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
-
 /// Runs a graph in float32 on the CPU for calibration: nodes in order, each op through the kernels, every
 /// intermediate freed as soon as its last reader ran. An op it cannot run is an error before any work starts.
 public struct GraphExecutor {
@@ -23,10 +19,6 @@ public struct GraphExecutor {
     private var lastUse: [String: Int] = [:]
 
     public init(graph: Graph, opset: Int64) throws {
-        // Keep large freed blocks in the heap for the next op's output instead of returning them to the kernel: every
-        // op allocates its output, and fresh pages cost a fault each (about a third of a forward pass otherwise).
-        _ = glibcMallopt(-3, 1 << 30)  // M_MMAP_THRESHOLD
-        _ = glibcMallopt(-1, 1 << 30)  // M_TRIM_THRESHOLD
         self.graph = graph
         self.opset = opset
         for (position, id) in graph.order.enumerated() {
@@ -129,19 +121,20 @@ public struct GraphExecutor {
         }
         func as4D(_ x: DenseTensor) -> [Int] { x.shape.count == 3 ? [x.shape[0], x.shape[1], 1, x.shape[2]] : x.shape }
         func from4D(_ shape: [Int], like x: DenseTensor) -> [Int] { x.shape.count == 3 ? [shape[0], shape[1], shape[3]] : shape }
-        func binary(_ f: (Float, Float) -> Float) throws -> [DenseTensor] {
+        func binary(_ f: @escaping (Float, Float) -> Float) throws -> [DenseTensor] {
             let x = try input(0), y = try input(1)
             if !x.isFloat && !y.isFloat {
-                let (v, s) = try Elementwise.binary(x.ints, x.shape, y.ints, y.shape) { Int64(f(Float($0), Float($1))) }
-                let exact: [Int64]
+                // Integer tensors (shape arithmetic) stay exact in Int64.
+                let op: (Int64, Int64) -> Int64
                 switch node.op {
-                case "Add": exact = try Elementwise.binary(x.ints, x.shape, y.ints, y.shape, +).0
-                case "Sub": exact = try Elementwise.binary(x.ints, x.shape, y.ints, y.shape, -).0
-                case "Mul": exact = try Elementwise.binary(x.ints, x.shape, y.ints, y.shape, *).0
-                case "Div": exact = try Elementwise.binary(x.ints, x.shape, y.ints, y.shape) { $1 == 0 ? 0 : $0 / $1 }.0
-                default: exact = v
+                case "Add": op = (+)
+                case "Sub": op = (-)
+                case "Mul": op = (*)
+                case "Div": op = { $1 == 0 ? 0 : $0 / $1 }
+                default: op = { Int64(f(Float($0), Float($1))) }
                 }
-                return [DenseTensor(shape: s, ints: exact)]
+                let (v, s) = try Elementwise.binary(x.ints, x.shape, y.ints, y.shape, op)
+                return [DenseTensor(shape: s, ints: v)]
             }
             let (v, s) = try Elementwise.binary(x.floats, x.shape, y.floats, y.shape, f)
             return [DenseTensor(shape: s, floats: v)]

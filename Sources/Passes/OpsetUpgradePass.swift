@@ -42,21 +42,23 @@ public struct OpsetUpgradePass: Pass {
                 throw PassError(node: node.displayName, "\(node.op) does not exist at opset \(to); replace it before quantizing")
             }
             var attribute: String?
-            switch node.op {
-            case "Squeeze", "Unsqueeze", "ReduceSum" where from < 13: attribute = "axes"
-            case "Split" where from < 13: attribute = "split"
-            case let op where reduceOpsAt18.contains(op) && from < 18 && to >= 18: attribute = "axes"
-            default: break
+            if from < 13 && ["Squeeze", "Unsqueeze", "ReduceSum"].contains(node.op) {
+                attribute = "axes"
+            } else if from < 13 && node.op == "Split" {
+                attribute = "split"
+            } else if from < 18 && to >= 18 && reduceOpsAt18.contains(node.op) {
+                attribute = "axes"
             }
             if let attribute, let values = node.ints(attribute) {
                 let tensor = values.withUnsafeBytes { Tensor(name: nil, dataType: .int64, dims: [Int64(values.count)], rawBytes: $0) }
                 let input = graph.addInitializer(tensor, preferredName: "\(node.name ?? node.op)_\(attribute)")
+                // Before the conversion these ops have the data as their only input; the attribute becomes input 1.
+                guard node.inputs.count == 1 else {
+                    throw PassError(node: node.displayName, "\(node.op) has both an '\(attribute)' attribute and \(node.inputs.count) inputs")
+                }
                 graph.updateNode(id) { n in
                     n.removeAttribute(attribute)
-                    // The new input is the second one (Split: after the data; Squeeze/Unsqueeze/Reduce*: the axes).
-                    while n.inputs.count < 1 { n.inputs.append("") }
-                    n.inputs.insert(input, at: 1)
-                    if n.inputs.count > 2 { n.inputs = Array(n.inputs.prefix(2)) }
+                    n.inputs.append(input)
                 }
                 changed += 1
             }

@@ -17,6 +17,8 @@ public struct LayerQuantParameters: Sendable {
     public var weightLayout: WeightLayout
     /// One scale per output channel (one when per-tensor).
     public var scaleW: [Float]
+    /// The layer's output channels (the length of its per-channel bias and dequant scales).
+    public var outputChannels: Int
     /// The integer weights, in the weight's own layout.
     public var integers: [Int8]
     public var weightDims: [Int64]
@@ -46,7 +48,9 @@ public struct LayerQuantParameters: Sendable {
         guard let weight = graph.constantTensor(node.inputs[1]), weight.dataType == .float else {
             throw PassError(node: p.layer.name, "its weight '\(node.inputs[1])' is not a float32 constant; only float32 weights quantize")
         }
-        let layout = WeightLayout(layer: p.layer, weightShape: weight.dims, transB: (node.int("transB") ?? 0) == 1, channelWise: wts.channelWise)
+        let transB = (node.int("transB") ?? 0) == 1
+        let layout = WeightLayout(layer: p.layer, weightShape: weight.dims, transB: transB, channelWise: wts.channelWise)
+        let outputChannels = WeightLayout(layer: p.layer, weightShape: weight.dims, transB: transB, channelWise: true).layout.channels
         let bits = wts.type.bits
         var integers = [Int8](repeating: 0, count: weight.elementCount)
         let scales = weight.withElements(as: Float.self) { w -> [Float] in
@@ -58,7 +62,8 @@ public struct LayerQuantParameters: Sendable {
         return LayerQuantParameters(
             plan: p, clipMin: clipMin, clipMax: cMax, clipsFrom: act.clipMin != nil ? "config" : "ifmr", actBits: act.type.bits,
             scaleD: scale, writtenScaleD: forceFP16 ? Quantization.roundScaleToFloat16(scale) : scale, offsetD: offset,
-            weightBits: bits, weightLayout: layout, scaleW: scales, integers: integers, weightDims: weight.dims)
+            weightBits: bits, weightLayout: layout, scaleW: scales, outputChannels: outputChannels, integers: integers,
+            weightDims: weight.dims)
     }
 
     /// The parameters of every quantized layer of the plan, in plan order; names the layers that lack clips.
@@ -80,11 +85,13 @@ public struct LayerQuantParameters: Sendable {
     /// s_w · s_d per output channel (the dequantization of an integer-domain layer output).
     public var dequantScales: [Float] { scaleW.map { $0 * writtenScaleD } }
 
-    /// The bias in the integer domain, round(b / (s_w · s_d)) per output channel.
+    /// The bias in the integer domain, round(b / (s_w · s_d)) per output channel (a scalar bias or a single scale is
+    /// broadcast, so every layout gets one value per output channel).
     public func integerBias(_ bias: Tensor) -> [Float] {
         let deq = dequantScales
-        return bias.withElements(as: Float.self) { b in
-            b.indices.map { c in (b[c] / deq[deq.count == 1 ? 0 : c]).rounded(.toNearestOrEven) }
+        let b = bias.floatArray
+        return (0..<outputChannels).map { c in
+            (b[b.count == 1 ? 0 : c] / deq[deq.count == 1 ? 0 : c]).rounded(.toNearestOrEven)
         }
     }
 }

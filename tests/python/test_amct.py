@@ -167,3 +167,28 @@ def test_digits_amct_fake_quant_accuracy(tmp_path):
         y = ortutil.run(path, {"input": d["input"]})[0]
         accs.append(float((y.argmax(1) == d["label"]).mean()))
     assert accs[1] >= accs[0] - 0.005, accs
+
+
+def test_scalar_gemm_bias_is_one_integer_per_channel_in_both_models(tmp_path):
+    from onnx import TensorProto, helper
+    rng = np.random.default_rng(3)
+    w = numpy_helper.from_array(rng.standard_normal((4, 8)).astype(np.float32), "fc.weight")
+    b = numpy_helper.from_array(np.array([0.25], np.float32), "fc.bias")
+    g = helper.make_graph([helper.make_node("Gemm", ["x", "fc.weight", "fc.bias"], ["y"], name="/fc/Gemm", transB=1)], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])], initializer=[w, b])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    src = str(tmp_path / "fc.onnx")
+    onnx.save(m, src)
+    cfg = tmp_path / "c.cfg"
+    cfg.write_text("retrain_data_quant_config { ulq_quantize { clip_max_min { clip_max: 2 clip_min: -2 } } }\n"
+                   "retrain_weight_quant_config { arq_retrain { } }\n")
+    run(src, "--cfg", cfg, "-o", tmp_path / "fc_out.onnx", "--format", "amct")
+    fake = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(tmp_path / "fc_out_fake_quant_model.onnx")).graph.initializer}
+    deploy = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(tmp_path / "fc_out_deploy_model.onnx")).graph.initializer}
+    s, _ = reference.asymmetric(-2, 2, 8)
+    sw = reference.symmetric_scales(numpy_helper.to_array(w).reshape(1, -1), None, 8)[0]
+    want = np.round(np.float32(0.25) / np.float32(sw * s)).astype(np.float32)
+    assert np.array_equal(fake["fc.bias_int"], np.full(4, want, np.float32))
+    assert np.array_equal(deploy["fc.bias_int32"], np.full(4, want, np.int32))

@@ -46,6 +46,26 @@ def test_executor_matches_onnxruntime_on_generated_models(make, tmp_path):
     executor_vs_ort(src, tmp_path)
 
 
+def test_integer_shape_arithmetic_is_exact(tmp_path):
+    """Shape → Mul/Add/Div on int64 stays exact past 2^24 (a float path would round 16777217)."""
+    from onnx import TensorProto, helper
+    big = numpy_helper_int64 = onnx.numpy_helper.from_array(np.array([16777217, 3], np.int64), "big")
+    nodes = [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Mul", ["s", "big"], ["m"]),
+             helper.make_node("Add", ["m", "big"], ["a"]), helper.make_node("Div", ["a", "s"], ["d"]),
+             helper.make_node("Cast", ["d"], ["out"], to=TensorProto.INT64)]
+    g = helper.make_graph(nodes, "ints", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+                          [helper.make_tensor_value_info("out", TensorProto.INT64, [2])], initializer=[big])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    src = str(tmp_path / "ints.onnx")
+    onnx.save(m, src)
+    np.savez(tmp_path / "in.npz", x=np.zeros((2, 3), np.float32))
+    run("run", src, "--inputs", tmp_path / "in.npz", "-o", tmp_path / "out.npz")
+    want = ortutil.run(src, {"x": np.zeros((2, 3), np.float32)})[0]
+    assert np.array_equal(np.load(tmp_path / "out.npz")["out"], want)
+    assert want[0] == (2 * 16777217 + 16777217) // 2
+
+
 def test_unsupported_op_is_named_before_work(tmp_path):
     src = os.path.join(FIXTURES, "function_and_sequence.onnx")
     np.savez(tmp_path / "in.npz", x=np.ones((2, 4), np.float32))

@@ -139,7 +139,7 @@ def test_caffe_dialect_config(tmp_path):
     assert [f["layer"] for f in summary["float"]] == ["/fc/Gemm"]
 
 
-def test_int4_activations_need_the_basic_level(tmp_path):
+def test_int4_activations(tmp_path):
     src = os.path.join(FIXTURES, "conv_bn_relu.onnx")
     cfg = tmp_path / "int4.cfg"
     cfg.write_text("""
@@ -207,9 +207,12 @@ def test_opset_11_model_is_converted(tmp_path):
     nodes = [helper.make_node("Conv", ["x", "conv.weight"], ["c"], name="/conv/Conv", pads=[1, 1, 1, 1]),
              helper.make_node("ReduceMean", ["c"], ["r"], name="/mean", axes=[2, 3], keepdims=0),
              helper.make_node("Unsqueeze", ["r"], ["u"], name="/unsq", axes=[1]),
-             helper.make_node("Squeeze", ["u"], ["y"], name="/sq", axes=[1])]
+             helper.make_node("Squeeze", ["u"], ["q"], name="/sq", axes=[1]),
+             helper.make_node("Split", ["q"], ["q0", "q1"], name="/split", axis=1, split=[1, 3]),
+             helper.make_node("ReduceSum", ["q1"], ["q1s"], name="/rsum", axes=[1], keepdims=1),
+             helper.make_node("Concat", ["q0", "q1s"], ["y"], name="/cat", axis=1)]
     g = helper.make_graph(nodes, "old", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], initializer=[w])
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])], initializer=[w])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 11)])
     m.ir_version = 6
     src = tmp_path / "old.onnx"
@@ -220,5 +223,7 @@ def test_opset_11_model_is_converted(tmp_path):
     _, plan = compress(str(src), cfg, out)
     q = onnx.load(str(out))
     assert q.opset_import[0].version == 13
-    assert all(not n.attribute for n in q.graph.node if n.op_type in ("Unsqueeze", "Squeeze"))
+    converted = [n for n in q.graph.node if n.op_type in ("Unsqueeze", "Squeeze", "Split", "ReduceSum")]
+    assert len(converted) == 4 and all(len(n.input) == 2 for n in converted)
+    assert all(a.name not in ("axes", "split") for n in converted for a in n.attribute)
     check_against_reference(str(src), out, plan)
