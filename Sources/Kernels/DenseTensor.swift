@@ -36,7 +36,7 @@ public struct DenseTensor: Sendable {
     public var ints: [Int64] {
         switch elements {
         case .int64(let i): return i
-        case .float(let f): return f.map { Int64($0) }
+        case .float(let f): return f.map { Int64(clampingFloat: $0) }
         case .bool(let b): return b.map { $0 ? 1 : 0 }
         }
     }
@@ -68,4 +68,20 @@ public func normalizedAxis(_ axis: Int, rank: Int) throws -> Int {
     let a = axis < 0 ? axis + rank : axis
     guard a >= 0 && a < max(rank, 1) else { throw KernelError("axis \(axis) is out of range for rank \(rank)") }
     return a
+}
+
+extension Int64 {
+    /// Float → Int64 truncating toward zero, NaN as 0 and out-of-range values at the nearest bound (never a trap).
+    @inlinable
+    public init(clampingFloat f: Float) {
+        if f.isNaN {
+            self = 0
+        } else if f >= 9.2233715e18 {
+            self = .max
+        } else if f <= -9.2233715e18 {
+            self = .min
+        } else {
+            self = Int64(f)
+        }
+    }
 }

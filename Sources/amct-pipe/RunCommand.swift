@@ -18,12 +18,17 @@ struct RunCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Where to write the outputs (.npz, one array per graph output).")
     var output: String
 
+    @Flag(help: "Print the time spent in each op type (and building the plan) on stderr.")
+    var profile = false
+
     func run() throws {
         try reportingErrors {
             let model = try ModelFile.load(input)
             let executor = try GraphExecutor(graph: model.graph, opset: model.opsetVersion() ?? 13)
             let feeds = try CalibrationData.load(inputs, for: model).wholeArrays()
+            executor.profiling = profile
             let outputs = try executor.run(feeds)
+            if profile { FileHandle.standardError.write(Data(executor.profile.table.utf8)) }
             let arrays: [(String, NumpyArray)] = model.graph.outputs.compactMap { o in
                 guard let name = o.name, let t = outputs[name] else { return nil }
                 switch t.elements {

@@ -1,0 +1,84 @@
+import Foundation
+
+// Normalization kernels on contiguous float32:
+//
+//   BatchNormalization (inference)  y = x·k[c] + (β[c] − μ[c]·k[c]),  k = γ / √(σ² + ε), per plane of channel c
+//   Softmax over an axis            y = exp(x − max) / Σ exp(x − max); rows along the axis, the rest vectorised
+//   LayerNormalization              y = (x − mean)/√(var + ε)·γ + β over the trailing `inner` elements
+
+extension NeuralOps {
+    /// Inference BatchNormalization over axis 1 of [N, C, inner...].
+    public static func batchNorm(
+        _ x: UnsafePointer<Float>, batch: Int, channels: Int, inner: Int, scale: [Float], bias: [Float], mean: [Float],
+        variance: [Float], epsilon: Float, out: UnsafeMutablePointer<Float>
+    ) {
+        let k = (0..<channels).map { scale[$0] / (variance[$0] + epsilon).squareRoot() }
+        let shift = (0..<channels).map { bias[$0] - mean[$0] * k[$0] }
+        parallelChunks(batch * channels, work: batch * channels * inner) { range in
+            for plane in range {
+                let c = plane % channels, a = k[c], b = shift[c], base = plane * inner
+                for i in base..<(base + inner) { out[i] = x[i] * a + b }
+            }
+        }
+    }
+
+    /// Softmax of [outer, axis, after] along the middle axis.
+    public static func softmax(_ x: UnsafePointer<Float>, outer: Int, axis n: Int, after: Int, out: UnsafeMutablePointer<Float>) {
+        parallelChunks(outer, work: outer * n * after * 8) { range in
+            if after == 1 {
+                for o in range {
+                    let src = x + o * n, dst = out + o * n
+                    var mx = -Float.infinity
+                    for i in 0..<n { mx = Swift.max(mx, src[i]) }
+                    var sum: Float = 0
+                    for i in 0..<n {
+                        let e = expf(src[i] - mx)
+                        dst[i] = e
+                        sum += e
+                    }
+                    let inv = 1 / sum
+                    for i in 0..<n { dst[i] *= inv }
+                }
+                return
+            }
+            var mx = [Float](repeating: 0, count: after), sum = [Float](repeating: 0, count: after)
+            for o in range {
+                let src = x + o * n * after, dst = out + o * n * after
+                for j in 0..<after { mx[j] = src[j] }
+                for i in 1..<Swift.max(n, 1) { for j in 0..<after { mx[j] = Swift.max(mx[j], src[i * after + j]) } }
+                for j in 0..<after { sum[j] = 0 }
+                for i in 0..<n {
+                    for j in 0..<after {
+                        let e = expf(src[i * after + j] - mx[j])
+                        dst[i * after + j] = e
+                        sum[j] += e
+                    }
+                }
+                for j in 0..<after { sum[j] = 1 / sum[j] }
+                for i in 0..<n { for j in 0..<after { dst[i * after + j] *= sum[j] } }
+            }
+        }
+    }
+
+    /// LayerNormalization of [outer, inner] rows; scale and bias broadcast over the row (repeating when shorter).
+    public static func layerNorm(
+        _ x: UnsafePointer<Float>, outer: Int, inner: Int, epsilon: Float, scale: [Float], bias: [Float]?,
+        out: UnsafeMutablePointer<Float>
+    ) {
+        parallelChunks(outer, work: outer * inner * 4) { range in
+            for o in range {
+                let src = x + o * inner, dst = out + o * inner
+                var mean: Float = 0
+                for i in 0..<inner { mean += src[i] }
+                mean /= Float(inner)
+                var variance: Float = 0
+                for i in 0..<inner { variance += (src[i] - mean) * (src[i] - mean) }
+                variance /= Float(inner)
+                let inv = 1 / (variance + epsilon).squareRoot()
+                for i in 0..<inner {
+                    dst[i] = (src[i] - mean) * inv * scale[i % scale.count] + (bias.map { $0[i % $0.count] } ?? 0)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,247 @@
+import Foundation
+import Graph
+import Kernels
+
+// The execution plan: built once per model and input shapes, before any data runs.
+//
+//   graph + input shapes ──▶ for each node in order: registry lookup → Operator.prepare (attributes checked, output
+//                            shapes inferred) → a step, or, when every input is known, the value computed now (folded)
+//                        ──▶ steps with input/output slots, the slots dropped after each step, the storage recycled
+//
+// Initializers are converted once and shared by every batch; shape arithmetic (Shape → Gather → Concat → Reshape)
+// and anything else computed from constants alone is folded here, so a batch runs only the data path. A value's
+// storage goes back to the buffer pool after its last reader (Reshape-like outputs share their input's storage and
+// keep it alive until their own last reader).
+
+struct ExecutionPlan {
+    struct Step {
+        let node: NodeID
+        let opType: String
+        let kernel: any OpKernel
+        let inputs: [Int]
+        let outputs: [Int]
+        /// Slots whose value is dropped after this step.
+        var release: [Int] = []
+        /// Slots whose storage goes back to the pool after this step.
+        var recycle: [Int] = []
+    }
+
+    var slotCount = 0
+    var constants: [(slot: Int, value: DenseTensor)] = []
+    var steps: [Step] = []
+    var inputSlots: [(name: String, slot: Int)] = []
+    var outputSlots: [(name: String, slot: Int)] = []
+    var slotByName: [String: Int] = [:]
+
+    /// Elements a single value may hold before the plan refuses the model (a guard against shapes that would exhaust
+    /// memory): a quarter of physical memory in float32.
+    static let elementLimit = Int(min(ProcessInfo.processInfo.physicalMemory / 16, UInt64(Int.max / 8)))
+
+    /// The graph the steps refer to (the model's, or a copy with Conv+BatchNormalization folded).
+    let graph: Graph
+
+    /// - Parameters:
+    ///   - observed: values a caller wants to see; fusion never hides them.
+    ///   - fuse: run Conv chains as one step (Fusion.swift); off for training, where every node's values are needed.
+    init(graph model: Graph, opset: Int, registry: OperatorRegistry, inputs: [String: TensorSpec],
+         observed: Set<String> = [], fuse: Bool = true) throws {
+        let graph = fuse ? Fusion.foldingBatchNorms(model, observed: observed) : model
+        self.graph = graph
+        var specs: [Int: TensorSpec] = [:]
+        func slot(_ name: String) -> Int {
+            if let s = slotByName[name] { return s }
+            slotByName[name] = slotCount
+            slotCount += 1
+            return slotCount - 1
+        }
+        for (name, spec) in inputs {
+            let s = slot(name)
+            specs[s] = spec
+            inputSlots.append((name, s))
+        }
+        var producedAt: [Int: Int] = [:]
+        var absorbed = Set<NodeID>()
+        func argument(_ name: String, of node: Node) throws -> (spec: TensorSpec?, slot: Int) {
+            if name.isEmpty { return (nil, -1) }
+            let s = slot(name)
+            if specs[s] == nil, let t = graph.initializers[name] {
+                let value = try Self.dense(t).mapError(node: node, opset: opset)
+                specs[s] = TensorSpec(constant: value)
+                constants.append((s, value))
+            }
+            guard let spec = specs[s] else {
+                throw PassError(node: node.displayName, "reads '\(name)', which no graph input, initializer or earlier node gives")
+            }
+            return (spec, s)
+        }
+        for id in graph.order where !absorbed.contains(id) {
+            var node = graph[id]
+            let op = try Self.lookup(node, opset: opset, registry: registry)
+            let arguments = try node.inputs.map { try argument($0, of: node) }
+            var argSpecs = arguments.map(\.spec), argSlots = arguments.map(\.slot)
+            var prepared: Prepared
+            do {
+                prepared = try op.prepare(OpContext(node: node, opset: opset, inputs: argSpecs))
+                for out in prepared.outputs { try Self.checkSize(out.shape) }
+            } catch let e as KernelError {
+                throw Self.error(node, opset, e.message)
+            }
+            // A Conv chain (Fusion.swift) becomes one step reading [x, W, B, residual] and writing the chain's end.
+            if fuse, var conv = prepared.kernel as? ConvOps.ConvKernel,
+               let chain = Fusion.convChain(graph, id, observed: observed, known: { name in
+                   slotByName[name].map { specs[$0] != nil } ?? (graph.initializers[name] != nil)
+               }) {
+                var residual: (spec: TensorSpec?, slot: Int)?
+                if let r = chain.residual { residual = try argument(r, of: node) }
+                if residual == nil || residual?.spec?.shape == prepared.outputs[0].shape {
+                    while argSpecs.count < 3 { argSpecs.append(nil); argSlots.append(-1) }
+                    if let residual { argSpecs.append(residual.spec); argSlots.append(residual.slot) }
+                    conv.fusedResidual = residual != nil
+                    conv.epilogue = NeuralOps.Epilogue(clamp: chain.clamp)
+                    prepared.kernel = conv
+                    node.outputs = [chain.output]
+                    absorbed.formUnion(chain.absorbed)
+                }
+            }
+            let named = node.outputs.enumerated().filter { !$0.element.isEmpty }
+            if let extra = named.first(where: { $0.offset >= prepared.outputs.count }) {
+                throw Self.error(node, opset, "has \(node.outputs.count) outputs; output \(extra.offset) is not one the executor computes")
+            }
+            let outSlots = node.outputs.enumerated().map { i, name in name.isEmpty ? -1 : slot(name) }
+            let foldable = argSpecs.allSatisfy { $0 == nil || $0?.constant != nil }
+            if foldable {
+                let values: [DenseTensor]
+                do {
+                    values = try prepared.kernel.forward(argSpecs.map { $0?.constant }, BufferPool(limit: 0))
+                } catch let e as KernelError {
+                    throw Self.error(node, opset, e.message)
+                }
+                for (i, s) in outSlots.enumerated() where s >= 0 {
+                    specs[s] = TensorSpec(constant: values[i])
+                    constants.append((s, values[i]))
+                }
+                continue
+            }
+            for (i, s) in outSlots.enumerated() where s >= 0 {
+                specs[s] = prepared.outputs[i]
+                producedAt[s] = steps.count
+            }
+            steps.append(Step(node: id, opType: node.op, kernel: prepared.kernel, inputs: argSlots, outputs: outSlots))
+            if prepared.aliasesInput, argSlots.first ?? -1 >= 0, outSlots.first ?? -1 >= 0 {
+                aliasOf[outSlots[0]] = argSlots[0]
+            }
+        }
+        for o in graph.outputs {
+            guard let name = o.name else { continue }
+            if slotByName[name] == nil, let t = graph.initializers[name], t.dataType != .string {
+                let s = slot(name)
+                constants.append((s, try Self.dense(t).mapError(node: nil, opset: opset)))
+                specs[s] = TensorSpec(constant: constants.last!.value)
+            }
+            guard let s = slotByName[name], specs[s] != nil else { continue }
+            outputSlots.append((name, s))
+        }
+        names = [String](repeating: "", count: slotCount)
+        for (name, s) in slotByName { names[s] = name }
+        scheduleReleases(producedAt: producedAt)
+    }
+
+    /// The value name of each slot.
+    private(set) var names: [String] = []
+
+    private var aliasOf: [Int: Int] = [:]
+
+    /// Sets each step's `release` and `recycle` lists from the last reader of every slot and of every storage.
+    private mutating func scheduleReleases(producedAt: [Int: Int]) {
+        var lastUse = producedAt
+        for (i, step) in steps.enumerated() {
+            for s in step.inputs where s >= 0 && producedAt[s] != nil { lastUse[s] = i }
+        }
+        let kept = Set(outputSlots.map(\.slot))
+        func root(_ s: Int) -> Int {
+            var r = s
+            while let a = aliasOf[r] { r = a }
+            return r
+        }
+        // A storage dies with the last of its aliases; one rooted in a graph input or constant is never recycled.
+        var storageEnd: [Int: Int] = [:]
+        var pinned = Set<Int>()
+        for (s, last) in lastUse {
+            let r = root(s)
+            if producedAt[r] == nil || kept.contains(s) { pinned.insert(r) }
+            storageEnd[r] = max(storageEnd[r] ?? -1, last)
+        }
+        for (s, last) in lastUse where !kept.contains(s) {
+            steps[last].release.append(s)
+            let r = root(s)
+            if !pinned.contains(r), storageEnd[r] == last, !steps[last].recycle.contains(where: { root($0) == r }) {
+                steps[last].recycle.append(s)
+            }
+        }
+    }
+
+    static func lookup(_ node: Node, opset: Int, registry: OperatorRegistry) throws -> Operator {
+        if node.op == "QuantizeLinear" || node.op == "DequantizeLinear" {
+            throw PassError(node: node.displayName, "the model is already quantized (\(node.op)); calibrate the float model")
+        }
+        let domain = node.isDefaultDomain ? "" : (node.domain ?? "")
+        let version = opset  // the model's default-domain opset (no other domain has ops here)
+        if let op = registry.lookup(domain: domain, opType: node.op, opset: version) { return op }
+        let name = (domain.isEmpty ? "" : domain + ".") + node.op
+        let ranges = registry.versions(domain: domain, opType: node.op)
+        let known = ranges.isEmpty ? "" : " (it runs \(name) at opsets \(ranges.map { "\($0.lowerBound)–\($0.upperBound)" }.joined(separator: ", ")))"
+        throw PassError(node: node.displayName, "op \(name) (opset \(version)) is not one the executor runs\(known); `amct-pipe ops` lists what it runs")
+    }
+
+    static func error(_ node: Node, _ opset: Int, _ message: String) -> PassError {
+        PassError(node: node.displayName, "\(node.op) (opset \(opset)): \(message)")
+    }
+
+    static func checkSize(_ shape: [Int]) throws {
+        var count = 1
+        for d in shape {
+            guard d >= 0 else { throw KernelError("a dimension of \(d) in shape \(shape)") }
+            let (p, overflow) = count.multipliedReportingOverflow(by: d)
+            guard !overflow, p <= elementLimit else {
+                throw KernelError("an output of shape \(shape) is larger than this machine's memory allows")
+            }
+            count = p
+        }
+    }
+
+    /// An initializer as an executor value (converted once per plan).
+    static func dense(_ t: Tensor) -> Result<DenseTensor, KernelError> {
+        let shape = t.dims.map { Int(clamping: $0) }
+        var count = 1
+        for d in shape {
+            let (p, overflow) = count.multipliedReportingOverflow(by: d)
+            guard d >= 0, !overflow else { return .failure(KernelError("initializer '\(t.name ?? "")' has dims \(t.dims)")) }
+            count = p
+        }
+        guard let size = t.dataType.byteCount(elements: count), size == t.byteCount || t.dataType == .bool && t.byteCount == count else {
+            return .failure(KernelError("initializer '\(t.name ?? "")' holds \(t.byteCount) bytes, not what dims \(t.dims) of \(t.dataType) need"))
+        }
+        switch t.dataType {
+        case .float: return .success(DenseTensor(shape: shape, floats: t.withElements(as: Float.self) { Array($0) }))
+        case .float16: return .success(DenseTensor(shape: shape, floats: t.withElements(as: Float16.self) { $0.map(Float.init) }))
+        case .double: return .success(DenseTensor(shape: shape, floats: t.withElements(as: Double.self) { $0.map(Float.init) }))
+        case .int64: return .success(DenseTensor(shape: shape, ints: t.withElements(as: Int64.self) { Array($0) }))
+        case .int32: return .success(DenseTensor(shape: shape, ints: t.withElements(as: Int32.self) { $0.map(Int64.init) }))
+        case .int8: return .success(DenseTensor(shape: shape, ints: t.withElements(as: Int8.self) { $0.map(Int64.init) }))
+        case .uint8: return .success(DenseTensor(shape: shape, ints: t.withElements(as: UInt8.self) { $0.map(Int64.init) }))
+        case .bool: return .success(DenseTensor(shape: shape, bools: t.withElements(as: UInt8.self) { $0.map { $0 != 0 } }))
+        default: return .failure(KernelError("tensor '\(t.name ?? "")' of type \(t.dataType) is not read by the executor"))
+        }
+    }
+}
+
+extension Result where Failure == KernelError {
+    func mapError(node: Node?, opset: Int) throws -> Success {
+        switch self {
+        case .success(let v): return v
+        case .failure(let e):
+            guard let node else { throw PassError(node: "graph outputs", e.message) }
+            throw ExecutionPlan.error(node, opset, e.message)
+        }
+    }
+}

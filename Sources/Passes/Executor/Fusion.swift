@@ -1,0 +1,83 @@
+import Graph
+import Kernels
+
+// What the plan runs as one step when nothing outside needs the values in between (inference only; a plan built for
+// training, or one that must hand an inner value to an observer, keeps every node):
+//
+//   Conv ─▶ BatchNormalization                    ─▶  Conv(W·k, (b − μ)·k + β)          (BatchNormFoldingPass)
+//   Conv ─▶ [Add(·, r) where r is already known] ─▶ [Relu | Clip(lo, hi)]  ─▶  one Conv step: sgemm onto r, then
+//                                                                              bias and clamp in one pass
+//
+// Folding changes float rounding only (within 1e-6 of the unfused result relative to the output's scale).
+
+enum Fusion {
+    /// The graph with Conv+BatchNormalization folded, unless that would hide a value in `observed`.
+    static func foldingBatchNorms(_ graph: Graph, observed: Set<String>) -> Graph {
+        var folded = graph
+        var context = PassContext()
+        do {
+            try BatchNormFoldingPass().run(&folded, &context)
+        } catch {
+            return graph
+        }
+        let before = Set(graph.order.flatMap { graph[$0].outputs })
+        let after = Set(folded.order.flatMap { folded[$0].outputs })
+        return observed.contains { before.contains($0) && !after.contains($0) } ? graph : folded
+    }
+
+    /// A Conv and the nodes after it that its step absorbs.
+    struct ConvChain {
+        /// The value added to the Conv's output (the other operand of the Add), if any.
+        var residual: String?
+        var clamp: (lo: Float, hi: Float)?
+        /// The value the step produces (the last absorbed node's output).
+        var output: String
+        var absorbed: [NodeID]
+    }
+
+    /// The chain starting at Conv `id`; `known(value)` says whether a value is available before the Conv runs.
+    static func convChain(_ graph: Graph, _ id: NodeID, observed: Set<String>, known: (String) -> Bool) -> ConvChain? {
+        let conv = graph[id]
+        guard conv.op == "Conv", conv.isDefaultDomain, conv.outputs.count == 1 else { return nil }
+        var chain = ConvChain(residual: nil, clamp: nil, output: conv.outputs[0], absorbed: [])
+        func soleReader(_ value: String) -> Node? {
+            guard !observed.contains(value), !graph.isGraphOutput(value) else { return nil }
+            let readers = graph.consumers(of: value)
+            guard readers.count == 1, let r = readers.first, graph[r].isDefaultDomain else { return nil }
+            return graph[r]
+        }
+        if let add = soleReader(chain.output), add.op == "Add", add.inputs.count == 2, add.outputs.count == 1 {
+            let other = add.inputs[0] == chain.output ? add.inputs[1] : add.inputs[0]
+            if other != chain.output, known(other) {
+                chain.residual = other
+                chain.output = add.outputs[0]
+                chain.absorbed.append(graph.consumers(of: conv.outputs[0])[0])
+            }
+        }
+        if let act = soleReader(chain.output), let clamp = clampBounds(graph, act) {
+            chain.clamp = clamp
+            chain.absorbed.append(graph.consumers(of: chain.output)[0])
+            chain.output = act.outputs[0]
+        }
+        return chain.absorbed.isEmpty ? nil : chain
+    }
+
+    /// Relu as [0, ∞); Clip with constant bounds.
+    static func clampBounds(_ graph: Graph, _ node: Node) -> (lo: Float, hi: Float)? {
+        guard node.outputs.count == 1 else { return nil }
+        switch node.op {
+        case "Relu": return (0, .infinity)
+        case "Clip":
+            if node.inputs.count == 1 {
+                return (node.float("min") ?? -.greatestFiniteMagnitude, node.float("max") ?? .greatestFiniteMagnitude)
+            }
+            var bounds: [Float] = [-.infinity, .infinity]
+            for (slot, i) in [(0, 1), (1, 2)] where i < node.inputs.count && !node.inputs[i].isEmpty {
+                guard let t = graph.constantTensor(node.inputs[i]), t.dataType == .float, t.elementCount == 1 else { return nil }
+                bounds[slot] = t.withElements(as: Float.self) { $0[0] }
+            }
+            return (bounds[0], bounds[1])
+        default: return nil
+        }
+    }
+}

@@ -1,0 +1,139 @@
+import Dispatch
+import Foundation
+import Graph
+import Kernels
+
+// The executor's driver: a float32 CPU run of a graph for calibration, analysis and `amct-pipe run`.
+//
+//   GraphExecutor(graph, opset)     every node's op looked up in the registry (an unknown op is an error, before work)
+//   run(batch)                      the plan for these input shapes (built once, kept), then its steps in order
+//
+// What each op does lives in the registry (`Executor/Operator.swift`, `Executor/Ops/`), how a batch is scheduled in
+// `ExecutionPlan`; this file only feeds values between them.
+
+public struct GraphExecutor: @unchecked Sendable {
+    public let graph: Graph
+    public let opset: Int64
+    public let registry: OperatorRegistry
+    private let state = State()
+
+    /// Time and calls per op type, gathered while `profiling` is on.
+    public struct Profile: Sendable {
+        public var seconds: [String: Double] = [:]
+        public var calls: [String: Int] = [:]
+        public var planSeconds: Double = 0
+    }
+
+    private final class State {
+        var plan: ExecutionPlan?
+        var planShapes: [String: [Int]] = [:]
+        var planObserved: Set<String> = []
+        let pool = BufferPool()
+        var profiling = false
+        var profile = Profile()
+    }
+
+    /// Runs Conv chains as single steps (Executor/Fusion.swift); training turns this off.
+    public let fuse: Bool
+
+    public init(graph: Graph, opset: Int64, registry: OperatorRegistry = .standard, fuse: Bool = true) throws {
+        self.graph = graph
+        self.opset = opset
+        self.registry = registry
+        self.fuse = fuse
+        for id in graph.order {
+            _ = try ExecutionPlan.lookup(graph[id], opset: Int(clamping: opset), registry: registry)
+        }
+    }
+
+    /// The op types in the graph, by registry entry (for messages).
+    public var profiling: Bool {
+        get { state.profiling }
+        nonmutating set { state.profiling = newValue }
+    }
+    public var profile: Profile { state.profile }
+
+    /// Builds (or reuses) the plan for inputs of these specs; every attribute and shape is checked here.
+    public func prepare(_ inputs: [String: TensorSpec], observe: Set<String> = []) throws {
+        let shapes = inputs.mapValues(\.shape)
+        if state.plan != nil && state.planShapes == shapes && state.planObserved == observe { return }
+        try checkInputs(inputs)
+        let start = DispatchTime.now()
+        state.plan = try ExecutionPlan(graph: graph, opset: Int(clamping: opset), registry: registry, inputs: inputs,
+                                       observed: observe, fuse: fuse)
+        state.planShapes = shapes
+        state.planObserved = observe
+        state.profile.planSeconds += Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+    }
+
+    /// Runs one batch. `observe` names values to hand to `onValue` when produced; returns the graph outputs.
+    public func run(_ inputs: [String: DenseTensor], observe: Set<String> = [],
+                    onValue: (String, DenseTensor) -> Void = { _, _ in }) throws -> [String: DenseTensor] {
+        try prepare(inputs.mapValues { TensorSpec(kind(of: $0), $0.shape) }, observe: observe)
+        guard let plan = state.plan else { return [:] }
+        var values = [DenseTensor?](repeating: nil, count: plan.slotCount)
+        for (slot, value) in plan.constants { values[slot] = value }
+        for (name, slot) in plan.inputSlots { values[slot] = inputs[name] }
+        for name in observe {
+            if let s = plan.slotByName[name], let v = values[s] { onValue(name, v) }
+        }
+        let pool = state.pool
+        let profiling = state.profiling
+        for step in plan.steps {
+            let args = step.inputs.map { $0 < 0 ? nil : values[$0] }
+            let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
+            let results: [DenseTensor]
+            do {
+                results = try step.kernel.forward(args, pool)
+            } catch let e as KernelError {
+                throw ExecutionPlan.error(plan.graph[step.node], Int(clamping: opset), e.message)
+            }
+            if profiling {
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                state.profile.seconds[step.opType, default: 0] += seconds
+                state.profile.calls[step.opType, default: 0] += 1
+            }
+            for (k, slot) in step.outputs.enumerated() where slot >= 0 {
+                values[slot] = results[k]
+            }
+            if !observe.isEmpty {
+                for (k, slot) in step.outputs.enumerated() where slot >= 0 && observe.contains(plan.names[slot]) {
+                    onValue(plan.names[slot], results[k])
+                }
+            }
+            for slot in step.recycle { if let v = values[slot] { pool.recycle(v) } }
+            for slot in step.release { values[slot] = nil }
+        }
+        var outputs: [String: DenseTensor] = [:]
+        for (name, slot) in plan.outputSlots { outputs[name] = values[slot] }
+        return outputs
+    }
+
+    private func kind(of t: DenseTensor) -> TensorSpec.Kind {
+        switch t.elements {
+        case .float: return .float
+        case .int64: return .int64
+        case .bool: return .bool
+        }
+    }
+
+    /// Every graph input the graph reads is given, with the rank and the fixed dims the model declares.
+    private func checkInputs(_ inputs: [String: TensorSpec]) throws {
+        let used = Set(graph.order.flatMap { graph[$0].usedValues })
+        for info in graph.inputs {
+            guard let name = info.name, graph.initializers[name] == nil, used.contains(name) || graph.isGraphOutput(name) else { continue }
+            guard let given = inputs[name] else {
+                throw PassError(node: name, "graph input '\(name)' was given no data")
+            }
+            guard let declared = info.type?.tensorShape?.dims else { continue }
+            guard declared.count == given.rank else {
+                throw PassError(node: name, "graph input '\(name)' has rank \(declared.count) in the model, the data has shape \(given.shape)")
+            }
+            for (i, d) in declared.enumerated() {
+                if let fixed = d.knownValue, fixed > 0, fixed != Int64(given.shape[i]) {
+                    throw PassError(node: name, "graph input '\(name)' has dim \(i) = \(fixed) in the model, the data has shape \(given.shape); use data of that shape")
+                }
+            }
+        }
+    }
+}

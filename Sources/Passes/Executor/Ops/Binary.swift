@@ -1,0 +1,116 @@
+import Graph
+import Kernels
+
+// Elementwise binary ops with numpy broadcasting, and comparisons and Where.
+//
+//   Add Sub Mul Div Pow   float: one broadcast loop specialised per op;  int64 (shape arithmetic): exact, wrapping,
+//                         integer division truncates and x/0 = 0
+//   Equal Less Greater    bool;  Where(c, x, y) = c ? x : y
+
+enum BinaryOps {
+    static let add = arithmetic("Add", AddOperation.self) { $0 &+ $1 }
+    static let sub = arithmetic("Sub", SubOperation.self) { $0 &- $1 }
+    static let mul = arithmetic("Mul", MulOperation.self) { $0 &* $1 }
+    static let div = arithmetic("Div", DivOperation.self) { $1 == 0 ? 0 : ($0 == .min && $1 == -1 ? .min : $0 / $1) }
+    static let pow = arithmetic("Pow", PowOperation.self) { a, b in
+        guard b >= 0 else { return a == 1 ? 1 : 0 }
+        var result: Int64 = 1, base = a, e = b
+        while e > 0 {
+            if e & 1 == 1 { result = result &* base }
+            base = base &* base
+            e >>= 1
+        }
+        return result
+    }
+    static let equal = comparison("Equal", floats: { $0 == $1 }, ints: { $0 == $1 })
+    static let less = comparison("Less", floats: { $0 < $1 }, ints: { $0 < $1 })
+    static let greater = comparison("Greater", floats: { $0 > $1 }, ints: { $0 > $1 })
+    static let where_ = Operator("Where", versions: 9...Operator.newestOpset, prepare: prepareWhere)
+
+    struct FloatBinaryKernel<Op: FloatBinaryOperation>: OpKernel {
+        let layout: BroadcastLayout
+        func forward(_ inputs: [DenseTensor?], _ buffers: BufferPool) throws -> [DenseTensor] {
+            let a = try inputs.required(0), b = try inputs.required(1)
+            let y = pooledOutput(layout.shape, buffers) { out in
+                a.withFloatPointer { ap in
+                    b.withFloatPointer { bp in
+                        BroadcastKernels.binary(Op.self, UnsafeBufferPointer(start: ap, count: a.count),
+                                                UnsafeBufferPointer(start: bp, count: b.count), layout,
+                                                into: UnsafeMutableBufferPointer(start: out, count: layout.count))
+                    }
+                }
+            }
+            return [y]
+        }
+    }
+
+    struct IntBinaryKernel: OpKernel {
+        let layout: BroadcastLayout
+        let function: @Sendable (Int64, Int64) -> Int64
+        func forward(_ inputs: [DenseTensor?], _ buffers: BufferPool) throws -> [DenseTensor] {
+            let a = try inputs.required(0), b = try inputs.required(1)
+            return [DenseTensor(shape: layout.shape, ints: BroadcastKernels.generic(a.ints, b.ints, layout, function))]
+        }
+    }
+
+    static func arithmetic<Op: FloatBinaryOperation>(
+        _ name: String, _ op: Op.Type, ints: @escaping @Sendable (Int64, Int64) -> Int64
+    ) -> Operator {
+        Operator(name, versions: 1...Operator.newestOpset) { ctx in
+            let a = try ctx.input(0), b = try ctx.input(1)
+            let layout = try BroadcastLayout([a.shape, b.shape])
+            if a.kind != .float && b.kind != .float {
+                return Prepared([TensorSpec(.int64, layout.shape)], IntBinaryKernel(layout: layout, function: ints))
+            }
+            return Prepared([TensorSpec(.float, layout.shape)], FloatBinaryKernel<Op>(layout: layout))
+        }
+    }
+
+    struct CompareKernel: OpKernel {
+        let layout: BroadcastLayout
+        let asFloats: Bool
+        let floats: @Sendable (Float, Float) -> Bool
+        let ints: @Sendable (Int64, Int64) -> Bool
+        func forward(_ inputs: [DenseTensor?], _ buffers: BufferPool) throws -> [DenseTensor] {
+            let a = try inputs.required(0), b = try inputs.required(1)
+            let values = asFloats ? BroadcastKernels.generic(a.floats, b.floats, layout, floats)
+                : BroadcastKernels.generic(a.ints, b.ints, layout, ints)
+            return [DenseTensor(shape: layout.shape, bools: values)]
+        }
+    }
+
+    static func comparison(
+        _ name: String, floats: @escaping @Sendable (Float, Float) -> Bool, ints: @escaping @Sendable (Int64, Int64) -> Bool
+    ) -> Operator {
+        Operator(name, versions: 1...Operator.newestOpset) { ctx in
+            let a = try ctx.input(0), b = try ctx.input(1)
+            let layout = try BroadcastLayout([a.shape, b.shape])
+            let kernel = CompareKernel(layout: layout, asFloats: a.kind == .float || b.kind == .float, floats: floats, ints: ints)
+            return Prepared([TensorSpec(.bool, layout.shape)], kernel)
+        }
+    }
+
+    struct WhereKernel: OpKernel {
+        let layout: BroadcastLayout
+        let kind: TensorSpec.Kind
+        func forward(_ inputs: [DenseTensor?], _ buffers: BufferPool) throws -> [DenseTensor] {
+            let c = try inputs.required(0), x = try inputs.required(1), y = try inputs.required(2)
+            let condition: [Bool]
+            if case .bool(let b) = c.elements { condition = b } else { condition = c.ints.map { $0 != 0 } }
+            switch kind {
+            case .float: return [DenseTensor(shape: layout.shape, floats: BroadcastKernels.select(condition, x.floats, y.floats, layout))]
+            case .int64: return [DenseTensor(shape: layout.shape, ints: BroadcastKernels.select(condition, x.ints, y.ints, layout))]
+            case .bool:
+                let xb = x.ints.map { $0 != 0 }, yb = y.ints.map { $0 != 0 }
+                return [DenseTensor(shape: layout.shape, bools: BroadcastKernels.select(condition, xb, yb, layout))]
+            }
+        }
+    }
+
+    static func prepareWhere(_ ctx: OpContext) throws -> Prepared {
+        let c = try ctx.input(0), x = try ctx.input(1), y = try ctx.input(2)
+        let layout = try BroadcastLayout([c.shape, x.shape, y.shape])
+        let kind: TensorSpec.Kind = x.kind == .float || y.kind == .float ? .float : (x.kind == .bool && y.kind == .bool ? .bool : .int64)
+        return Prepared([TensorSpec(kind, layout.shape)], WhereKernel(layout: layout, kind: kind))
+    }
+}

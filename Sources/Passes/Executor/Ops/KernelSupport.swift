@@ -1,0 +1,83 @@
+import Graph
+import Kernels
+
+// Shared by the op files: required inputs at run time, pooled float outputs, and the window attributes of convolution
+// and pooling (one place for strides, dilations, pads and auto_pad).
+
+/// A pointer for empty buffers, never read or written (kernels are not called on empty tensors).
+nonisolated(unsafe) private let emptyFloats = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+
+extension Array where Element == DenseTensor? {
+    /// A required input at run time (the plan has checked it is produced).
+    func required(_ i: Int) throws -> DenseTensor {
+        guard i < count, let v = self[i] else { throw KernelError("input \(i) is missing at run time") }
+        return v
+    }
+}
+
+extension DenseTensor {
+    /// The float elements behind a pointer (a view for float tensors; converted for others).
+    func withFloatPointer<R>(_ body: (UnsafePointer<Float>) throws -> R) rethrows -> R {
+        let values = floats
+        return try values.withUnsafeBufferPointer { try body($0.baseAddress ?? UnsafePointer(emptyFloats)) }
+    }
+}
+
+/// The float elements of an optional tensor behind a pointer (nil when absent).
+func withOptionalFloatPointer<R>(_ t: DenseTensor?, _ body: (UnsafePointer<Float>?) throws -> R) rethrows -> R {
+    guard let t else { return try body(nil) }
+    return try t.withFloatPointer { try body($0) }
+}
+
+/// A float output of `shape` from the pool, filled by `body` (not called when the output is empty).
+func pooledOutput(_ shape: [Int], _ buffers: BufferPool, _ body: (UnsafeMutablePointer<Float>) throws -> Void) rethrows -> DenseTensor {
+    let count = shape.reduce(1, *)
+    guard count > 0 else { return DenseTensor(shape: shape, floats: []) }
+    var out = buffers.floats(count)
+    try out.withUnsafeMutableBufferPointer { try body($0.baseAddress!) }
+    return DenseTensor(shape: shape, floats: out)
+}
+
+/// Window geometry from `kernel_shape`/`strides`/`dilations`/`pads`/`auto_pad`, for 1-D or 2-D spatial input
+/// (1-D as H = 1), checked against the input.
+func windowAttributes(_ ctx: OpContext, input: [Int], kernel: [Int], ceilMode: Bool = false) throws -> NeuralOps.Window {
+    let spatial = input.count - 2
+    guard spatial == 1 || spatial == 2 else {
+        throw KernelError("\(max(spatial, 0))-D windows (input \(input)) are not run; 1-D and 2-D are")
+    }
+    guard kernel.count == spatial, kernel.allSatisfy({ $0 >= 1 }) else {
+        throw KernelError("kernel \(kernel) does not fit a \(spatial)-D input \(input)")
+    }
+    func list(_ name: String, _ length: Int, _ fallback: Int, minimum: Int) throws -> [Int] {
+        guard let v = try ctx.ints(name) else { return Array(repeating: fallback, count: length) }
+        guard v.count == length else { throw KernelError("\(name) has \(v.count) values; a \(spatial)-D window needs \(length)") }
+        guard v.allSatisfy({ $0 >= minimum }) else { throw KernelError("\(name) \(v) must be at least \(minimum)") }
+        return v
+    }
+    let s = try list("strides", spatial, 1, minimum: 1), d = try list("dilations", spatial, 1, minimum: 1)
+    var p = try list("pads", 2 * spatial, 0, minimum: 0)
+    let dims = Array(input.dropFirst(2))
+    switch ctx.string("auto_pad", default: "NOTSET") {
+    case "NOTSET": break
+    case "VALID": p = Array(repeating: 0, count: 2 * spatial)
+    case let mode where mode == "SAME_UPPER" || mode == "SAME_LOWER":
+        for i in 0..<spatial {
+            let out = (dims[i] + s[i] - 1) / s[i]
+            let total = max(0, (out - 1) * s[i] + (kernel[i] - 1) * d[i] + 1 - dims[i])
+            let small = total / 2, big = total - small
+            p[i] = mode == "SAME_UPPER" ? small : big
+            p[i + spatial] = mode == "SAME_UPPER" ? big : small
+        }
+    case let other: throw KernelError("auto_pad \(other) is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID")
+    }
+    if spatial == 1 {
+        return NeuralOps.Window(kernel: (1, kernel[0]), strides: (1, s[0]), dilations: (1, d[0]), pads: (0, p[0], 0, p[1]))
+    }
+    return NeuralOps.Window(kernel: (kernel[0], kernel[1]), strides: (s[0], s[1]), dilations: (d[0], d[1]),
+                            pads: (p[0], p[1], p[2], p[3]))
+}
+
+/// NCHW view of a 1-D or 2-D spatial shape.
+func as4D(_ shape: [Int]) -> [Int] { shape.count == 3 ? [shape[0], shape[1], 1, shape[2]] : shape }
+/// Back from the NCHW view to the rank of `like`.
+func fromAs4D(_ shape: [Int], like: [Int]) -> [Int] { like.count == 3 ? [shape[0], shape[1], shape[3]] : shape }

@@ -1,0 +1,319 @@
+import Graph
+import Kernels
+
+// Shape and data movement. Views (no copy, output shares its input's storage): Identity, Dropout (inference),
+// Flatten, Reshape, Squeeze, Unsqueeze. Copies: Transpose, Concat, Split, Slice, Expand, Pad (constant mode), Cast.
+// Shape is known before data runs and is folded into a constant; so is anything computed from it alone.
+//
+//   Reshape   0 copies the input dim (unless allowzero), −1 is inferred;  Flatten [Π d<axis, Π d≥axis]
+//   Squeeze/Unsqueeze/Split  axes (split sizes) as attributes before opset 13, as input 1 from 13 on
+
+enum ShapeOpsRegistry {
+    static let identity = view("Identity") { ctx, x in x.shape }
+    static let dropout = view("Dropout") { ctx, x in
+        if ctx.node.outputs.count > 1, !ctx.node.outputs[1].isEmpty { throw KernelError("the mask output is not computed") }
+        return x.shape
+    }
+    static let flatten = view("Flatten") { ctx, x in
+        let axis = try normalizedAxis(try ctx.int("axis", default: 1), rank: x.rank + 1)
+        return [x.shape[..<axis].reduce(1, *), x.shape[axis...].reduce(1, *)]
+    }
+    static let reshape = view("Reshape", since: 5, prepareReshape)
+    static let squeeze1 = view("Squeeze", until: 12) { ctx, x in try squeezed(x, try ctx.ints("axes"), ctx) }
+    static let squeeze13 = view("Squeeze", since: 13) { ctx, x in try squeezed(x, try ctx.constantInts(1, what: "axes"), ctx) }
+    static let unsqueeze1 = view("Unsqueeze", until: 12) { ctx, x in try unsqueezed(x, try ctx.ints("axes"), ctx) }
+    static let unsqueeze13 = view("Unsqueeze", since: 13) { ctx, x in try unsqueezed(x, try ctx.constantInts(1, what: "axes"), ctx) }
+    static let transpose = Operator("Transpose", versions: 1...Operator.newestOpset, prepare: prepareTranspose)
+    static let concat = Operator("Concat", versions: 4...Operator.newestOpset, prepare: prepareConcat)
+    static let split2 = Operator("Split", versions: 2...12) { try prepareSplit($0, sizes: try $0.ints("split")) }
+    static let split13 = Operator("Split", versions: 13...Operator.newestOpset) {
+        try prepareSplit($0, sizes: try $0.constantInts(1, what: "split"))
+    }
+    static let slice10 = Operator("Slice", versions: 10...Operator.newestOpset, prepare: prepareSlice)
+    static let shape = Operator("Shape", versions: 1...Operator.newestOpset, prepare: prepareShape)
+    static let expand = Operator("Expand", versions: 8...Operator.newestOpset, prepare: prepareExpand)
+    static let pad11 = Operator("Pad", versions: 11...Operator.newestOpset, prepare: preparePad)
+    static let cast = Operator("Cast", versions: 6...Operator.newestOpset, prepare: prepareCast)
+
+    // MARK: Views
+
+    /// An op whose output is its input under another shape.
+    struct ViewKernel: OpKernel {
+        let shape: [Int]
+        func forward(_ inputs: [DenseTensor?], _ buffers: BufferPool) throws -> [DenseTensor] {
+            var y = try inputs.required(0)
+            y.shape = shape
+            return [y]
+        }
+    }
+
+    static func view(_ op: String, since: Int = 1, until: Int = Operator.newestOpset,
+                     _ shape: @escaping @Sendable (OpContext, TensorSpec) throws -> [Int]) -> Operator {
+        Operator(op, versions: since...until) { ctx in
+            let x = try ctx.input(0)
+            let out = try shape(ctx, x)
+            guard out.reduce(1, *) == x.count else { throw KernelError("cannot view \(x.shape) as \(out)") }
+            return Prepared([TensorSpec(x.kind, out)], ViewKernel(shape: out), aliasesInput: true)
+        }
+    }
+
+    static func prepareReshape(_ ctx: OpContext, _ x: TensorSpec) throws -> [Int] {
+        guard var target = try ctx.constantInts(1, what: "shape") else { throw KernelError("the shape input is required") }
+        let allowZero = try ctx.int("allowzero", default: 0) != 0
+        for i in target.indices where target[i] == 0 && !allowZero {
+            guard i < x.rank else { throw KernelError("shape \(target) copies dim \(i), which input \(x.shape) lacks") }
+            target[i] = x.shape[i]
+        }
+        let inferred = target.indices.filter { target[$0] == -1 }
+        guard inferred.count <= 1, target.allSatisfy({ $0 >= -1 }) else { throw KernelError("shape \(target) is not a valid Reshape target") }
+        if let m = inferred.first {
+            let known = target.enumerated().filter { $0.offset != m }.reduce(1) { $0 * $1.element }
+            guard known > 0, x.count % known == 0 else { throw KernelError("cannot reshape \(x.shape) to \(target)") }
+            target[m] = x.count / known
+        }
+        try ExecutionPlan.checkSize(target)
+        guard target.reduce(1, *) == x.count else { throw KernelError("cannot reshape \(x.shape) to \(target)") }
+        return target
+    }
+
+    static func squeezed(_ x: TensorSpec, _ raw: [Int]?, _ ctx: OpContext) throws -> [Int] {
+        let axes = try (raw ?? x.shape.indices.filter { x.shape[$0] == 1 }).map { try ctx.axis($0, rank: x.rank) }
+        for a in axes where x.shape[a] != 1 { throw KernelError("cannot squeeze axis \(a) of size \(x.shape[a])") }
+        return x.shape.enumerated().filter { !axes.contains($0.offset) }.map(\.element)
+    }
+
+    static func unsqueezed(_ x: TensorSpec, _ raw: [Int]?, _ ctx: OpContext) throws -> [Int] {
+        guard let raw else { throw KernelError("axes are required") }
+        let rank = x.rank + raw.count
+        let axes = try raw.map { try ctx.axis($0, rank: rank) }.sorted()
+        guard Set(axes).count == axes.count else { throw KernelError("axes \(raw) repeat an axis") }
+        var shape = x.shape
+        for a in axes { shape.insert(1, at: a) }
+        return shape
+    }
+
+    // MARK: Copies
+
+    struct TransposeKernel: OpKernel {
+        let layout: ShapeOps.TransposeLayout, perm: [Int]
+        func forward(_ inputs: [DenseTensor?], _ buffers: BufferPool) throws -> [DenseTensor] {
+            let x = try inputs.required(0)
+            switch x.elements {
+            case .float:
+                return [pooledOutput(layout.outShape, buffers) { out in x.withFloatPointer { ShapeOps.transpose(layout, x: $0, out: out) } }]
+            case .int64(let i): return [DenseTensor(shape: layout.outShape, ints: ShapeOps.transpose(i, x.shape, perm: perm).0)]
+            case .bool(let b): return [DenseTensor(shape: layout.outShape, bools: ShapeOps.transpose(b, x.shape, perm: perm).0)]
+            }
+        }
+    }
+
+    static func prepareTranspose(_ ctx: OpContext) throws -> Prepared {
+        let x = try ctx.input(0)
+        let perm = try ctx.ints("perm") ?? Array(x.shape.indices.reversed())
+        let layout = try ShapeOps.TransposeLayout(x.shape, perm: perm)
+        return Prepared([TensorSpec(x.kind, layout.outShape)], TransposeKernel(layout: layout, perm: perm))
+    }
+
+    struct ConcatKernel: OpKernel {
+        let axis: Int, outShape: [Int], kind: TensorSpec.Kind
+        func forward(_ inputs: [DenseTensor?], _ buffers: BufferPool) throws -> [DenseTensor] {
+            let parts = inputs.compactMap { $0 }.filter { $0.count > 0 }
+            guard kind == .float else {
+                let (v, s) = ShapeOps.concat(parts.map { ($0.ints, $0.shape) }, axis: axis)
+                return kind == .int64 ? [DenseTensor(shape: s, ints: v)] : [DenseTensor(shape: s, bools: v.map { $0 != 0 })]
+            }
+            let outer = outShape[..<axis].reduce(1, *), row = outShape[axis...].reduce(1, *)
+            let y = pooledOutput(outShape, buffers) { out in
+                var offset = 0
+                for p in parts {
+                    let chunk = p.count / max(outer, 1)
+                    p.withFloatPointer { ShapeOps.concatPart($0, outer: outer, chunk: chunk, row: row, offset: offset, out: out) }
+                    offset += chunk
+                }
+            }
+            return [y]
+        }
+    }
+
+    static func prepareConcat(_ ctx: OpContext) throws -> Prepared {
+        let parts = ctx.inputs.compactMap { $0 }
+        guard let first = parts.first else { throw KernelError("Concat has no inputs") }
+        let axis = try ctx.axis(try ctx.int("axis", default: 0), rank: first.rank)
+        var shape = first.shape
+        shape[axis] = 0
+        for p in parts {
+            guard p.rank == first.rank, p.shape.indices.allSatisfy({ $0 == axis || p.shape[$0] == first.shape[$0] }) else {
+                throw KernelError("inputs of shapes \(parts.map(\.shape)) differ off axis \(axis)")
+            }
+            shape[axis] += p.shape[axis]
+        }
+        let kind: TensorSpec.Kind = parts.contains { $0.kind == .float } ? .float : (parts.allSatisfy { $0.kind == .bool } ? .bool : .int64)
+        return Prepared([TensorSpec(kind, shape)], ConcatKernel(axis: axis, outShape: shape, kind: kind))
+    }
+
+    /// Split and Slice share this: each output is a strided window of the input.
+    struct WindowCopyKernel: OpKernel {
+        let windows: [(starts: [Int], steps: [Int], counts: [Int])]
+        func forward(_ inputs: [DenseTensor?], _ buffers: BufferPool) throws -> [DenseTensor] {
+            let x = try inputs.required(0)
+            return windows.map { w in
+                switch x.elements {
+                case .float:
+                    return pooledOutput(w.counts, buffers) { out in
+                        x.withFloatPointer { ShapeOps.slice($0, x.shape, starts: w.starts, steps: w.steps, counts: w.counts, out: out) }
+                    }
+                case .int64(let i):
+                    return DenseTensor(shape: w.counts, ints: ShapeOps.slice(i, x.shape, starts: w.starts, steps: w.steps, counts: w.counts))
+                case .bool(let b):
+                    return DenseTensor(shape: w.counts, bools: ShapeOps.slice(b, x.shape, starts: w.starts, steps: w.steps, counts: w.counts))
+                }
+            }
+        }
+    }
+
+    static func prepareSplit(_ ctx: OpContext, sizes given: [Int]?) throws -> Prepared {
+        let x = try ctx.input(0)
+        let axis = try ctx.axis(try ctx.int("axis", default: 0), rank: x.rank)
+        let n = ctx.node.outputs.count, dim = x.shape[axis]
+        let sizes: [Int]
+        if let given {
+            guard given.count == n, given.allSatisfy({ $0 >= 0 }), given.reduce(0, +) == dim else {
+                throw KernelError("split \(given) does not divide axis \(axis) of size \(dim) into \(n) outputs")
+            }
+            sizes = given
+        } else {
+            guard n > 0 else { throw KernelError("Split has no outputs") }
+            let each = (dim + n - 1) / n
+            sizes = (0..<n).map { max(0, min(each, dim - $0 * each)) }
+        }
+        var start = 0
+        let windows = sizes.map { size -> (starts: [Int], steps: [Int], counts: [Int]) in
+            var starts = [Int](repeating: 0, count: x.rank), counts = x.shape
+            starts[axis] = start
+            counts[axis] = size
+            start += size
+            return (starts, Array(repeating: 1, count: x.rank), counts)
+        }
+        return Prepared(windows.map { TensorSpec(x.kind, $0.counts) }, WindowCopyKernel(windows: windows))
+    }
+
+    static func prepareSlice(_ ctx: OpContext) throws -> Prepared {
+        let x = try ctx.input(0)
+        guard let starts = try ctx.constantInts(1, what: "starts"), let ends = try ctx.constantInts(2, what: "ends") else {
+            throw KernelError("starts and ends are required")
+        }
+        let axes = try (try ctx.constantInts(3, what: "axes"))?.map { try ctx.axis($0, rank: x.rank) } ?? Array(0..<starts.count)
+        let stepsIn = try ctx.constantInts(4, what: "steps") ?? Array(repeating: 1, count: starts.count)
+        guard ends.count == starts.count, axes.count == starts.count, stepsIn.count == starts.count, Set(axes).count == axes.count else {
+            throw KernelError("starts \(starts), ends \(ends), axes \(axes) and steps \(stepsIn) must have one value per axis")
+        }
+        var st = [Int](repeating: 0, count: x.rank), steps = [Int](repeating: 1, count: x.rank), counts = x.shape
+        for (i, axis) in axes.enumerated() {
+            let dim = x.shape[axis], step = stepsIn[i]
+            guard step != 0 else { throw KernelError("a step of 0 on axis \(axis)") }
+            func clamp(_ v: Int, _ lo: Int, _ hi: Int) -> Int { min(max(v < 0 ? v + dim : v, lo), hi) }
+            let s = step > 0 ? clamp(starts[i], 0, dim) : clamp(starts[i], 0, dim - 1)
+            let e = step > 0 ? clamp(ends[i], 0, dim) : clamp(ends[i], -1, dim - 1)
+            st[axis] = s
+            steps[axis] = step
+            counts[axis] = step > 0 ? max(0, (e - s + step - 1) / step) : max(0, (s - e - step - 1) / -step)
+        }
+        return Prepared([TensorSpec(x.kind, counts)], WindowCopyKernel(windows: [(st, steps, counts)]))
+    }
+
+    static func prepareShape(_ ctx: OpContext) throws -> Prepared {
+        let x = try ctx.input(0)
+        var start = try ctx.int("start", default: 0), end = try ctx.int("end", default: x.rank)
+        if start < 0 { start += x.rank }
+        if end < 0 { end += x.rank }
+        start = min(max(start, 0), x.rank)
+        end = min(max(end, start), x.rank)
+        let value = DenseTensor(shape: [end - start], ints: x.shape[start..<end].map { Int64($0) })
+        return Prepared([TensorSpec(constant: value)], ConstantOps.ValueKernel(value: value))
+    }
+
+    struct ExpandKernel: OpKernel {
+        let layout: BroadcastLayout
+        func forward(_ inputs: [DenseTensor?], _ buffers: BufferPool) throws -> [DenseTensor] {
+            let x = try inputs.required(0)
+            switch x.elements {
+            case .float(let f): return [DenseTensor(shape: layout.shape, floats: BroadcastKernels.expand(f, layout))]
+            case .int64(let i): return [DenseTensor(shape: layout.shape, ints: BroadcastKernels.expand(i, layout))]
+            case .bool(let b): return [DenseTensor(shape: layout.shape, bools: BroadcastKernels.expand(b, layout))]
+            }
+        }
+    }
+
+    static func prepareExpand(_ ctx: OpContext) throws -> Prepared {
+        let x = try ctx.input(0)
+        guard let shape = try ctx.constantInts(1, what: "shape") else { throw KernelError("the shape input is required") }
+        guard shape.allSatisfy({ $0 >= 0 }) else { throw KernelError("shape \(shape) has a negative dim") }
+        let layout = try BroadcastLayout([x.shape, shape])
+        try ExecutionPlan.checkSize(layout.shape)
+        return Prepared([TensorSpec(x.kind, layout.shape)], ExpandKernel(layout: layout))
+    }
+
+    struct PadKernel: OpKernel {
+        let pads: [Int], value: Float
+        func forward(_ inputs: [DenseTensor?], _ buffers: BufferPool) throws -> [DenseTensor] {
+            let x = try inputs.required(0)
+            if x.isFloat {
+                let (v, s) = ShapeOps.pad(x.floats, x.shape, pads: pads, value: value)
+                return [DenseTensor(shape: s, floats: v)]
+            }
+            let (v, s) = ShapeOps.pad(x.ints, x.shape, pads: pads, value: Int64(clampingFloat: value))
+            return [DenseTensor(shape: s, ints: v)]
+        }
+    }
+
+    static func preparePad(_ ctx: OpContext) throws -> Prepared {
+        let x = try ctx.input(0)
+        let mode = ctx.string("mode", default: "constant")
+        guard mode == "constant" else { throw KernelError("mode \(mode) is not run (constant is)") }
+        guard var pads = try ctx.constantInts(1, what: "pads") else { throw KernelError("pads are required") }
+        let value = try ctx.constantFloats(2, what: "constant_value")?.first ?? 0
+        if let axes = try ctx.constantInts(3, what: "axes") {
+            let normalized = try axes.map { try ctx.axis($0, rank: x.rank) }
+            guard pads.count == 2 * normalized.count else { throw KernelError("pads \(pads) do not give two values per axis of \(axes)") }
+            var full = [Int](repeating: 0, count: 2 * x.rank)
+            for (i, a) in normalized.enumerated() {
+                full[a] = pads[i]
+                full[a + x.rank] = pads[i + normalized.count]
+            }
+            pads = full
+        }
+        guard pads.count == 2 * x.rank else { throw KernelError("pads has \(pads.count) values; a rank-\(x.rank) input needs \(2 * x.rank)") }
+        let out = try (0..<x.rank).map { i -> Int in
+            let d = x.shape[i] + pads[i] + pads[i + x.rank]
+            guard d >= 0 else { throw KernelError("pads \(pads) cut axis \(i) of size \(x.shape[i]) below 0") }
+            return d
+        }
+        try ExecutionPlan.checkSize(out)
+        return Prepared([TensorSpec(x.kind, out)], PadKernel(pads: pads, value: value))
+    }
+
+    struct CastKernel: OpKernel {
+        let to: TensorSpec.Kind
+        func forward(_ inputs: [DenseTensor?], _ buffers: BufferPool) throws -> [DenseTensor] {
+            let x = try inputs.required(0)
+            switch to {
+            case .float: return [x.isFloat ? x : DenseTensor(shape: x.shape, floats: x.floats)]
+            case .int64: return [DenseTensor(shape: x.shape, ints: x.ints)]
+            case .bool: return [DenseTensor(shape: x.shape, bools: x.floats.map { $0 != 0 })]
+            }
+        }
+    }
+
+    static func prepareCast(_ ctx: OpContext) throws -> Prepared {
+        let x = try ctx.input(0)
+        let to = DataType(rawValue: Int32(clamping: try ctx.int("to", default: 1)))
+        let kind: TensorSpec.Kind
+        switch to {
+        case .float, .float16, .double, .bfloat16: kind = .float
+        case .bool: kind = .bool
+        case .int64, .int32, .int16, .int8, .uint8, .uint16, .uint32, .uint64: kind = .int64
+        default: throw KernelError("Cast to \(to) is not run")
+        }
+        return Prepared([TensorSpec(kind, x.shape)], CastKernel(to: kind))
+    }
+}
