@@ -2,6 +2,10 @@ import Foundation
 
 /// Scalar functions the elementwise kernels share.
 public enum Elementwise {
+    /// numpy broadcasting of two shapes (BroadcastLayout holds the rule).
+    @inlinable
+    public static func broadcastShape(_ a: [Int], _ b: [Int]) throws -> [Int] { try BroadcastLayout([a, b]).shape }
+
     @inlinable
     public static func erf(_ x: Float) -> Float { Float(Foundation.erf(Double(x))) }
 
