@@ -196,16 +196,30 @@ public enum TrainingQuant {
 
     // MARK: 2:4 masks
 
-    /// The M4N2 mask of a weight seen as [outer, cin, inner] (1 = kept), exactly what `Pruning.applyTwoOfFour` keeps:
-    /// it runs on a copy holding |w| moved up one ulp, which keeps the order and the ties of |w| and makes every kept
-    /// position non-zero (so a kept weight that is 0 still counts as kept).
+    /// The M4N2 mask of a weight seen as [outer, cin, inner] (1 = kept), exactly what `Pruning.applyTwoOfFour` keeps.
+    /// It runs that kernel on a probe: |w| moved up one ulp (the order and ties of |w| kept, every value non-zero, so a
+    /// kept weight that is 0 still shows as kept), Cin padded to a multiple of 4 with the probe of 0 (the padding ties
+    /// with a zero weight and, having the higher index, is kept first, as in the rule).
     public static func twoOfFourMask(_ w: UnsafeBufferPointer<Float>, outer: Int, cin: Int, inner: Int) -> [UInt8] {
         precondition(w.count == outer * cin * inner)
-        var probe = [Float](repeating: 0, count: w.count)
-        for i in w.indices { probe[i] = Float(bitPattern: Swift.abs(w[i]).bitPattern &+ 1) }
-        _ = probe.withUnsafeMutableBufferPointer { Pruning.applyTwoOfFour($0, outer: outer, cin: cin, inner: inner) }
+        guard cin > 2 else { return [UInt8](repeating: 1, count: w.count) }
+        let cin4 = (cin + 3) / 4 * 4
+        let zeroProbe = Float(bitPattern: 1)
+        var probe = [Float](repeating: zeroProbe, count: outer * cin4 * inner)
+        for o in 0..<outer {
+            for c in 0..<cin {
+                let src = (o * cin + c) * inner, dst = (o * cin4 + c) * inner
+                for i in 0..<inner { probe[dst + i] = Float(bitPattern: Swift.abs(w[src + i]).bitPattern &+ 1) }
+            }
+        }
+        _ = probe.withUnsafeMutableBufferPointer { Pruning.applyTwoOfFour($0, outer: outer, cin: cin4, inner: inner) }
         var mask = [UInt8](repeating: 0, count: w.count)
-        for i in w.indices { mask[i] = probe[i] != 0 ? 1 : 0 }
+        for o in 0..<outer {
+            for c in 0..<cin {
+                let src = (o * cin4 + c) * inner, dst = (o * cin + c) * inner
+                for i in 0..<inner { mask[dst + i] = probe[src + i] != 0 ? 1 : 0 }
+            }
+        }
         return mask
     }
 
