@@ -7,10 +7,7 @@ import Foundation
 //   Mul  y = a·b:     ∂a = g·b,          ∂b = g·a
 //   Div  y = a/b:     ∂a = g/b,          ∂b = −g·a/b²
 //   Pow  y = a^b:     ∂a = g·b·a^(b−1),  ∂b = g·a^b·ln a where a > 0, else 0
-// Unary (same shape in and out):
-//   Relu: g·[x > 0];  LeakyRelu: g·(x ≥ 0 ? 1 : α);  Clip(lo, hi): g·[lo ≤ x ≤ hi]
-//   HardSigmoid(α, β): g·α·[0 < αx + β < 1];  HardSwish y = x·clamp(x/6 + ½, 0, 1): g·(x ≤ −3 ? 0 : x ≥ 3 ? 1 : x/3 + ½)
-//   Sigmoid (from y): g·y·(1 − y);  Tanh (from y): g·(1 − y²);  Sqrt (from y): g/(2y)
+//   Where y = c ? a : b:  ∂a = g·[c],  ∂b = g·[¬c]
 // Every function ADDS into its gradient outputs (the caller zeroes them); a nil output is not computed.
 
 /// Rows of a broadcast walk: the output collapsed to [rows, length] (adjacent axes merged where every operand is
@@ -151,60 +148,29 @@ public enum Backward {
         for i in g.indices { dst[i] += g[i] }
     }
 
-    // MARK: Unary
-
-    public static func relu(x: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, dx: UnsafeMutableBufferPointer<Float>) {
-        precondition(x.count == g.count && dx.count == g.count)
-        for i in g.indices { dx[i] += x[i] > 0 ? g[i] : 0 }
-    }
-
-    public static func leakyRelu(x: UnsafeBufferPointer<Float>, alpha: Float, gradient g: UnsafeBufferPointer<Float>,
-                                 dx: UnsafeMutableBufferPointer<Float>) {
-        precondition(x.count == g.count && dx.count == g.count)
-        for i in g.indices { dx[i] += x[i] >= 0 ? g[i] : alpha * g[i] }
-    }
-
-    /// Clip with optional bounds (nil = unbounded): the gradient passes where lo ≤ x ≤ hi.
-    public static func clip(x: UnsafeBufferPointer<Float>, min lo: Float?, max hi: Float?, gradient g: UnsafeBufferPointer<Float>,
-                            dx: UnsafeMutableBufferPointer<Float>) {
-        precondition(x.count == g.count && dx.count == g.count)
-        let l = lo ?? -.infinity, h = hi ?? .infinity
-        for i in g.indices { dx[i] += (x[i] >= l && x[i] <= h) ? g[i] : 0 }
-    }
-
-    public static func hardSigmoid(x: UnsafeBufferPointer<Float>, alpha: Float, beta: Float, gradient g: UnsafeBufferPointer<Float>,
-                                   dx: UnsafeMutableBufferPointer<Float>) {
-        precondition(x.count == g.count && dx.count == g.count)
-        for i in g.indices {
-            let t = alpha * x[i] + beta
-            dx[i] += (t > 0 && t < 1) ? alpha * g[i] : 0
+    /// Where(c, a, b): the gradient goes to a where c holds and to b elsewhere, each summed down to its shape.
+    public static func whereSelect(
+        condition: UnsafeBufferPointer<Bool>, conditionShape: [Int], aShape: [Int], bShape: [Int],
+        gradient g: UnsafeBufferPointer<Float>, da: UnsafeMutableBufferPointer<Float>?, db: UnsafeMutableBufferPointer<Float>?
+    ) throws {
+        let out = try Elementwise.broadcastShape(try Elementwise.broadcastShape(conditionShape, aShape), bShape)
+        guard g.count == out.reduce(1, *), condition.count == conditionShape.reduce(1, *),
+              (da?.count ?? aShape.reduce(1, *)) == aShape.reduce(1, *), (db?.count ?? bShape.reduce(1, *)) == bShape.reduce(1, *)
+        else { throw KernelError("Where gradient: buffers do not match \(conditionShape), \(aShape), \(bShape)") }
+        let walk = BroadcastRows(output: out, operands: [conditionShape, aShape, bShape])
+        let len = walk.length, sc = walk.rowStrides[0], sa = walk.rowStrides[1], sb = walk.rowStrides[2]
+        let ta = UnsafeMutablePointer<Float>.allocate(capacity: max(len, 1))
+        let tb = UnsafeMutablePointer<Float>.allocate(capacity: max(len, 1))
+        defer { ta.deallocate(); tb.deallocate() }
+        for r in 0..<walk.rows {
+            let co = walk.offsets[0][r], o = r * len
+            for j in 0..<len {
+                let keep = condition[co + j * sc]
+                ta[j] = keep ? g[o + j] : 0
+                tb[j] = keep ? 0 : g[o + j]
+            }
+            if let da { accumulateRow(ta, count: len, into: da.baseAddress! + walk.offsets[1][r], stride: sa) }
+            if let db { accumulateRow(tb, count: len, into: db.baseAddress! + walk.offsets[2][r], stride: sb) }
         }
-    }
-
-    public static func hardSwish(x: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, dx: UnsafeMutableBufferPointer<Float>) {
-        precondition(x.count == g.count && dx.count == g.count)
-        for i in g.indices {
-            let v = x[i]
-            let d: Float = v <= -3 ? 0 : (v >= 3 ? 1 : v / 3 + 0.5)
-            dx[i] += g[i] * d
-        }
-    }
-
-    /// From the output y = σ(x).
-    public static func sigmoid(y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, dx: UnsafeMutableBufferPointer<Float>) {
-        precondition(y.count == g.count && dx.count == g.count)
-        for i in g.indices { dx[i] += g[i] * y[i] * (1 - y[i]) }
-    }
-
-    /// From the output y = tanh(x).
-    public static func tanh(y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, dx: UnsafeMutableBufferPointer<Float>) {
-        precondition(y.count == g.count && dx.count == g.count)
-        for i in g.indices { dx[i] += g[i] * (1 - y[i] * y[i]) }
-    }
-
-    /// From the output y = √x.
-    public static func sqrt(y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, dx: UnsafeMutableBufferPointer<Float>) {
-        precondition(y.count == g.count && dx.count == g.count)
-        for i in g.indices { dx[i] += g[i] / (2 * y[i]) }
     }
 }

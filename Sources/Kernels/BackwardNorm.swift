@@ -1,6 +1,9 @@
 // Vector-Jacobian product of BatchNormalization in inference form (statistics frozen, SEMANTICS §7), over axis 1:
 //   k_c = scale_c/√(var_c + ε);  y = (x − mean_c)·k_c + bias_c
 //   ∂x = g·k_c;  ∂scale_c = Σ g·(x − mean_c)/√(var_c + ε);  ∂bias_c = Σ g
+// LayerNormalization over the axes from `axis` on (inner = their product), scale/bias indexed i mod their count as
+// NeuralOps.layerNorm does: r = 1/√(var + ε), x̂ = (x − μ)·r, y = x̂·γ + β
+//   ∂γ += Σ g·x̂;  ∂β += Σ g;  d = g·γ;  ∂x = r·(d − mean(d) − x̂·mean(d·x̂))  (means over the inner block)
 // Every function ADDS into its gradient outputs (the caller zeroes them); a nil output is not computed.
 
 extension Backward {
@@ -26,6 +29,45 @@ extension Backward {
             if let dx { for i in base..<(base + inner) { dx[i] += g[i] * k } }
             dScale?[ch] += sgx * inv
             dBias?[ch] += sg
+        }
+    }
+
+    public static func layerNorm(
+        x: UnsafeBufferPointer<Float>, shape: [Int], axis: Int, epsilon: Float, scale: [Float],
+        gradient g: UnsafeBufferPointer<Float>, dx: UnsafeMutableBufferPointer<Float>?,
+        dScale: UnsafeMutableBufferPointer<Float>?, dBias: UnsafeMutableBufferPointer<Float>?
+    ) throws {
+        let axis = try normalizedAxis(axis, rank: shape.count)
+        let inner = shape[axis...].reduce(1, *)
+        guard x.count == shape.reduce(1, *), g.count == x.count, (dx?.count ?? x.count) == x.count, !scale.isEmpty,
+              inner % scale.count == 0, (dScale?.count ?? scale.count) == scale.count
+        else { throw KernelError("LayerNormalization gradient: buffers do not match \(shape) from axis \(axis)") }
+        guard inner > 0 else { return }
+        let sc = scale.count, n = Float(inner)
+        var xhat = [Float](repeating: 0, count: inner)
+        for base in stride(from: 0, to: x.count, by: inner) {
+            var mean: Float = 0
+            for i in 0..<inner { mean += x[base + i] }
+            mean /= n
+            var variance: Float = 0
+            for i in 0..<inner { variance += (x[base + i] - mean) * (x[base + i] - mean) }
+            variance /= n
+            let r = 1 / (variance + epsilon).squareRoot()
+            var meanD: Float = 0, meanDX: Float = 0
+            for i in 0..<inner {
+                let xh = (x[base + i] - mean) * r, gi = g[base + i]
+                xhat[i] = xh
+                let d = gi * scale[i % sc]
+                meanD += d
+                meanDX += d * xh
+                dScale?[i % sc] += gi * xh
+                dBias?[i % sc] += gi
+            }
+            meanD /= n
+            meanDX /= n
+            if let dx {
+                for i in 0..<inner { dx[base + i] += r * (g[base + i] * scale[i % sc] - meanD - xhat[i] * meanDX) }
+            }
         }
     }
 }

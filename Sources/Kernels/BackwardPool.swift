@@ -4,7 +4,7 @@
 //   from x, so the tape keeps only x.
 //   AveragePool: each output's gradient divided by its count goes to every in-range position of its window; the count
 //   is the in-range positions, or with count_include_pad also the pad positions inside the padded input (as the forward).
-//   GlobalAveragePool: ∂x = g/(H·W…) on every position of the plane.
+//   GlobalAveragePool: ∂x = g/(H·W…) on every position of the plane.  GlobalMaxPool: g to the plane's first maximum.
 // Every function ADDS into its gradient outputs (the caller zeroes them).
 
 extension Backward {
@@ -83,6 +83,23 @@ extension Backward {
         for plane in 0..<planes {
             let v = g[plane] * inv, base = plane * size
             for i in base..<(base + size) { dx[i] += v }
+        }
+    }
+
+    /// x [N, C, spatial…], g [N, C, 1…].
+    public static func globalMaxPool(x: UnsafeBufferPointer<Float>, xShape: [Int], gradient g: UnsafeBufferPointer<Float>,
+                                     dx: UnsafeMutableBufferPointer<Float>) throws {
+        guard xShape.count >= 2 else { throw KernelError("GlobalMaxPool gradient needs [N, C, …], got \(xShape)") }
+        let planes = xShape[0] * xShape[1], size = xShape.dropFirst(2).reduce(1, *)
+        guard g.count == planes, x.count == planes * size, dx.count == x.count else {
+            throw KernelError("GlobalMaxPool gradient: buffers do not match \(xShape)")
+        }
+        guard size > 0 else { return }
+        for plane in 0..<planes {
+            let base = plane * size
+            var at = base
+            for i in base..<(base + size) where x[i] > x[at] { at = i }
+            dx[at] += g[plane]
         }
     }
 

@@ -1,6 +1,6 @@
-// Vector-Jacobian products of ReduceMean and Softmax.
-//   ReduceMean over `axes` (n = product of the reduced sizes): ∂x[i] = g[reduced index of i]/n; g has the reduced
-//   shape with or without keepdims (the same elements either way).
+// Vector-Jacobian products of ReduceMean, ReduceSum and Softmax.
+//   ReduceMean over `axes` (n = product of the reduced sizes): ∂x[i] = g[reduced index of i]/n; ReduceSum: the same
+//   with n = 1. g has the reduced shape with or without keepdims (the same elements either way).
 //   Softmax along an axis, from the output y: ∂x = y·(g − Σ_axis g·y); with `coerce2D` (opsets before 13) the "axis"
 //   is every axis from `axis` on, as NeuralOps.softmax computes it.
 // Every function ADDS into its gradient outputs (the caller zeroes them).
@@ -9,15 +9,27 @@ extension Backward {
     public static func reduceMean(
         gradient g: UnsafeBufferPointer<Float>, xShape: [Int], axes: [Int], dx: UnsafeMutableBufferPointer<Float>
     ) throws {
+        try reduce(gradient: g, xShape: xShape, axes: axes, mean: true, dx: dx)
+    }
+
+    public static func reduceSum(
+        gradient g: UnsafeBufferPointer<Float>, xShape: [Int], axes: [Int], dx: UnsafeMutableBufferPointer<Float>
+    ) throws {
+        try reduce(gradient: g, xShape: xShape, axes: axes, mean: false, dx: dx)
+    }
+
+    static func reduce(
+        gradient g: UnsafeBufferPointer<Float>, xShape: [Int], axes: [Int], mean: Bool, dx: UnsafeMutableBufferPointer<Float>
+    ) throws {
         let axes = try axes.map { try normalizedAxis($0, rank: xShape.count) }
         var kept = xShape
         for ax in axes { kept[ax] = 1 }
         let n = axes.isEmpty ? 1 : Set(axes).reduce(1) { $0 * xShape[$1] }
         guard g.count == kept.reduce(1, *), dx.count == xShape.reduce(1, *) else {
-            throw KernelError("ReduceMean gradient: \(g.count) values do not reduce \(xShape) over \(axes)")
+            throw KernelError("Reduce gradient: \(g.count) values do not reduce \(xShape) over \(axes)")
         }
         guard n > 0 else { return }
-        let inv = 1 / Float(n)
+        let inv = mean ? 1 / Float(n) : 1
         let walk = BroadcastRows(output: xShape, operands: [kept])
         let len = walk.length, s = walk.rowStrides[0]
         for r in 0..<walk.rows {

@@ -3,6 +3,9 @@
 //   Transpose(perm): ∂x = transpose(g, perm⁻¹)
 //   Concat(axis): ∂x_k = the slab of g at x_k's offset along the axis
 //   Slice(starts, steps, counts, as clamped for the forward): ∂x[starts + i·steps] += g[i], 0 elsewhere
+//   Split(axis): ∂x = the concatenation of the outputs' gradients (a missing one is 0)
+//   Pad (constant): ∂x[i] = g[i + pads_begin] where that lies inside the output (negative pads crop)
+//   Gather(axis, indices): ∂x[…, idx[j], …] += g[…, j, …] (repeated indices accumulate)
 // Every function ADDS into its gradient outputs (the caller zeroes them); a nil output is not computed.
 
 extension Backward {
@@ -101,5 +104,81 @@ extension Backward {
         guard count > 0 else { return true }
         let last = start + (count - 1) * step
         return start >= 0 && start < size && last >= 0 && last < size
+    }
+
+    /// Split along `axis` into outputs of `shapes`; `gradients[k]` nil means output k has no gradient.
+    public static func split(
+        gradients: [UnsafeBufferPointer<Float>?], shapes: [[Int]], axis: Int, dx: UnsafeMutableBufferPointer<Float>
+    ) throws {
+        guard let first = shapes.first, gradients.count == shapes.count else { throw KernelError("Split gradient: no outputs") }
+        let axis = try normalizedAxis(axis, rank: first.count)
+        let outer = first[..<axis].reduce(1, *)
+        let chunks = shapes.map { $0[axis...].reduce(1, *) }
+        let total = chunks.reduce(0, +)
+        guard dx.count == outer * total, zip(shapes, gradients).allSatisfy({ ($1?.count ?? $0.reduce(1, *)) == $0.reduce(1, *) }) else {
+            throw KernelError("Split gradient: outputs \(shapes) do not make \(dx.count) values along \(axis)")
+        }
+        for o in 0..<outer {
+            var dst = o * total
+            for (k, chunk) in chunks.enumerated() {
+                if let g = gradients[k] {
+                    let src = o * chunk
+                    for j in 0..<chunk { dx[dst + j] += g[src + j] }
+                }
+                dst += chunk
+            }
+        }
+    }
+
+    /// Constant Pad: `pads` = begins then ends, one per axis (as ShapeOps.pad).
+    public static func pad(
+        gradient g: UnsafeBufferPointer<Float>, xShape: [Int], pads: [Int], dx: UnsafeMutableBufferPointer<Float>
+    ) throws {
+        let rank = xShape.count
+        guard pads.count == 2 * rank else { throw KernelError("Pad gradient: \(pads.count) pads for rank \(rank)") }
+        let outShape = (0..<rank).map { xShape[$0] + pads[$0] + pads[$0 + rank] }
+        guard outShape.allSatisfy({ $0 >= 0 }), g.count == outShape.reduce(1, *), dx.count == xShape.reduce(1, *) else {
+            throw KernelError("Pad gradient: buffers do not match \(xShape) padded by \(pads)")
+        }
+        let outStrides = stridesOf(outShape)
+        var index = [Int](repeating: 0, count: rank)
+        for i in 0..<dx.count {
+            var offset = 0, inside = true
+            for d in 0..<rank {
+                let o = index[d] + pads[d]
+                if o < 0 || o >= outShape[d] { inside = false; break }
+                offset += o * outStrides[d]
+            }
+            if inside { dx[i] += g[offset] }
+            var d = rank - 1
+            while d >= 0 {
+                index[d] += 1
+                if index[d] < xShape[d] { break }
+                index[d] = 0
+                d -= 1
+            }
+        }
+    }
+
+    /// Gather along `axis` with `indices` (negative counts from the end); g has shape x[..<axis] + indices + x[axis+1...].
+    public static func gather(
+        gradient g: UnsafeBufferPointer<Float>, xShape: [Int], indices: [Int64], axis: Int, dx: UnsafeMutableBufferPointer<Float>
+    ) throws {
+        let axis = try normalizedAxis(axis, rank: xShape.count)
+        let outer = xShape[..<axis].reduce(1, *), inner = xShape[(axis + 1)...].reduce(1, *), n = xShape[axis]
+        guard g.count == outer * indices.count * inner, dx.count == xShape.reduce(1, *) else {
+            throw KernelError("Gather gradient: buffers do not match \(xShape) with \(indices.count) indices")
+        }
+        for raw in indices where raw < -Int64(n) || raw >= Int64(n) {
+            throw KernelError("Gather gradient: index \(raw) is out of range for axis of size \(n)")
+        }
+        var src = 0
+        for o in 0..<outer {
+            for raw in indices {
+                let dst = (o * n + Int(raw < 0 ? raw + Int64(n) : raw)) * inner
+                for j in 0..<inner { dx[dst + j] += g[src + j] }
+                src += inner
+            }
+        }
     }
 }

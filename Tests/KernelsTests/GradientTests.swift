@@ -702,4 +702,118 @@ final class GradientTests: XCTestCase {
         XCTAssertEqual(Double(loss), ref(p)[0], accuracy: 1e-6)
         checkGradient("mse (scale ½)", p, Array(dp), [0.5], ref)
     }
+
+    // MARK: More ops (what the transformer and OCR benches use)
+
+    func testMathOps() {
+        let n = 48
+        runUnary("erf", values(n, -2, 2), { Foundation.erf($0) }) { Backward.erf(x: $0, gradient: $1, dx: $2) }
+        runUnary("gelu", values(n, -3, 3), { 0.5 * $0 * (1 + Foundation.erf($0 / 2.0.squareRoot())) }) {
+            Backward.gelu(x: $0, tanhApproximation: false, gradient: $1, dx: $2)
+        }
+        let c = (2 / Double.pi).squareRoot()
+        runUnary("gelu tanh", values(n, -3, 3), { 0.5 * $0 * (1 + Foundation.tanh(c * ($0 + 0.044715 * $0 * $0 * $0))) }) {
+            Backward.gelu(x: $0, tanhApproximation: true, gradient: $1, dx: $2)
+        }
+        runUnary("exp", values(n, -2, 2), fromOutput: true, { Foundation.exp($0) }) { Backward.exp(y: $0, gradient: $1, dx: $2) }
+        runUnary("neg", values(n), { -$0 }) { Backward.neg(gradient: $1, dx: $2) }
+        runUnary("abs", values(n, -2, 2, avoiding: [0]), { Swift.abs($0) }) { Backward.abs(x: $0, gradient: $1, dx: $2) }
+        runUnary("reciprocal", values(n, -2, 2, avoiding: [0], gap: 0.3), fromOutput: true, { 1 / $0 }) {
+            Backward.reciprocal(y: $0, gradient: $1, dx: $2)
+        }
+    }
+
+    func testWhere() throws {
+        let (cs, ash, bsh) = ([3, 1], [2, 3, 4], [4])
+        let cond = (0..<3).map { $0 != 1 }
+        let a = values(24), b = values(4)
+        func ref(_ a: [Double], _ b: [Double]) -> [Double] {
+            (0..<24).map { i in cond[broadcastOffset(i, [2, 3, 4], cs)] ? a[i] : b[broadcastOffset(i, [2, 3, 4], bsh)] }
+        }
+        let r = values(24), da = zeros(24), db = zeros(4)
+        try cond.withUnsafeBufferPointer {
+            try Backward.whereSelect(condition: $0, conditionShape: cs, aShape: ash, bShape: bsh, gradient: ro(r), da: da, db: db)
+        }
+        checkGradient("where da", a, Array(da), r) { ref($0, b) }
+        checkGradient("where db", b, Array(db), r) { ref(a, $0) }
+    }
+
+    func layerNormRef(_ x: [Double], _ inner: Int, _ scale: [Double], _ bias: [Double]) -> [Double] {
+        var out = x
+        for base in stride(from: 0, to: x.count, by: inner) {
+            let v = x[base..<(base + inner)]
+            let mean = v.reduce(0, +) / Double(inner)
+            let variance = v.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(inner)
+            for i in 0..<inner {
+                out[base + i] = (x[base + i] - mean) / (variance + 1e-5).squareRoot() * scale[i % scale.count] + bias[i % bias.count]
+            }
+        }
+        return out
+    }
+
+    func testLayerNorm() throws {
+        for (shape, axis, sc) in [([2, 3, 8], -1, 8), ([2, 3, 4], 1, 12), ([3, 6], 1, 3)] {
+            let x = values(shape.reduce(1, *), -2, 2), scale = values(sc, 0.5, 1.5), bias = values(sc)
+            let inner = shape[(axis < 0 ? axis + shape.count : axis)...].reduce(1, *)
+            let y = layerNormRef(x, inner, scale, bias), r = values(y.count)
+            checkForward("layerNorm", NeuralOps.layerNorm(x.map { Float($0) }, shape, axis: axis < 0 ? axis + shape.count : axis, epsilon: 1e-5,
+                                                          scale: scale.map { Float($0) }, bias: bias.map { Float($0) }), y)
+            let dx = zeros(x.count), ds = zeros(sc), db = zeros(sc)
+            try Backward.layerNorm(x: ro(x), shape: shape, axis: axis, epsilon: 1e-5, scale: scale.map { Float($0) }, gradient: ro(r),
+                                   dx: dx, dScale: ds, dBias: db)
+            checkGradient("layerNorm dx \(shape)", x, Array(dx), r) { layerNormRef($0, inner, scale, bias) }
+            checkGradient("layerNorm dscale \(shape)", scale, Array(ds), r) { layerNormRef(x, inner, $0, bias) }
+            checkGradient("layerNorm dbias \(shape)", bias, Array(db), r) { layerNormRef(x, inner, scale, $0) }
+        }
+    }
+
+    func testGlobalMaxPoolAndReduceSum() throws {
+        let xs = [2, 3, 2, 5]
+        var x = (0..<60).map { Double($0) * 0.01 }
+        x.shuffle(using: &rng)
+        func gmp(_ v: [Double]) -> [Double] { (0..<6).map { p in v[(p * 10)..<(p * 10 + 10)].max()! } }
+        let r = values(6), dx = zeros(60)
+        checkForward("globalMaxPool", NeuralOps.globalPool(x.map { Float($0) }, xs, max: true).0, gmp(x))
+        try Backward.globalMaxPool(x: ro(x), xShape: xs, gradient: ro(r), dx: dx)
+        checkGradient("globalMaxPool", x, Array(dx), r, gmp)
+        let v = values(60), r2 = values(20), dv = zeros(60)
+        func sum(_ v: [Double]) -> [Double] { reduceMeanRef(v, xs, [1]).map { $0 * 3 } }
+        try Backward.reduceSum(gradient: ro(r2), xShape: xs, axes: [1], dx: dv)
+        checkGradient("reduceSum", v, Array(dv), r2, sum)
+    }
+
+    func testSplitPadGather() throws {
+        // Split [2, 7, 3] along 1 into 2, 4, 1; the middle output has no gradient.
+        let shapes = [[2, 2, 3], [2, 4, 3], [2, 1, 3]]
+        let x = values(42)
+        func parts(_ v: [Double]) -> [[Double]] {
+            var out: [[Double]] = [[], [], []]
+            for o in 0..<2 {
+                var at = o * 21
+                for (k, s) in shapes.enumerated() {
+                    out[k] += v[at..<(at + s[1] * 3)]
+                    at += s[1] * 3
+                }
+            }
+            return out
+        }
+        let r0 = values(12), r2 = values(6), dx = zeros(42)
+        try Backward.split(gradients: [ro(r0), nil, ro(r2)], shapes: shapes, axis: 1, dx: dx)
+        checkGradient("split", x, Array(dx), r0 + r2) { let p = parts($0); return p[0] + p[2] }
+
+        // Pad [3, 4] with begins [1, -1] and ends [0, 2] (a negative pad crops).
+        let xs = [3, 4], pads = [1, -1, 0, 2]
+        let px = values(12)
+        let (py, _) = ShapeOps.pad(px, xs, pads: pads, value: 0.0)
+        let pr = values(py.count), pdx = zeros(12)
+        try Backward.pad(gradient: ro(pr), xShape: xs, pads: pads, dx: pdx)
+        checkGradient("pad", px, Array(pdx), pr) { ShapeOps.pad($0, xs, pads: pads, value: 0.0).0 }
+
+        // Gather along axis 1 of [2, 4, 3] with a repeated and a negative index.
+        let gx = values(24), idx: [Int64] = [3, -4, 0, 2, 3]
+        let gr = values(2 * idx.count * 3), gdx = zeros(24)
+        try Backward.gather(gradient: ro(gr), xShape: [2, 4, 3], indices: idx, axis: 1, dx: gdx)
+        checkGradient("gather", gx, Array(gdx), gr) { try! ShapeOps.gather($0, [2, 4, 3], indices: idx, indicesShape: [5], axis: 1).0 }
+        XCTAssertThrowsError(try Backward.gather(gradient: ro(gr), xShape: [2, 4, 3], indices: [4, 0, 0, 0, 0], axis: 1, dx: gdx))
+    }
 }
