@@ -124,6 +124,27 @@ final class TrainingQuantTests: XCTestCase {
         XCTAssertEqual(dx, [10, 12, 10])  // only the in-range 0.3 passes its gradient, added to what was there
     }
 
+    /// After training, §4 applied to the learned clips gives ULQ's scale and (but for rare float32 ties) its zero point.
+    func testExportMatchesSection4() {
+        var rng = SeededRandom(seed: 7)
+        for bits in [4, 8, 16] {
+            var differ = 0
+            for _ in 0..<20_000 {
+                // clamp_max above n·ε (0.0078 at INT16), below which ULQ's scale is floored and §4's is not.
+                let cmax = Float.random(in: 0.01..<50, using: &rng), cmin = -Float.random(in: 0.0001..<50, using: &rng)
+                let r = TrainingQuant.ULQRange(clampMax: cmax, clampMin: cmin, fixedMin: false, bits: bits)
+                let (s, o) = Quantization.asymmetricParameters(clipMin: r.cmin, clipMax: cmax, bits: bits)
+                XCTAssertEqual(s, r.scale)
+                guard let exported = r.exportOffset else { return XCTFail("finite clamps give a zero point") }
+                XCTAssertLessThanOrEqual(abs(exported - o), 1)
+                if exported != o { differ += 1 }
+            }
+            XCTAssertLessThanOrEqual(differ, bits == 16 ? 20 : 1, "INT\(bits)")
+        }
+        XCTAssertNil(TrainingQuant.ULQRange(clampMax: .nan, clampMin: -1, fixedMin: false, bits: 8).exportOffset)
+        XCTAssertEqual(TrainingQuant.ULQRange(clampMax: 6, clampMin: -1, fixedMin: true, bits: 8).exportOffset, -128)
+    }
+
     /// M4N2 by the rule itself: per group of 4 along Cin (padded), keep the 2 largest |w|, ties keeping the higher index.
     func testTwoOfFourMaskFollowsTheRule() {
         var rng = SeededRandom(seed: 24)
