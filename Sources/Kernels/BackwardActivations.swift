@@ -10,27 +10,36 @@ import Foundation
 // Every function ADDS into dx (the caller zeroes it). The kernel takes x or y as each formula needs (named).
 
 extension Backward {
-    public static func relu(x: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, dx: UnsafeMutableBufferPointer<Float>) {
+    public static func relu(
+        x: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, dx: UnsafeMutableBufferPointer<Float>
+    ) {
         precondition(x.count == g.count && dx.count == g.count)
         for i in g.indices { dx[i] += x[i] > 0 ? g[i] : 0 }
     }
 
-    public static func leakyRelu(x: UnsafeBufferPointer<Float>, alpha: Float, gradient g: UnsafeBufferPointer<Float>,
-                                 dx: UnsafeMutableBufferPointer<Float>) {
+    public static func leakyRelu(
+        x: UnsafeBufferPointer<Float>, alpha: Float, gradient g: UnsafeBufferPointer<Float>,
+        dx: UnsafeMutableBufferPointer<Float>
+    ) {
         precondition(x.count == g.count && dx.count == g.count)
         for i in g.indices { dx[i] += x[i] >= 0 ? g[i] : alpha * g[i] }
     }
 
     /// Clip with optional bounds (nil = unbounded): the gradient passes where lo ≤ x ≤ hi.
-    public static func clip(x: UnsafeBufferPointer<Float>, min lo: Float?, max hi: Float?, gradient g: UnsafeBufferPointer<Float>,
-                            dx: UnsafeMutableBufferPointer<Float>) {
+    public static func clip(
+        x: UnsafeBufferPointer<Float>, min lo: Float?, max hi: Float?, gradient g: UnsafeBufferPointer<Float>,
+        dx: UnsafeMutableBufferPointer<Float>
+    ) {
         precondition(x.count == g.count && dx.count == g.count)
-        let l = lo ?? -.infinity, h = hi ?? .infinity
+        let l = lo ?? -.infinity
+        let h = hi ?? .infinity
         for i in g.indices { dx[i] += (x[i] >= l && x[i] <= h) ? g[i] : 0 }
     }
 
-    public static func hardSigmoid(x: UnsafeBufferPointer<Float>, alpha: Float, beta: Float, gradient g: UnsafeBufferPointer<Float>,
-                                   dx: UnsafeMutableBufferPointer<Float>) {
+    public static func hardSigmoid(
+        x: UnsafeBufferPointer<Float>, alpha: Float, beta: Float, gradient g: UnsafeBufferPointer<Float>,
+        dx: UnsafeMutableBufferPointer<Float>
+    ) {
         precondition(x.count == g.count && dx.count == g.count)
         for i in g.indices {
             let t = alpha * x[i] + beta
@@ -38,7 +47,9 @@ extension Backward {
         }
     }
 
-    public static func hardSwish(x: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, dx: UnsafeMutableBufferPointer<Float>) {
+    public static func hardSwish(
+        x: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, dx: UnsafeMutableBufferPointer<Float>
+    ) {
         precondition(x.count == g.count && dx.count == g.count)
         for i in g.indices {
             let v = x[i]
@@ -48,31 +59,41 @@ extension Backward {
     }
 
     /// From the output y = σ(x).
-    public static func sigmoid(y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, dx: UnsafeMutableBufferPointer<Float>) {
+    public static func sigmoid(
+        y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, dx: UnsafeMutableBufferPointer<Float>
+    ) {
         precondition(y.count == g.count && dx.count == g.count)
         for i in g.indices { dx[i] += g[i] * y[i] * (1 - y[i]) }
     }
 
     /// From the output y = tanh(x).
-    public static func tanh(y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, dx: UnsafeMutableBufferPointer<Float>) {
+    public static func tanh(
+        y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, dx: UnsafeMutableBufferPointer<Float>
+    ) {
         precondition(y.count == g.count && dx.count == g.count)
         for i in g.indices { dx[i] += g[i] * (1 - y[i] * y[i]) }
     }
 
     /// From the output y = √x.
-    public static func sqrt(y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, dx: UnsafeMutableBufferPointer<Float>) {
+    public static func sqrt(
+        y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, dx: UnsafeMutableBufferPointer<Float>
+    ) {
         precondition(y.count == g.count && dx.count == g.count)
         for i in g.indices { dx[i] += g[i] / (2 * y[i]) }
     }
 
-    public static func erf(x: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, dx: UnsafeMutableBufferPointer<Float>) {
+    public static func erf(
+        x: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, dx: UnsafeMutableBufferPointer<Float>
+    ) {
         precondition(x.count == g.count && dx.count == g.count)
         let k = Float(2 / Double.pi.squareRoot())
         for i in g.indices { dx[i] += g[i] * k * expf(-x[i] * x[i]) }
     }
 
-    public static func gelu(x: UnsafeBufferPointer<Float>, tanhApproximation: Bool, gradient g: UnsafeBufferPointer<Float>,
-                            dx: UnsafeMutableBufferPointer<Float>) {
+    public static func gelu(
+        x: UnsafeBufferPointer<Float>, tanhApproximation: Bool, gradient g: UnsafeBufferPointer<Float>,
+        dx: UnsafeMutableBufferPointer<Float>
+    ) {
         precondition(x.count == g.count && dx.count == g.count)
         if tanhApproximation {
             let c = Float(0.7978845608028654)
@@ -82,7 +103,8 @@ extension Backward {
                 dx[i] += g[i] * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * c * (1 + 3 * 0.044715 * v * v))
             }
         } else {
-            let invSqrt2 = Float(1 / 2.0.squareRoot()), invSqrt2Pi = Float(1 / (2 * Double.pi).squareRoot())
+            let invSqrt2 = Float(1 / 2.0.squareRoot())
+            let invSqrt2Pi = Float(1 / (2 * Double.pi).squareRoot())
             for i in g.indices {
                 let v = x[i]
                 dx[i] += g[i] * (0.5 * (1 + Elementwise.erf(v * invSqrt2)) + v * invSqrt2Pi * expf(-0.5 * v * v))
@@ -91,7 +113,9 @@ extension Backward {
     }
 
     /// From the output y = eˣ.
-    public static func exp(y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, dx: UnsafeMutableBufferPointer<Float>) {
+    public static func exp(
+        y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, dx: UnsafeMutableBufferPointer<Float>
+    ) {
         precondition(y.count == g.count && dx.count == g.count)
         for i in g.indices { dx[i] += g[i] * y[i] }
     }
@@ -102,13 +126,17 @@ extension Backward {
     }
 
     /// g·sign(x), 0 at x = 0.
-    public static func abs(x: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, dx: UnsafeMutableBufferPointer<Float>) {
+    public static func abs(
+        x: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, dx: UnsafeMutableBufferPointer<Float>
+    ) {
         precondition(x.count == g.count && dx.count == g.count)
         for i in g.indices { dx[i] += x[i] > 0 ? g[i] : (x[i] < 0 ? -g[i] : 0) }
     }
 
     /// From the output y = 1/x: −g·y².
-    public static func reciprocal(y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, dx: UnsafeMutableBufferPointer<Float>) {
+    public static func reciprocal(
+        y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, dx: UnsafeMutableBufferPointer<Float>
+    ) {
         precondition(y.count == g.count && dx.count == g.count)
         for i in g.indices { dx[i] -= g[i] * y[i] * y[i] }
     }

@@ -17,9 +17,12 @@ extension Backward {
     public static func conv2d(
         x: UnsafeBufferPointer<Float>, xShape: [Int], w: UnsafeBufferPointer<Float>, wShape: [Int],
         window: NeuralOps.Window, group: Int, gradient g: UnsafeBufferPointer<Float>,
-        dx: UnsafeMutableBufferPointer<Float>?, dw: UnsafeMutableBufferPointer<Float>?, dBias: UnsafeMutableBufferPointer<Float>?
+        dx: UnsafeMutableBufferPointer<Float>?, dw: UnsafeMutableBufferPointer<Float>?,
+        dBias: UnsafeMutableBufferPointer<Float>?
     ) throws {
-        guard xShape.count == 4, wShape.count == 4, group > 0 else { throw KernelError("Conv gradient needs 4-D shapes") }
+        guard xShape.count == 4, wShape.count == 4, group > 0 else {
+            throw KernelError("Conv gradient needs 4-D shapes")
+        }
         let (n, c, h, wd) = (xShape[0], xShape[1], xShape[2], xShape[3])
         let (m, cg, kh, kw) = (wShape[0], wShape[1], wShape[2], wShape[3])
         guard c == cg * group, m % group == 0 else {
@@ -28,19 +31,23 @@ extension Backward {
         let (ho, wo) = window.outputSize(h, wd)
         let p = ho * wo
         guard ho > 0, wo > 0, g.count == n * m * p, x.count == n * c * h * wd, w.count == wShape.reduce(1, *),
-              (dx?.count ?? x.count) == x.count, (dw?.count ?? w.count) == w.count, (dBias?.count ?? m) == m
+            (dx?.count ?? x.count) == x.count, (dw?.count ?? w.count) == w.count, (dBias?.count ?? m) == m
         else { throw KernelError("Conv gradient: buffers do not match x \(xShape), w \(wShape)") }
         if let dBias { channelSums(g, planes: n * m, channels: m, size: p, into: dBias) }
-        guard dx != nil || dw != nil else { return }
+        guard dx != nil || dw != nil, !x.isEmpty, !w.isEmpty else { return }
         if cg == 1 && group == c {
-            depthwise(x: x, xShape: xShape, w: w, wShape: wShape, window: window, gradient: g, ho: ho, wo: wo, dx: dx, dw: dw)
+            depthwise(
+                x: x, xShape: xShape, w: w, wShape: wShape, window: window, gradient: g, ho: ho, wo: wo, dx: dx, dw: dw)
             return
         }
-        let mg = m / group, kdim = cg * kh * kw
+        let mg = m / group
+        let kdim = cg * kh * kw
         let direct = kh == 1 && kw == 1 && window.strides == (1, 1) && window.pads == (0, 0, 0, 0)
         var col = direct ? [] : [Float](repeating: 0, count: kdim * p)
         var dcol = direct ? [] : [Float](repeating: 0, count: kdim * p)
-        let xb = x.baseAddress!, wb = w.baseAddress!, gb = g.baseAddress!
+        let xb = x.baseAddress!
+        let wb = w.baseAddress!
+        let gb = g.baseAddress!
         col.withUnsafeMutableBufferPointer { colb in
             dcol.withUnsafeMutableBufferPointer { dcolb in
                 for img in 0..<n {
@@ -51,22 +58,29 @@ extension Backward {
                         if let dw {
                             var cols = xg
                             if !direct {
-                                NeuralOps.im2col(xg, channels: cg, h: h, w: wd, window: window, ho: ho, wo: wo, into: colb.baseAddress!)
+                                NeuralOps.im2col(
+                                    xg, channels: cg, h: h, w: wd, window: window, ho: ho, wo: wo,
+                                    into: colb.baseAddress!)
                                 cols = UnsafePointer(colb.baseAddress!)
                             }
-                            NeuralOps.sgemm(transA: false, transB: true, m: mg, n: kdim, k: p, gg, lda: p, cols, ldb: p,
-                                            beta: 1, dw.baseAddress! + grp * mg * kdim, ldc: kdim)
+                            NeuralOps.sgemm(
+                                transA: false, transB: true, m: mg, n: kdim, k: p, gg, lda: p, cols, ldb: p,
+                                beta: 1, dw.baseAddress! + grp * mg * kdim, ldc: kdim)
                         }
                         if let dx {
                             let dxg = dx.baseAddress! + (img * c + grp * cg) * h * wd
                             if direct {
-                                NeuralOps.sgemm(transA: true, transB: false, m: kdim, n: p, k: mg, wg, lda: kdim, gg, ldb: p,
-                                                beta: 1, dxg, ldc: p)
+                                NeuralOps.sgemm(
+                                    transA: true, transB: false, m: kdim, n: p, k: mg, wg, lda: kdim, gg, ldb: p,
+                                    beta: 1, dxg, ldc: p)
                             } else {
-                                NeuralOps.sgemm(transA: true, transB: false, m: kdim, n: p, k: mg, wg, lda: kdim, gg, ldb: p,
-                                                dcolb.baseAddress!, ldc: p)
-                                col2im(UnsafePointer(dcolb.baseAddress!), channels: cg, h: h, w: wd, window: window, ho: ho, wo: wo,
-                                       into: dxg)
+                                NeuralOps.sgemm(
+                                    transA: true, transB: false, m: kdim, n: p, k: mg, wg, lda: kdim, gg, ldb: p,
+                                    dcolb.baseAddress!, ldc: p)
+                                col2im(
+                                    UnsafePointer(dcolb.baseAddress!), channels: cg, h: h, w: wd, window: window,
+                                    ho: ho, wo: wo,
+                                    into: dxg)
                             }
                         }
                     }
@@ -80,7 +94,9 @@ extension Backward {
         _ col: UnsafePointer<Float>, channels: Int, h: Int, w: Int, window: NeuralOps.Window, ho: Int, wo: Int,
         into x: UnsafeMutablePointer<Float>
     ) {
-        let (kh, kw) = window.kernel, (sh, sw) = window.strides, (dh, dw) = window.dilations
+        let (kh, kw) = window.kernel
+        let (sh, sw) = window.strides
+        let (dh, dw) = window.dilations
         let (pt, pl) = (window.pads.0, window.pads.1)
         var row = 0
         for ch in 0..<channels {
@@ -116,7 +132,10 @@ extension Backward {
     }
 
     /// dst[ch] += Σ over planes of that channel (planes in [N, C] order, `size` elements each).
-    static func channelSums(_ g: UnsafeBufferPointer<Float>, planes: Int, channels: Int, size: Int, into dst: UnsafeMutableBufferPointer<Float>) {
+    static func channelSums(
+        _ g: UnsafeBufferPointer<Float>, planes: Int, channels: Int, size: Int,
+        into dst: UnsafeMutableBufferPointer<Float>
+    ) {
         for plane in 0..<planes {
             var s: Float = 0
             let base = plane * size
@@ -127,14 +146,18 @@ extension Backward {
 
     /// Direct depthwise gradients: each output channel reads one input channel (M/C outputs per input channel).
     static func depthwise(
-        x: UnsafeBufferPointer<Float>, xShape: [Int], w: UnsafeBufferPointer<Float>, wShape: [Int], window: NeuralOps.Window,
+        x: UnsafeBufferPointer<Float>, xShape: [Int], w: UnsafeBufferPointer<Float>, wShape: [Int],
+        window: NeuralOps.Window,
         gradient g: UnsafeBufferPointer<Float>, ho: Int, wo: Int,
         dx: UnsafeMutableBufferPointer<Float>?, dw: UnsafeMutableBufferPointer<Float>?
     ) {
         let (n, c, h, wd) = (xShape[0], xShape[1], xShape[2], xShape[3])
         let (m, kh, kw) = (wShape[0], wShape[2], wShape[3])
-        let mult = m / c, p = ho * wo
-        let (sh, sw) = window.strides, (dh, dil) = window.dilations, (pt, pl) = (window.pads.0, window.pads.1)
+        let mult = m / c
+        let p = ho * wo
+        let (sh, sw) = window.strides
+        let (dh, dil) = window.dilations
+        let (pt, pl) = (window.pads.0, window.pads.1)
         for img in 0..<n {
             for oc in 0..<m {
                 let xp = x.baseAddress! + (img * c + oc / mult) * h * wd
@@ -167,37 +190,48 @@ extension Backward {
     public static func convTranspose2d(
         x: UnsafeBufferPointer<Float>, xShape: [Int], w: UnsafeBufferPointer<Float>, wShape: [Int],
         window: NeuralOps.Window, group: Int, gradient g: UnsafeBufferPointer<Float>, outputShape: [Int],
-        dx: UnsafeMutableBufferPointer<Float>?, dw: UnsafeMutableBufferPointer<Float>?, dBias: UnsafeMutableBufferPointer<Float>?
+        dx: UnsafeMutableBufferPointer<Float>?, dw: UnsafeMutableBufferPointer<Float>?,
+        dBias: UnsafeMutableBufferPointer<Float>?
     ) throws {
         guard xShape.count == 4, wShape.count == 4, outputShape.count == 4, group > 0 else {
             throw KernelError("ConvTranspose gradient needs 4-D shapes")
         }
         let (n, c, h, wd) = (xShape[0], xShape[1], xShape[2], xShape[3])
         let (cw, mg, kh, kw) = (wShape[0], wShape[1], wShape[2], wShape[3])
-        let m = mg * group, cg = c / group, (ho, wo) = (outputShape[2], outputShape[3])
+        let m = mg * group
+        let cg = c / group
+        let (ho, wo) = (outputShape[2], outputShape[3])
         guard cw == c, c % group == 0, outputShape[0] == n, outputShape[1] == m, g.count == n * m * ho * wo,
-              x.count == n * c * h * wd, w.count == wShape.reduce(1, *),
-              (dx?.count ?? x.count) == x.count, (dw?.count ?? w.count) == w.count, (dBias?.count ?? m) == m
-        else { throw KernelError("ConvTranspose gradient: buffers do not match x \(xShape), w \(wShape), y \(outputShape)") }
+            x.count == n * c * h * wd, w.count == wShape.reduce(1, *),
+            (dx?.count ?? x.count) == x.count, (dw?.count ?? w.count) == w.count, (dBias?.count ?? m) == m
+        else {
+            throw KernelError("ConvTranspose gradient: buffers do not match x \(xShape), w \(wShape), y \(outputShape)")
+        }
         if let dBias { channelSums(g, planes: n * m, channels: m, size: ho * wo, into: dBias) }
-        guard dx != nil || dw != nil else { return }
-        let kdim = mg * kh * kw, p = h * wd
+        guard dx != nil || dw != nil, !x.isEmpty, !w.isEmpty, !g.isEmpty else { return }
+        let kdim = mg * kh * kw
+        let p = h * wd
         var col = [Float](repeating: 0, count: kdim * p)
         col.withUnsafeMutableBufferPointer { colb in
             let cb = colb.baseAddress!
             for img in 0..<n {
                 for grp in 0..<group {
                     // col(G)[kdim, H·W]: the gradient at every output position each input position wrote to.
-                    NeuralOps.im2col(g.baseAddress! + (img * m + grp * mg) * ho * wo, channels: mg, h: ho, w: wo,
-                                     window: window, ho: h, wo: wd, into: cb)
+                    NeuralOps.im2col(
+                        g.baseAddress! + (img * m + grp * mg) * ho * wo, channels: mg, h: ho, w: wo,
+                        window: window, ho: h, wo: wd, into: cb)
                     let wg = w.baseAddress! + grp * cg * kdim
                     if let dx {
-                        NeuralOps.sgemm(transA: false, transB: false, m: cg, n: p, k: kdim, wg, lda: kdim, UnsafePointer(cb), ldb: p,
-                                        beta: 1, dx.baseAddress! + (img * c + grp * cg) * p, ldc: p)
+                        NeuralOps.sgemm(
+                            transA: false, transB: false, m: cg, n: p, k: kdim, wg, lda: kdim, UnsafePointer(cb),
+                            ldb: p,
+                            beta: 1, dx.baseAddress! + (img * c + grp * cg) * p, ldc: p)
                     }
                     if let dw {
-                        NeuralOps.sgemm(transA: false, transB: true, m: cg, n: kdim, k: p, x.baseAddress! + (img * c + grp * cg) * p,
-                                        lda: p, UnsafePointer(cb), ldb: p, beta: 1, dw.baseAddress! + grp * cg * kdim, ldc: kdim)
+                        NeuralOps.sgemm(
+                            transA: false, transB: true, m: cg, n: kdim, k: p,
+                            x.baseAddress! + (img * c + grp * cg) * p,
+                            lda: p, UnsafePointer(cb), ldb: p, beta: 1, dw.baseAddress! + grp * cg * kdim, ldc: kdim)
                     }
                 }
             }

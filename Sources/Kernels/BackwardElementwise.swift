@@ -70,7 +70,9 @@ public enum Backward {
 
     /// dst[0], dst[stride], … += t[0..<count]; a zero stride sums the row into dst[0].
     @inline(__always)
-    static func accumulateRow(_ t: UnsafeMutablePointer<Float>, count: Int, into dst: UnsafeMutablePointer<Float>, stride: Int) {
+    static func accumulateRow(
+        _ t: UnsafeMutablePointer<Float>, count: Int, into dst: UnsafeMutablePointer<Float>, stride: Int
+    ) {
         if stride == 0 {
             var s: Float = 0
             for j in 0..<count { s += t[j] }
@@ -85,19 +87,27 @@ public enum Backward {
     /// Gradients of a broadcasting binary op y = op(a, b) given g = ∂y.
     public static func binary(
         _ op: BinaryOp, a: UnsafeBufferPointer<Float>, aShape: [Int], b: UnsafeBufferPointer<Float>, bShape: [Int],
-        gradient g: UnsafeBufferPointer<Float>, da: UnsafeMutableBufferPointer<Float>?, db: UnsafeMutableBufferPointer<Float>?
+        gradient g: UnsafeBufferPointer<Float>, da: UnsafeMutableBufferPointer<Float>?,
+        db: UnsafeMutableBufferPointer<Float>?
     ) throws {
         let out = try Elementwise.broadcastShape(aShape, bShape)
         guard g.count == out.reduce(1, *), a.count == aShape.reduce(1, *), b.count == bShape.reduce(1, *),
-              (da?.count ?? a.count) == a.count, (db?.count ?? b.count) == b.count
+            (da?.count ?? a.count) == a.count, (db?.count ?? b.count) == b.count
         else { throw KernelError("\(op) gradient: buffers do not match shapes \(aShape), \(bShape)") }
         let walk = BroadcastRows(output: out, operands: [aShape, bShape])
-        let len = walk.length, sa = walk.rowStrides[0], sb = walk.rowStrides[1]
+        let len = walk.length
+        let sa = walk.rowStrides[0]
+        let sb = walk.rowStrides[1]
         let ta = UnsafeMutablePointer<Float>.allocate(capacity: max(len, 1))
         let tb = UnsafeMutablePointer<Float>.allocate(capacity: max(len, 1))
-        defer { ta.deallocate(); tb.deallocate() }
+        defer {
+            ta.deallocate()
+            tb.deallocate()
+        }
         for r in 0..<walk.rows {
-            let ao = walk.offsets[0][r], bo = walk.offsets[1][r], o = r * len
+            let ao = walk.offsets[0][r]
+            let bo = walk.offsets[1][r]
+            let o = r * len
             let gr = g.baseAddress! + o
             switch op {
             case .add, .sub:
@@ -117,7 +127,8 @@ public enum Backward {
                 }
             case .pow:
                 for j in 0..<len {
-                    let av = a[ao + j * sa], bv = b[bo + j * sb]
+                    let av = a[ao + j * sa]
+                    let bv = b[bo + j * sb]
                     ta[j] = gr[j] * bv * powf(av, bv - 1)
                     tb[j] = av > 0 ? gr[j] * powf(av, bv) * logf(av) : 0
                 }
@@ -132,13 +143,16 @@ public enum Backward {
     public static func reduceToShape(
         _ g: UnsafeBufferPointer<Float>, _ out: [Int], into dst: UnsafeMutableBufferPointer<Float>, shape: [Int]
     ) throws {
-        guard try Elementwise.broadcastShape(shape, out) == out, g.count == out.reduce(1, *), dst.count == shape.reduce(1, *)
+        guard try Elementwise.broadcastShape(shape, out) == out, g.count == out.reduce(1, *),
+            dst.count == shape.reduce(1, *)
         else { throw KernelError("a gradient of shape \(out) does not reduce to \(shape)") }
         let walk = BroadcastRows(output: out, operands: [shape])
-        let len = walk.length, s = walk.rowStrides[0]
+        let len = walk.length
+        let s = walk.rowStrides[0]
         for r in 0..<walk.rows {
-            accumulateRow(UnsafeMutablePointer(mutating: g.baseAddress! + r * len), count: len,
-                          into: dst.baseAddress! + walk.offsets[0][r], stride: s)
+            accumulateRow(
+                UnsafeMutablePointer(mutating: g.baseAddress! + r * len), count: len,
+                into: dst.baseAddress! + walk.offsets[0][r], stride: s)
         }
     }
 
@@ -151,19 +165,28 @@ public enum Backward {
     /// Where(c, a, b): the gradient goes to a where c holds and to b elsewhere, each summed down to its shape.
     public static func whereSelect(
         condition: UnsafeBufferPointer<Bool>, conditionShape: [Int], aShape: [Int], bShape: [Int],
-        gradient g: UnsafeBufferPointer<Float>, da: UnsafeMutableBufferPointer<Float>?, db: UnsafeMutableBufferPointer<Float>?
+        gradient g: UnsafeBufferPointer<Float>, da: UnsafeMutableBufferPointer<Float>?,
+        db: UnsafeMutableBufferPointer<Float>?
     ) throws {
         let out = try Elementwise.broadcastShape(try Elementwise.broadcastShape(conditionShape, aShape), bShape)
         guard g.count == out.reduce(1, *), condition.count == conditionShape.reduce(1, *),
-              (da?.count ?? aShape.reduce(1, *)) == aShape.reduce(1, *), (db?.count ?? bShape.reduce(1, *)) == bShape.reduce(1, *)
+            (da?.count ?? aShape.reduce(1, *)) == aShape.reduce(1, *),
+            (db?.count ?? bShape.reduce(1, *)) == bShape.reduce(1, *)
         else { throw KernelError("Where gradient: buffers do not match \(conditionShape), \(aShape), \(bShape)") }
         let walk = BroadcastRows(output: out, operands: [conditionShape, aShape, bShape])
-        let len = walk.length, sc = walk.rowStrides[0], sa = walk.rowStrides[1], sb = walk.rowStrides[2]
+        let len = walk.length
+        let sc = walk.rowStrides[0]
+        let sa = walk.rowStrides[1]
+        let sb = walk.rowStrides[2]
         let ta = UnsafeMutablePointer<Float>.allocate(capacity: max(len, 1))
         let tb = UnsafeMutablePointer<Float>.allocate(capacity: max(len, 1))
-        defer { ta.deallocate(); tb.deallocate() }
+        defer {
+            ta.deallocate()
+            tb.deallocate()
+        }
         for r in 0..<walk.rows {
-            let co = walk.offsets[0][r], o = r * len
+            let co = walk.offsets[0][r]
+            let o = r * len
             for j in 0..<len {
                 let keep = condition[co + j * sc]
                 ta[j] = keep ? g[o + j] : 0

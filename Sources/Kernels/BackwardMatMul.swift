@@ -13,56 +13,66 @@ extension Backward {
     public static func gemm(
         a: UnsafeBufferPointer<Float>, aShape: [Int], b: UnsafeBufferPointer<Float>, bShape: [Int], cShape: [Int]?,
         alpha: Float, beta: Float, transA: Bool, transB: Bool, gradient g: UnsafeBufferPointer<Float>,
-        da: UnsafeMutableBufferPointer<Float>?, db: UnsafeMutableBufferPointer<Float>?, dc: UnsafeMutableBufferPointer<Float>?
+        da: UnsafeMutableBufferPointer<Float>?, db: UnsafeMutableBufferPointer<Float>?,
+        dc: UnsafeMutableBufferPointer<Float>?
     ) throws {
-        guard aShape.count == 2, bShape.count == 2 else { throw KernelError("Gemm gradient needs 2-D inputs, got \(aShape), \(bShape)") }
+        guard aShape.count == 2, bShape.count == 2 else {
+            throw KernelError("Gemm gradient needs 2-D inputs, got \(aShape), \(bShape)")
+        }
         let (m, k) = transA ? (aShape[1], aShape[0]) : (aShape[0], aShape[1])
         let (k2, n) = transB ? (bShape[1], bShape[0]) : (bShape[0], bShape[1])
         guard k == k2, g.count == m * n, a.count == m * k, b.count == k * n,
-              (da?.count ?? a.count) == a.count, (db?.count ?? b.count) == b.count
+            (da?.count ?? a.count) == a.count, (db?.count ?? b.count) == b.count
         else { throw KernelError("Gemm gradient: \(aShape) × \(bShape) and a gradient of \(g.count) do not agree") }
-        let (ab, bb, gb) = (a.baseAddress!, b.baseAddress!, g.baseAddress!)
-        let (lda, ldb) = (aShape[1], bShape[1])
-        if let da, k > 0 {
-            if transA {
-                NeuralOps.sgemm(transA: transB, transB: true, m: k, n: m, k: n, alpha: alpha, bb, lda: ldb, gb, ldb: n,
-                                beta: 1, da.baseAddress!, ldc: m)
-            } else {
-                NeuralOps.sgemm(transA: false, transB: !transB, m: m, n: k, k: n, alpha: alpha, gb, lda: n, bb, ldb: ldb,
-                                beta: 1, da.baseAddress!, ldc: k)
-            }
-        }
-        if let db, k > 0 {
-            if transB {
-                NeuralOps.sgemm(transA: true, transB: transA, m: n, n: k, k: m, alpha: alpha, gb, lda: n, ab, ldb: lda,
-                                beta: 1, db.baseAddress!, ldc: k)
-            } else {
-                NeuralOps.sgemm(transA: !transA, transB: false, m: k, n: n, k: m, alpha: alpha, ab, lda: lda, gb, ldb: n,
-                                beta: 1, db.baseAddress!, ldc: n)
-            }
-        }
         if let dc, let cShape {
             var scaled = [Float](repeating: 0, count: g.count)
             for i in g.indices { scaled[i] = beta * g[i] }
             try scaled.withUnsafeBufferPointer { try reduceToShape($0, [m, n], into: dc, shape: cShape) }
+        }
+        guard m > 0, n > 0, k > 0 else { return }
+        let (ab, bb, gb) = (a.baseAddress!, b.baseAddress!, g.baseAddress!)
+        let (lda, ldb) = (aShape[1], bShape[1])
+        if let da {
+            if transA {
+                NeuralOps.sgemm(
+                    transA: transB, transB: true, m: k, n: m, k: n, alpha: alpha, bb, lda: ldb, gb, ldb: n,
+                    beta: 1, da.baseAddress!, ldc: m)
+            } else {
+                NeuralOps.sgemm(
+                    transA: false, transB: !transB, m: m, n: k, k: n, alpha: alpha, gb, lda: n, bb, ldb: ldb,
+                    beta: 1, da.baseAddress!, ldc: k)
+            }
+        }
+        if let db {
+            if transB {
+                NeuralOps.sgemm(
+                    transA: true, transB: transA, m: n, n: k, k: m, alpha: alpha, gb, lda: n, ab, ldb: lda,
+                    beta: 1, db.baseAddress!, ldc: k)
+            } else {
+                NeuralOps.sgemm(
+                    transA: !transA, transB: false, m: k, n: n, k: m, alpha: alpha, ab, lda: lda, gb, ldb: n,
+                    beta: 1, db.baseAddress!, ldc: n)
+            }
         }
     }
 
     /// MatMul gradients with numpy semantics (batch broadcasting, 1-D operands).
     public static func matmul(
         a: UnsafeBufferPointer<Float>, aShape: [Int], b: UnsafeBufferPointer<Float>, bShape: [Int],
-        gradient g: UnsafeBufferPointer<Float>, da: UnsafeMutableBufferPointer<Float>?, db: UnsafeMutableBufferPointer<Float>?
+        gradient g: UnsafeBufferPointer<Float>, da: UnsafeMutableBufferPointer<Float>?,
+        db: UnsafeMutableBufferPointer<Float>?
     ) throws {
         guard !aShape.isEmpty, !bShape.isEmpty else { throw KernelError("MatMul gradient: scalar operands") }
         let ash = aShape.count == 1 ? [1, aShape[0]] : aShape
         let bsh = bShape.count == 1 ? [bShape[0], 1] : bShape
         let (m, k) = (ash[ash.count - 2], ash[ash.count - 1])
         let (k2, n) = (bsh[bsh.count - 2], bsh[bsh.count - 1])
-        let aBatch = Array(ash.dropLast(2)), bBatch = Array(bsh.dropLast(2))
+        let aBatch = Array(ash.dropLast(2))
+        let bBatch = Array(bsh.dropLast(2))
         let batch = try Elementwise.broadcastShape(aBatch, bBatch)
         let batches = batch.reduce(1, *)
         guard k == k2, g.count == batches * m * n, a.count == ash.reduce(1, *), b.count == bsh.reduce(1, *),
-              (da?.count ?? a.count) == a.count, (db?.count ?? b.count) == b.count
+            (da?.count ?? a.count) == a.count, (db?.count ?? b.count) == b.count
         else { throw KernelError("MatMul gradient: \(aShape) × \(bShape) and a gradient of \(g.count) do not agree") }
         guard k > 0, m > 0, n > 0, batches > 0 else { return }
         let (ab, bb, gb) = (a.baseAddress!, b.baseAddress!, g.baseAddress!)
@@ -71,10 +81,14 @@ extension Backward {
         if bBatch.allSatisfy({ $0 == 1 }) && aFull {
             let rows = batches * m
             if let da {
-                NeuralOps.sgemm(transA: false, transB: true, m: rows, n: k, k: n, gb, lda: n, bb, ldb: n, beta: 1, da.baseAddress!, ldc: k)
+                NeuralOps.sgemm(
+                    transA: false, transB: true, m: rows, n: k, k: n, gb, lda: n, bb, ldb: n, beta: 1, da.baseAddress!,
+                    ldc: k)
             }
             if let db {
-                NeuralOps.sgemm(transA: true, transB: false, m: k, n: n, k: rows, ab, lda: k, gb, ldb: n, beta: 1, db.baseAddress!, ldc: n)
+                NeuralOps.sgemm(
+                    transA: true, transB: false, m: k, n: n, k: rows, ab, lda: k, gb, ldb: n, beta: 1, db.baseAddress!,
+                    ldc: n)
             }
             return
         }
@@ -86,12 +100,14 @@ extension Backward {
                 let bo = (walk.offsets[1][r] + j * walk.rowStrides[1]) * k * n
                 let go = gb + i * m * n
                 if let da {
-                    NeuralOps.sgemm(transA: false, transB: true, m: m, n: k, k: n, go, lda: n, bb + bo, ldb: n,
-                                    beta: 1, da.baseAddress! + ao, ldc: k)
+                    NeuralOps.sgemm(
+                        transA: false, transB: true, m: m, n: k, k: n, go, lda: n, bb + bo, ldb: n,
+                        beta: 1, da.baseAddress! + ao, ldc: k)
                 }
                 if let db {
-                    NeuralOps.sgemm(transA: true, transB: false, m: k, n: n, k: m, ab + ao, lda: k, go, ldb: n,
-                                    beta: 1, db.baseAddress! + bo, ldc: n)
+                    NeuralOps.sgemm(
+                        transA: true, transB: false, m: k, n: n, k: m, ab + ao, lda: k, go, ldb: n,
+                        beta: 1, db.baseAddress! + bo, ldc: n)
                 }
                 i += 1
             }

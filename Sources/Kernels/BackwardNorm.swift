@@ -15,13 +15,17 @@ extension Backward {
         let c = xShape.count > 1 ? xShape[1] : 1
         let inner = xShape.dropFirst(2).reduce(1, *)
         guard x.count == xShape.reduce(1, *), g.count == x.count, (dx?.count ?? x.count) == x.count,
-              scale.count == c, mean.count == c, variance.count == c, (dScale?.count ?? c) == c, (dBias?.count ?? c) == c
+            scale.count == c, mean.count == c, variance.count == c, (dScale?.count ?? c) == c, (dBias?.count ?? c) == c
         else { throw KernelError("BatchNormalization gradient: buffers do not match \(xShape)") }
         guard inner > 0 else { return }
         for plane in 0..<(x.count / inner) {
-            let ch = plane % c, base = plane * inner
-            let inv = 1 / (variance[ch] + epsilon).squareRoot(), k = scale[ch] * inv, mu = mean[ch]
-            var sg: Float = 0, sgx: Float = 0
+            let ch = plane % c
+            let base = plane * inner
+            let inv = 1 / (variance[ch] + epsilon).squareRoot()
+            let k = scale[ch] * inv
+            let mu = mean[ch]
+            var sg: Float = 0
+            var sgx: Float = 0
             for i in base..<(base + inner) {
                 sg += g[i]
                 sgx += g[i] * (x[i] - mu)
@@ -40,10 +44,11 @@ extension Backward {
         let axis = try normalizedAxis(axis, rank: shape.count)
         let inner = shape[axis...].reduce(1, *)
         guard x.count == shape.reduce(1, *), g.count == x.count, (dx?.count ?? x.count) == x.count, !scale.isEmpty,
-              inner % scale.count == 0, (dScale?.count ?? scale.count) == scale.count
+            inner % scale.count == 0, (dScale?.count ?? scale.count) == scale.count
         else { throw KernelError("LayerNormalization gradient: buffers do not match \(shape) from axis \(axis)") }
         guard inner > 0 else { return }
-        let sc = scale.count, n = Float(inner)
+        let sc = scale.count
+        let n = Float(inner)
         var xhat = [Float](repeating: 0, count: inner)
         for base in stride(from: 0, to: x.count, by: inner) {
             var mean: Float = 0
@@ -53,9 +58,11 @@ extension Backward {
             for i in 0..<inner { variance += (x[base + i] - mean) * (x[base + i] - mean) }
             variance /= n
             let r = 1 / (variance + epsilon).squareRoot()
-            var meanD: Float = 0, meanDX: Float = 0
+            var meanD: Float = 0
+            var meanDX: Float = 0
             for i in 0..<inner {
-                let xh = (x[base + i] - mean) * r, gi = g[base + i]
+                let xh = (x[base + i] - mean) * r
+                let gi = g[base + i]
                 xhat[i] = xh
                 let d = gi * scale[i % sc]
                 meanD += d

@@ -13,12 +13,15 @@ extension Backward {
         gradient g: UnsafeBufferPointer<Float>, dx: UnsafeMutableBufferPointer<Float>
     ) throws {
         let (planes, h, w, ho, wo) = try poolGeometry(xShape, window, ceilMode, g.count, x.count, dx.count)
-        let (kh, kw) = window.kernel, (sh, sw) = window.strides, (dh, dw) = window.dilations
+        let (kh, kw) = window.kernel
+        let (sh, sw) = window.strides
+        let (dh, dw) = window.dilations
         for plane in 0..<planes {
             let base = plane * h * w
             for oy in 0..<ho {
                 for ox in 0..<wo {
-                    var best = -Float.infinity, at = -1
+                    var best = -Float.infinity
+                    var at = -1
                     for ky in 0..<kh {
                         let iy = oy * sh - window.pads.0 + ky * dh
                         guard iy >= 0 && iy < h else { continue }
@@ -26,7 +29,10 @@ extension Backward {
                             let ix = ox * sw - window.pads.1 + kx * dw
                             guard ix >= 0 && ix < w else { continue }
                             let v = x[base + iy * w + ix]
-                            if v > best || at < 0 { best = v; at = base + iy * w + ix }
+                            if v > best || at < 0 {
+                                best = v
+                                at = base + iy * w + ix
+                            }
                         }
                     }
                     if at >= 0 { dx[at] += g[(plane * ho + oy) * wo + ox] }
@@ -40,7 +46,9 @@ extension Backward {
         gradient g: UnsafeBufferPointer<Float>, dx: UnsafeMutableBufferPointer<Float>
     ) throws {
         let (planes, h, w, ho, wo) = try poolGeometry(xShape, window, ceilMode, g.count, dx.count, dx.count)
-        let (kh, kw) = window.kernel, (sh, sw) = window.strides, (dh, dw) = window.dilations
+        let (kh, kw) = window.kernel
+        let (sh, sw) = window.strides
+        let (dh, dw) = window.dilations
         for oy in 0..<ho {
             for ox in 0..<wo {
                 // The count is the same for every plane.
@@ -59,7 +67,8 @@ extension Backward {
                 guard count > 0 else { continue }
                 let inv = 1 / Float(count)
                 for plane in 0..<planes {
-                    let v = g[(plane * ho + oy) * wo + ox] * inv, base = plane * h * w
+                    let v = g[(plane * ho + oy) * wo + ox] * inv
+                    let base = plane * h * w
                     for ky in 0..<kh {
                         let iy = oy * sh - window.pads.0 + ky * dh
                         guard iy >= 0 && iy < h else { continue }
@@ -74,23 +83,32 @@ extension Backward {
     }
 
     /// x [N, C, spatial…], g [N, C, 1…].
-    public static func globalAveragePool(xShape: [Int], gradient g: UnsafeBufferPointer<Float>, dx: UnsafeMutableBufferPointer<Float>) throws {
+    public static func globalAveragePool(
+        xShape: [Int], gradient g: UnsafeBufferPointer<Float>, dx: UnsafeMutableBufferPointer<Float>
+    ) throws {
         guard xShape.count >= 2 else { throw KernelError("GlobalAveragePool gradient needs [N, C, …], got \(xShape)") }
-        let planes = xShape[0] * xShape[1], size = xShape.dropFirst(2).reduce(1, *)
-        guard g.count == planes, dx.count == planes * size else { throw KernelError("GlobalAveragePool gradient: buffers do not match \(xShape)") }
+        let planes = xShape[0] * xShape[1]
+        let size = xShape.dropFirst(2).reduce(1, *)
+        guard g.count == planes, dx.count == planes * size else {
+            throw KernelError("GlobalAveragePool gradient: buffers do not match \(xShape)")
+        }
         guard size > 0 else { return }
         let inv = 1 / Float(size)
         for plane in 0..<planes {
-            let v = g[plane] * inv, base = plane * size
+            let v = g[plane] * inv
+            let base = plane * size
             for i in base..<(base + size) { dx[i] += v }
         }
     }
 
     /// x [N, C, spatial…], g [N, C, 1…].
-    public static func globalMaxPool(x: UnsafeBufferPointer<Float>, xShape: [Int], gradient g: UnsafeBufferPointer<Float>,
-                                     dx: UnsafeMutableBufferPointer<Float>) throws {
+    public static func globalMaxPool(
+        x: UnsafeBufferPointer<Float>, xShape: [Int], gradient g: UnsafeBufferPointer<Float>,
+        dx: UnsafeMutableBufferPointer<Float>
+    ) throws {
         guard xShape.count >= 2 else { throw KernelError("GlobalMaxPool gradient needs [N, C, …], got \(xShape)") }
-        let planes = xShape[0] * xShape[1], size = xShape.dropFirst(2).reduce(1, *)
+        let planes = xShape[0] * xShape[1]
+        let size = xShape.dropFirst(2).reduce(1, *)
         guard g.count == planes, x.count == planes * size, dx.count == x.count else {
             throw KernelError("GlobalMaxPool gradient: buffers do not match \(xShape)")
         }

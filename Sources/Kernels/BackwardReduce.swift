@@ -19,7 +19,8 @@ extension Backward {
     }
 
     static func reduce(
-        gradient g: UnsafeBufferPointer<Float>, xShape: [Int], axes: [Int], mean: Bool, dx: UnsafeMutableBufferPointer<Float>
+        gradient g: UnsafeBufferPointer<Float>, xShape: [Int], axes: [Int], mean: Bool,
+        dx: UnsafeMutableBufferPointer<Float>
     ) throws {
         let axes = try axes.map { try normalizedAxis($0, rank: xShape.count) }
         var kept = xShape
@@ -31,9 +32,11 @@ extension Backward {
         guard n > 0 else { return }
         let inv = mean ? 1 / Float(n) : 1
         let walk = BroadcastRows(output: xShape, operands: [kept])
-        let len = walk.length, s = walk.rowStrides[0]
+        let len = walk.length
+        let s = walk.rowStrides[0]
         for r in 0..<walk.rows {
-            let o = r * len, go = walk.offsets[0][r]
+            let o = r * len
+            let go = walk.offsets[0][r]
             if s == 0 {
                 let v = g[go] * inv
                 for j in 0..<len { dx[o + j] += v }

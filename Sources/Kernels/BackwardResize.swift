@@ -10,20 +10,24 @@ extension Backward {
     public enum ResizeMode: Sendable { case nearest, linear }
 
     public static func resize(
-        gradient g: UnsafeBufferPointer<Float>, xShape: [Int], outputSize: (Int, Int), mode: ResizeMode, asymmetric: Bool,
+        gradient g: UnsafeBufferPointer<Float>, xShape: [Int], outputSize: (Int, Int), mode: ResizeMode,
+        asymmetric: Bool,
         dx: UnsafeMutableBufferPointer<Float>
     ) throws {
         guard xShape.count == 4 else { throw KernelError("Resize gradient needs a 4-D shape, got \(xShape)") }
-        let (h, w) = (xShape[2], xShape[3]), (ho, wo) = outputSize
+        let (h, w) = (xShape[2], xShape[3])
+        let (ho, wo) = outputSize
         let planes = xShape[0] * xShape[1]
         guard h > 0, w > 0, ho > 0, wo > 0, g.count == planes * ho * wo, dx.count == planes * h * w else {
             throw KernelError("Resize gradient: buffers do not match \(xShape) → \(ho)×\(wo)")
         }
-        let sy = Float(h) / Float(ho), sx = Float(w) / Float(wo)
+        let sy = Float(h) / Float(ho)
+        let sx = Float(w) / Float(wo)
         let ys = axisTaps(count: ho, size: h, scale: sy, mode: mode, asymmetric: asymmetric)
         let xs = axisTaps(count: wo, size: w, scale: sx, mode: mode, asymmetric: asymmetric)
         for plane in 0..<planes {
-            let src = plane * ho * wo, dst = plane * h * w
+            let src = plane * ho * wo
+            let dst = plane * h * w
             for oy in 0..<ho {
                 let (y0, y1, dy) = ys[oy]
                 for ox in 0..<wo {
@@ -32,7 +36,8 @@ extension Backward {
                     if mode == .nearest {
                         dx[dst + y0 * w + x0] += v
                     } else {
-                        let top = v * (1 - dy), bottom = v * dy
+                        let top = v * (1 - dy)
+                        let bottom = v * dy
                         dx[dst + y0 * w + x0] += top * (1 - dxw)
                         dx[dst + y0 * w + x1] += top * dxw
                         dx[dst + y1 * w + x0] += bottom * (1 - dxw)
@@ -44,7 +49,8 @@ extension Backward {
     }
 
     /// For each output coordinate: (i0, i1, weight of i1), as the forward computes them.
-    static func axisTaps(count: Int, size: Int, scale: Float, mode: ResizeMode, asymmetric: Bool) -> [(Int, Int, Float)] {
+    static func axisTaps(count: Int, size: Int, scale: Float, mode: ResizeMode, asymmetric: Bool) -> [(Int, Int, Float)]
+    {
         (0..<count).map { o in
             let f = asymmetric ? Float(o) * scale : (Float(o) + 0.5) * scale - 0.5
             if mode == .nearest {

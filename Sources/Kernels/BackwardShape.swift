@@ -14,16 +14,20 @@ extension Backward {
         gradient g: UnsafeBufferPointer<Float>, outShape: [Int], perm: [Int], dx: UnsafeMutableBufferPointer<Float>
     ) throws {
         guard perm.count == outShape.count, Set(perm) == Set(0..<perm.count), g.count == outShape.reduce(1, *),
-              dx.count == g.count
+            dx.count == g.count
         else { throw KernelError("Transpose gradient: perm \(perm) does not fit \(outShape)") }
         let rank = perm.count
-        guard rank > 0, g.count > 0 else { if g.count == 1 { dx[0] += g[0] }; return }
+        guard rank > 0, g.count > 0 else {
+            if g.count == 1 { dx[0] += g[0] }
+            return
+        }
         var xShape = [Int](repeating: 0, count: rank)
         for d in 0..<rank { xShape[perm[d]] = outShape[d] }
         let xStrides = stridesOf(xShape)
         // Walk g in order; dx offset advances by x's stride of the axis g's axis d came from.
         let step = perm.map { xStrides[$0] }
-        let last = outShape[rank - 1], lastStep = step[rank - 1]
+        let last = outShape[rank - 1]
+        let lastStep = step[rank - 1]
         var index = [Int](repeating: 0, count: rank)
         var offset = 0
         var i = 0
@@ -46,12 +50,16 @@ extension Backward {
     public static func concat(
         gradient g: UnsafeBufferPointer<Float>, shapes: [[Int]], axis: Int, dx: [UnsafeMutableBufferPointer<Float>?]
     ) throws {
-        guard let first = shapes.first, dx.count == shapes.count else { throw KernelError("Concat gradient: no inputs") }
+        guard let first = shapes.first, dx.count == shapes.count else {
+            throw KernelError("Concat gradient: no inputs")
+        }
         let axis = try normalizedAxis(axis, rank: first.count)
         let outer = first[..<axis].reduce(1, *)
         let chunks = shapes.map { $0[axis...].reduce(1, *) }
         let total = chunks.reduce(0, +)
-        guard g.count == outer * total, zip(shapes, dx).allSatisfy({ ($1?.count ?? $0.reduce(1, *)) == $0.reduce(1, *) }) else {
+        guard g.count == outer * total,
+            zip(shapes, dx).allSatisfy({ ($1?.count ?? $0.reduce(1, *)) == $0.reduce(1, *) })
+        else {
             throw KernelError("Concat gradient: \(g.count) values do not split into \(shapes) along \(axis)")
         }
         for o in 0..<outer {
@@ -74,13 +82,20 @@ extension Backward {
     ) throws {
         let rank = xShape.count
         guard starts.count == rank, steps.count == rank, counts.count == rank, g.count == counts.reduce(1, *),
-              dx.count == xShape.reduce(1, *), (0..<rank).allSatisfy({ sliceFits(xShape[$0], starts[$0], steps[$0], counts[$0]) })
-        else { throw KernelError("Slice gradient: starts \(starts), steps \(steps), counts \(counts) do not fit \(xShape)") }
+            dx.count == xShape.reduce(1, *),
+            (0..<rank).allSatisfy({ sliceFits(xShape[$0], starts[$0], steps[$0], counts[$0]) })
+        else {
+            throw KernelError("Slice gradient: starts \(starts), steps \(steps), counts \(counts) do not fit \(xShape)")
+        }
         guard g.count > 0 else { return }
-        guard rank > 0 else { dx[0] += g[0]; return }
+        guard rank > 0 else {
+            dx[0] += g[0]
+            return
+        }
         let strides = stridesOf(xShape)
         let step = (0..<rank).map { steps[$0] * strides[$0] }
-        let last = counts[rank - 1], lastStep = step[rank - 1]
+        let last = counts[rank - 1]
+        let lastStep = step[rank - 1]
         var index = [Int](repeating: 0, count: rank)
         var offset = (0..<rank).reduce(0) { $0 + starts[$1] * strides[$1] }
         var i = 0
@@ -110,12 +125,16 @@ extension Backward {
     public static func split(
         gradients: [UnsafeBufferPointer<Float>?], shapes: [[Int]], axis: Int, dx: UnsafeMutableBufferPointer<Float>
     ) throws {
-        guard let first = shapes.first, gradients.count == shapes.count else { throw KernelError("Split gradient: no outputs") }
+        guard let first = shapes.first, gradients.count == shapes.count else {
+            throw KernelError("Split gradient: no outputs")
+        }
         let axis = try normalizedAxis(axis, rank: first.count)
         let outer = first[..<axis].reduce(1, *)
         let chunks = shapes.map { $0[axis...].reduce(1, *) }
         let total = chunks.reduce(0, +)
-        guard dx.count == outer * total, zip(shapes, gradients).allSatisfy({ ($1?.count ?? $0.reduce(1, *)) == $0.reduce(1, *) }) else {
+        guard dx.count == outer * total,
+            zip(shapes, gradients).allSatisfy({ ($1?.count ?? $0.reduce(1, *)) == $0.reduce(1, *) })
+        else {
             throw KernelError("Split gradient: outputs \(shapes) do not make \(dx.count) values along \(axis)")
         }
         for o in 0..<outer {
@@ -143,10 +162,14 @@ extension Backward {
         let outStrides = stridesOf(outShape)
         var index = [Int](repeating: 0, count: rank)
         for i in 0..<dx.count {
-            var offset = 0, inside = true
+            var offset = 0
+            var inside = true
             for d in 0..<rank {
                 let o = index[d] + pads[d]
-                if o < 0 || o >= outShape[d] { inside = false; break }
+                if o < 0 || o >= outShape[d] {
+                    inside = false
+                    break
+                }
                 offset += o * outStrides[d]
             }
             if inside { dx[i] += g[offset] }
@@ -162,10 +185,13 @@ extension Backward {
 
     /// Gather along `axis` with `indices` (negative counts from the end); g has shape x[..<axis] + indices + x[axis+1...].
     public static func gather(
-        gradient g: UnsafeBufferPointer<Float>, xShape: [Int], indices: [Int64], axis: Int, dx: UnsafeMutableBufferPointer<Float>
+        gradient g: UnsafeBufferPointer<Float>, xShape: [Int], indices: [Int64], axis: Int,
+        dx: UnsafeMutableBufferPointer<Float>
     ) throws {
         let axis = try normalizedAxis(axis, rank: xShape.count)
-        let outer = xShape[..<axis].reduce(1, *), inner = xShape[(axis + 1)...].reduce(1, *), n = xShape[axis]
+        let outer = xShape[..<axis].reduce(1, *)
+        let inner = xShape[(axis + 1)...].reduce(1, *)
+        let n = xShape[axis]
         guard g.count == outer * indices.count * inner, dx.count == xShape.reduce(1, *) else {
             throw KernelError("Gather gradient: buffers do not match \(xShape) with \(indices.count) indices")
         }

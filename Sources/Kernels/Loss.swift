@@ -15,7 +15,9 @@ public enum Loss {
         guard shape.count >= 2, z.count == shape.reduce(1, *), (gradient?.count ?? z.count) == z.count else {
             throw KernelError("cross-entropy needs logits [N, C, …], got \(shape)")
         }
-        let n = shape[0], c = shape[1], inner = shape.dropFirst(2).reduce(1, *)
+        let n = shape[0]
+        let c = shape[1]
+        let inner = shape.dropFirst(2).reduce(1, *)
         let positions = n * inner
         guard labels.count == positions, c > 0, positions > 0 else {
             throw KernelError("cross-entropy: \(labels.count) labels for logits \(shape) (expected \(positions))")

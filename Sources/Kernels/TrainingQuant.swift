@@ -73,7 +73,9 @@ public enum TrainingQuant {
         _ x: UnsafeBufferPointer<Float>, _ range: ULQRange, into y: UnsafeMutableBufferPointer<Float>
     ) {
         precondition(y.count == x.count)
-        let s = range.scale, lo = range.lo, hi = range.hi
+        let s = range.scale
+        let lo = range.lo
+        let hi = range.hi
         for i in x.indices {
             // |clamp(x)/s| ≤ n + 1 < 2^22, where the fast rounding is exact.
             let c = Swift.min(Swift.max(x[i], lo), hi)
@@ -88,15 +90,22 @@ public enum TrainingQuant {
         dx: UnsafeMutableBufferPointer<Float>?
     ) -> (dClampMax: Float, dClampMin: Float) {
         precondition(g.count == x.count && (dx?.count ?? x.count) == x.count)
-        let s = range.scale, lo = range.lo, hi = range.hi, n = range.levels, lOut = range.outsideL
-        var sumMax = 0.0, sumMin = 0.0
+        let s = range.scale
+        let lo = range.lo
+        let hi = range.hi
+        let n = range.levels
+        let lOut = range.outsideL
+        var sumMax = 0.0
+        var sumMin = 0.0
         for i in x.indices {
-            let v = x[i], gi = g[i]
+            let v = x[i]
+            let gi = g[i]
             let inside = v >= lo && v <= hi
             let q = v / s
             // Outside the range q may be too large for the fast rounding; that value is not used.
             let l = inside ? (Quantization.roundHalfEven(q) - q) / n : lOut
-            let above: Float = v > hi ? 1 : 0, below: Float = v < lo ? 1 : 0
+            let above: Float = v > hi ? 1 : 0
+            let below: Float = v < lo ? 1 : 0
             sumMax += Double(gi * (l + above))
             sumMin += Double(gi * (below - l))
             if let dx { dx[i] += inside ? gi : 0 }
@@ -129,8 +138,10 @@ public enum TrainingQuant {
         into out: UnsafeMutableBufferPointer<Float>
     ) {
         precondition(w.count == layout.elementCount && out.count == w.count && scales.count == layout.channels)
-        let qmin = Float(-(1 << (bits - 1))), qmax = Float((1 << (bits - 1)) - 1)
-        let cpg = layout.channelsPerGroup, inner = layout.inner
+        let qmin = Float(-(1 << (bits - 1)))
+        let qmax = Float((1 << (bits - 1)) - 1)
+        let cpg = layout.channelsPerGroup
+        let inner = layout.inner
         var index = 0
         for g in 0..<layout.groups {
             for _ in 0..<layout.outer {
@@ -171,13 +182,17 @@ public enum TrainingQuant {
 
     /// Adds ∂w into `dw` (when given) and ∂c of each channel into `dClips`.
     public static func wtsULQBackward(
-        _ w: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, _ layout: ChannelLayout, clips: [Float],
+        _ w: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, _ layout: ChannelLayout,
+        clips: [Float],
         bits: Int, dw: UnsafeMutableBufferPointer<Float>?, dClips: UnsafeMutableBufferPointer<Float>
     ) {
         precondition(w.count == layout.elementCount && g.count == w.count && (dw?.count ?? w.count) == w.count)
         precondition(clips.count == layout.channels && dClips.count == layout.channels)
-        let qmin = Float(-(1 << (bits - 1))), qmax = Float((1 << (bits - 1)) - 1), m = qmax
-        let cpg = layout.channelsPerGroup, inner = layout.inner
+        let qmin = Float(-(1 << (bits - 1)))
+        let qmax = Float((1 << (bits - 1)) - 1)
+        let m = qmax
+        let cpg = layout.channelsPerGroup
+        let inner = layout.inner
         var sums = [Double](repeating: 0, count: layout.channels)
         var index = 0
         for grp in 0..<layout.groups {
@@ -187,7 +202,8 @@ public enum TrainingQuant {
                     let s = wtsULQScale(clip: clips[ch], bits: bits)
                     var sum = 0.0
                     for i in index..<(index + inner) {
-                        let v = w[i] / s, gi = g[i]
+                        let v = w[i] / s
+                        let gi = g[i]
                         let inside = v >= qmin && v <= qmax
                         let q = Swift.min(Swift.max(v, qmin), qmax)
                         // Inside: round(v) − v; outside: q is already the clamped integer.
@@ -217,7 +233,8 @@ public enum TrainingQuant {
         var probe = [Float](repeating: zeroProbe, count: outer * cin4 * inner)
         for o in 0..<outer {
             for c in 0..<cin {
-                let src = (o * cin + c) * inner, dst = (o * cin4 + c) * inner
+                let src = (o * cin + c) * inner
+                let dst = (o * cin4 + c) * inner
                 for i in 0..<inner { probe[dst + i] = Float(bitPattern: Swift.abs(w[src + i]).bitPattern &+ 1) }
             }
         }
@@ -225,7 +242,8 @@ public enum TrainingQuant {
         var mask = [UInt8](repeating: 0, count: w.count)
         for o in 0..<outer {
             for c in 0..<cin {
-                let src = (o * cin4 + c) * inner, dst = (o * cin + c) * inner
+                let src = (o * cin4 + c) * inner
+                let dst = (o * cin + c) * inner
                 for i in 0..<inner { mask[dst + i] = probe[src + i] != 0 ? 1 : 0 }
             }
         }

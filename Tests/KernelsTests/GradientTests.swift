@@ -8,7 +8,7 @@ import XCTest
 /// compared with the float32 analytic gradient the kernel computes for g = R. Each reference forward is also checked
 /// against the kernel forward it stands for, so the gradients are those of the op the executor runs.
 final class GradientTests: XCTestCase {
-    var rng = SeededRandom(seed: 20261123)
+    var rng = SeededRandom(seed: 20_261_123)
 
     // MARK: Harness
 
@@ -69,17 +69,24 @@ final class GradientTests: XCTestCase {
         }
         let scale = fd.map(abs).max() ?? 0
         XCTAssertGreaterThan(scale, 0, "\(what): the check is vacuous (zero gradient)", file: file, line: line)
-        var worst = 0.0, at = 0
+        var worst = 0.0
+        var at = 0
         for i in x.indices {
             let err = abs(Double(analytic[i]) - fd[i]) / (1e-3 * abs(fd[i]) + 1e-4 * scale)
-            if err > worst { worst = err; at = i }
+            if err > worst {
+                worst = err
+                at = i
+            }
         }
-        XCTAssertLessThanOrEqual(worst, 1, "\(what): element \(at) analytic \(analytic[at]) vs finite difference \(fd[at])",
-                                 file: file, line: line)
+        XCTAssertLessThanOrEqual(
+            worst, 1, "\(what): element \(at) analytic \(analytic[at]) vs finite difference \(fd[at])",
+            file: file, line: line)
     }
 
     /// The kernel's float32 forward equals the Double reference within float32 rounding.
-    func checkForward(_ what: String, _ kernel: [Float], _ reference: [Double], file: StaticString = #filePath, line: UInt = #line) {
+    func checkForward(
+        _ what: String, _ kernel: [Float], _ reference: [Double], file: StaticString = #filePath, line: UInt = #line
+    ) {
         XCTAssertEqual(kernel.count, reference.count, "\(what): forward size", file: file, line: line)
         let scale = max(reference.map(abs).max() ?? 0, 1e-6)
         for (a, b) in zip(kernel, reference) where abs(Double(a) - b) > 1e-5 * scale {
@@ -90,7 +97,9 @@ final class GradientTests: XCTestCase {
 
     /// Offset in an operand of `shape` of the output element `flat` of `out` (numpy broadcasting).
     func broadcastOffset(_ flat: Int, _ out: [Int], _ shape: [Int]) -> Int {
-        var rem = flat, offset = 0, step = 1
+        var rem = flat
+        var offset = 0
+        var step = 1
         let pad = out.count - shape.count
         for d in stride(from: out.count - 1, through: 0, by: -1) {
             let i = rem % out[d]
@@ -106,9 +115,13 @@ final class GradientTests: XCTestCase {
 
     // MARK: Convolution
 
-    func convRef(_ x: [Double], _ xs: [Int], _ w: [Double], _ ws: [Int], _ b: [Double]?, _ win: NeuralOps.Window, _ group: Int) -> [Double] {
-        let (n, c, h, wd) = (xs[0], xs[1], xs[2], xs[3]), (m, cg, kh, kw) = (ws[0], ws[1], ws[2], ws[3])
-        let (ho, wo) = win.outputSize(h, wd), mg = m / group
+    func convRef(
+        _ x: [Double], _ xs: [Int], _ w: [Double], _ ws: [Int], _ b: [Double]?, _ win: NeuralOps.Window, _ group: Int
+    ) -> [Double] {
+        let (n, c, h, wd) = (xs[0], xs[1], xs[2], xs[3])
+        let (m, cg, kh, kw) = (ws[0], ws[1], ws[2], ws[3])
+        let (ho, wo) = win.outputSize(h, wd)
+        let mg = m / group
         var out = [Double](repeating: 0, count: n * m * ho * wo)
         for img in 0..<n {
             for oc in 0..<m {
@@ -122,7 +135,9 @@ final class GradientTests: XCTestCase {
                                     let iy = oy * win.strides.0 - win.pads.0 + ky * win.dilations.0
                                     let ix = ox * win.strides.1 - win.pads.1 + kx * win.dilations.1
                                     guard iy >= 0, iy < h, ix >= 0, ix < wd else { continue }
-                                    acc += x[((img * c + grp * cg + ic) * h + iy) * wd + ix] * w[((oc * cg + ic) * kh + ky) * kw + kx]
+                                    acc +=
+                                        x[((img * c + grp * cg + ic) * h + iy) * wd + ix]
+                                        * w[((oc * cg + ic) * kh + ky) * kw + kx]
                                 }
                             }
                         }
@@ -134,59 +149,94 @@ final class GradientTests: XCTestCase {
         return out
     }
 
-    func runConv(_ xs: [Int], m: Int, kernel: (Int, Int), strides: (Int, Int), dilations: (Int, Int), pads: (Int, Int, Int, Int),
-                 group: Int, file: StaticString = #filePath, line: UInt = #line) throws {
+    func runConv(
+        _ xs: [Int], m: Int, kernel: (Int, Int), strides: (Int, Int), dilations: (Int, Int), pads: (Int, Int, Int, Int),
+        group: Int, file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let ws = [m, xs[1] / group, kernel.0, kernel.1]
         let win = NeuralOps.Window(kernel: kernel, strides: strides, dilations: dilations, pads: pads)
-        let x = values(xs.reduce(1, *)), w = values(ws.reduce(1, *)), b = values(m)
+        let x = values(xs.reduce(1, *))
+        let w = values(ws.reduce(1, *))
+        let b = values(m)
         let y = convRef(x, xs, w, ws, b, win, group)
-        let (yk, _) = try NeuralOps.conv2d(x.map { Float($0) }, xs, w.map { Float($0) }, ws, bias: b.map { Float($0) }, window: win, group: group)
+        let (yk, _) = try NeuralOps.conv2d(
+            x.map { Float($0) }, xs, w.map { Float($0) }, ws, bias: b.map { Float($0) }, window: win, group: group)
         checkForward("conv \(xs) \(ws)", yk, y, file: file, line: line)
         let r = values(y.count)
-        let dx = zeros(x.count), dw = zeros(w.count), db = zeros(m)
-        try Backward.conv2d(x: ro(x), xShape: xs, w: ro(w), wShape: ws, window: win, group: group, gradient: ro(r),
-                            dx: dx, dw: dw, dBias: db)
-        checkGradient("conv dx \(xs) \(ws) g\(group)", x, Array(dx), r, file: file, line: line) { convRef($0, xs, w, ws, b, win, group) }
-        checkGradient("conv dw \(xs) \(ws) g\(group)", w, Array(dw), r, file: file, line: line) { convRef(x, xs, $0, ws, b, win, group) }
-        checkGradient("conv db \(xs) \(ws) g\(group)", b, Array(db), r, file: file, line: line) { convRef(x, xs, w, ws, $0, win, group) }
+        let dx = zeros(x.count)
+        let dw = zeros(w.count)
+        let db = zeros(m)
+        try Backward.conv2d(
+            x: ro(x), xShape: xs, w: ro(w), wShape: ws, window: win, group: group, gradient: ro(r),
+            dx: dx, dw: dw, dBias: db)
+        checkGradient("conv dx \(xs) \(ws) g\(group)", x, Array(dx), r, file: file, line: line) {
+            convRef($0, xs, w, ws, b, win, group)
+        }
+        checkGradient("conv dw \(xs) \(ws) g\(group)", w, Array(dw), r, file: file, line: line) {
+            convRef(x, xs, $0, ws, b, win, group)
+        }
+        checkGradient("conv db \(xs) \(ws) g\(group)", b, Array(db), r, file: file, line: line) {
+            convRef(x, xs, w, ws, $0, win, group)
+        }
     }
 
     func testConvGrouped2D() throws {
-        try runConv([2, 4, 7, 6], m: 6, kernel: (3, 2), strides: (2, 1), dilations: (1, 2), pads: (1, 0, 2, 1), group: 2)
+        try runConv(
+            [2, 4, 7, 6], m: 6, kernel: (3, 2), strides: (2, 1), dilations: (1, 2), pads: (1, 0, 2, 1), group: 2)
     }
 
     func testConvDirect1x1AndStrided1x1() throws {
-        try runConv([2, 3, 5, 4], m: 4, kernel: (1, 1), strides: (1, 1), dilations: (1, 1), pads: (0, 0, 0, 0), group: 1)
-        try runConv([1, 3, 5, 5], m: 2, kernel: (1, 1), strides: (2, 2), dilations: (1, 1), pads: (0, 1, 1, 0), group: 1)
+        try runConv(
+            [2, 3, 5, 4], m: 4, kernel: (1, 1), strides: (1, 1), dilations: (1, 1), pads: (0, 0, 0, 0), group: 1)
+        try runConv(
+            [1, 3, 5, 5], m: 2, kernel: (1, 1), strides: (2, 2), dilations: (1, 1), pads: (0, 1, 1, 0), group: 1)
     }
 
     func testConv1D() throws {
         // 1-D as the executor passes it: H = 1, kernel (1, k).
-        try runConv([2, 3, 1, 11], m: 4, kernel: (1, 3), strides: (1, 2), dilations: (1, 2), pads: (0, 1, 0, 2), group: 1)
-        try runConv([1, 4, 1, 9], m: 4, kernel: (1, 3), strides: (1, 1), dilations: (1, 1), pads: (0, 1, 0, 1), group: 4)
+        try runConv(
+            [2, 3, 1, 11], m: 4, kernel: (1, 3), strides: (1, 2), dilations: (1, 2), pads: (0, 1, 0, 2), group: 1)
+        try runConv(
+            [1, 4, 1, 9], m: 4, kernel: (1, 3), strides: (1, 1), dilations: (1, 1), pads: (0, 1, 0, 1), group: 4)
     }
 
     func testConvDepthwise() throws {
-        try runConv([2, 4, 6, 7], m: 8, kernel: (3, 3), strides: (2, 2), dilations: (1, 1), pads: (1, 1, 1, 1), group: 4)
-        try runConv([1, 3, 7, 5], m: 3, kernel: (3, 2), strides: (1, 2), dilations: (2, 1), pads: (2, 0, 1, 1), group: 3)
+        try runConv(
+            [2, 4, 6, 7], m: 8, kernel: (3, 3), strides: (2, 2), dilations: (1, 1), pads: (1, 1, 1, 1), group: 4)
+        try runConv(
+            [1, 3, 7, 5], m: 3, kernel: (3, 2), strides: (1, 2), dilations: (2, 1), pads: (2, 0, 1, 1), group: 3)
     }
 
     func testConvGradientsAccumulate() throws {
-        let xs = [1, 2, 4, 4], ws = [3, 2, 3, 3]
+        let xs = [1, 2, 4, 4]
+        let ws = [3, 2, 3, 3]
         let win = NeuralOps.Window(kernel: (3, 3), pads: (1, 1, 1, 1))
-        let x = ro(values(32)), w = ro(values(54)), g = ro(values(48))
-        let once = zeros(32), twice = zeros(32), dw1 = zeros(54), dw2 = zeros(54)
-        try Backward.conv2d(x: x, xShape: xs, w: w, wShape: ws, window: win, group: 1, gradient: g, dx: once, dw: dw1, dBias: nil)
+        let x = ro(values(32))
+        let w = ro(values(54))
+        let g = ro(values(48))
+        let once = zeros(32)
+        let twice = zeros(32)
+        let dw1 = zeros(54)
+        let dw2 = zeros(54)
+        try Backward.conv2d(
+            x: x, xShape: xs, w: w, wShape: ws, window: win, group: 1, gradient: g, dx: once, dw: dw1, dBias: nil)
         for _ in 0..<2 {
-            try Backward.conv2d(x: x, xShape: xs, w: w, wShape: ws, window: win, group: 1, gradient: g, dx: twice, dw: dw2, dBias: nil)
+            try Backward.conv2d(
+                x: x, xShape: xs, w: w, wShape: ws, window: win, group: 1, gradient: g, dx: twice, dw: dw2, dBias: nil)
         }
-        for (a, b) in zip(Array(once) + Array(dw1), Array(twice) + Array(dw2)) { XCTAssertEqual(2 * a, b, accuracy: 1e-5 * max(1, abs(b))) }
+        for (a, b) in zip(Array(once) + Array(dw1), Array(twice) + Array(dw2)) {
+            XCTAssertEqual(2 * a, b, accuracy: 1e-5 * max(1, abs(b)))
+        }
     }
 
-    func convTransposeRef(_ x: [Double], _ xs: [Int], _ w: [Double], _ ws: [Int], _ b: [Double], _ win: NeuralOps.Window,
-                          _ group: Int, _ outPad: (Int, Int)) -> [Double] {
-        let (n, c, h, wd) = (xs[0], xs[1], xs[2], xs[3]), (mg, kh, kw) = (ws[1], ws[2], ws[3])
-        let m = mg * group, cg = c / group
+    func convTransposeRef(
+        _ x: [Double], _ xs: [Int], _ w: [Double], _ ws: [Int], _ b: [Double], _ win: NeuralOps.Window,
+        _ group: Int, _ outPad: (Int, Int)
+    ) -> [Double] {
+        let (n, c, h, wd) = (xs[0], xs[1], xs[2], xs[3])
+        let (mg, kh, kw) = (ws[1], ws[2], ws[3])
+        let m = mg * group
+        let cg = c / group
         let ho = win.strides.0 * (h - 1) + outPad.0 + (kh - 1) * win.dilations.0 + 1 - win.pads.0 - win.pads.2
         let wo = win.strides.1 * (wd - 1) + outPad.1 + (kw - 1) * win.dilations.1 + 1 - win.pads.1 - win.pads.3
         var out = [Double](repeating: 0, count: n * m * ho * wo)
@@ -203,7 +253,8 @@ final class GradientTests: XCTestCase {
                                     let oy = iy * win.strides.0 - win.pads.0 + ky * win.dilations.0
                                     let ox = ix * win.strides.1 - win.pads.1 + kx * win.dilations.1
                                     guard oy >= 0, oy < ho, ox >= 0, ox < wo else { continue }
-                                    out[((img * m + grp * mg + oc) * ho + oy) * wo + ox] += v * w[((ic * mg + oc) * kh + ky) * kw + kx]
+                                    out[((img * m + grp * mg + oc) * ho + oy) * wo + ox] +=
+                                        v * w[((ic * mg + oc) * kh + ky) * kw + kx]
                                 }
                             }
                         }
@@ -214,34 +265,50 @@ final class GradientTests: XCTestCase {
         return out
     }
 
-    func runConvTranspose(_ xs: [Int], mg: Int, kernel: (Int, Int), strides: (Int, Int), dilations: (Int, Int),
-                          pads: (Int, Int, Int, Int), outPad: (Int, Int), group: Int) throws {
+    func runConvTranspose(
+        _ xs: [Int], mg: Int, kernel: (Int, Int), strides: (Int, Int), dilations: (Int, Int),
+        pads: (Int, Int, Int, Int), outPad: (Int, Int), group: Int
+    ) throws {
         let ws = [xs[1], mg, kernel.0, kernel.1]
         let win = NeuralOps.Window(kernel: kernel, strides: strides, dilations: dilations, pads: pads)
-        let x = values(xs.reduce(1, *)), w = values(ws.reduce(1, *)), b = values(mg * group)
+        let x = values(xs.reduce(1, *))
+        let w = values(ws.reduce(1, *))
+        let b = values(mg * group)
         let y = convTransposeRef(x, xs, w, ws, b, win, group, outPad)
-        let (yk, ys) = try NeuralOps.convTranspose2d(x.map { Float($0) }, xs, w.map { Float($0) }, ws, bias: b.map { Float($0) },
-                                                      window: win, group: group, outputPadding: outPad)
+        let (yk, ys) = try NeuralOps.convTranspose2d(
+            x.map { Float($0) }, xs, w.map { Float($0) }, ws, bias: b.map { Float($0) },
+            window: win, group: group, outputPadding: outPad)
         checkForward("convTranspose \(xs) \(ws)", yk, y)
         let r = values(y.count)
-        let dx = zeros(x.count), dw = zeros(w.count), db = zeros(b.count)
-        try Backward.convTranspose2d(x: ro(x), xShape: xs, w: ro(w), wShape: ws, window: win, group: group, gradient: ro(r),
-                                     outputShape: ys, dx: dx, dw: dw, dBias: db)
+        let dx = zeros(x.count)
+        let dw = zeros(w.count)
+        let db = zeros(b.count)
+        try Backward.convTranspose2d(
+            x: ro(x), xShape: xs, w: ro(w), wShape: ws, window: win, group: group, gradient: ro(r),
+            outputShape: ys, dx: dx, dw: dw, dBias: db)
         checkGradient("convTranspose dx", x, Array(dx), r) { convTransposeRef($0, xs, w, ws, b, win, group, outPad) }
         checkGradient("convTranspose dw", w, Array(dw), r) { convTransposeRef(x, xs, $0, ws, b, win, group, outPad) }
         checkGradient("convTranspose db", b, Array(db), r) { convTransposeRef(x, xs, w, ws, $0, win, group, outPad) }
     }
 
     func testConvTranspose() throws {
-        try runConvTranspose([2, 4, 3, 4], mg: 3, kernel: (3, 2), strides: (2, 3), dilations: (1, 1), pads: (1, 0, 1, 1), outPad: (1, 0), group: 2)
-        try runConvTranspose([1, 3, 4, 3], mg: 2, kernel: (2, 3), strides: (1, 2), dilations: (2, 1), pads: (0, 1, 1, 0), outPad: (0, 1), group: 1)
+        try runConvTranspose(
+            [2, 4, 3, 4], mg: 3, kernel: (3, 2), strides: (2, 3), dilations: (1, 1), pads: (1, 0, 1, 1), outPad: (1, 0),
+            group: 2)
+        try runConvTranspose(
+            [1, 3, 4, 3], mg: 2, kernel: (2, 3), strides: (1, 2), dilations: (2, 1), pads: (0, 1, 1, 0), outPad: (0, 1),
+            group: 1)
     }
 
     // MARK: Gemm, MatMul
 
-    func gemmRef(_ a: [Double], _ ash: [Int], _ b: [Double], _ bsh: [Int], _ c: [Double], _ csh: [Int], _ alpha: Double, _ beta: Double,
-                 _ ta: Bool, _ tb: Bool) -> [Double] {
-        let (m, k) = ta ? (ash[1], ash[0]) : (ash[0], ash[1]), n = tb ? bsh[0] : bsh[1]
+    func gemmRef(
+        _ a: [Double], _ ash: [Int], _ b: [Double], _ bsh: [Int], _ c: [Double], _ csh: [Int], _ alpha: Double,
+        _ beta: Double,
+        _ ta: Bool, _ tb: Bool
+    ) -> [Double] {
+        let (m, k) = ta ? (ash[1], ash[0]) : (ash[0], ash[1])
+        let n = tb ? bsh[0] : bsh[1]
         var out = [Double](repeating: 0, count: m * n)
         for i in 0..<m {
             for j in 0..<n {
@@ -255,18 +322,28 @@ final class GradientTests: XCTestCase {
 
     func testGemm() throws {
         let (m, k, n) = (3, 4, 5)
-        for (ta, tb, csh) in [(false, false, [n]), (false, true, [m, 1]), (true, false, [m, n]), (true, true, [Int]()), (false, true, [1, n])] {
-            let ash = ta ? [k, m] : [m, k], bsh = tb ? [n, k] : [k, n]
-            let a = values(m * k), b = values(k * n), c = values(csh.reduce(1, *))
+        for (ta, tb, csh) in [
+            (false, false, [n]), (false, true, [m, 1]), (true, false, [m, n]), (true, true, [Int]()),
+            (false, true, [1, n]),
+        ] {
+            let ash = ta ? [k, m] : [m, k]
+            let bsh = tb ? [n, k] : [k, n]
+            let a = values(m * k)
+            let b = values(k * n)
+            let c = values(csh.reduce(1, *))
             let (alpha, beta) = (0.7, 1.3)
             let y = gemmRef(a, ash, b, bsh, c, csh, alpha, beta, ta, tb)
-            let (yk, _) = try NeuralOps.gemm(a.map { Float($0) }, ash, b.map { Float($0) }, bsh, c: (c.map { Float($0) }, csh),
-                                             alpha: Float(alpha), beta: Float(beta), transA: ta, transB: tb)
+            let (yk, _) = try NeuralOps.gemm(
+                a.map { Float($0) }, ash, b.map { Float($0) }, bsh, c: (c.map { Float($0) }, csh),
+                alpha: Float(alpha), beta: Float(beta), transA: ta, transB: tb)
             checkForward("gemm \(ta) \(tb)", yk, y)
             let r = values(y.count)
-            let da = zeros(a.count), db = zeros(b.count), dc = zeros(c.count)
-            try Backward.gemm(a: ro(a), aShape: ash, b: ro(b), bShape: bsh, cShape: csh, alpha: Float(alpha), beta: Float(beta),
-                              transA: ta, transB: tb, gradient: ro(r), da: da, db: db, dc: dc)
+            let da = zeros(a.count)
+            let db = zeros(b.count)
+            let dc = zeros(c.count)
+            try Backward.gemm(
+                a: ro(a), aShape: ash, b: ro(b), bShape: bsh, cShape: csh, alpha: Float(alpha), beta: Float(beta),
+                transA: ta, transB: tb, gradient: ro(r), da: da, db: db, dc: dc)
             let what = "gemm transA \(ta) transB \(tb) C \(csh)"
             checkGradient("\(what) dA", a, Array(da), r) { gemmRef($0, ash, b, bsh, c, csh, alpha, beta, ta, tb) }
             checkGradient("\(what) dB", b, Array(db), r) { gemmRef(a, ash, $0, bsh, c, csh, alpha, beta, ta, tb) }
@@ -275,16 +352,20 @@ final class GradientTests: XCTestCase {
     }
 
     func matmulRef(_ a: [Double], _ aShape: [Int], _ b: [Double], _ bShape: [Int]) -> ([Double], [Int]) {
-        let ash = aShape.count == 1 ? [1, aShape[0]] : aShape, bsh = bShape.count == 1 ? [bShape[0], 1] : bShape
+        let ash = aShape.count == 1 ? [1, aShape[0]] : aShape
+        let bsh = bShape.count == 1 ? [bShape[0], 1] : bShape
         let (m, k, n) = (ash[ash.count - 2], ash[ash.count - 1], bsh[bsh.count - 1])
-        let aB = Array(ash.dropLast(2)), bB = Array(bsh.dropLast(2))
+        let aB = Array(ash.dropLast(2))
+        let bB = Array(bsh.dropLast(2))
         let rank = max(aB.count, bB.count)
-        let pa = Array(repeating: 1, count: rank - aB.count) + aB, pb = Array(repeating: 1, count: rank - bB.count) + bB
+        let pa = Array(repeating: 1, count: rank - aB.count) + aB
+        let pb = Array(repeating: 1, count: rank - bB.count) + bB
         let batch = (0..<rank).map { max(pa[$0], pb[$0]) }
         let batches = batch.reduce(1, *)
         var out = [Double](repeating: 0, count: batches * m * n)
         for i in 0..<batches {
-            let ao = broadcastOffset(i, batch, aB) * m * k, bo = broadcastOffset(i, batch, bB) * k * n
+            let ao = broadcastOffset(i, batch, aB) * m * k
+            let bo = broadcastOffset(i, batch, bB) * k * n
             for r in 0..<m {
                 for c in 0..<n {
                     var acc = 0.0
@@ -300,15 +381,20 @@ final class GradientTests: XCTestCase {
     }
 
     func testMatMulBatchedAndBroadcast() throws {
-        for (ash, bsh) in [([2, 3, 4, 5], [5, 6]), ([3, 1, 4, 5], [2, 5, 3]), ([5], [2, 5, 3]), ([2, 4, 5], [5]), ([4, 5], [3, 5, 2]),
-                           ([2, 1, 3, 4], [1, 3, 4, 2]), ([4], [4])] {
-            let a = values(ash.reduce(1, *)), b = values(bsh.reduce(1, *))
+        for (ash, bsh) in [
+            ([2, 3, 4, 5], [5, 6]), ([3, 1, 4, 5], [2, 5, 3]), ([5], [2, 5, 3]), ([2, 4, 5], [5]),
+            ([4, 5], [3, 5, 2]),
+            ([2, 1, 3, 4], [1, 3, 4, 2]), ([4], [4]),
+        ] {
+            let a = values(ash.reduce(1, *))
+            let b = values(bsh.reduce(1, *))
             let (y, shape) = matmulRef(a, ash, b, bsh)
             let (yk, ks) = try NeuralOps.matmul(a.map { Float($0) }, ash, b.map { Float($0) }, bsh)
             XCTAssertEqual(ks, shape)
             checkForward("matmul \(ash) \(bsh)", yk, y)
             let r = values(y.count)
-            let da = zeros(a.count), db = zeros(b.count)
+            let da = zeros(a.count)
+            let db = zeros(b.count)
             try Backward.matmul(a: ro(a), aShape: ash, b: ro(b), bShape: bsh, gradient: ro(r), da: da, db: db)
             checkGradient("matmul \(ash)×\(bsh) dA", a, Array(da), r) { matmulRef($0, ash, b, bsh).0 }
             checkGradient("matmul \(ash)×\(bsh) dB", b, Array(db), r) { matmulRef(a, ash, $0, bsh).0 }
@@ -317,12 +403,17 @@ final class GradientTests: XCTestCase {
 
     // MARK: Elementwise
 
-    typealias UnaryBackward = (UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>, UnsafeMutableBufferPointer<Float>) -> Void
+    typealias UnaryBackward = (
+        UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>, UnsafeMutableBufferPointer<Float>
+    ) -> Void
 
     /// `fromOutput`: the kernel takes y = f(x) rather than x.
-    func runUnary(_ name: String, _ x: [Double], fromOutput: Bool = false, _ f: @escaping (Double) -> Double,
-                  _ backward: UnaryBackward) {
-        let y = x.map(f), r = values(x.count)
+    func runUnary(
+        _ name: String, _ x: [Double], fromOutput: Bool = false, _ f: @escaping (Double) -> Double,
+        _ backward: UnaryBackward
+    ) {
+        let y = x.map(f)
+        let r = values(x.count)
         let dx = zeros(x.count)
         backward(ro(fromOutput ? y : x), ro(r), dx)
         checkGradient(name, x, Array(dx), r) { $0.map(f) }
@@ -347,17 +438,25 @@ final class GradientTests: XCTestCase {
         runUnary("hardSwish", values(n, -5, 5, avoiding: [-3, 3]), { $0 * max(0, min(1, $0 / 6 + 0.5)) }) {
             Backward.hardSwish(x: $0, gradient: $1, dx: $2)
         }
-        runUnary("sigmoid", values(n, -4, 4), fromOutput: true, { 1 / (1 + exp(-$0)) }) { Backward.sigmoid(y: $0, gradient: $1, dx: $2) }
-        runUnary("tanh", values(n, -3, 3), fromOutput: true, { Foundation.tanh($0) }) { Backward.tanh(y: $0, gradient: $1, dx: $2) }
-        runUnary("sqrt", values(n, 0.1, 3), fromOutput: true, { $0.squareRoot() }) { Backward.sqrt(y: $0, gradient: $1, dx: $2) }
+        runUnary("sigmoid", values(n, -4, 4), fromOutput: true, { 1 / (1 + exp(-$0)) }) {
+            Backward.sigmoid(y: $0, gradient: $1, dx: $2)
+        }
+        runUnary("tanh", values(n, -3, 3), fromOutput: true, { Foundation.tanh($0) }) {
+            Backward.tanh(y: $0, gradient: $1, dx: $2)
+        }
+        runUnary("sqrt", values(n, 0.1, 3), fromOutput: true, { $0.squareRoot() }) {
+            Backward.sqrt(y: $0, gradient: $1, dx: $2)
+        }
     }
 
     func binaryRef(_ op: Backward.BinaryOp, _ a: [Double], _ ash: [Int], _ b: [Double], _ bsh: [Int]) -> [Double] {
         let rank = max(ash.count, bsh.count)
-        let pa = Array(repeating: 1, count: rank - ash.count) + ash, pb = Array(repeating: 1, count: rank - bsh.count) + bsh
+        let pa = Array(repeating: 1, count: rank - ash.count) + ash
+        let pb = Array(repeating: 1, count: rank - bsh.count) + bsh
         let out = (0..<rank).map { max(pa[$0], pb[$0]) }
         return (0..<out.reduce(1, *)).map { i in
-            let x = a[broadcastOffset(i, out, ash)], y = b[broadcastOffset(i, out, bsh)]
+            let x = a[broadcastOffset(i, out, ash)]
+            let y = b[broadcastOffset(i, out, bsh)]
             switch op {
             case .add: return x + y
             case .sub: return x - y
@@ -369,8 +468,10 @@ final class GradientTests: XCTestCase {
     }
 
     func testBinaryBroadcasting() throws {
-        let shapes: [([Int], [Int])] = [([2, 3, 4], [3, 1]), ([2, 1, 4], [1, 3, 1]), ([5], []), ([], [2, 3]), ([3, 4], [3, 4]),
-                                        ([2, 3, 4, 5], [1, 3, 1, 1]), ([4, 1], [5])]
+        let shapes: [([Int], [Int])] = [
+            ([2, 3, 4], [3, 1]), ([2, 1, 4], [1, 3, 1]), ([5], []), ([], [2, 3]), ([3, 4], [3, 4]),
+            ([2, 3, 4, 5], [1, 3, 1, 1]), ([4, 1], [5]),
+        ]
         for op in [Backward.BinaryOp.add, .sub, .mul, .div, .pow] {
             for (ash, bsh) in shapes {
                 // Div needs b away from 0; Pow a positive base.
@@ -388,7 +489,8 @@ final class GradientTests: XCTestCase {
                 let (yk, _) = try Elementwise.binary(a.map { Float($0) }, ash, b.map { Float($0) }, bsh, fop)
                 checkForward("\(op) \(ash) \(bsh)", yk, y)
                 let r = values(y.count)
-                let da = zeros(a.count), db = zeros(b.count)
+                let da = zeros(a.count)
+                let db = zeros(b.count)
                 try Backward.binary(op, a: ro(a), aShape: ash, b: ro(b), bShape: bsh, gradient: ro(r), da: da, db: db)
                 checkGradient("\(op) \(ash) \(bsh) da", a, Array(da), r) { binaryRef(op, $0, ash, b, bsh) }
                 checkGradient("\(op) \(ash) \(bsh) db", b, Array(db), r) { binaryRef(op, a, ash, $0, bsh) }
@@ -398,7 +500,8 @@ final class GradientTests: XCTestCase {
 
     func testReduceToShape() throws {
         // Expand's gradient: [3, 1] broadcast to [2, 3, 4].
-        let g = values(24), dst = zeros(3)
+        let g = values(24)
+        let dst = zeros(3)
         try Backward.reduceToShape(ro(g), [2, 3, 4], into: dst, shape: [3, 1])
         for c in 0..<3 {
             let expected = (0..<2).reduce(0.0) { s, i in s + (0..<4).reduce(0.0) { $0 + g[(i * 3 + c) * 4 + $1] } }
@@ -420,7 +523,9 @@ final class GradientTests: XCTestCase {
 
     func testReduceMean() throws {
         for (xs, axes) in [([2, 3, 4, 5], [1, 3]), ([3, 4], [1]), ([2, 3, 4], [0, 1, 2]), ([4, 1, 3], [0])] {
-            let x = values(xs.reduce(1, *)), y = reduceMeanRef(x, xs, axes), r = values(y.count)
+            let x = values(xs.reduce(1, *))
+            let y = reduceMeanRef(x, xs, axes)
+            let r = values(y.count)
             let dx = zeros(x.count)
             try Backward.reduceMean(gradient: ro(r), xShape: xs, axes: axes.map { $0 - xs.count }, dx: dx)
             checkGradient("reduceMean \(xs) \(axes)", x, Array(dx), r) { reduceMeanRef($0, xs, axes) }
@@ -428,7 +533,8 @@ final class GradientTests: XCTestCase {
     }
 
     func softmaxRef(_ x: [Double], _ xs: [Int], _ axis: Int, _ coerce: Bool) -> [Double] {
-        let inner = coerce ? xs[axis...].reduce(1, *) : xs[axis], after = coerce ? 1 : xs[(axis + 1)...].reduce(1, *)
+        let inner = coerce ? xs[axis...].reduce(1, *) : xs[axis]
+        let after = coerce ? 1 : xs[(axis + 1)...].reduce(1, *)
         var out = x
         for o in 0..<(x.count / (inner * after)) {
             for a in 0..<after {
@@ -442,21 +548,31 @@ final class GradientTests: XCTestCase {
     }
 
     func testSoftmax() throws {
-        for (xs, axis, coerce) in [([2, 3, 4], 1, false), ([3, 5], 1, false), ([2, 3, 4], 2, false), ([2, 3, 4], 1, true), ([4, 2, 3], 0, false)] {
-            let x = values(xs.reduce(1, *), -2, 2), y = softmaxRef(x, xs, axis, coerce), r = values(y.count)
-            checkForward("softmax \(xs) \(axis)", NeuralOps.softmax(x.map { Float($0) }, xs, axis: axis, coerce2D: coerce), y)
+        for (xs, axis, coerce) in [
+            ([2, 3, 4], 1, false), ([3, 5], 1, false), ([2, 3, 4], 2, false), ([2, 3, 4], 1, true),
+            ([4, 2, 3], 0, false),
+        ] {
+            let x = values(xs.reduce(1, *), -2, 2)
+            let y = softmaxRef(x, xs, axis, coerce)
+            let r = values(y.count)
+            checkForward(
+                "softmax \(xs) \(axis)", NeuralOps.softmax(x.map { Float($0) }, xs, axis: axis, coerce2D: coerce), y)
             let dx = zeros(x.count)
             try Backward.softmax(y: ro(y), shape: xs, axis: axis, coerce2D: coerce, gradient: ro(r), dx: dx)
-            checkGradient("softmax \(xs) axis \(axis) coerce \(coerce)", x, Array(dx), r) { softmaxRef($0, xs, axis, coerce) }
+            checkGradient("softmax \(xs) axis \(axis) coerce \(coerce)", x, Array(dx), r) {
+                softmaxRef($0, xs, axis, coerce)
+            }
         }
     }
 
     // MARK: Shape ops
 
     func transposeRef(_ x: [Double], _ xs: [Int], _ perm: [Int]) -> [Double] {
-        let os = perm.map { xs[$0] }, xst = stridesOf(xs)
+        let os = perm.map { xs[$0] }
+        let xst = stridesOf(xs)
         return (0..<x.count).map { flat in
-            var rem = flat, off = 0
+            var rem = flat
+            var off = 0
             for d in stride(from: os.count - 1, through: 0, by: -1) {
                 off += (rem % os[d]) * xst[perm[d]]
                 rem /= os[d]
@@ -466,8 +582,12 @@ final class GradientTests: XCTestCase {
     }
 
     func testTranspose() throws {
-        for (xs, perm) in [([2, 3, 4], [2, 0, 1]), ([2, 3, 4, 5], [0, 2, 3, 1]), ([3, 4], [1, 0]), ([2, 3, 1], [0, 1, 2])] {
-            let x = values(xs.reduce(1, *)), y = transposeRef(x, xs, perm), r = values(y.count)
+        for (xs, perm) in [
+            ([2, 3, 4], [2, 0, 1]), ([2, 3, 4, 5], [0, 2, 3, 1]), ([3, 4], [1, 0]), ([2, 3, 1], [0, 1, 2]),
+        ] {
+            let x = values(xs.reduce(1, *))
+            let y = transposeRef(x, xs, perm)
+            let r = values(y.count)
             checkForward("transpose", ShapeOps.transpose(x.map { Float($0) }, xs, perm: perm).0, y)
             let dx = zeros(x.count)
             try Backward.transpose(gradient: ro(r), outShape: perm.map { xs[$0] }, perm: perm, dx: dx)
@@ -476,13 +596,16 @@ final class GradientTests: XCTestCase {
     }
 
     func testConcat() throws {
-        for (shapes, axis) in [([[2, 1, 3], [2, 4, 3], [2, 2, 3]], 1), ([[1, 3], [2, 3]], 0), ([[2, 3, 2], [2, 3, 1]], -1)] {
+        for (shapes, axis) in [
+            ([[2, 1, 3], [2, 4, 3], [2, 2, 3]], 1), ([[1, 3], [2, 3]], 0), ([[2, 3, 2], [2, 3, 1]], -1),
+        ] {
             let xs = shapes.map { values($0.reduce(1, *)) }
             let ax = axis < 0 ? axis + shapes[0].count : axis
             func ref(_ parts: [[Double]]) -> [Double] {
                 ShapeOps.concat(zip(parts, shapes).map { ($0.0, $0.1) }, axis: ax).0
             }
-            let y = ref(xs), r = values(y.count)
+            let y = ref(xs)
+            let r = values(y.count)
             let grads = shapes.map { zeros($0.reduce(1, *)) }
             try Backward.concat(gradient: ro(r), shapes: shapes, axis: axis, dx: grads.map { Optional($0) })
             for k in shapes.indices {
@@ -496,36 +619,48 @@ final class GradientTests: XCTestCase {
     }
 
     func testSlice() throws {
-        let xs = [5, 6, 4], starts = [1, 5, 0], steps = [2, -2, 3], counts = [2, 3, 2]
+        let xs = [5, 6, 4]
+        let starts = [1, 5, 0]
+        let steps = [2, -2, 3]
+        let counts = [2, 3, 2]
         let x = values(xs.reduce(1, *))
         func ref(_ v: [Double]) -> [Double] {
             var out: [Double] = []
             for i in 0..<counts[0] {
                 for j in 0..<counts[1] {
                     for k in 0..<counts[2] {
-                        out.append(v[((starts[0] + i * steps[0]) * xs[1] + starts[1] + j * steps[1]) * xs[2] + starts[2] + k * steps[2]])
+                        out.append(
+                            v[
+                                ((starts[0] + i * steps[0]) * xs[1] + starts[1] + j * steps[1]) * xs[2] + starts[2] + k
+                                    * steps[2]])
                     }
                 }
             }
             return out
         }
-        let y = ref(x), r = values(y.count)
+        let y = ref(x)
+        let r = values(y.count)
         checkForward("slice", ShapeOps.slice(x.map { Float($0) }, xs, starts: starts, steps: steps, counts: counts), y)
         let dx = zeros(x.count)
         try Backward.slice(gradient: ro(r), xShape: xs, starts: starts, steps: steps, counts: counts, dx: dx)
         checkGradient("slice", x, Array(dx), r, ref)
-        XCTAssertThrowsError(try Backward.slice(gradient: ro(r), xShape: xs, starts: [4, 5, 0], steps: steps, counts: counts, dx: dx))
+        XCTAssertThrowsError(
+            try Backward.slice(gradient: ro(r), xShape: xs, starts: [4, 5, 0], steps: steps, counts: counts, dx: dx))
     }
 
     // MARK: Pooling, resize, normalization
 
-    func poolRef(_ x: [Double], _ xs: [Int], _ win: NeuralOps.Window, max isMax: Bool, ceil: Bool, includePad: Bool) -> [Double] {
-        let (h, w) = (xs[2], xs[3]), (ho, wo) = win.outputSize(h, w, ceilMode: ceil)
+    func poolRef(
+        _ x: [Double], _ xs: [Int], _ win: NeuralOps.Window, max isMax: Bool, ceil: Bool, includePad: Bool
+    ) -> [Double] {
+        let (h, w) = (xs[2], xs[3])
+        let (ho, wo) = win.outputSize(h, w, ceilMode: ceil)
         var out: [Double] = []
         for plane in 0..<(xs[0] * xs[1]) {
             for oy in 0..<ho {
                 for ox in 0..<wo {
-                    var acc = isMax ? -Double.infinity : 0, count = 0
+                    var acc = isMax ? -Double.infinity : 0
+                    var count = 0
                     for ky in 0..<win.kernel.0 {
                         for kx in 0..<win.kernel.1 {
                             let iy = oy * win.strides.0 - win.pads.0 + ky * win.dilations.0
@@ -557,11 +692,18 @@ final class GradientTests: XCTestCase {
             // Distinct values, so the maxima are unique and a step of h does not change them.
             var x = (0..<xs.reduce(1, *)).map { Double($0) * 0.01 }
             x.shuffle(using: &rng)
-            let y = poolRef(x, xs, win, max: true, ceil: ceil, includePad: false), r = values(y.count)
-            checkForward("maxPool", NeuralOps.pool2d(x.map { Float($0) }, xs, window: win, max: true, ceilMode: ceil, countIncludePad: false).0, y)
+            let y = poolRef(x, xs, win, max: true, ceil: ceil, includePad: false)
+            let r = values(y.count)
+            checkForward(
+                "maxPool",
+                NeuralOps.pool2d(
+                    x.map { Float($0) }, xs, window: win, max: true, ceilMode: ceil, countIncludePad: false
+                ).0, y)
             let dx = zeros(x.count)
             try Backward.maxPool2d(x: ro(x), xShape: xs, window: win, ceilMode: ceil, gradient: ro(r), dx: dx)
-            checkGradient("maxPool \(xs) ceil \(ceil)", x, Array(dx), r, h: 1e-4) { poolRef($0, xs, win, max: true, ceil: ceil, includePad: false) }
+            checkGradient("maxPool \(xs) ceil \(ceil)", x, Array(dx), r, h: 1e-4) {
+                poolRef($0, xs, win, max: true, ceil: ceil, includePad: false)
+            }
         }
     }
 
@@ -574,11 +716,17 @@ final class GradientTests: XCTestCase {
         ]
         for (xs, win, ceil, includePad) in cases {
             let x = values(xs.reduce(1, *))
-            let y = poolRef(x, xs, win, max: false, ceil: ceil, includePad: includePad), r = values(y.count)
-            checkForward("avgPool", NeuralOps.pool2d(x.map { Float($0) }, xs, window: win, max: false, ceilMode: ceil,
-                                                     countIncludePad: includePad).0, y)
+            let y = poolRef(x, xs, win, max: false, ceil: ceil, includePad: includePad)
+            let r = values(y.count)
+            checkForward(
+                "avgPool",
+                NeuralOps.pool2d(
+                    x.map { Float($0) }, xs, window: win, max: false, ceilMode: ceil,
+                    countIncludePad: includePad
+                ).0, y)
             let dx = zeros(x.count)
-            try Backward.averagePool2d(xShape: xs, window: win, ceilMode: ceil, countIncludePad: includePad, gradient: ro(r), dx: dx)
+            try Backward.averagePool2d(
+                xShape: xs, window: win, ceilMode: ceil, countIncludePad: includePad, gradient: ro(r), dx: dx)
             checkGradient("avgPool \(xs) ceil \(ceil) pad \(includePad)", x, Array(dx), r) {
                 poolRef($0, xs, win, max: false, ceil: ceil, includePad: includePad)
             }
@@ -586,9 +734,11 @@ final class GradientTests: XCTestCase {
     }
 
     func testGlobalAveragePool() throws {
-        let xs = [2, 3, 4, 5], x = values(120)
+        let xs = [2, 3, 4, 5]
+        let x = values(120)
         func ref(_ v: [Double]) -> [Double] { (0..<6).map { p in (0..<20).reduce(0.0) { $0 + v[p * 20 + $1] } / 20 } }
-        let y = ref(x), r = values(6)
+        let y = ref(x)
+        let r = values(6)
         checkForward("GAP", NeuralOps.globalPool(x.map { Float($0) }, xs, max: false).0, y)
         let dx = zeros(120)
         try Backward.globalAveragePool(xShape: xs, gradient: ro(r), dx: dx)
@@ -599,7 +749,8 @@ final class GradientTests: XCTestCase {
     /// interpolation in Double.
     func resizeRef(_ x: [Double], _ xs: [Int], _ out: (Int, Int), linear: Bool, asymmetric: Bool) -> [Double] {
         let (h, w) = (xs[2], xs[3])
-        let sy = Float(h) / Float(out.0), sx = Float(w) / Float(out.1)
+        let sy = Float(h) / Float(out.0)
+        let sx = Float(w) / Float(out.1)
         var y: [Double] = []
         for plane in 0..<(xs[0] * xs[1]) {
             for oy in 0..<out.0 {
@@ -612,9 +763,14 @@ final class GradientTests: XCTestCase {
                         let ix = min(w - 1, max(0, Int(asymmetric ? fx.rounded(.down) : (fx + 0.5).rounded(.down))))
                         y.append(x[p + iy * w + ix])
                     } else {
-                        let cy = min(max(fy, 0), Float(h - 1)), cx = min(max(fx, 0), Float(w - 1))
-                        let y0 = Int(cy), x0 = Int(cx), y1 = min(y0 + 1, h - 1), x1 = min(x0 + 1, w - 1)
-                        let dy = Double(cy - Float(y0)), dx = Double(cx - Float(x0))
+                        let cy = min(max(fy, 0), Float(h - 1))
+                        let cx = min(max(fx, 0), Float(w - 1))
+                        let y0 = Int(cy)
+                        let x0 = Int(cx)
+                        let y1 = min(y0 + 1, h - 1)
+                        let x1 = min(x0 + 1, w - 1)
+                        let dy = Double(cy - Float(y0))
+                        let dx = Double(cx - Float(x0))
                         let top = x[p + y0 * w + x0] * (1 - dx) + x[p + y0 * w + x1] * dx
                         let bottom = x[p + y1 * w + x0] * (1 - dx) + x[p + y1 * w + x1] * dx
                         y.append(top * (1 - dy) + bottom * dy)
@@ -629,10 +785,13 @@ final class GradientTests: XCTestCase {
         for (xs, out) in [([2, 2, 3, 4], (7, 9)), ([1, 3, 6, 5], (4, 3)), ([1, 1, 4, 4], (8, 8))] {
             for linear in [false, true] {
                 for asymmetric in [false, true] {
-                    let x = values(xs.reduce(1, *)), y = resizeRef(x, xs, out, linear: linear, asymmetric: asymmetric), r = values(y.count)
+                    let x = values(xs.reduce(1, *))
+                    let y = resizeRef(x, xs, out, linear: linear, asymmetric: asymmetric)
+                    let r = values(y.count)
                     let dx = zeros(x.count)
-                    try Backward.resize(gradient: ro(r), xShape: xs, outputSize: out, mode: linear ? .linear : .nearest,
-                                        asymmetric: asymmetric, dx: dx)
+                    try Backward.resize(
+                        gradient: ro(r), xShape: xs, outputSize: out, mode: linear ? .linear : .nearest,
+                        asymmetric: asymmetric, dx: dx)
                     checkGradient("resize \(xs)→\(out) linear \(linear) asymmetric \(asymmetric)", x, Array(dx), r) {
                         resizeRef($0, xs, out, linear: linear, asymmetric: asymmetric)
                     }
@@ -641,8 +800,11 @@ final class GradientTests: XCTestCase {
         }
     }
 
-    func batchNormRef(_ x: [Double], _ xs: [Int], _ scale: [Double], _ bias: [Double], _ mean: [Double], _ variance: [Double]) -> [Double] {
-        let c = xs[1], inner = xs.dropFirst(2).reduce(1, *)
+    func batchNormRef(
+        _ x: [Double], _ xs: [Int], _ scale: [Double], _ bias: [Double], _ mean: [Double], _ variance: [Double]
+    ) -> [Double] {
+        let c = xs[1]
+        let inner = xs.dropFirst(2).reduce(1, *)
         return x.indices.map { i in
             let ch = (i / inner) % c
             return (x[i] - mean[ch]) / (variance[ch] + 1e-5).squareRoot() * scale[ch] + bias[ch]
@@ -651,24 +813,41 @@ final class GradientTests: XCTestCase {
 
     func testBatchNorm() throws {
         for xs in [[2, 3, 4, 5], [4, 3], [2, 3, 7]] {
-            let c = 3, x = values(xs.reduce(1, *)), scale = values(c, 0.5, 2), bias = values(c), mean = values(c), variance = values(c, 0.2, 2)
-            let y = batchNormRef(x, xs, scale, bias, mean, variance), r = values(y.count)
+            let c = 3
+            let x = values(xs.reduce(1, *))
+            let scale = values(c, 0.5, 2)
+            let bias = values(c)
+            let mean = values(c)
+            let variance = values(c, 0.2, 2)
+            let y = batchNormRef(x, xs, scale, bias, mean, variance)
+            let r = values(y.count)
             let f = { (v: [Double]) in v.map { Float($0) } }
-            checkForward("batchNorm", NeuralOps.batchNorm(f(x), xs, scale: f(scale), bias: f(bias), mean: f(mean), variance: f(variance),
-                                                          epsilon: 1e-5), y)
-            let dx = zeros(x.count), ds = zeros(c), db = zeros(c)
-            try Backward.batchNorm(x: ro(x), xShape: xs, scale: f(scale), mean: f(mean), variance: f(variance), epsilon: 1e-5,
-                                   gradient: ro(r), dx: dx, dScale: ds, dBias: db)
+            checkForward(
+                "batchNorm",
+                NeuralOps.batchNorm(
+                    f(x), xs, scale: f(scale), bias: f(bias), mean: f(mean), variance: f(variance),
+                    epsilon: 1e-5), y)
+            let dx = zeros(x.count)
+            let ds = zeros(c)
+            let db = zeros(c)
+            try Backward.batchNorm(
+                x: ro(x), xShape: xs, scale: f(scale), mean: f(mean), variance: f(variance), epsilon: 1e-5,
+                gradient: ro(r), dx: dx, dScale: ds, dBias: db)
             checkGradient("batchNorm dx \(xs)", x, Array(dx), r) { batchNormRef($0, xs, scale, bias, mean, variance) }
-            checkGradient("batchNorm dscale \(xs)", scale, Array(ds), r) { batchNormRef(x, xs, $0, bias, mean, variance) }
-            checkGradient("batchNorm dbias \(xs)", bias, Array(db), r) { batchNormRef(x, xs, scale, $0, mean, variance) }
+            checkGradient("batchNorm dscale \(xs)", scale, Array(ds), r) {
+                batchNormRef(x, xs, $0, bias, mean, variance)
+            }
+            checkGradient("batchNorm dbias \(xs)", bias, Array(db), r) {
+                batchNormRef(x, xs, scale, $0, mean, variance)
+            }
         }
     }
 
     // MARK: Losses
 
     func crossEntropyRef(_ z: [Double], _ shape: [Int], _ labels: [Int64]) -> Double {
-        let (n, c) = (shape[0], shape[1]), inner = shape.dropFirst(2).reduce(1, *)
+        let (n, c) = (shape[0], shape[1])
+        let inner = shape.dropFirst(2).reduce(1, *)
         var total = 0.0
         for img in 0..<n {
             for i in 0..<inner {
@@ -690,12 +869,15 @@ final class GradientTests: XCTestCase {
             XCTAssertEqual(Double(loss), crossEntropyRef(z, shape, labels), accuracy: 1e-5)
             checkGradient("cross-entropy \(shape)", z, Array(dz), [1]) { [crossEntropyRef($0, shape, labels)] }
         }
-        XCTAssertThrowsError(try Loss.crossEntropy(logits: ro([0, 0, 0, 0, 0, 0]), shape: [2, 3], labels: [0, 3], gradient: nil))
-        XCTAssertThrowsError(try Loss.crossEntropy(logits: ro([0, 0, 0, 0, 0, 0]), shape: [2, 3], labels: [0], gradient: nil))
+        XCTAssertThrowsError(
+            try Loss.crossEntropy(logits: ro([0, 0, 0, 0, 0, 0]), shape: [2, 3], labels: [0, 3], gradient: nil))
+        XCTAssertThrowsError(
+            try Loss.crossEntropy(logits: ro([0, 0, 0, 0, 0, 0]), shape: [2, 3], labels: [0], gradient: nil))
     }
 
     func testMeanSquaredError() throws {
-        let p = values(30), t = values(30)
+        let p = values(30)
+        let t = values(30)
         func ref(_ v: [Double]) -> [Double] { [zip(v, t).reduce(0.0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / 30] }
         let dp = zeros(30)
         let loss = try Loss.meanSquaredError(ro(p), target: ro(t), scale: 0.5, gradient: dp)
@@ -712,12 +894,18 @@ final class GradientTests: XCTestCase {
             Backward.gelu(x: $0, tanhApproximation: false, gradient: $1, dx: $2)
         }
         let c = (2 / Double.pi).squareRoot()
-        runUnary("gelu tanh", values(n, -3, 3), { 0.5 * $0 * (1 + Foundation.tanh(c * ($0 + 0.044715 * $0 * $0 * $0))) }) {
+        runUnary(
+            "gelu tanh", values(n, -3, 3), { 0.5 * $0 * (1 + Foundation.tanh(c * ($0 + 0.044715 * $0 * $0 * $0))) }
+        ) {
             Backward.gelu(x: $0, tanhApproximation: true, gradient: $1, dx: $2)
         }
-        runUnary("exp", values(n, -2, 2), fromOutput: true, { Foundation.exp($0) }) { Backward.exp(y: $0, gradient: $1, dx: $2) }
+        runUnary("exp", values(n, -2, 2), fromOutput: true, { Foundation.exp($0) }) {
+            Backward.exp(y: $0, gradient: $1, dx: $2)
+        }
         runUnary("neg", values(n), { -$0 }) { Backward.neg(gradient: $1, dx: $2) }
-        runUnary("abs", values(n, -2, 2, avoiding: [0]), { Swift.abs($0) }) { Backward.abs(x: $0, gradient: $1, dx: $2) }
+        runUnary("abs", values(n, -2, 2, avoiding: [0]), { Swift.abs($0) }) {
+            Backward.abs(x: $0, gradient: $1, dx: $2)
+        }
         runUnary("reciprocal", values(n, -2, 2, avoiding: [0], gap: 0.3), fromOutput: true, { 1 / $0 }) {
             Backward.reciprocal(y: $0, gradient: $1, dx: $2)
         }
@@ -726,13 +914,17 @@ final class GradientTests: XCTestCase {
     func testWhere() throws {
         let (cs, ash, bsh) = ([3, 1], [2, 3, 4], [4])
         let cond = (0..<3).map { $0 != 1 }
-        let a = values(24), b = values(4)
+        let a = values(24)
+        let b = values(4)
         func ref(_ a: [Double], _ b: [Double]) -> [Double] {
             (0..<24).map { i in cond[broadcastOffset(i, [2, 3, 4], cs)] ? a[i] : b[broadcastOffset(i, [2, 3, 4], bsh)] }
         }
-        let r = values(24), da = zeros(24), db = zeros(4)
+        let r = values(24)
+        let da = zeros(24)
+        let db = zeros(4)
         try cond.withUnsafeBufferPointer {
-            try Backward.whereSelect(condition: $0, conditionShape: cs, aShape: ash, bShape: bsh, gradient: ro(r), da: da, db: db)
+            try Backward.whereSelect(
+                condition: $0, conditionShape: cs, aShape: ash, bShape: bsh, gradient: ro(r), da: da, db: db)
         }
         checkGradient("where da", a, Array(da), r) { ref($0, b) }
         checkGradient("where db", b, Array(db), r) { ref(a, $0) }
@@ -745,7 +937,9 @@ final class GradientTests: XCTestCase {
             let mean = v.reduce(0, +) / Double(inner)
             let variance = v.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(inner)
             for i in 0..<inner {
-                out[base + i] = (x[base + i] - mean) / (variance + 1e-5).squareRoot() * scale[i % scale.count] + bias[i % bias.count]
+                out[base + i] =
+                    (x[base + i] - mean) / (variance + 1e-5).squareRoot() * scale[i % scale.count]
+                    + bias[i % bias.count]
             }
         }
         return out
@@ -753,14 +947,23 @@ final class GradientTests: XCTestCase {
 
     func testLayerNorm() throws {
         for (shape, axis, sc) in [([2, 3, 8], -1, 8), ([2, 3, 4], 1, 12), ([3, 6], 1, 3)] {
-            let x = values(shape.reduce(1, *), -2, 2), scale = values(sc, 0.5, 1.5), bias = values(sc)
+            let x = values(shape.reduce(1, *), -2, 2)
+            let scale = values(sc, 0.5, 1.5)
+            let bias = values(sc)
             let inner = shape[(axis < 0 ? axis + shape.count : axis)...].reduce(1, *)
-            let y = layerNormRef(x, inner, scale, bias), r = values(y.count)
-            checkForward("layerNorm", NeuralOps.layerNorm(x.map { Float($0) }, shape, axis: axis < 0 ? axis + shape.count : axis, epsilon: 1e-5,
-                                                          scale: scale.map { Float($0) }, bias: bias.map { Float($0) }), y)
-            let dx = zeros(x.count), ds = zeros(sc), db = zeros(sc)
-            try Backward.layerNorm(x: ro(x), shape: shape, axis: axis, epsilon: 1e-5, scale: scale.map { Float($0) }, gradient: ro(r),
-                                   dx: dx, dScale: ds, dBias: db)
+            let y = layerNormRef(x, inner, scale, bias)
+            let r = values(y.count)
+            checkForward(
+                "layerNorm",
+                NeuralOps.layerNorm(
+                    x.map { Float($0) }, shape, axis: axis < 0 ? axis + shape.count : axis, epsilon: 1e-5,
+                    scale: scale.map { Float($0) }, bias: bias.map { Float($0) }), y)
+            let dx = zeros(x.count)
+            let ds = zeros(sc)
+            let db = zeros(sc)
+            try Backward.layerNorm(
+                x: ro(x), shape: shape, axis: axis, epsilon: 1e-5, scale: scale.map { Float($0) }, gradient: ro(r),
+                dx: dx, dScale: ds, dBias: db)
             checkGradient("layerNorm dx \(shape)", x, Array(dx), r) { layerNormRef($0, inner, scale, bias) }
             checkGradient("layerNorm dscale \(shape)", scale, Array(ds), r) { layerNormRef(x, inner, $0, bias) }
             checkGradient("layerNorm dbias \(shape)", bias, Array(db), r) { layerNormRef(x, inner, scale, $0) }
@@ -772,11 +975,14 @@ final class GradientTests: XCTestCase {
         var x = (0..<60).map { Double($0) * 0.01 }
         x.shuffle(using: &rng)
         func gmp(_ v: [Double]) -> [Double] { (0..<6).map { p in v[(p * 10)..<(p * 10 + 10)].max()! } }
-        let r = values(6), dx = zeros(60)
+        let r = values(6)
+        let dx = zeros(60)
         checkForward("globalMaxPool", NeuralOps.globalPool(x.map { Float($0) }, xs, max: true).0, gmp(x))
         try Backward.globalMaxPool(x: ro(x), xShape: xs, gradient: ro(r), dx: dx)
         checkGradient("globalMaxPool", x, Array(dx), r, gmp)
-        let v = values(60), r2 = values(20), dv = zeros(60)
+        let v = values(60)
+        let r2 = values(20)
+        let dv = zeros(60)
         func sum(_ v: [Double]) -> [Double] { reduceMeanRef(v, xs, [1]).map { $0 * 3 } }
         try Backward.reduceSum(gradient: ro(r2), xShape: xs, axes: [1], dx: dv)
         checkGradient("reduceSum", v, Array(dv), r2, sum)
@@ -797,23 +1003,35 @@ final class GradientTests: XCTestCase {
             }
             return out
         }
-        let r0 = values(12), r2 = values(6), dx = zeros(42)
+        let r0 = values(12)
+        let r2 = values(6)
+        let dx = zeros(42)
         try Backward.split(gradients: [ro(r0), nil, ro(r2)], shapes: shapes, axis: 1, dx: dx)
-        checkGradient("split", x, Array(dx), r0 + r2) { let p = parts($0); return p[0] + p[2] }
+        checkGradient("split", x, Array(dx), r0 + r2) {
+            let p = parts($0)
+            return p[0] + p[2]
+        }
 
         // Pad [3, 4] with begins [1, -1] and ends [0, 2] (a negative pad crops).
-        let xs = [3, 4], pads = [1, -1, 0, 2]
+        let xs = [3, 4]
+        let pads = [1, -1, 0, 2]
         let px = values(12)
         let (py, _) = ShapeOps.pad(px, xs, pads: pads, value: 0.0)
-        let pr = values(py.count), pdx = zeros(12)
+        let pr = values(py.count)
+        let pdx = zeros(12)
         try Backward.pad(gradient: ro(pr), xShape: xs, pads: pads, dx: pdx)
         checkGradient("pad", px, Array(pdx), pr) { ShapeOps.pad($0, xs, pads: pads, value: 0.0).0 }
 
         // Gather along axis 1 of [2, 4, 3] with a repeated and a negative index.
-        let gx = values(24), idx: [Int64] = [3, -4, 0, 2, 3]
-        let gr = values(2 * idx.count * 3), gdx = zeros(24)
+        let gx = values(24)
+        let idx: [Int64] = [3, -4, 0, 2, 3]
+        let gr = values(2 * idx.count * 3)
+        let gdx = zeros(24)
         try Backward.gather(gradient: ro(gr), xShape: [2, 4, 3], indices: idx, axis: 1, dx: gdx)
-        checkGradient("gather", gx, Array(gdx), gr) { try! ShapeOps.gather($0, [2, 4, 3], indices: idx, indicesShape: [5], axis: 1).0 }
-        XCTAssertThrowsError(try Backward.gather(gradient: ro(gr), xShape: [2, 4, 3], indices: [4, 0, 0, 0, 0], axis: 1, dx: gdx))
+        checkGradient("gather", gx, Array(gdx), gr) {
+            try! ShapeOps.gather($0, [2, 4, 3], indices: idx, indicesShape: [5], axis: 1).0
+        }
+        XCTAssertThrowsError(
+            try Backward.gather(gradient: ro(gr), xShape: [2, 4, 3], indices: [4, 0, 0, 0, 0], axis: 1, dx: gdx))
     }
 }

@@ -9,7 +9,9 @@ import XCTest
 final class TrainingQuantTests: XCTestCase {
     struct Layout: Decodable {
         var groups, outer, channels_per_group, inner: Int
-        var value: ChannelLayout { ChannelLayout(groups: groups, outer: outer, channelsPerGroup: channels_per_group, inner: inner) }
+        var value: ChannelLayout {
+            ChannelLayout(groups: groups, outer: outer, channelsPerGroup: channels_per_group, inner: inner)
+        }
     }
     struct ULQCase: Decodable {
         var name: String, bits: Int, fixed_min: Bool, clamp_max: Double, clamp_min: Double
@@ -32,7 +34,8 @@ final class TrainingQuantTests: XCTestCase {
     }
 
     static func loadGoldens() throws -> Goldens {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         let data = try Data(contentsOf: root.appendingPathComponent("tests/training/training_goldens.json"))
         return try JSONDecoder().decode(Goldens.self, from: data)
     }
@@ -55,10 +58,14 @@ final class TrainingQuantTests: XCTestCase {
 
     func testActsULQMatchesNumpy() throws {
         for c in try Self.loadGoldens().acts_ulq {
-            let x = Self.floats(c.x), g = Self.floats(c.g)
-            let range = TrainingQuant.ULQRange(clampMax: Float(c.clamp_max), clampMin: Float(c.clamp_min), fixedMin: c.fixed_min, bits: c.bits)
+            let x = Self.floats(c.x)
+            let g = Self.floats(c.g)
+            let range = TrainingQuant.ULQRange(
+                clampMax: Float(c.clamp_max), clampMin: Float(c.clamp_min), fixedMin: c.fixed_min, bits: c.bits)
             var y = [Float](repeating: .nan, count: x.count)
-            x.withUnsafeBufferPointer { xb in y.withUnsafeMutableBufferPointer { TrainingQuant.actsULQForward(xb, range, into: $0) } }
+            x.withUnsafeBufferPointer { xb in
+                y.withUnsafeMutableBufferPointer { TrainingQuant.actsULQForward(xb, range, into: $0) }
+            }
             XCTAssertEqual(y, Self.floats(c.y), c.name)
             var dx = [Float](repeating: 0, count: x.count)
             let (dMax, dMin) = x.withUnsafeBufferPointer { xb in
@@ -80,7 +87,9 @@ final class TrainingQuantTests: XCTestCase {
             let w = Self.floats(c.w)
             var y = [Float](repeating: .nan, count: w.count)
             let scales = w.withUnsafeBufferPointer { wb in
-                y.withUnsafeMutableBufferPointer { TrainingQuant.arqForward(wb, c.layout.value, bits: c.bits, into: $0) }
+                y.withUnsafeMutableBufferPointer {
+                    TrainingQuant.arqForward(wb, c.layout.value, bits: c.bits, into: $0)
+                }
             }
             XCTAssertEqual(scales, Self.floats(c.scales), c.name)
             XCTAssertEqual(y, Self.floats(c.y), c.name)
@@ -89,11 +98,18 @@ final class TrainingQuantTests: XCTestCase {
 
     func testWtsULQMatchesNumpy() throws {
         for c in try Self.loadGoldens().wts_ulq {
-            let w = Self.floats(c.w), g = Self.floats(c.g), clips = Self.floats(c.clips), layout = c.layout.value
-            XCTAssertEqual(w.withUnsafeBufferPointer { TrainingQuant.wtsULQInitialClips($0, layout) }, Self.floats(c.initial_clips), c.name)
+            let w = Self.floats(c.w)
+            let g = Self.floats(c.g)
+            let clips = Self.floats(c.clips)
+            let layout = c.layout.value
+            XCTAssertEqual(
+                w.withUnsafeBufferPointer { TrainingQuant.wtsULQInitialClips($0, layout) },
+                Self.floats(c.initial_clips), c.name)
             var y = [Float](repeating: .nan, count: w.count)
             w.withUnsafeBufferPointer { wb in
-                y.withUnsafeMutableBufferPointer { TrainingQuant.wtsULQForward(wb, layout, clips: clips, bits: c.bits, into: $0) }
+                y.withUnsafeMutableBufferPointer {
+                    TrainingQuant.wtsULQForward(wb, layout, clips: clips, bits: c.bits, into: $0)
+                }
             }
             XCTAssertEqual(y, Self.floats(c.y), c.name)
             var dw = [Float](repeating: 0, count: w.count)
@@ -102,7 +118,8 @@ final class TrainingQuantTests: XCTestCase {
                 g.withUnsafeBufferPointer { gb in
                     dw.withUnsafeMutableBufferPointer { dwb in
                         dc.withUnsafeMutableBufferPointer {
-                            TrainingQuant.wtsULQBackward(wb, gradient: gb, layout, clips: clips, bits: c.bits, dw: dwb, dClips: $0)
+                            TrainingQuant.wtsULQBackward(
+                                wb, gradient: gb, layout, clips: clips, bits: c.bits, dw: dwb, dClips: $0)
                         }
                     }
                 }
@@ -113,12 +130,15 @@ final class TrainingQuantTests: XCTestCase {
     }
 
     func testULQBackwardAccumulates() {
-        let x: [Float] = [-2, 0.3, 5], g: [Float] = [1, 2, 3]
+        let x: [Float] = [-2, 0.3, 5]
+        let g: [Float] = [1, 2, 3]
         let range = TrainingQuant.ULQRange(clampMax: 1, clampMin: -1, fixedMin: false, bits: 8)
         var dx: [Float] = [10, 10, 10]
         x.withUnsafeBufferPointer { xb in
             g.withUnsafeBufferPointer { gb in
-                _ = dx.withUnsafeMutableBufferPointer { TrainingQuant.actsULQBackward(xb, gradient: gb, range, fixedMin: false, dx: $0) }
+                _ = dx.withUnsafeMutableBufferPointer {
+                    TrainingQuant.actsULQBackward(xb, gradient: gb, range, fixedMin: false, dx: $0)
+                }
             }
         }
         XCTAssertEqual(dx, [10, 12, 10])  // only the in-range 0.3 passes its gradient, added to what was there
@@ -131,7 +151,8 @@ final class TrainingQuantTests: XCTestCase {
             var differ = 0
             for _ in 0..<20_000 {
                 // clamp_max above n·ε (0.0078 at INT16), below which ULQ's scale is floored and §4's is not.
-                let cmax = Float.random(in: 0.01..<50, using: &rng), cmin = -Float.random(in: 0.0001..<50, using: &rng)
+                let cmax = Float.random(in: 0.01..<50, using: &rng)
+                let cmin = -Float.random(in: 0.0001..<50, using: &rng)
                 let r = TrainingQuant.ULQRange(clampMax: cmax, clampMin: cmin, fixedMin: false, bits: bits)
                 let (s, o) = Quantization.asymmetricParameters(clipMin: r.cmin, clipMax: cmax, bits: bits)
                 XCTAssertEqual(s, r.scale)
@@ -150,14 +171,17 @@ final class TrainingQuantTests: XCTestCase {
         var rng = SeededRandom(seed: 24)
         for (outer, cin, inner) in [(3, 8, 2), (2, 5, 3), (1, 7, 1), (2, 2, 2), (4, 3, 1)] {
             var w = (0..<(outer * cin * inner)).map { _ in Float(Int.random(in: -3...3, using: &rng)) }  // many ties and zeros
-            let mask = w.withUnsafeBufferPointer { TrainingQuant.twoOfFourMask($0, outer: outer, cin: cin, inner: inner) }
+            let mask = w.withUnsafeBufferPointer {
+                TrainingQuant.twoOfFourMask($0, outer: outer, cin: cin, inner: inner)
+            }
             var expected = [UInt8](repeating: 1, count: w.count)
             if cin > 2 {
                 for o in 0..<outer {
                     for i in 0..<inner {
                         for g in stride(from: 0, to: cin, by: 4) {
                             // Positions (value, index); padding is |0| at indices ≥ cin.
-                            let slots = (0..<4).map { j in (g + j < cin ? abs(w[(o * cin + g + j) * inner + i]) : 0, j) }
+                            let slots = (0..<4).map { j in (g + j < cin ? abs(w[(o * cin + g + j) * inner + i]) : 0, j)
+                            }
                             let dropped = slots.sorted { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }.prefix(2)
                             for (_, j) in dropped where g + j < cin { expected[(o * cin + g + j) * inner + i] = 0 }
                         }
@@ -167,8 +191,11 @@ final class TrainingQuantTests: XCTestCase {
             XCTAssertEqual(mask, expected, "\(outer)×\(cin)×\(inner): \(w)")
             // Applying the mask equals the pruning pass's in-place kernel.
             var pruned = w
-            _ = pruned.withUnsafeMutableBufferPointer { Pruning.applyTwoOfFour($0, outer: outer, cin: cin, inner: inner) }
-            mask.withUnsafeBufferPointer { m in w.withUnsafeMutableBufferPointer { TrainingQuant.applyMask(m, to: $0) } }
+            _ = pruned.withUnsafeMutableBufferPointer {
+                Pruning.applyTwoOfFour($0, outer: outer, cin: cin, inner: inner)
+            }
+            mask.withUnsafeBufferPointer { m in w.withUnsafeMutableBufferPointer { TrainingQuant.applyMask(m, to: $0) }
+            }
             XCTAssertEqual(w, pruned)
         }
     }
