@@ -1,0 +1,240 @@
+// Vector-Jacobian products of convolution on NCHW (1-D as H = 1, the way the executor calls NeuralOps.conv2d), with
+// groups, strides, dilations and pads. Per image and group g, the forward is Y_g[M/g, P] = W_g[M/g, K]·col(X_g)[K, P]
+// (K = C/g·kh·kw, P = Ho·Wo), so
+//   ∂W_g += G_g·col(X_g)ᵀ          (sgemm, transB)
+//   ∂X_g += col2im(W_gᵀ·G_g)       (sgemm, transA, then col2im; the 1×1 stride-1 unpadded case skips col/col2im)
+//   ∂b[m] += Σ_{n, p} G[n, m, p]
+// Depthwise (group = C, one input channel per group) runs direct loops instead of K = kh·kw GEMMs.
+// ConvTranspose [C, M/g, kh, kw]: the forward is col = W_gᵀ·X_g then col2im into Y, so col(G) = im2col of the
+// gradient over the output plane with the same window, and
+//   ∂X_g += W_g·im2col(G_g)        ∂W_g += X_g·im2col(G_g)ᵀ        ∂b[m] += Σ G[n, m, ·]
+// Every function ADDS into its gradient outputs (the caller zeroes them); a nil output is not computed.
+
+import COpenBLAS
+
+extension Backward {
+    /// Conv gradients. Shapes are 4-D: x [N, C, H, W], w [M, C/g, kh, kw], g [N, M, Ho, Wo].
+    public static func conv2d(
+        x: UnsafeBufferPointer<Float>, xShape: [Int], w: UnsafeBufferPointer<Float>, wShape: [Int],
+        window: NeuralOps.Window, group: Int, gradient g: UnsafeBufferPointer<Float>,
+        dx: UnsafeMutableBufferPointer<Float>?, dw: UnsafeMutableBufferPointer<Float>?,
+        dBias: UnsafeMutableBufferPointer<Float>?
+    ) throws {
+        guard xShape.count == 4, wShape.count == 4, group > 0 else {
+            throw KernelError("Conv gradient needs 4-D shapes")
+        }
+        let (n, c, h, wd) = (xShape[0], xShape[1], xShape[2], xShape[3])
+        let (m, cg, kh, kw) = (wShape[0], wShape[1], wShape[2], wShape[3])
+        guard c == cg * group, m % group == 0 else {
+            throw KernelError("Conv gradient: \(c) input channels, weight \(wShape), group \(group) do not agree")
+        }
+        let (ho, wo) = window.outputSize(h, wd)
+        let p = ho * wo
+        guard ho > 0, wo > 0, g.count == n * m * p, x.count == n * c * h * wd, w.count == wShape.reduce(1, *),
+            (dx?.count ?? x.count) == x.count, (dw?.count ?? w.count) == w.count, (dBias?.count ?? m) == m
+        else { throw KernelError("Conv gradient: buffers do not match x \(xShape), w \(wShape)") }
+        if let dBias { channelSums(g, planes: n * m, channels: m, size: p, into: dBias) }
+        guard dx != nil || dw != nil, !x.isEmpty, !w.isEmpty else { return }
+        if cg == 1 && group == c {
+            depthwise(
+                x: x, xShape: xShape, w: w, wShape: wShape, window: window, gradient: g, ho: ho, wo: wo, dx: dx, dw: dw)
+            return
+        }
+        let mg = m / group
+        let kdim = cg * kh * kw
+        let direct = kh == 1 && kw == 1 && window.strides == (1, 1) && window.pads == (0, 0, 0, 0)
+        var col = direct ? [] : [Float](repeating: 0, count: kdim * p)
+        var dcol = direct ? [] : [Float](repeating: 0, count: kdim * p)
+        let xb = x.baseAddress!
+        let wb = w.baseAddress!
+        let gb = g.baseAddress!
+        col.withUnsafeMutableBufferPointer { colb in
+            dcol.withUnsafeMutableBufferPointer { dcolb in
+                for img in 0..<n {
+                    for grp in 0..<group {
+                        let xg = xb + (img * c + grp * cg) * h * wd
+                        let gg = gb + (img * m + grp * mg) * p
+                        let wg = wb + grp * mg * kdim
+                        if let dw {
+                            var cols = xg
+                            if !direct {
+                                NeuralOps.im2col(
+                                    xg, channels: cg, h: h, w: wd, window: window, ho: ho, wo: wo,
+                                    into: colb.baseAddress!)
+                                cols = UnsafePointer(colb.baseAddress!)
+                            }
+                            NeuralOps.sgemm(
+                                transA: false, transB: true, m: mg, n: kdim, k: p, gg, lda: p, cols, ldb: p,
+                                beta: 1, dw.baseAddress! + grp * mg * kdim, ldc: kdim)
+                        }
+                        if let dx {
+                            let dxg = dx.baseAddress! + (img * c + grp * cg) * h * wd
+                            if direct {
+                                NeuralOps.sgemm(
+                                    transA: true, transB: false, m: kdim, n: p, k: mg, wg, lda: kdim, gg, ldb: p,
+                                    beta: 1, dxg, ldc: p)
+                            } else {
+                                NeuralOps.sgemm(
+                                    transA: true, transB: false, m: kdim, n: p, k: mg, wg, lda: kdim, gg, ldb: p,
+                                    dcolb.baseAddress!, ldc: p)
+                                col2im(
+                                    UnsafePointer(dcolb.baseAddress!), channels: cg, h: h, w: wd, window: window,
+                                    ho: ho, wo: wo,
+                                    into: dxg)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// x plane[c] += the columns' contributions: the adjoint of NeuralOps.im2col.
+    static func col2im(
+        _ col: UnsafePointer<Float>, channels: Int, h: Int, w: Int, window: NeuralOps.Window, ho: Int, wo: Int,
+        into x: UnsafeMutablePointer<Float>
+    ) {
+        let (kh, kw) = window.kernel
+        let (sh, sw) = window.strides
+        let (dh, dw) = window.dilations
+        let (pt, pl) = (window.pads.0, window.pads.1)
+        var row = 0
+        for ch in 0..<channels {
+            let plane = x + ch * h * w
+            for ky in 0..<kh {
+                for kx in 0..<kw {
+                    let src = col + row * ho * wo
+                    let (ox0, ox1) = validRange(count: wo, stride: sw, offset: kx * dw - pl, limit: w)
+                    for oy in 0..<ho {
+                        let iy = oy * sh - pt + ky * dh
+                        guard iy >= 0 && iy < h else { continue }
+                        let dst = plane + iy * w + kx * dw - pl
+                        let s = src + oy * wo
+                        if sw == 1 {
+                            for ox in ox0..<ox1 { dst[ox] += s[ox] }
+                        } else {
+                            for ox in ox0..<ox1 { dst[ox * sw] += s[ox] }
+                        }
+                    }
+                    row += 1
+                }
+            }
+        }
+    }
+
+    /// The output positions o in 0..<count whose input i = o·stride + offset lies in 0..<limit.
+    @inline(__always)
+    static func validRange(count: Int, stride: Int, offset: Int, limit: Int) -> (Int, Int) {
+        let lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride
+        let last = limit - 1 - offset
+        let hi = last < 0 ? 0 : Swift.min(count, last / stride + 1)
+        return (Swift.min(lo, hi), hi)
+    }
+
+    /// dst[ch] += Σ over planes of that channel (planes in [N, C] order, `size` elements each).
+    static func channelSums(
+        _ g: UnsafeBufferPointer<Float>, planes: Int, channels: Int, size: Int,
+        into dst: UnsafeMutableBufferPointer<Float>
+    ) {
+        for plane in 0..<planes {
+            var s: Float = 0
+            let base = plane * size
+            for i in base..<(base + size) { s += g[i] }
+            dst[plane % channels] += s
+        }
+    }
+
+    /// Direct depthwise gradients: each output channel reads one input channel (M/C outputs per input channel).
+    static func depthwise(
+        x: UnsafeBufferPointer<Float>, xShape: [Int], w: UnsafeBufferPointer<Float>, wShape: [Int],
+        window: NeuralOps.Window,
+        gradient g: UnsafeBufferPointer<Float>, ho: Int, wo: Int,
+        dx: UnsafeMutableBufferPointer<Float>?, dw: UnsafeMutableBufferPointer<Float>?
+    ) {
+        let (n, c, h, wd) = (xShape[0], xShape[1], xShape[2], xShape[3])
+        let (m, kh, kw) = (wShape[0], wShape[2], wShape[3])
+        let mult = m / c
+        let p = ho * wo
+        let (sh, sw) = window.strides
+        let (dh, dil) = window.dilations
+        let (pt, pl) = (window.pads.0, window.pads.1)
+        for img in 0..<n {
+            for oc in 0..<m {
+                let xp = x.baseAddress! + (img * c + oc / mult) * h * wd
+                let gp = g.baseAddress! + (img * m + oc) * p
+                let dxp = dx.map { $0.baseAddress! + (img * c + oc / mult) * h * wd }
+                for ky in 0..<kh {
+                    for kx in 0..<kw {
+                        let k = (oc * kh + ky) * kw + kx
+                        let wv = w[k]
+                        let (ox0, ox1) = validRange(count: wo, stride: sw, offset: kx * dil - pl, limit: wd)
+                        var acc: Float = 0
+                        for oy in 0..<ho {
+                            let iy = oy * sh - pt + ky * dh
+                            guard iy >= 0 && iy < h else { continue }
+                            let row = iy * wd + kx * dil - pl
+                            let gr = gp + oy * wo
+                            if let dxp {
+                                for ox in ox0..<ox1 { dxp[row + ox * sw] += gr[ox] * wv }
+                            }
+                            for ox in ox0..<ox1 { acc += gr[ox] * xp[row + ox * sw] }
+                        }
+                        if let dw { dw[k] += acc }
+                    }
+                }
+            }
+        }
+    }
+
+    /// ConvTranspose gradients. x [N, C, H, W], w [C, M/g, kh, kw], g [N, M, Ho, Wo] (Ho, Wo as the forward made them).
+    public static func convTranspose2d(
+        x: UnsafeBufferPointer<Float>, xShape: [Int], w: UnsafeBufferPointer<Float>, wShape: [Int],
+        window: NeuralOps.Window, group: Int, gradient g: UnsafeBufferPointer<Float>, outputShape: [Int],
+        dx: UnsafeMutableBufferPointer<Float>?, dw: UnsafeMutableBufferPointer<Float>?,
+        dBias: UnsafeMutableBufferPointer<Float>?
+    ) throws {
+        guard xShape.count == 4, wShape.count == 4, outputShape.count == 4, group > 0 else {
+            throw KernelError("ConvTranspose gradient needs 4-D shapes")
+        }
+        let (n, c, h, wd) = (xShape[0], xShape[1], xShape[2], xShape[3])
+        let (cw, mg, kh, kw) = (wShape[0], wShape[1], wShape[2], wShape[3])
+        let m = mg * group
+        let cg = c / group
+        let (ho, wo) = (outputShape[2], outputShape[3])
+        guard cw == c, c % group == 0, outputShape[0] == n, outputShape[1] == m, g.count == n * m * ho * wo,
+            x.count == n * c * h * wd, w.count == wShape.reduce(1, *),
+            (dx?.count ?? x.count) == x.count, (dw?.count ?? w.count) == w.count, (dBias?.count ?? m) == m
+        else {
+            throw KernelError("ConvTranspose gradient: buffers do not match x \(xShape), w \(wShape), y \(outputShape)")
+        }
+        if let dBias { channelSums(g, planes: n * m, channels: m, size: ho * wo, into: dBias) }
+        guard dx != nil || dw != nil, !x.isEmpty, !w.isEmpty, !g.isEmpty else { return }
+        let kdim = mg * kh * kw
+        let p = h * wd
+        var col = [Float](repeating: 0, count: kdim * p)
+        col.withUnsafeMutableBufferPointer { colb in
+            let cb = colb.baseAddress!
+            for img in 0..<n {
+                for grp in 0..<group {
+                    // col(G)[kdim, H·W]: the gradient at every output position each input position wrote to.
+                    NeuralOps.im2col(
+                        g.baseAddress! + (img * m + grp * mg) * ho * wo, channels: mg, h: ho, w: wo,
+                        window: window, ho: h, wo: wd, into: cb)
+                    let wg = w.baseAddress! + grp * cg * kdim
+                    if let dx {
+                        NeuralOps.sgemm(
+                            transA: false, transB: false, m: cg, n: p, k: kdim, wg, lda: kdim, UnsafePointer(cb),
+                            ldb: p,
+                            beta: 1, dx.baseAddress! + (img * c + grp * cg) * p, ldc: p)
+                    }
+                    if let dw {
+                        NeuralOps.sgemm(
+                            transA: false, transB: true, m: cg, n: kdim, k: p,
+                            x.baseAddress! + (img * c + grp * cg) * p,
+                            lda: p, UnsafePointer(cb), ldb: p, beta: 1, dw.baseAddress! + grp * cg * kdim, ldc: kdim)
+                    }
+                }
+            }
+        }
+    }
+}
