@@ -36,6 +36,7 @@ public enum TrainingQuant {
     public struct ULQRange: Sendable, Equatable {
         /// n = 2^b − 1
         public var levels: Float
+        public var fixedMin: Bool
         public var cmin: Float
         public var cmax: Float
         public var scale: Float
@@ -47,6 +48,7 @@ public enum TrainingQuant {
         public init(clampMax: Float, clampMin: Float, fixedMin: Bool, bits: Int) {
             let n = Float((1 << bits) - 1)
             levels = n
+            self.fixedMin = fixedMin
             cmin = fixedMin ? 0 : Swift.min(clampMin, 0)
             cmax = Swift.max(clampMax, n * TrainingQuant.epsilon)
             scale = (cmax - cmin) / n
@@ -68,7 +70,7 @@ public enum TrainingQuant {
         }
     }
 
-    /// y = s·round(clamp(x, lo, hi)/s). `y` may alias nothing else; same count as `x`.
+    /// y = s·round(clamp(x, lo, hi)/s); `y` has x's count and may be x's own storage (in place).
     public static func actsULQForward(
         _ x: UnsafeBufferPointer<Float>, _ range: ULQRange, into y: UnsafeMutableBufferPointer<Float>
     ) {
@@ -83,11 +85,12 @@ public enum TrainingQuant {
         }
     }
 
-    /// Adds ∂x into `dx` (when given) and returns (∂clamp_max, ∂clamp_min) for this tensor. Works in chunks that stay
+    /// Adds ∂x into `dx` (when given) and returns (∂clamp_max, ∂clamp_min) for this tensor (∂clamp_min = 0 under
+    /// fixed_min). Works in chunks that stay
     /// in L1: the float32 terms of a chunk in one vectorizable loop, then their float64 sum in four lanes.
     @discardableResult
     public static func actsULQBackward(
-        _ x: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, _ range: ULQRange, fixedMin: Bool,
+        _ x: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, _ range: ULQRange,
         dx: UnsafeMutableBufferPointer<Float>?
     ) -> (dClampMax: Float, dClampMin: Float) {
         precondition(g.count == x.count && (dx?.count ?? x.count) == x.count)
@@ -108,7 +111,7 @@ public enum TrainingQuant {
                 start += count
             }
         }
-        return (Float(sums.max), fixedMin ? 0 : Float(sums.min))
+        return (Float(sums.max), range.fixedMin ? 0 : Float(sums.min))
     }
 
     /// The float32 terms g·(L(x) + [x > hi]) and g·([x < lo] − L(x)) of `count` elements.
