@@ -36,6 +36,7 @@ public enum TrainingQuant {
     public struct ULQRange: Sendable, Equatable {
         /// n = 2^b − 1
         public var levels: Float
+        public var fixedMin: Bool
         public var cmin: Float
         public var cmax: Float
         public var scale: Float
@@ -47,6 +48,7 @@ public enum TrainingQuant {
         public init(clampMax: Float, clampMin: Float, fixedMin: Bool, bits: Int) {
             let n = Float((1 << bits) - 1)
             levels = n
+            self.fixedMin = fixedMin
             cmin = fixedMin ? 0 : Swift.min(clampMin, 0)
             cmax = Swift.max(clampMax, n * TrainingQuant.epsilon)
             scale = (cmax - cmin) / n
@@ -68,7 +70,7 @@ public enum TrainingQuant {
         }
     }
 
-    /// y = s·round(clamp(x, lo, hi)/s). `y` may alias nothing else; same count as `x`.
+    /// y = s·round(clamp(x, lo, hi)/s); `y` has x's count and may be x's own storage (in place).
     public static func actsULQForward(
         _ x: UnsafeBufferPointer<Float>, _ range: ULQRange, into y: UnsafeMutableBufferPointer<Float>
     ) {
@@ -83,34 +85,71 @@ public enum TrainingQuant {
         }
     }
 
-    /// Adds ∂x into `dx` (when given) and returns (∂clamp_max, ∂clamp_min) for this tensor.
+    /// Adds ∂x into `dx` (when given) and returns (∂clamp_max, ∂clamp_min) for this tensor (∂clamp_min = 0 under
+    /// fixed_min). Works in chunks that stay
+    /// in L1: the float32 terms of a chunk in one vectorizable loop, then their float64 sum in four lanes.
     @discardableResult
     public static func actsULQBackward(
-        _ x: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, _ range: ULQRange, fixedMin: Bool,
+        _ x: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, _ range: ULQRange,
         dx: UnsafeMutableBufferPointer<Float>?
     ) -> (dClampMax: Float, dClampMin: Float) {
         precondition(g.count == x.count && (dx?.count ?? x.count) == x.count)
-        let s = range.scale
-        let lo = range.lo
-        let hi = range.hi
-        let n = range.levels
-        let lOut = range.outsideL
-        var sumMax = 0.0
-        var sumMin = 0.0
-        for i in x.indices {
-            let v = x[i]
-            let gi = g[i]
-            let inside = v >= lo && v <= hi
+        let chunk = 512
+        var sums = (max: 0.0, min: 0.0)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * chunk) { terms in
+            let tMax = terms.baseAddress!, tMin = terms.baseAddress! + chunk
+            var start = 0
+            while start < x.count {
+                let count = Swift.min(chunk, x.count - start)
+                ulqTerms(x.baseAddress! + start, g.baseAddress! + start, count: count, range, tMax, tMin)
+                sums.max += sum(tMax, count: count)
+                sums.min += sum(tMin, count: count)
+                if let dx {
+                    let (lo, hi) = (range.lo, range.hi)
+                    for i in start..<(start + count) { dx[i] += (x[i] >= lo && x[i] <= hi) ? g[i] : 0 }
+                }
+                start += count
+            }
+        }
+        return (Float(sums.max), range.fixedMin ? 0 : Float(sums.min))
+    }
+
+    /// The float32 terms g·(L(x) + [x > hi]) and g·([x < lo] − L(x)) of `count` elements.
+    @inline(__always)
+    static func ulqTerms(
+        _ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, count: Int, _ range: ULQRange,
+        _ tMax: UnsafeMutablePointer<Float>, _ tMin: UnsafeMutablePointer<Float>
+    ) {
+        let s = range.scale, lo = range.lo, hi = range.hi, n = range.levels, lOut = range.outsideL
+        for i in 0..<count {
+            let v = x[i], gi = g[i]
             let q = v / s
             // Outside the range q may be too large for the fast rounding; that value is not used.
-            let l = inside ? (Quantization.roundHalfEven(q) - q) / n : lOut
+            let l = (v >= lo && v <= hi) ? (Quantization.roundHalfEven(q) - q) / n : lOut
             let above: Float = v > hi ? 1 : 0
             let below: Float = v < lo ? 1 : 0
-            sumMax += Double(gi * (l + above))
-            sumMin += Double(gi * (below - l))
-            if let dx { dx[i] += inside ? gi : 0 }
+            tMax[i] = gi * (l + above)
+            tMin[i] = gi * (below - l)
         }
-        return (Float(sumMax), fixedMin ? 0 : Float(sumMin))
+    }
+
+    /// Σ t in float64, four lanes.
+    @inline(__always)
+    static func sum(_ t: UnsafePointer<Float>, count: Int) -> Double {
+        var a = (0.0, 0.0, 0.0, 0.0)
+        var i = 0
+        while i + 4 <= count {
+            a.0 += Double(t[i])
+            a.1 += Double(t[i + 1])
+            a.2 += Double(t[i + 2])
+            a.3 += Double(t[i + 3])
+            i += 4
+        }
+        while i < count {
+            a.0 += Double(t[i])
+            i += 1
+        }
+        return (a.0 + a.1) + (a.2 + a.3)
     }
 
     // MARK: ARQ

@@ -71,7 +71,7 @@ final class TrainingQuantTests: XCTestCase {
             let (dMax, dMin) = x.withUnsafeBufferPointer { xb in
                 g.withUnsafeBufferPointer { gb in
                     dx.withUnsafeMutableBufferPointer {
-                        TrainingQuant.actsULQBackward(xb, gradient: gb, range, fixedMin: c.fixed_min, dx: $0)
+                        TrainingQuant.actsULQBackward(xb, gradient: gb, range, dx: $0)
                     }
                 }
             }
@@ -137,7 +137,7 @@ final class TrainingQuantTests: XCTestCase {
         x.withUnsafeBufferPointer { xb in
             g.withUnsafeBufferPointer { gb in
                 _ = dx.withUnsafeMutableBufferPointer {
-                    TrainingQuant.actsULQBackward(xb, gradient: gb, range, fixedMin: false, dx: $0)
+                    TrainingQuant.actsULQBackward(xb, gradient: gb, range, dx: $0)
                 }
             }
         }
