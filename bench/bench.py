@@ -130,20 +130,20 @@ def forward_main():
         print(f"{name:<22} {'onnxruntime':<18} {wo:>8.3f} {ro / 1e6:>12.1f} {size:>9.1f}")
         diff = agreement(out_a, out_o)
         verdict = "ok" if diff <= AGREE else f"MISMATCH (> {AGREE:g})"
-        print(f"{name:<22} {'amct / ort':<18} {wa / wo:>7.2f}x {ra / ro:>11.2f}x   max|diff|/scale {diff:.1e} {verdict}",
-              flush=True)
+        print(f"{name:<22} {'amct / ort':<18} {wa / wo:>7.2f}x {ra / ro:>11.2f}x   "
+              f"max|diff|/scale {diff:.1e} {verdict}", flush=True)
 
 
 def main():
     model = model_file()
     size = os.path.getsize(model)
-    print(f"model: {model} ({size / 1e6:.1f} MB), {RUNS} runs each, median; peak RSS from /usr/bin/time -v")
-    header = f"{'job':<12} {'tool':<22} {'wall s':>8} {'peak RSS MB':>12} {'RSS/model':>10}"
-    print(header)
-    print("-" * len(header))
-    for name, ours, theirs in rows(model):
-        if not selected(name):
-            continue
+    chosen = [row for row in rows(model) if selected(row[0])]
+    if chosen:
+        print(f"model: {model} ({size / 1e6:.1f} MB), {RUNS} runs each, median; peak RSS from /usr/bin/time -v")
+        header = f"{'job':<12} {'tool':<22} {'wall s':>8} {'peak RSS MB':>12} {'RSS/model':>10}"
+        print(header)
+        print("-" * len(header))
+    for name, ours, theirs in chosen:
         results = []
         for tool, cmd in (("amct-pipe", ours), ("python", theirs)):
             if cmd is None:

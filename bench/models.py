@@ -243,7 +243,8 @@ class _Net(_B):
     def linear(self, x, din, dout):
         """MatMul by a 2-D weight and a broadcast bias Add (how a Linear on a sequence exports)."""
         w = self.t(f"lin_w{self.k}", self.rng.standard_normal((din, dout)) / np.sqrt(din))
-        return self.op("Add", [self.op("MatMul", [x, w]), self.t(f"lin_b{self.k}", self.rng.standard_normal(dout) * 0.02)])
+        bias = self.t(f"lin_b{self.k}", self.rng.standard_normal(dout) * 0.02)
+        return self.op("Add", [self.op("MatMul", [x, w]), bias])
 
     def resize(self, x, scale):
         """Nearest upsampling by an integer factor as Paddle and torch export it (asymmetric, floor)."""
@@ -292,7 +293,8 @@ def densenet121(image=224, classes=1000, seed=12, growth=32, blocks=(6, 12, 24, 
         features = [x]
         for i in range(n):
             cat = features[0] if len(features) == 1 else b.op("Concat", features, axis=1)
-            y = b.op("Relu", [b.conv2(b.op("Relu", [b.bn(cat, c + i * growth)]), c + i * growth, bn_size * growth, k=1)])
+            cin = c + i * growth
+            y = b.op("Relu", [b.conv2(b.op("Relu", [b.bn(cat, cin)]), cin, bn_size * growth, k=1)])
             features.append(b.conv2(y, bn_size * growth, growth, bias=False))
         x = b.op("Concat", features, axis=1)
         c += n * growth
@@ -320,7 +322,7 @@ _PPLCNET = [
 def ppocr_det(image=320, seed=13, fpn=256):
     """A PP-OCR-style DB text detector as paddle2onnx writes it: PPLCNet x1.0 backbone (Conv + BatchNormalization +
     HardSwish as x*Clip(x+3,0,6)/6, depthwise 3×3/5×5, SE blocks), DBFPN neck (1×1 lateral convs, nearest Resize ×2
-    and Add top-down, 3×3 convs, Resize ×8/×4/×2 and Concat), DB head (Conv-BN-Relu, two ConvTranspose 2×2/2, Sigmoid).
+    and Add top-down, 3×3 convs, Resize ×8/×4/×2 and Concat), DB head (Conv-BN-Relu, 2 ConvTranspose 2×2/2, Sigmoid).
     Output: the shrink map [N, 1, image, image]."""
     b = _Net(seed)
     cbh = lambda x, cin, cout, k=3, s=1, g=1: b.hardswish(b.bn(b.conv2(x, cin, cout, k, s, g, bias=False), cout))
