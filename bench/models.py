@@ -1,5 +1,7 @@
 """Generated models for the tests and the benchmark (never committed): a ResNet-50-shaped network with random
-weights (~25.6 M parameters, ~102 MB), optionally with its weights in Constant nodes as Paddle exports write them."""
+weights (~25.6 M parameters, ~102 MB), optionally with its weights in Constant nodes as Paddle exports write them;
+small MobileNetV2-, DenseNet- and transformer-shaped models for the tests; and the full-size executor bench families
+(BENCH: MobileNetV2, DenseNet-121, a PP-OCR-style detector, an SVTR-style recognizer) with seeded random weights."""
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
