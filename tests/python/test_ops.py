@@ -548,6 +548,40 @@ def shape_arithmetic_cases():
     yield chain("int64-arith-past-2^24", nodes, {}, {"a": I(16777217, -16777219), "b": I(3, 5), "c": I(-2, 7)})
 
 
+def plan_cases():
+    """Value lifetimes an execution plan with buffer reuse, in-place ops and views must respect."""
+    x, s = R(2, 3, 4, 5), {"s": I(2, 60)}
+    yield case("same-input-twice-Add", "Add", ["x", "x"], {"x": R(3, 7)})
+    yield case("same-input-twice-MatMul", "MatMul", ["x", "x"], {"x": R(2, 6, 6)})
+    yield case("same-input-twice-Concat", "Concat", ["x", "x"], {"x": R(2, 3)}, axis=0)
+    yield chain("fan-out-intermediate-is-output", [("Relu", ["x"], ["r"], {}), ("Add", ["r", "r"], ["a"], {}),
+                                                   ("Mul", ["r", "x"], ["m"], {}), ("Neg", ["r"], ["n"], {})],
+                {"x": x}, outputs=["r", "a", "m", "n"])
+    yield chain("identity-alias-then-op", [("Identity", ["x"], ["i"], {}), ("Identity", ["i"], ["j"], {}),
+                                           ("Sigmoid", ["j"], ["y"], {}), ("Add", ["x", "y"], ["z"], {})],
+                {"x": x}, outputs=["j", "y", "z"])
+    yield chain("reshape-view-then-unary", [("Reshape", ["x", "s"], ["r"], {}), ("Relu", ["r"], ["y"], {})],
+                {"x": x}, s, outputs=["r", "y"])
+    yield chain("initializer-reshaped-and-reused", [("Reshape", ["w", "s"], ["wr"], {}), ("Relu", ["wr"], ["a"], {}),
+                                                    ("Add", ["a", "v"], ["b"], {}), ("Mul", ["w", "x"], ["c"], {})],
+                {"x": x, "v": R(2, 60)}, {"w": R(2, 3, 4, 5), "s": I(2, 60)}, outputs=["b", "c"])
+    yield chain("transpose-then-reshape", [("Transpose", ["x"], ["t"], {"perm": [0, 2, 3, 1]}),
+                                           ("Reshape", ["t", "s"], ["y"], {})], {"x": x}, {"s": I(2, 20, 3)})
+    yield chain("transpose-then-flatten", [("Transpose", ["x"], ["t"], {"perm": [3, 1, 0, 2]}),
+                                           ("Flatten", ["t"], ["y"], {"axis": 2})], {"x": x})
+    yield chain("transpose-then-broadcast-add", [("Transpose", ["x"], ["t"], {"perm": [0, 3, 1, 2]}),
+                                                 ("Add", ["t", "b"], ["y"], {})], {"x": x}, {"b": R(1, 5, 1, 1)})
+    yield chain("slice-then-reshape-then-matmul", [("Slice", ["x", "st", "en", "ax"], ["sl"], {}),
+                                                   ("Reshape", ["sl", "s"], ["r"], {}),
+                                                   ("MatMul", ["r", "w"], ["y"], {})],
+                {"x": x}, {"st": I(1), "en": I(4), "ax": I(-1), "s": I(-1, 3), "w": R(3, 4)})
+    yield chain("split-partly-used", [("Split", ["x"], ["p0", "p1", "p2"], {"axis": 1}), ("Exp", ["p1"], ["y"], {})],
+                {"x": R(2, 6, 3)})
+    yield chain("squeeze-unsqueeze-round-trip", [("Unsqueeze", ["x", "a"], ["u"], {}),
+                                                 ("Squeeze", ["u", "a"], ["q"], {}), ("Sub", ["q", "x"], ["y"], {})],
+                {"x": x}, {"a": I(2)}, outputs=["u", "y"])
+
+
 def large_cases():
     """Sizes past the small-tensor paths (SIMD tails, blocking, work split across threads) of a fast executor."""
     x = R(4, 64, 33, 35)
@@ -591,7 +625,7 @@ def large_cases():
 
 ALL = [c for gen in (unary_cases, binary_cases, compare_cases, conv_cases, conv_transpose_cases, gemm_matmul_cases,
                      norm_cases, pool_cases, shape_cases, reduce_resize_cases, constant_cases, shape_arithmetic_cases,
-                     large_cases)
+                     plan_cases, large_cases)
        for c in gen()]
 BY_ID = {c.id: c for c in ALL}
 assert len(BY_ID) == len(ALL), "case ids must be unique"
