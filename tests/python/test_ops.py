@@ -9,8 +9,8 @@ Floats must agree within 1e-5 of the output's scale (its max |value| under onnxr
 A case the executor gets wrong is marked xfail(strict) with what is wrong; fixing the executor turns it into XPASS,
 which fails the suite until the mark is removed.
 """
+import os
 import re
-import zlib
 
 import numpy as np
 import onnx
@@ -19,7 +19,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import models
-from conftest import run
+from conftest import ROOT, run
 
 TOLERANCE = 1e-5
 I64_MAX = np.iinfo(np.int64).max
@@ -687,6 +687,7 @@ def runs(tmp_path_factory):
 def compare(name, got, want):
     assert got.shape == want.shape, f"{name}: shape {got.shape}, onnxruntime {want.shape}"
     if want.dtype.kind == "f":
+        assert got.dtype.kind == "f", f"{name}: {got.dtype}, onnxruntime {want.dtype}"
         scale = float(np.abs(want).max()) if want.size else 0.0
         err = float(np.abs(got.astype(np.float64) - want.astype(np.float64)).max()) if want.size else 0.0
         assert err <= TOLERANCE * max(scale, 1e-30), f"{name}: max |diff| {err:.3g} at output scale {scale:.3g}"
@@ -712,8 +713,7 @@ def test_op_matches_onnxruntime(c, runs):
 
 def test_every_supported_op_has_a_case():
     """The suite covers GraphExecutor.supportedOps as the Swift source lists it."""
-    import os
-    source = os.path.join(os.path.dirname(__file__), "..", "..", "Sources", "Passes", "GraphExecutor.swift")
+    source = os.path.join(ROOT, "Sources", "Passes", "GraphExecutor.swift")
     if not os.path.exists(source):
         pytest.skip("the executor moved; list its ops here")
     text = open(source).read()
