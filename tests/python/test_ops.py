@@ -284,6 +284,7 @@ def gemm_matmul_cases():
     yield case("Gemm-bias-scalar", "Gemm", ["a", "b", "c"], {"a": a}, {"b": bt, "c": np.array(0.7, np.float32)},
                transB=1)
     yield case("Gemm-bias-1", "Gemm", ["a", "b", "c"], {"a": a}, {"b": bt, "c": R(1)}, transB=1, beta=0.5)
+    yield case("Gemm-bias-1N", "Gemm", ["a", "b", "c"], {"a": a}, {"b": bt, "c": R(1, 6)}, transB=1)
     yield case("Gemm-bias-M1", "Gemm", ["a", "b", "c"], {"a": a}, {"b": bt, "c": R(5, 1)}, transB=1)
     yield case("Gemm-no-bias", "Gemm", ["a", "b"], {"a": a}, {"b": R(7, 6)}, alpha=1.5)
     yield case("Gemm-both-inputs-data", "Gemm", ["a", "b", "c"], {"a": a, "b": R(7, 6), "c": R(6)})
@@ -356,6 +357,8 @@ def pool_cases():
                    auto_pad="SAME_UPPER")
         yield case(f"{op}-global-window", op, ["x"], {"x": R(2, 3, 5, 7)}, kernel_shape=[5, 7])
     yield case("MaxPool-dilation2", "MaxPool", ["x"], {"x": x}, kernel_shape=[3, 3], dilations=[2, 2])
+    yield case("AveragePool-dilation2-opset19", "AveragePool", ["x"], {"x": x}, kernel_shape=[3, 3], dilations=[2, 2],
+               opset=19)
     yield case("MaxPool-1d-dilation2", "MaxPool", ["x"], {"x": R(2, 3, 12)}, kernel_shape=[3], dilations=[2])
     yield case("AveragePool-count_include_pad", "AveragePool", ["x"], {"x": x}, kernel_shape=[3, 3], strides=[2, 2],
                pads=[1] * 4, count_include_pad=1)
@@ -420,6 +423,7 @@ def shape_cases():
     yield case("Unsqueeze-axes-attr-opset11", "Unsqueeze", ["x"], {"x": R(2, 3)}, opset=11, axes=[2, 0])
     yield case("Unsqueeze-scalar-int64", "Unsqueeze", ["x", "a"], {}, {"x": I(5)[0], "a": I(0)})
     yield case("Shape", "Shape", ["x"], {"x": x})
+    yield case("Shape-of-scalar", "Shape", ["x"], {"x": np.array(1.5, np.float32)})
     yield case("Shape-start-end-opset15", "Shape", ["x"], {"x": x}, opset=15, start=1, end=-1)
     yield case("Shape-negative-start-opset15", "Shape", ["x"], {"x": x}, opset=15, start=-2)
     yield case("Gather-axis0-2D-indices", "Gather", ["x", "i"], {"x": R(5, 4)}, {"i": I(0, 4, 2, 2).reshape(2, 2)})
@@ -432,6 +436,9 @@ def shape_cases():
     yield case("Cast-int64-to-float", "Cast", ["x"], {"x": I(-3, 0, 7, 1 << 20)}, to=TensorProto.FLOAT)
     yield case("Cast-float-to-bool", "Cast", ["x"], {"x": np.array([0, 1.5, -2, 0], np.float32)}, to=TensorProto.BOOL)
     yield case("Cast-int64-to-int32", "Cast", ["x"], {"x": I(-3, 0, 7)}, to=TensorProto.INT32)
+    yield chain("Cast-float-to-float16-and-back", [("Cast", ["x"], ["h"], {"to": TensorProto.FLOAT16}),
+                                                   ("Cast", ["h"], ["y"], {"to": TensorProto.FLOAT})], {"x": R(3, 7)},
+                xfail="executor: Cast to float16 keeps float32 precision (no rounding to half)")
     yield case("Cast-float-to-float", "Cast", ["x"], {"x": R(3, 4)}, to=TensorProto.FLOAT)
     yield case("Cast-int64-past-2^24-to-int64", "Cast", ["x"], {"x": I(16777217, -(1 << 40) - 1)}, to=TensorProto.INT64)
     yield case("Expand-1C-to-NCW", "Expand", ["x", "s"], {"x": R(3, 1)}, {"s": I(2, 3, 4)})
@@ -443,6 +450,8 @@ def shape_cases():
     yield case("Pad-negative-crop", "Pad", ["x", "p"], {"x": R(2, 3, 6)}, {"p": I(0, 0, -1, 0, 0, 2)})
     yield case("Pad-axes-opset18", "Pad", ["x", "p", "", "a"], {"x": R(2, 3, 4, 5)},
                {"p": I(1, 2, 3, 0), "a": I(-1, 2)}, opset=18)
+    yield case("Pad-int64", "Pad", ["x", "p"], {"x": I(3, 4, 1 << 40)}, {"p": I(1, 2)},
+               xfail="executor: Pad of int64 returns float32")
     yield case("Pad-attr-opset2", "Pad", ["x"], {"x": R(2, 3, 4)}, opset=2, pads=[0, 1, 1, 0, 1, 2], value=0.5)
     yield case("Pad-reflect", "Pad", ["x", "p"], {"x": R(2, 3, 4, 5)}, {"p": I(0, 0, 1, 2, 0, 0, 2, 1)}, mode="reflect",
                xfail="executor: Pad mode reflect is refused (only constant)")
@@ -492,6 +501,8 @@ def reduce_resize_cases():
             ("linear", "pytorch_half_pixel", "round_prefer_floor", up, "x2", None)]:
         yield case(f"Resize-{mode}-{ctm}-{nm}-scales{label}", "Resize", ["x", "", "s"], {"x": xr}, {"s": scales},
                    mode=mode, coordinate_transformation_mode=ctm, nearest_mode=nm, xfail=bad)
+    yield case("Resize-cubic-half_pixel-x2", "Resize", ["x", "", "s"], {"x": xr}, {"s": up}, mode="cubic",
+               xfail="executor: Resize mode cubic is computed as linear")
     yield case("Resize-nearest-sizes-5x7-to-8x10", "Resize", ["x", "", "", "z"], {"x": xr}, {"z": I(2, 3, 8, 10)},
                mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
     yield case("Resize-linear-sizes-5x7-to-8x10", "Resize", ["x", "", "", "z"], {"x": xr}, {"z": I(2, 3, 8, 10)},
