@@ -46,10 +46,15 @@ def measure(cmd):
     return statistics.median(walls), statistics.median(rss)
 
 
+def stale(path):
+    """A generated file is remade when missing or older than the generators in bench/models.py."""
+    return not os.path.exists(path) or os.path.getmtime(path) < os.path.getmtime(os.path.join(HERE, "models.py"))
+
+
 def model_file():
     os.makedirs(WORK, exist_ok=True)
     path = os.path.join(WORK, "resnet50.onnx")
-    if not os.path.exists(path):
+    if stale(path):
         sys.path.insert(0, HERE)
         import models
         import onnx
@@ -92,7 +97,7 @@ def forward_rows():
         if not selected(name):
             continue
         path = model_file() if arch == "resnet50" else os.path.join(WORK, f"{arch}.onnx")
-        if not os.path.exists(path):
+        if stale(path):
             import onnx
             onnx.save(make(), path)
         x = samples_file(f"x_{arch}_{'x'.join(map(str, shape))}.npz", shape)
