@@ -33,17 +33,24 @@ def selected(name):
 
 def measure(cmd):
     """Median wall seconds and median peak RSS (bytes) of `cmd` over RUNS runs."""
-    walls, rss = [], []
+    return measure_interleaved(cmd)[0]
+
+
+def measure_interleaved(*cmds):
+    """(median wall seconds, median peak RSS bytes) per command over RUNS rounds; each round runs every command once,
+    in turn, so a change in machine load during the row falls on all of them alike."""
+    walls, rss = [[] for _ in cmds], [[] for _ in cmds]
     for _ in range(RUNS):
-        start = time.perf_counter()
-        result = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
-        walls.append(time.perf_counter() - start)
-        if result.returncode != 0:
-            raise SystemExit(f"{' '.join(cmd)} failed:\n{result.stderr[-2000:]}")
-        for line in result.stderr.splitlines():
-            if "Maximum resident set size" in line:
-                rss.append(int(line.split(":")[1]) * 1024)
-    return statistics.median(walls), statistics.median(rss)
+        for k, cmd in enumerate(cmds):
+            start = time.perf_counter()
+            result = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
+            walls[k].append(time.perf_counter() - start)
+            if result.returncode != 0:
+                raise SystemExit(f"{' '.join(cmd)} failed:\n{result.stderr[-2000:]}")
+            for line in result.stderr.splitlines():
+                if "Maximum resident set size" in line:
+                    rss[k].append(int(line.split(":")[1]) * 1024)
+    return [(statistics.median(w), statistics.median(r)) for w, r in zip(walls, rss)]
 
 
 def stale(path):
@@ -125,12 +132,14 @@ def forward_main():
     printed = False
     for name, path, ours, theirs, (out_a, out_o) in forward_rows():
         if not printed:
-            print(f"\nexecutor: amct-pipe run vs onnxruntime CPU session (one process each), {RUNS} runs, median")
+            load = os.getloadavg()[0]
+            print(f"\nexecutor: amct-pipe run vs onnxruntime CPU session (one process each), {RUNS} runs each, "
+                  f"interleaved, median; load average {load:.1f} on {os.cpu_count()} CPUs at the start")
             print(header)
             print("-" * len(header))
             printed = True
         size = os.path.getsize(path) / 1e6
-        (wa, ra), (wo, ro) = measure(ours), measure(theirs)
+        (wa, ra), (wo, ro) = measure_interleaved(ours, theirs)
         print(f"{name:<22} {'amct-pipe':<18} {wa:>8.3f} {ra / 1e6:>12.1f} {size:>9.1f}")
         print(f"{name:<22} {'onnxruntime':<18} {wo:>8.3f} {ro / 1e6:>12.1f} {size:>9.1f}")
         diff = agreement(out_a, out_o)
