@@ -33,13 +33,13 @@ def selected(name):
 
 def measure(cmd):
     """Median wall seconds and median peak RSS (bytes) of `cmd` over RUNS runs."""
-    return measure_interleaved(cmd)[0]
+    return measure_interleaved(cmd)[0][:2]
 
 
 def measure_interleaved(*cmds):
-    """(median wall seconds, median peak RSS bytes) per command over RUNS rounds; each round runs every command once,
-    in turn, so a change in machine load during the row falls on all of them alike."""
-    walls, rss = [[] for _ in cmds], [[] for _ in cmds]
+    """(median wall seconds, median peak RSS bytes, median user+system CPU seconds) per command over RUNS rounds; each
+    round runs every command once, in turn, so a change in machine load during the row falls on all of them alike."""
+    walls, rss, cpu = [[] for _ in cmds], [[] for _ in cmds], [[] for _ in cmds]
     for _ in range(RUNS):
         for k, cmd in enumerate(cmds):
             start = time.perf_counter()
@@ -47,10 +47,14 @@ def measure_interleaved(*cmds):
             walls[k].append(time.perf_counter() - start)
             if result.returncode != 0:
                 raise SystemExit(f"{' '.join(cmd)} failed:\n{result.stderr[-2000:]}")
+            seconds = 0.0
             for line in result.stderr.splitlines():
                 if "Maximum resident set size" in line:
                     rss[k].append(int(line.split(":")[1]) * 1024)
-    return [(statistics.median(w), statistics.median(r)) for w, r in zip(walls, rss)]
+                elif "User time (seconds)" in line or "System time (seconds)" in line:
+                    seconds += float(line.split(":")[1])
+            cpu[k].append(seconds)
+    return [tuple(map(statistics.median, m)) for m in zip(walls, rss, cpu)]
 
 
 def stale(path):
@@ -128,7 +132,7 @@ def agreement(ours, theirs):
 
 def forward_main():
     """The executor table: wall and peak RSS of both processes, amct-pipe / onnxruntime, and output agreement."""
-    header = f"{'job':<22} {'tool':<18} {'wall s':>8} {'peak RSS MB':>12} {'model MB':>9}"
+    header = f"{'job':<22} {'tool':<18} {'wall s':>8} {'peak RSS MB':>12} {'cpu s':>8} {'model MB':>9}"
     printed = False
     for name, path, ours, theirs, (out_a, out_o) in forward_rows():
         if not printed:
@@ -139,12 +143,12 @@ def forward_main():
             print("-" * len(header))
             printed = True
         size = os.path.getsize(path) / 1e6
-        (wa, ra), (wo, ro) = measure_interleaved(ours, theirs)
-        print(f"{name:<22} {'amct-pipe':<18} {wa:>8.3f} {ra / 1e6:>12.1f} {size:>9.1f}")
-        print(f"{name:<22} {'onnxruntime':<18} {wo:>8.3f} {ro / 1e6:>12.1f} {size:>9.1f}")
+        (wa, ra, ca), (wo, ro, co) = measure_interleaved(ours, theirs)
+        print(f"{name:<22} {'amct-pipe':<18} {wa:>8.3f} {ra / 1e6:>12.1f} {ca:>8.2f} {size:>9.1f}")
+        print(f"{name:<22} {'onnxruntime':<18} {wo:>8.3f} {ro / 1e6:>12.1f} {co:>8.2f} {size:>9.1f}")
         diff = agreement(out_a, out_o)
         verdict = "ok" if diff <= AGREE else f"MISMATCH (> {AGREE:g})"
-        print(f"{name:<22} {'amct / ort':<18} {wa / wo:>7.2f}x {ra / ro:>11.2f}x   "
+        print(f"{name:<22} {'amct / ort':<18} {wa / wo:>7.2f}x {ra / ro:>11.2f}x {ca / co:>7.2f}x   "
               f"max|diff|/scale {diff:.1e} {verdict}", flush=True)
 
 
