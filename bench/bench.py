@@ -3,6 +3,13 @@
 
 Each row runs both commands RUNS times as separate processes under /usr/bin/time -v and prints the median wall time
 and the median peak RSS. The ~100 MB ResNet-50-shaped model is generated into bench-work/ (never committed).
+
+The "forward <arch>" rows time the executor (`amct-pipe run`, whole process: load, run, write) against one Python
+process running an onnxruntime CPU session (bench/ort_run.py) on the same samples, for each architecture family of
+models.BENCH (generated into bench-work/), and check that the outputs agree.
+
+Only some rows: `BENCH_ONLY=forward` (or `python bench/bench.py forward`) runs the rows whose name contains any of
+the comma-separated words; e.g. `BENCH_ONLY="forward svtr,forward ppocr"`. BENCH_RUNS sets RUNS (default 5).
 """
 import os
 import statistics
@@ -16,27 +23,49 @@ WORK = os.path.join(ROOT, "bench-work")
 BINARY = os.environ.get("AMCT_PIPE", os.path.join(ROOT, ".build", "release", "amct-pipe"))
 PYTHON = sys.executable
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+ONLY = [w.strip() for w in (os.environ.get("BENCH_ONLY") or ",".join(sys.argv[1:])).split(",") if w.strip()]
+AGREE = 1e-4  # max |amct-pipe - onnxruntime| over the output's max |onnxruntime| (the issue's bar)
+
+
+def selected(name):
+    return not ONLY or any(word in name for word in ONLY)
 
 
 def measure(cmd):
     """Median wall seconds and median peak RSS (bytes) of `cmd` over RUNS runs."""
-    walls, rss = [], []
+    return measure_interleaved(cmd)[0][:2]
+
+
+def measure_interleaved(*cmds):
+    """(median wall seconds, median peak RSS bytes, median user+system CPU seconds) per command over RUNS rounds; each
+    round runs every command once, in turn, so a change in machine load during the row falls on all of them alike."""
+    walls, rss, cpu = [[] for _ in cmds], [[] for _ in cmds], [[] for _ in cmds]
     for _ in range(RUNS):
-        start = time.perf_counter()
-        result = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
-        walls.append(time.perf_counter() - start)
-        if result.returncode != 0:
-            raise SystemExit(f"{' '.join(cmd)} failed:\n{result.stderr[-2000:]}")
-        for line in result.stderr.splitlines():
-            if "Maximum resident set size" in line:
-                rss.append(int(line.split(":")[1]) * 1024)
-    return statistics.median(walls), statistics.median(rss)
+        for k, cmd in enumerate(cmds):
+            start = time.perf_counter()
+            result = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
+            walls[k].append(time.perf_counter() - start)
+            if result.returncode != 0:
+                raise SystemExit(f"{' '.join(cmd)} failed:\n{result.stderr[-2000:]}")
+            seconds = 0.0
+            for line in result.stderr.splitlines():
+                if "Maximum resident set size" in line:
+                    rss[k].append(int(line.split(":")[1]) * 1024)
+                elif "User time (seconds)" in line or "System time (seconds)" in line:
+                    seconds += float(line.split(":")[1])
+            cpu[k].append(seconds)
+    return [tuple(map(statistics.median, m)) for m in zip(walls, rss, cpu)]
+
+
+def stale(path):
+    """A generated file is remade when missing or older than the generators in bench/models.py."""
+    return not os.path.exists(path) or os.path.getmtime(path) < os.path.getmtime(os.path.join(HERE, "models.py"))
 
 
 def model_file():
     os.makedirs(WORK, exist_ok=True)
     path = os.path.join(WORK, "resnet50.onnx")
-    if not os.path.exists(path):
+    if stale(path):
         sys.path.insert(0, HERE)
         import models
         import onnx
@@ -54,26 +83,85 @@ def rows(model):
     yield ("int8 (cfg)", [BINARY, model, "--cfg", os.path.join(HERE, "int8.cfg"), "-o", out_a], None)
     # Filter pruning 0.3 + INT8 (clips in the config): the combined compression, whole process; no Python equivalent.
     yield ("prune+int8", [BINARY, model, "--cfg", os.path.join(HERE, "prune_int8.cfg"), "-o", out_a], None)
-    # Executor forward at batch 8 (whole process: load, run, write) against an onnxruntime CPU session.
-    x8 = os.path.join(WORK, "x8.npz")
-    if not os.path.exists(x8):
-        import numpy as np
-        np.savez(x8, input=np.random.default_rng(0).standard_normal((8, 3, 224, 224)).astype(np.float32))
-    yield ("forward b8", [BINARY, "run", model, "--inputs", x8, "-o", os.path.join(WORK, "y8.npz")],
-           [PYTHON, os.path.join(HERE, "ort_run.py"), model, x8])
+    # Executor forward at batch 8: see the "forward resnet50" row of forward_rows().
+    x8 = samples_file("x8.npz", (8, 3, 224, 224))
     # Full INT8 with IFMR on 8 samples against onnxruntime.quantization.quantize_static (QDQ, per-channel, MinMax).
     yield ("int8 IFMR", [BINARY, model, "--cfg", os.path.join(HERE, "int8_ifmr.cfg"), "--calib", x8, "--batch-size", "8", "-o", out_a, "--quiet"],
            [PYTHON, os.path.join(HERE, "ort_quantize.py"), model, x8, out_p])
 
 
+def samples_file(name, shape):
+    """Seeded standard-normal samples for the model input "input", written once into bench-work/."""
+    path = os.path.join(WORK, name)
+    if not os.path.exists(path):
+        import numpy as np
+        np.savez(path, input=np.random.default_rng(0).standard_normal(shape).astype(np.float32))
+    return path
+
+
+def forward_rows():
+    """("forward <arch>", model, amct-pipe command, onnxruntime command, the two output files) per bench family."""
+    sys.path.insert(0, HERE)
+    import models
+    for arch, (make, shape) in models.BENCH.items():
+        name = f"forward {arch}"
+        if not selected(name):
+            continue
+        path = model_file() if arch == "resnet50" else os.path.join(WORK, f"{arch}.onnx")
+        if stale(path):
+            import onnx
+            onnx.save(make(), path)
+        x = samples_file(f"x_{arch}_{'x'.join(map(str, shape))}.npz", shape)
+        ours, theirs = os.path.join(WORK, f"y_{arch}_amct.npz"), os.path.join(WORK, f"y_{arch}_ort.npz")
+        yield (name, path, [BINARY, "run", path, "--inputs", x, "-o", ours],
+               [PYTHON, os.path.join(HERE, "ort_run.py"), path, x, theirs], (ours, theirs))
+
+
+def agreement(ours, theirs):
+    """max |amct-pipe - onnxruntime| / max |onnxruntime| over every output (shapes must match)."""
+    import numpy as np
+    a, b = np.load(ours), np.load(theirs)
+    worst = 0.0
+    for key in b.files:
+        if key not in a.files or a[key].shape != b[key].shape:
+            return float("inf")
+        scale = float(np.abs(b[key]).max()) or 1.0
+        worst = max(worst, float(np.abs(a[key].astype(np.float64) - b[key]).max()) / scale)
+    return worst
+
+
+def forward_main():
+    """The executor table: wall and peak RSS of both processes, amct-pipe / onnxruntime, and output agreement."""
+    header = f"{'job':<22} {'tool':<18} {'wall s':>8} {'peak RSS MB':>12} {'cpu s':>8} {'model MB':>9}"
+    printed = False
+    for name, path, ours, theirs, (out_a, out_o) in forward_rows():
+        if not printed:
+            load = os.getloadavg()[0]
+            print(f"\nexecutor: amct-pipe run vs onnxruntime CPU session (one process each), {RUNS} runs each, "
+                  f"interleaved, median; load average {load:.1f} on {os.cpu_count()} CPUs at the start")
+            print(header)
+            print("-" * len(header))
+            printed = True
+        size = os.path.getsize(path) / 1e6
+        (wa, ra, ca), (wo, ro, co) = measure_interleaved(ours, theirs)
+        print(f"{name:<22} {'amct-pipe':<18} {wa:>8.3f} {ra / 1e6:>12.1f} {ca:>8.2f} {size:>9.1f}")
+        print(f"{name:<22} {'onnxruntime':<18} {wo:>8.3f} {ro / 1e6:>12.1f} {co:>8.2f} {size:>9.1f}")
+        diff = agreement(out_a, out_o)
+        verdict = "ok" if diff <= AGREE else f"MISMATCH (> {AGREE:g})"
+        print(f"{name:<22} {'amct / ort':<18} {wa / wo:>7.2f}x {ra / ro:>11.2f}x {ca / co:>7.2f}x   "
+              f"max|diff|/scale {diff:.1e} {verdict}", flush=True)
+
+
 def main():
     model = model_file()
     size = os.path.getsize(model)
-    print(f"model: {model} ({size / 1e6:.1f} MB), {RUNS} runs each, median; peak RSS from /usr/bin/time -v")
-    header = f"{'job':<12} {'tool':<22} {'wall s':>8} {'peak RSS MB':>12} {'RSS/model':>10}"
-    print(header)
-    print("-" * len(header))
-    for name, ours, theirs in rows(model):
+    chosen = [row for row in rows(model) if selected(row[0])]
+    if chosen:
+        print(f"model: {model} ({size / 1e6:.1f} MB), {RUNS} runs each, median; peak RSS from /usr/bin/time -v")
+        header = f"{'job':<12} {'tool':<22} {'wall s':>8} {'peak RSS MB':>12} {'RSS/model':>10}"
+        print(header)
+        print("-" * len(header))
+    for name, ours, theirs in chosen:
         results = []
         for tool, cmd in (("amct-pipe", ours), ("python", theirs)):
             if cmd is None:
@@ -83,6 +171,7 @@ def main():
             print(f"{name:<12} {tool:<22} {wall:>8.3f} {rss / 1e6:>12.1f} {rss / size:>10.2f}")
         if len(results) == 2:
             print(f"{name:<12} {'python / amct-pipe':<22} {results[1][0] / results[0][0]:>7.2f}x {results[1][1] / results[0][1]:>11.2f}x")
+    forward_main()
 
 
 if __name__ == "__main__":
