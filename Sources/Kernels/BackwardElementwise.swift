@@ -21,45 +21,28 @@ public struct BroadcastRows {
     /// rowStrides[k]: operand k's stride along a row.
     public let rowStrides: [Int]
 
-    public init(output out: [Int], operands: [[Int]]) {
-        let total = out.reduce(1, *)
-        var dims: [Int] = []
-        var strides: [[Int]] = Array(repeating: [], count: operands.count)
-        let full = operands.map { Elementwise.broadcastStrides($0, to: out) }
-        for d in out.indices where out[d] != 1 {
-            if let last = dims.last, (0..<operands.count).allSatisfy({ strides[$0].last! == full[$0][d] * out[d] }) {
-                dims[dims.count - 1] = last * out[d]
-                for k in operands.indices { strides[k][strides[k].count - 1] = full[k][d] }
-            } else {
-                dims.append(out[d])
-                for k in operands.indices { strides[k].append(full[k][d]) }
-            }
-        }
-        guard total > 0, let length = dims.last else {
+    /// The axes merge as `BroadcastLayout` merges them (the output is broadcast with the operands, so it is theirs).
+    public init(output out: [Int], operands: [[Int]]) throws {
+        let layout = try BroadcastLayout(operands + [out])
+        guard layout.shape == out else { throw KernelError("shapes \(operands) do not broadcast to \(out)") }
+        let total = layout.count
+        guard total > 0, let length = layout.dims.last else {
             rows = total > 0 ? 1 : 0
             self.length = total > 0 ? 1 : 0
-            offsets = operands.map { _ in total > 0 ? [0] : [] }
+            let empty: [Int] = total > 0 ? [0] : []
+            offsets = operands.map { _ in empty }
             rowStrides = operands.map { _ in 0 }
             return
         }
+        let rowCount = total / length
         self.length = length
-        rows = total / length
-        rowStrides = strides.map { $0.last! }
-        let outer = Array(dims.dropLast())
-        var offs: [[Int]] = operands.map { _ in [Int](repeating: 0, count: total / length) }
-        var index = [Int](repeating: 0, count: outer.count)
-        var current = [Int](repeating: 0, count: operands.count)
-        for r in 0..<(total / length) {
+        rows = rowCount
+        rowStrides = operands.indices.map { layout.strides[$0].last! }
+        var offs: [[Int]] = operands.map { _ in [Int](repeating: 0, count: rowCount) }
+        var current = [Int](repeating: 0, count: operands.count + 1)
+        for r in 0..<rowCount {
+            layout.rowOffsets(r, &current)
             for k in operands.indices { offs[k][r] = current[k] }
-            var d = outer.count - 1
-            while d >= 0 {
-                index[d] += 1
-                for k in operands.indices { current[k] += strides[k][d] }
-                if index[d] < outer[d] { break }
-                for k in operands.indices { current[k] -= strides[k][d] * outer[d] }
-                index[d] = 0
-                d -= 1
-            }
         }
         offsets = offs
     }
@@ -94,7 +77,7 @@ public enum Backward {
         guard g.count == out.reduce(1, *), a.count == aShape.reduce(1, *), b.count == bShape.reduce(1, *),
             (da?.count ?? a.count) == a.count, (db?.count ?? b.count) == b.count
         else { throw KernelError("\(op) gradient: buffers do not match shapes \(aShape), \(bShape)") }
-        let walk = BroadcastRows(output: out, operands: [aShape, bShape])
+        let walk = try BroadcastRows(output: out, operands: [aShape, bShape])
         let len = walk.length
         let sa = walk.rowStrides[0]
         let sb = walk.rowStrides[1]
@@ -146,7 +129,7 @@ public enum Backward {
         guard try Elementwise.broadcastShape(shape, out) == out, g.count == out.reduce(1, *),
             dst.count == shape.reduce(1, *)
         else { throw KernelError("a gradient of shape \(out) does not reduce to \(shape)") }
-        let walk = BroadcastRows(output: out, operands: [shape])
+        let walk = try BroadcastRows(output: out, operands: [shape])
         let len = walk.length
         let s = walk.rowStrides[0]
         for r in 0..<walk.rows {
@@ -173,7 +156,7 @@ public enum Backward {
             (da?.count ?? aShape.reduce(1, *)) == aShape.reduce(1, *),
             (db?.count ?? bShape.reduce(1, *)) == bShape.reduce(1, *)
         else { throw KernelError("Where gradient: buffers do not match \(conditionShape), \(aShape), \(bShape)") }
-        let walk = BroadcastRows(output: out, operands: [conditionShape, aShape, bShape])
+        let walk = try BroadcastRows(output: out, operands: [conditionShape, aShape, bShape])
         let len = walk.length
         let sc = walk.rowStrides[0]
         let sa = walk.rowStrides[1]

@@ -92,7 +92,7 @@ extension Backward {
             }
             return
         }
-        let walk = BroadcastRows(output: batch, operands: [aBatch, bBatch])
+        let walk = try BroadcastRows(output: batch, operands: [aBatch, bBatch])
         var i = 0
         for r in 0..<walk.rows {
             for j in 0..<walk.length {

@@ -31,7 +31,7 @@ extension Backward {
         }
         guard n > 0 else { return }
         let inv = mean ? 1 / Float(n) : 1
-        let walk = BroadcastRows(output: xShape, operands: [kept])
+        let walk = try BroadcastRows(output: xShape, operands: [kept])
         let len = walk.length
         let s = walk.rowStrides[0]
         for r in 0..<walk.rows {
