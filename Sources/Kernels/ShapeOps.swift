@@ -80,27 +80,49 @@ public enum ShapeOps {
         return (out, Array(shape[..<axis]) + indicesShape + Array(shape[(axis + 1)...]))
     }
 
-    /// Constant padding; `pads` = begins then ends, one per axis.
+    public enum PadMode: String, Sendable { case constant, reflect, edge }
+
+    /// Padding; `pads` = begins then ends, one per axis (negative values crop). `reflect` mirrors without repeating
+    /// the edge element, `edge` repeats it; the caller checks the pads fit the axes.
     @inlinable
-    public static func pad<T>(_ x: [T], _ shape: [Int], pads: [Int], value: T) -> ([T], [Int]) {
+    public static func pad<T>(_ x: [T], _ shape: [Int], pads: [Int], value: T, mode: PadMode = .constant) -> ([T], [Int]) {
         let rank = shape.count
         let outShape = (0..<rank).map { shape[$0] + pads[$0] + pads[$0 + rank] }
-        var out = [T](repeating: value, count: outShape.reduce(1, *))
-        let outStrides = stridesOf(outShape)
-        var index = [Int](repeating: 0, count: rank)
-        for i in 0..<x.count {
-            var offset = 0
-            var inside = true
-            for d in 0..<rank {
-                let o = index[d] + pads[d]
-                if o < 0 || o >= outShape[d] { inside = false; break }
-                offset += o * outStrides[d]
+        let total = outShape.reduce(1, *)
+        guard total > 0 else { return ([], outShape) }
+        // Per axis, the input index each output index reads (-1: the constant).
+        let sources: [[Int]] = (0..<rank).map { d in
+            (0..<outShape[d]).map { o in
+                let i = o - pads[d], n = shape[d]
+                if i >= 0 && i < n { return i }
+                switch mode {
+                case .constant: return -1
+                case .edge: return i < 0 ? 0 : n - 1
+                case .reflect:
+                    guard n > 1 else { return 0 }
+                    let period = 2 * (n - 1)
+                    var r = i % period
+                    if r < 0 { r += period }
+                    return r < n ? r : period - r
+                }
             }
-            if inside { out[offset] = x[i] }
+        }
+        let strides = stridesOf(shape)
+        var out = [T]()
+        out.reserveCapacity(total)
+        var index = [Int](repeating: 0, count: rank)
+        for _ in 0..<total {
+            var offset = 0, inside = true
+            for d in 0..<rank {
+                let s = sources[d][index[d]]
+                if s < 0 { inside = false; break }
+                offset += s * strides[d]
+            }
+            out.append(inside ? x[offset] : value)
             var d = rank - 1
             while d >= 0 {
                 index[d] += 1
-                if index[d] < shape[d] { break }
+                if index[d] < outShape[d] { break }
                 index[d] = 0
                 d -= 1
             }

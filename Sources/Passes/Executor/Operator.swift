@@ -200,7 +200,7 @@ public struct OperatorRegistry: Sendable {
         ShapeOpsRegistry.identity, ShapeOpsRegistry.dropout, ShapeOpsRegistry.flatten, ShapeOpsRegistry.reshape,
         ShapeOpsRegistry.squeeze1, ShapeOpsRegistry.squeeze13, ShapeOpsRegistry.unsqueeze1, ShapeOpsRegistry.unsqueeze13,
         ShapeOpsRegistry.transpose, ShapeOpsRegistry.concat, ShapeOpsRegistry.split2, ShapeOpsRegistry.split13,
-        ShapeOpsRegistry.slice10, ShapeOpsRegistry.shape, ShapeOpsRegistry.expand, ShapeOpsRegistry.pad11,
+        ShapeOpsRegistry.slice10, ShapeOpsRegistry.shape, ShapeOpsRegistry.expand, ShapeOpsRegistry.pad2, ShapeOpsRegistry.pad11,
         ShapeOpsRegistry.cast, GatherOps.gather, GatherOps.range,
         // Constants (Ops/Constant.swift)
         ConstantOps.constant, ConstantOps.constantOfShape,

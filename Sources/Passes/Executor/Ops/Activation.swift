@@ -50,10 +50,23 @@ struct UnaryKernel<F: FloatUnaryFunction>: OpKernel {
     }
 }
 
+/// A unary op on int64 elements (exact; not a hot path).
+struct IntUnaryKernel: OpKernel {
+    let function: @Sendable (Int64) -> Int64
+    func forward(_ inputs: [DenseTensor?], _ buffers: BufferPool) throws -> [DenseTensor] {
+        let x = try inputs.required(0)
+        return [DenseTensor(shape: x.shape, ints: x.ints.map(function))]
+    }
+}
+
 enum ActivationOps {
-    static func unary<F: FloatUnaryFunction>(_ op: String, since: Int = 1, _ make: @escaping @Sendable (OpContext) throws -> F) -> Operator {
+    /// A float op, or with `ints` also an exact int64 one.
+    static func unary<F: FloatUnaryFunction>(
+        _ op: String, since: Int = 1, ints: (@Sendable (Int64) -> Int64)? = nil, _ make: @escaping @Sendable (OpContext) throws -> F
+    ) -> Operator {
         Operator(op, versions: since...Operator.newestOpset) { ctx in
             let x = try ctx.input(0)
+            if x.kind == .int64, let ints { return Prepared([TensorSpec(.int64, x.shape)], IntUnaryKernel(function: ints)) }
             guard x.kind == .float else { throw KernelError("input of \(x.kind.rawValue) elements; \(op) runs on float") }
             return Prepared([TensorSpec(.float, x.shape)], UnaryKernel(function: try make(ctx), shape: x.shape))
         }
@@ -75,8 +88,8 @@ enum ActivationOps {
     }
     static let sqrt = unary("Sqrt") { _ in Sqrt() }
     static let exp = unary("Exp") { _ in Exp() }
-    static let neg = unary("Neg") { _ in Neg() }
-    static let abs = unary("Abs") { _ in Abs() }
+    static let neg = unary("Neg", ints: { 0 &- $0 }) { _ in Neg() }
+    static let abs = unary("Abs", ints: { $0 < 0 ? 0 &- $0 : $0 }) { _ in Abs() }
     static let reciprocal = unary("Reciprocal") { _ in Reciprocal() }
     static let clip6 = Operator("Clip", versions: 1...10) { ctx in
         let x = try ctx.floatInput(0)
@@ -84,7 +97,13 @@ enum ActivationOps {
         return Prepared([TensorSpec(.float, x.shape)], UnaryKernel(function: clip, shape: x.shape))
     }
     static let clip11 = Operator("Clip", versions: 11...Operator.newestOpset) { ctx in
-        let x = try ctx.floatInput(0)
+        let x = try ctx.input(0)
+        if x.kind == .int64 {
+            let lo = try ctx.constantInts(1, what: "min")?.first.map(Int64.init) ?? .min
+            let hi = try ctx.constantInts(2, what: "max")?.first.map(Int64.init) ?? .max
+            return Prepared([TensorSpec(.int64, x.shape)], IntUnaryKernel { min(max($0, lo), hi) })
+        }
+        guard x.kind == .float else { throw KernelError("input of \(x.kind.rawValue) elements; Clip runs on float and int64") }
         func bound(_ i: Int, _ name: String) throws -> Float? {
             guard let values = try ctx.constantFloats(i, what: name) else { return nil }
             guard values.count == 1 else { throw KernelError("\(name) must be a scalar, has \(values.count) values") }

@@ -75,23 +75,25 @@ enum ConvOps {
         let window: NeuralOps.Window
         let group: Int
         let outputPadding: (Int, Int)
+        let outShape: [Int]
         func forward(_ inputs: [DenseTensor?], _ buffers: BufferPool) throws -> [DenseTensor] {
             let x = try inputs.required(0), w = try inputs.required(1)
             let bias = inputs.count > 2 ? inputs[2]?.floats : nil
-            let (v, s) = try NeuralOps.convTranspose2d(x.floats, x.shape, w.floats, w.shape, bias: bias, window: window,
+            let (v, _) = try NeuralOps.convTranspose2d(x.floats, as4D(x.shape), w.floats, as4D(w.shape), bias: bias, window: window,
                                                        group: group, outputPadding: outputPadding)
-            return [DenseTensor(shape: s, floats: v)]
+            return [DenseTensor(shape: outShape, floats: v)]
         }
     }
 
+    /// ConvTranspose: y spatial = s·(x − 1) + output_padding + (k − 1)·d + 1 − pads. With output_shape (or auto_pad
+    /// SAME_*, where the output is x·s) the pads are derived: total = s·(x − 1) + output_padding + (k − 1)·d + 1 −
+    /// out, split as the ONNX spec says: SAME_UPPER (total/2, rest), otherwise (rest, total/2).
     static func prepareConvTranspose(_ ctx: OpContext) throws -> Prepared {
         let x = try ctx.floatInput(0), w = try ctx.floatInput(1)
-        guard x.rank == 4, w.rank == 4 else {
-            throw KernelError("input \(x.shape) and weight \(w.shape): only 2-D ConvTranspose (rank-4 input and weight) is run")
+        guard x.rank == 3 || x.rank == 4, w.rank == x.rank else {
+            throw KernelError("input \(x.shape) and weight \(w.shape): only 1-D and 2-D ConvTranspose (same-rank input and weight) is run")
         }
-        guard ctx.node.ints("output_shape") == nil else {
-            throw KernelError("output_shape is not supported; give pads and output_padding instead")
-        }
+        let spatial = x.rank - 2
         let group = try ctx.int("group", default: 1)
         guard group >= 1, x.shape[1] == w.shape[0], x.shape[1] % group == 0 else {
             throw KernelError("input channels \(x.shape[1]), weight \(w.shape) and group \(group) do not agree (weight [C, M/group, kh, kw])")
@@ -100,19 +102,60 @@ enum ConvOps {
         if let declared = try ctx.ints("kernel_shape"), declared != kernel {
             throw KernelError("kernel_shape \(declared) does not match the weight's \(kernel)")
         }
-        guard ctx.string("auto_pad", default: "NOTSET") == "NOTSET" || ctx.string("auto_pad", default: "") == "VALID" else {
-            throw KernelError("auto_pad \(ctx.string("auto_pad", default: "")) is not supported on ConvTranspose; give pads")
+        let op = try ctx.ints("output_padding") ?? Array(repeating: 0, count: spatial)
+        guard op.count == spatial, op.allSatisfy({ $0 >= 0 }) else {
+            throw KernelError("output_padding \(op) must be \(spatial) values ≥ 0")
         }
-        let window = try windowAttributes(ctx, input: x.shape, kernel: kernel)
-        let op = try ctx.ints("output_padding") ?? [0, 0]
-        guard op.count == 2, op.allSatisfy({ $0 >= 0 }) else { throw KernelError("output_padding \(op) must be 2 values ≥ 0") }
+        let autoPad = ctx.string("auto_pad", default: "NOTSET")
+        var explicit = try ctx.ints("pads")
+        let strides = try ctx.ints("strides") ?? Array(repeating: 1, count: spatial)
+        let dilations = try ctx.ints("dilations") ?? Array(repeating: 1, count: spatial)
+        guard strides.count == spatial, dilations.count == spatial, strides.allSatisfy({ $0 >= 1 }), dilations.allSatisfy({ $0 >= 1 }) else {
+            throw KernelError("strides \(strides) and dilations \(dilations) must be \(spatial) values ≥ 1")
+        }
+        let dims = Array(x.shape.dropFirst(2))
+        let full = (0..<spatial).map { (i: Int) -> Int in
+            let span: Int = (kernel[i] - 1) * dilations[i] + 1
+            return strides[i] * (dims[i] - 1) + op[i] + span
+        }
+        var wanted: [Int]?
+        if let shape = try ctx.ints("output_shape") {
+            wanted = shape.count == spatial ? shape : (shape.count == spatial + 2 ? Array(shape.dropFirst(2)) : nil)
+            guard wanted != nil else { throw KernelError("output_shape \(shape) does not give \(spatial) spatial sizes") }
+        } else if autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER" {
+            wanted = (0..<spatial).map { dims[$0] * strides[$0] }
+        } else if autoPad == "VALID" {
+            explicit = Array(repeating: 0, count: 2 * spatial)
+        } else if autoPad != "NOTSET" {
+            throw KernelError("auto_pad \(autoPad) is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID")
+        }
+        if let wanted {
+            var pads = [Int](repeating: 0, count: 2 * spatial)
+            for i in 0..<spatial {
+                let total: Int = full[i] - wanted[i]
+                guard total >= 0 else { throw KernelError("output_shape \(wanted) is larger than ConvTranspose can make (\(full))") }
+                let half: Int = total / 2
+                let (begin, end) = autoPad == "SAME_UPPER" ? (half, total - half) : (total - half, half)
+                pads[i] = begin
+                pads[i + spatial] = end
+            }
+            explicit = pads
+        }
+        let pads = explicit ?? Array(repeating: 0, count: 2 * spatial)
+        guard pads.count == 2 * spatial, pads.allSatisfy({ $0 >= 0 }) else {
+            throw KernelError("pads \(pads) must be \(2 * spatial) values ≥ 0")
+        }
+        let window = spatial == 1
+            ? NeuralOps.Window(kernel: (1, kernel[0]), strides: (1, strides[0]), dilations: (1, dilations[0]), pads: (0, pads[0], 0, pads[1]))
+            : NeuralOps.Window(kernel: (kernel[0], kernel[1]), strides: (strides[0], strides[1]), dilations: (dilations[0], dilations[1]),
+                               pads: (pads[0], pads[1], pads[2], pads[3]))
         let m = w.shape[1] * group
         try checkBias(ctx, length: m)
-        let (sh, sw) = window.strides, (dh, dw) = window.dilations
-        let ho = sh * (x.shape[2] - 1) + op[0] + (kernel[0] - 1) * dh + 1 - window.pads.0 - window.pads.2
-        let wo = sw * (x.shape[3] - 1) + op[1] + (kernel[1] - 1) * dw + 1 - window.pads.1 - window.pads.3
-        guard ho > 0, wo > 0 else { throw KernelError("the output would be empty (\(ho)×\(wo))") }
-        return Prepared([TensorSpec(.float, [x.shape[0], m, ho, wo])],
-                        ConvTransposeKernel(window: window, group: group, outputPadding: (op[0], op[1])))
+        let out = (0..<spatial).map { (i: Int) -> Int in full[i] - pads[i] - pads[i + spatial] }
+        guard out.allSatisfy({ $0 > 0 }) else { throw KernelError("the output would be empty (\(out))") }
+        let outShape = [x.shape[0], m] + out
+        let padding = spatial == 1 ? (0, op[0]) : (op[0], op[1])
+        return Prepared([TensorSpec(.float, outShape)],
+                        ConvTransposeKernel(window: window, group: group, outputPadding: padding, outShape: outShape))
     }
 }

@@ -15,7 +15,9 @@ enum ShapeOpsRegistry {
         return x.shape
     }
     static let flatten = view("Flatten") { ctx, x in
-        let axis = try normalizedAxis(try ctx.int("axis", default: 1), rank: x.rank + 1)
+        let raw = try ctx.int("axis", default: 1)
+        let axis = raw < 0 ? raw + x.rank : raw
+        guard axis >= 0, axis <= x.rank else { throw KernelError("axis \(raw) is outside [-\(x.rank), \(x.rank)]") }
         return [x.shape[..<axis].reduce(1, *), x.shape[axis...].reduce(1, *)]
     }
     static let reshape = view("Reshape", since: 5, prepareReshape)
@@ -32,7 +34,8 @@ enum ShapeOpsRegistry {
     static let slice10 = Operator("Slice", versions: 10...Operator.newestOpset, prepare: prepareSlice)
     static let shape = Operator("Shape", versions: 1...Operator.newestOpset, prepare: prepareShape)
     static let expand = Operator("Expand", versions: 8...Operator.newestOpset, prepare: prepareExpand)
-    static let pad11 = Operator("Pad", versions: 11...Operator.newestOpset, prepare: preparePad)
+    static let pad2 = Operator("Pad", versions: 2...10, prepare: preparePad2)
+    static let pad11 = Operator("Pad", versions: 11...Operator.newestOpset, prepare: preparePad11)
     static let cast = Operator("Cast", versions: 6...Operator.newestOpset, prepare: prepareCast)
 
     // MARK: Views
@@ -254,25 +257,37 @@ enum ShapeOpsRegistry {
     }
 
     struct PadKernel: OpKernel {
-        let pads: [Int], value: Float
+        let pads: [Int], value: Float, mode: ShapeOps.PadMode
         func forward(_ inputs: [DenseTensor?], _ buffers: BufferPool) throws -> [DenseTensor] {
             let x = try inputs.required(0)
             if x.isFloat {
-                let (v, s) = ShapeOps.pad(x.floats, x.shape, pads: pads, value: value)
+                let (v, s) = ShapeOps.pad(x.floats, x.shape, pads: pads, value: value, mode: mode)
                 return [DenseTensor(shape: s, floats: v)]
             }
-            let (v, s) = ShapeOps.pad(x.ints, x.shape, pads: pads, value: Int64(clampingFloat: value))
+            let (v, s) = ShapeOps.pad(x.ints, x.shape, pads: pads, value: Int64(clampingFloat: value), mode: mode)
             return [DenseTensor(shape: s, ints: v)]
         }
     }
 
-    static func preparePad(_ ctx: OpContext) throws -> Prepared {
-        let x = try ctx.input(0)
-        let mode = ctx.string("mode", default: "constant")
-        guard mode == "constant" else { throw KernelError("mode \(mode) is not run (constant is)") }
-        guard var pads = try ctx.constantInts(1, what: "pads") else { throw KernelError("pads are required") }
+    static func preparePad2(_ ctx: OpContext) throws -> Prepared {
+        guard let pads = try ctx.ints("pads") else { throw KernelError("pads are required") }
+        return try preparePad(ctx, pads: pads, value: ctx.float("value", default: 0), axes: nil)
+    }
+
+    static func preparePad11(_ ctx: OpContext) throws -> Prepared {
+        guard let pads = try ctx.constantInts(1, what: "pads") else { throw KernelError("pads are required") }
         let value = try ctx.constantFloats(2, what: "constant_value")?.first ?? 0
-        if let axes = try ctx.constantInts(3, what: "axes") {
+        return try preparePad(ctx, pads: pads, value: value, axes: try ctx.constantInts(3, what: "axes"))
+    }
+
+    static func preparePad(_ ctx: OpContext, pads given: [Int], value: Float, axes: [Int]?) throws -> Prepared {
+        let x = try ctx.input(0)
+        var pads = given
+        let modeName = ctx.string("mode", default: "constant")
+        guard let mode = ShapeOps.PadMode(rawValue: modeName) else {
+            throw KernelError("mode \(modeName) is not run (constant, reflect, edge are)")
+        }
+        if let axes {
             let normalized = try axes.map { try ctx.axis($0, rank: x.rank) }
             guard pads.count == 2 * normalized.count else { throw KernelError("pads \(pads) do not give two values per axis of \(axes)") }
             var full = [Int](repeating: 0, count: 2 * x.rank)
@@ -288,15 +303,26 @@ enum ShapeOpsRegistry {
             guard d >= 0 else { throw KernelError("pads \(pads) cut axis \(i) of size \(x.shape[i]) below 0") }
             return d
         }
+        if mode != .constant {
+            for i in 0..<x.rank where pads[i] > 0 || pads[i + x.rank] > 0 {
+                let limit = mode == .reflect ? x.shape[i] - 1 : (x.shape[i] > 0 ? Int.max : 0)
+                guard max(pads[i], pads[i + x.rank]) <= limit else {
+                    throw KernelError("\(modeName) padding of \(max(pads[i], pads[i + x.rank])) on axis \(i) of size \(x.shape[i])")
+                }
+            }
+        }
         try ExecutionPlan.checkSize(out)
-        return Prepared([TensorSpec(x.kind, out)], PadKernel(pads: pads, value: value))
+        return Prepared([TensorSpec(x.kind, out)], PadKernel(pads: pads, value: value, mode: mode))
     }
 
     struct CastKernel: OpKernel {
         let to: TensorSpec.Kind
+        /// The float type cast to is narrower than float32 (values rounded to it, then held as float32).
+        var rounding: DataType?
         func forward(_ inputs: [DenseTensor?], _ buffers: BufferPool) throws -> [DenseTensor] {
             let x = try inputs.required(0)
             switch to {
+            case .float where rounding == .float16: return [DenseTensor(shape: x.shape, floats: x.floats.map { Float(Float16($0)) })]
             case .float: return [x.isFloat ? x : DenseTensor(shape: x.shape, floats: x.floats)]
             case .int64: return [DenseTensor(shape: x.shape, ints: x.ints)]
             case .bool: return [DenseTensor(shape: x.shape, bools: x.floats.map { $0 != 0 })]
@@ -314,6 +340,6 @@ enum ShapeOpsRegistry {
         case .int64, .int32, .int16, .int8, .uint8, .uint16, .uint32, .uint64: kind = .int64
         default: throw KernelError("Cast to \(to) is not run")
         }
-        return Prepared([TensorSpec(kind, x.shape)], CastKernel(to: kind))
+        return Prepared([TensorSpec(kind, x.shape)], CastKernel(to: kind, rounding: to == .float16 ? .float16 : nil))
     }
 }
