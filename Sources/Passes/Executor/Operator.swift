@@ -109,9 +109,14 @@ public protocol OpKernel {
     func forward(_ inputs: [DenseTensor?], _ buffers: BufferPool) throws -> [DenseTensor]
 }
 
-/// The gradient slot: a kernel that can be trained through gives the gradients of its inputs from those of its outputs.
+/// The gradient slot: a kernel that can be trained through gives the gradients of its inputs from those of its outputs
+/// (the vector-Jacobian product), using the backward kernels of `Kernels` (Backward*.swift).
 public protocol DifferentiableKernel: OpKernel {
-    func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?],
+    /// For each input i with `needs[i]`, the gradient of the loss with respect to it, a float tensor of the input's
+    /// shape (nil where not needed, or where the input is not differentiable: an int64 shape, a condition).
+    /// `inputs` and `outputs` are the values of the forward run; `outputGradients[k]` is nil when nothing downstream
+    /// reads output k (read it as zeros).
+    func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
                   _ buffers: BufferPool) throws -> [DenseTensor?]
 }
 
