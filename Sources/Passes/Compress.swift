@@ -36,6 +36,12 @@ public struct CompressionResult {
 /// Compresses a model under a config. Planning first (and a refusal, before any work, of what this version cannot do
 /// yet), then the passes of the chosen layout.
 public func compress(_ input: Model, config: CompressionConfig, format: OutputFormat = .qdq, calibration: CalibrationPass = CalibrationPass(data: nil)) throws -> CompressionResult {
+    let (model, context) = try prepareCompression(input, config: config, calibration: calibration)
+    return try exportCompressed(model, context, format: format)
+}
+
+/// Steps 1–9 of the pipeline, shared by compress and retrain: plan, prune (filter, then 2:4), calibrate.
+public func prepareCompression(_ input: Model, config: CompressionConfig, calibration: CalibrationPass) throws -> (Model, PassContext) {
     var model = input
     var context = PassContext(opsetImports: model.opsetImports)
     context.config = config
@@ -43,6 +49,13 @@ public func compress(_ input: Model, config: CompressionConfig, format: OutputFo
     try planningPipeline().run(&model.graph, &context)
     try pruningPipeline().run(&model.graph, &context)
     try calibration.run(&model.graph, &context)
+    return (model, context)
+}
+
+/// Steps 10–12: the chosen layout (QDQ, or the AMCT fake-quant and deploy models) from a prepared model.
+public func exportCompressed(_ prepared: Model, _ context: PassContext, format: OutputFormat) throws -> CompressionResult {
+    var model = prepared
+    var context = context
     func finish(_ m: inout Model, _ c: inout PassContext) throws {
         try Pipeline([OpsetUpgradePass(), DeadCodeCleanupPass()]).run(&m.graph, &c)
         m.opsetImports = c.opsetImports

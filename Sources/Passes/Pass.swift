@@ -48,6 +48,10 @@ public struct PassContext {
     public var plan: Plan?
     /// Activation clips (min, max) found by calibration, by layer index (IFMR).
     public var calibratedClips: [Int: (Float, Float)] = [:]
+    /// Activation clips (min, max) and WtsULQ weight clips learned by retraining, by layer index; they win over the
+    /// config's and calibration's.
+    public var trainedClips: [Int: (Float, Float)] = [:]
+    public var trainedWeightClips: [Int: [Float]] = [:]
     /// Per quantized layer, the numbers every output layout uses (set by QuantParametersPass).
     public var quantParameters: [LayerQuantParameters] = []
     /// Channel groups for filter pruning (set by ChannelCouplingPass).

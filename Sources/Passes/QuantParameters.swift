@@ -33,13 +33,15 @@ public struct LayerQuantParameters: Sendable {
 
     /// Computes the parameters of plan layer `index` from the graph as it is now (the weight the node reads now, so
     /// a folded BatchNormalization is included). `clips` are the calibrated ones when the config gives none.
+    /// `trained` clips (retraining) win over the config's; `weightClips` (WtsULQ, learned) give s_w = c / (2^(b−1) − 1).
     public static func compute(
-        _ p: LayerPlan, graph: Graph, calibrated clips: (Float, Float)?, forceFP16: Bool
+        _ p: LayerPlan, graph: Graph, calibrated clips: (Float, Float)?, forceFP16: Bool,
+        trained: (Float, Float)? = nil, weightClips: [Float]? = nil
     ) throws -> LayerQuantParameters {
         guard let act = p.quant.act, let wts = p.quant.wts else {
             throw PassError(node: p.layer.name, "is not planned for quantization")
         }
-        guard let (cMin, cMax) = act.clipMin.map({ ($0, act.clipMax!) }) ?? clips else {
+        guard let (cMin, cMax) = trained ?? act.clipMin.map({ ($0, act.clipMax!) }) ?? clips else {
             throw PassError(node: p.layer.name, "needs activation clips from IFMR (calibration data)")
         }
         let clipMin = act.fixedMin ? 0 : cMin
@@ -55,12 +57,13 @@ public struct LayerQuantParameters: Sendable {
         var integers = [Int8](repeating: 0, count: weight.elementCount)
         let scales = weight.withElements(as: Float.self) { w -> [Float] in
             let (lo, hi) = Quantization.channelMinMax(w, layout.layout)
-            let scales = zip(lo, hi).map { Quantization.symmetricScale(min: $0, max: $1, bits: bits) }
+            let scales = weightClips.map { $0.map { TrainingQuant.wtsULQScale(clip: $0, bits: bits) } }
+                ?? zip(lo, hi).map { Quantization.symmetricScale(min: $0, max: $1, bits: bits) }
             integers.withUnsafeMutableBufferPointer { Quantization.quantizeSymmetric(w, layout.layout, scales: scales, bits: bits, into: $0) }
             return scales
         }
         return LayerQuantParameters(
-            plan: p, clipMin: clipMin, clipMax: cMax, clipsFrom: act.clipMin != nil ? "config" : "ifmr", actBits: act.type.bits,
+            plan: p, clipMin: clipMin, clipMax: cMax, clipsFrom: trained != nil ? "retrained" : (act.clipMin != nil ? "config" : "ifmr"), actBits: act.type.bits,
             scaleD: scale, writtenScaleD: forceFP16 ? Quantization.roundScaleToFloat16(scale) : scale, offsetD: offset,
             weightBits: bits, weightLayout: layout, scaleW: scales, outputChannels: outputChannels, integers: integers,
             weightDims: weight.dims)
@@ -70,7 +73,7 @@ public struct LayerQuantParameters: Sendable {
     public static func computeAll(_ graph: Graph, _ context: PassContext) throws -> [LayerQuantParameters] {
         guard let plan = context.plan else { return [] }
         let missing = plan.layers.enumerated().filter { i, p in
-            p.quant.enabled && p.quant.act?.clipMin == nil && context.calibratedClips[i] == nil
+            p.quant.enabled && p.quant.act?.clipMin == nil && context.calibratedClips[i] == nil && context.trainedClips[i] == nil
         }
         if !missing.isEmpty {
             throw PassError(
@@ -78,7 +81,8 @@ public struct LayerQuantParameters: Sendable {
                 "these layers need activation clips from IFMR, which needs calibration data (--calib): \(missing.map(\.element.layer.name).joined(separator: ", ")). Give clip_max_min in the config for them, or calibration data")
         }
         return try plan.layers.enumerated().filter { $0.element.quant.enabled }.map { i, p in
-            try compute(p, graph: graph, calibrated: context.calibratedClips[i], forceFP16: plan.forceFP16Quant)
+            try compute(p, graph: graph, calibrated: context.calibratedClips[i], forceFP16: plan.forceFP16Quant,
+                        trained: context.trainedClips[i], weightClips: context.trainedWeightClips[i])
         }
     }
 

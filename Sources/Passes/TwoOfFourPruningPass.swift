@@ -23,9 +23,7 @@ public struct TwoOfFourPruningPass: Pass {
             guard var w = graph.constantTensor(node.inputs[1]), w.dataType == .float else {
                 throw PassError(node: p.layer.name, "its weight is not a float32 constant, so it cannot be 2:4-pruned")
             }
-            let d = w.dims.map(Int.init)
-            let cinAxis = p.layer.op == .conv || (p.layer.op == .gemm && (node.int("transB") ?? 0) == 1) ? 1 : 0
-            let outer = d[..<cinAxis].reduce(1, *), cin = d[cinAxis], inner = d[(cinAxis + 1)...].reduce(1, *)
+            let (outer, cin, inner) = Self.groups(p.layer, node: node, dims: w.dims.map(Int.init))
             let zeroed = w.withMutableElements(as: Float.self) { Pruning.applyTwoOfFour($0, outer: outer, cin: cin, inner: inner) }
             let newName = graph.addInitializer(w, preferredName: "\(node.inputs[1])_2of4")
             graph.updateNode(p.layer.node) { $0.inputs[1] = newName }
@@ -35,5 +33,13 @@ public struct TwoOfFourPruningPass: Pass {
             count += 1
         }
         context.log.append((name, "\(count) layers masked 2:4"))
+    }
+
+    /// A layer's weight seen as [outer, Cin, inner], the groups of 4 running along Cin: axis 1 of Conv and
+    /// Gemm(transB=1) weights, axis 0 of ConvTranspose, MatMul and Gemm(transB=0) weights.
+    public static func groups(_ layer: Layer, node: Node, dims: [Int]) -> (outer: Int, cin: Int, inner: Int) {
+        let cinAxis = layer.op == .conv || (layer.op == .gemm && (node.int("transB") ?? 0) == 1) ? 1 : 0
+        guard cinAxis < dims.count else { return (1, 1, dims.reduce(1, *)) }
+        return (dims[..<cinAxis].reduce(1, *), dims[cinAxis], dims[(cinAxis + 1)...].reduce(1, *))
     }
 }

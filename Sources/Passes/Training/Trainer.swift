@@ -1,0 +1,435 @@
+import Dispatch
+import Foundation
+import Graph
+import Kernels
+
+// Quantization-aware training (SEMANTICS §7) on the executor's plan.
+//
+//   step:  2:4 masks when due → forward (every value kept: the tape), the training ops around each quantized layer
+//          → loss (cross-entropy with labels, else MSE against the float teacher) → backward: steps in reverse, each
+//          operator's DifferentiableKernel, gradients summed where a value has several readers → optimizer → masks
+//
+// Trained: every float initializer a layer reads as weight or bias, BatchNormalization/LayerNormalization scale and
+// bias, non-scalar Add/Sub/Mul/Div constants, and the clamps and clips of the training ops. BN statistics are frozen
+// (BatchNormalization after a Conv is folded into it before training).
+
+public struct TrainingOptions: Sendable {
+    public var epochs = 8
+    /// Stops after this many optimizer steps in all (nil: every epoch whole).
+    public var maxSteps: Int?
+    public var batchSize = 32
+    /// nil: 1e-3 for Adam, 1e-2 for SGD.
+    public var learningRate: Float?
+    public var optimizer = OptimizerKind.adam
+    public var seed: UInt64 = 0
+
+    public init() {}
+    public var effectiveLearningRate: Float { learningRate ?? (optimizer == .adam ? 1e-3 : 1e-2) }
+}
+
+/// What one epoch measured.
+public struct EpochReport: Sendable, Codable {
+    public var epoch: Int
+    public var trainLoss: Float
+    public var trainAccuracy: Float?
+    public var validationLoss: Float?
+    public var validationAccuracy: Float?
+    public var seconds: Double
+    public var samplesPerSecond: Double
+}
+
+/// Progress of a run, for a terminal.
+public struct TrainingProgress: Sendable {
+    public var epoch: Int, epochs: Int, step: Int, stepsPerEpoch: Int
+    public var loss: Float
+    public var samplesPerSecond: Double
+    public var secondsLeft: Double
+}
+
+/// Loss (and accuracy with labels) of a model on a data set.
+public struct Score: Sendable, Codable {
+    public var loss: Float
+    public var accuracy: Float?
+}
+
+public final class Trainer {
+    public let graph: Graph
+    public let opset: Int
+    public let options: TrainingOptions
+    public internal(set) var store = ParameterStore()
+    var quantizers: [NodeID: StepQuantizer] = [:]
+    var masks: [TwoOfFourMask] = []
+    let teacher: GraphExecutor?
+    let pool = BufferPool()
+    private var plans: [[Int]: TrainingPlan] = [:]
+
+    /// - Parameters:
+    ///   - graph: the compressed float graph (filter pruning applied, BatchNormalization folded).
+    ///   - plan: the config's per-layer plan; `clips` the calibrated clips of layers whose config gives none.
+    ///   - teacher: the original float graph, for distillation (nil: cross-entropy against labels).
+    public init(graph: Graph, opset: Int, plan: Plan, clips: [Int: (Float, Float)], teacher: Graph?,
+                options: TrainingOptions) throws {
+        self.graph = graph
+        self.opset = opset
+        self.options = options
+        self.teacher = try teacher.map { try GraphExecutor(graph: $0, opset: Int64(opset)) }
+        try addParameters()
+        try addTrainingOps(plan, clips: clips)
+    }
+
+    // MARK: Parameters
+
+    /// Input positions a node's trained values take, by op.
+    static func trainedInputs(_ node: Node) -> [Int] {
+        switch node.op {
+        case "Conv", "ConvTranspose", "Gemm", "BatchNormalization", "LayerNormalization": return [1, 2]
+        case "MatMul", "Add", "Sub", "Mul", "Div": return [0, 1]
+        default: return []
+        }
+    }
+
+    private func addParameters() throws {
+        for node in graph.nodes where node.isDefaultDomain {
+            let layerOp = ["Conv", "ConvTranspose", "Gemm", "MatMul", "BatchNormalization", "LayerNormalization"].contains(node.op)
+            for i in Self.trainedInputs(node) where i < node.inputs.count {
+                let name = node.inputs[i]
+                guard !name.isEmpty, store.index(of: name) == nil, let t = graph.initializers[name], t.dataType == .float,
+                      layerOp || t.elementCount > 1 else { continue }
+                let value = try ExecutionPlan.dense(t).mapError(node: node, opset: opset)
+                store.add(name, shape: value.shape, values: value.floats)
+            }
+        }
+    }
+
+    private func addTrainingOps(_ plan: Plan, clips: [Int: (Float, Float)]) throws {
+        for (i, p) in plan.layers.enumerated() {
+            guard graph.contains(p.layer.node) else { continue }
+            let node = graph[p.layer.node]
+            let weightName = node.inputs.count > 1 ? node.inputs[1] : ""
+            if p.prune.enabled, case .twoOfFour(let freq)? = p.prune.kind, let w = store.index(of: weightName) {
+                let g = TwoOfFourPruningPass.groups(p.layer, node: node, dims: store.shapes[w])
+                masks.append(TwoOfFourMask(parameter: w, layerName: p.layer.name, outer: g.outer, cin: g.cin, inner: g.inner,
+                                           updateFreq: Int(freq)))
+            }
+            guard p.quant.enabled, let act = p.quant.act, let wts = p.quant.wts else { continue }
+            guard let (clipMin, clipMax) = act.clipMin.map({ ($0, act.clipMax ?? 0) }) ?? clips[i] else {
+                throw PassError(node: p.layer.name, "has no activation clips (config or IFMR) to start training from")
+            }
+            guard let weight = store.index(of: weightName) else {
+                throw PassError(node: p.layer.name, "its weight '\(weightName)' is not a float32 initializer, so it cannot be trained")
+            }
+            let layout = WeightLayout(layer: p.layer, weightShape: store.shapes[weight].map(Int64.init),
+                                      transB: (node.int("transB") ?? 0) == 1, channelWise: wts.channelWise).layout
+            guard layout.elementCount == store.values[weight].count else {
+                throw PassError(node: p.layer.name, "its weight of shape \(store.shapes[weight]) does not fit its channel layout")
+            }
+            let cMax = store.add("\(p.layer.name).clamp_max", shape: [1], values: [clipMax])
+            let cMin = store.add("\(p.layer.name).clamp_min", shape: [1], values: [clipMin])
+            var weightClips: Int?
+            if wts.algorithm == .ulq {
+                let initial = store.values[weight].withUnsafeBufferPointer { TrainingQuant.wtsULQInitialClips($0, layout) }
+                weightClips = store.add("\(p.layer.name).weight_clip", shape: [initial.count], values: initial)
+            }
+            quantizers[p.layer.node] = StepQuantizer(
+                layerIndex: i, layerName: p.layer.name, node: p.layer.node, actBits: act.type.bits, fixedMin: act.fixedMin,
+                clampMax: cMax, clampMin: cMin, weight: weight, weightBits: wts.type.bits, algorithm: wts.algorithm,
+                layout: layout, weightClips: weightClips)
+        }
+    }
+
+    /// Learned clips per plan layer index: (clip_min, clip_max) as §7 exports them (clip_min = cmin).
+    public var learnedClips: [Int: (Float, Float)] {
+        var result: [Int: (Float, Float)] = [:]
+        for q in quantizers.values {
+            let r = q.range(store)
+            result[q.layerIndex] = (r.cmin, store.values[q.clampMax][0])
+        }
+        return result
+    }
+
+    /// Learned WtsULQ clips per plan layer index.
+    public var learnedWeightClips: [Int: [Float]] {
+        var result: [Int: [Float]] = [:]
+        for q in quantizers.values { if let c = q.weightClips { result[q.layerIndex] = store.values[c] } }
+        return result
+    }
+
+    /// The trained weights, biases and affine parameters by initializer name.
+    public var learnedTensors: [String: (shape: [Int], values: [Float])] {
+        var result: [String: (shape: [Int], values: [Float])] = [:]
+        for (i, name) in store.names.enumerated() where graph.initializers[name] != nil {
+            result[name] = (store.shapes[i], store.values[i])
+        }
+        return result
+    }
+
+    // MARK: Plans
+
+    /// The plan for one input shape, and what backward needs to know about it.
+    struct TrainingPlan {
+        let plan: ExecutionPlan
+        /// Slot of each parameter that some step reads.
+        let parameterSlots: [Int: Int]
+        /// The slot the loss reads (the first output, or the input of a final Softmax with labels).
+        let lossSlot: Int
+        let outputSlots: [(name: String, slot: Int)]
+        let requiresGradient: [Bool]
+    }
+
+    func trainingPlan(_ feeds: [String: DenseTensor], labels: Bool) throws -> TrainingPlan {
+        let key = feeds.keys.sorted().flatMap { feeds[$0]!.shape } + [labels ? 1 : 0]
+        if let p = plans[key] { return p }
+        var specs: [String: TensorSpec] = feeds.mapValues { TensorSpec($0.isFloat ? .float : .int64, $0.shape) }
+        for (i, name) in store.names.enumerated() where graph.initializers[name] != nil {
+            specs[name] = TensorSpec(.float, store.shapes[i])
+        }
+        let plan = try ExecutionPlan(graph: graph, opset: opset, registry: .standard, inputs: specs, fuse: false)
+        var parameterSlots: [Int: Int] = [:]
+        for (i, name) in store.names.enumerated() { if let s = plan.slotByName[name] { parameterSlots[i] = s } }
+        guard let first = plan.outputSlots.first else { throw PassError(node: "graph outputs", "the model has no output to train on") }
+        var lossSlot = first.slot
+        if labels, let producer = plan.steps.first(where: { $0.outputs.contains(first.slot) }), producer.opType == "Softmax" {
+            lossSlot = producer.inputs[0]
+        }
+        // Which slots carry a gradient (from a parameter or a training op), and which steps lead to the loss.
+        var requires = [Bool](repeating: false, count: plan.slotCount)
+        for s in parameterSlots.values { requires[s] = true }
+        for step in plan.steps where quantizers[step.node] != nil || step.inputs.contains(where: { $0 >= 0 && requires[$0] }) {
+            for s in step.outputs where s >= 0 { requires[s] = true }
+        }
+        var reaches = [Bool](repeating: false, count: plan.slotCount)
+        for o in (labels ? [lossSlot] : plan.outputSlots.map(\.slot)) { reaches[o] = true }
+        for step in plan.steps.reversed() where step.outputs.contains(where: { $0 >= 0 && reaches[$0] }) {
+            for s in step.inputs where s >= 0 { reaches[s] = true }
+            let carries = step.inputs.contains { $0 >= 0 && requires[$0] } || quantizers[step.node] != nil
+            if carries, !(step.kernel is any DifferentiableKernel) {
+                throw PassError(node: plan.graph[step.node].displayName,
+                                "\(step.opType) (opset \(opset)) has no gradient, and it lies between trained parameters and the loss; `amct-pipe ops` lists the ops retraining can pass through")
+            }
+        }
+        let result = TrainingPlan(plan: plan, parameterSlots: parameterSlots, lossSlot: lossSlot, outputSlots: plan.outputSlots,
+                                  requiresGradient: requires)
+        plans[key] = result
+        return result
+    }
+
+    // MARK: Forward
+
+    /// Every value of one forward run, and the quantized arguments of each quantized step.
+    struct Tape {
+        var values: [DenseTensor?]
+        var quantizedArguments: [Int: [DenseTensor?]] = [:]
+    }
+
+    func forward(_ tp: TrainingPlan, _ feeds: [String: DenseTensor]) throws -> Tape {
+        let plan = tp.plan
+        var tape = Tape(values: [DenseTensor?](repeating: nil, count: plan.slotCount))
+        for (slot, value) in plan.constants { tape.values[slot] = value }
+        for (name, slot) in plan.inputSlots {
+            if let f = feeds[name] {
+                tape.values[slot] = f
+            } else if let p = store.index(of: name) {
+                tape.values[slot] = DenseTensor(shape: store.shapes[p], floats: store.values[p])
+            }
+        }
+        for (index, step) in plan.steps.enumerated() {
+            var args = step.inputs.map { $0 < 0 ? nil : tape.values[$0] }
+            if let q = quantizers[step.node], let x = args[0], let w = args.count > 1 ? args[1] : nil {
+                args[0] = q.quantizeActivation(x, store, pool)
+                do {
+                    args[1] = try q.quantizeWeight(w, store)
+                } catch let e as KernelError {
+                    throw ExecutionPlan.error(plan.graph[step.node], opset, e.message)
+                }
+                tape.quantizedArguments[index] = args
+            }
+            let results: [DenseTensor]
+            do {
+                results = try step.kernel.forward(args, pool)
+            } catch let e as KernelError {
+                throw ExecutionPlan.error(plan.graph[step.node], opset, e.message)
+            }
+            for (k, slot) in step.outputs.enumerated() where slot >= 0 { tape.values[slot] = results[k] }
+        }
+        return tape
+    }
+
+    // MARK: Loss
+
+    /// The loss of a forward run and its gradient at the loss slots; `correct` counts right predictions with labels.
+    func loss(_ tp: TrainingPlan, _ tape: Tape, labels: [Int64]?, feeds: [String: DenseTensor], gradient: Bool)
+        throws -> (loss: Float, correct: Int?, seeds: [Int: DenseTensor]) {
+        var seeds: [Int: DenseTensor] = [:]
+        if let labels {
+            guard let logits = tape.values[tp.lossSlot], logits.isFloat, logits.shape.count >= 2 else {
+                throw PassError(node: "graph outputs", "cross-entropy needs the first output to be float logits [N, classes, …]")
+            }
+            var g = gradient ? [Float](repeating: 0, count: logits.count) : []
+            let value = try logits.floats.withUnsafeBufferPointer { z in
+                try g.withUnsafeMutableBufferPointer { gb in
+                    try Loss.crossEntropy(logits: z, shape: logits.shape, labels: labels, gradient: gradient ? gb : nil)
+                }
+            }
+            if gradient { seeds[tp.lossSlot] = DenseTensor(shape: logits.shape, floats: g) }
+            return (value, Self.correct(logits, labels), seeds)
+        }
+        guard let teacher else { throw PassError(node: "graph outputs", "distillation needs the float model") }
+        let targets = try teacher.run(feeds)
+        var total: Float = 0
+        for (name, slot) in tp.outputSlots {
+            guard let p = tape.values[slot], p.isFloat, let t = targets[name], t.count == p.count else { continue }
+            var g = gradient ? [Float](repeating: 0, count: p.count) : []
+            total += try p.floats.withUnsafeBufferPointer { pb in
+                try t.floats.withUnsafeBufferPointer { tb in
+                    try g.withUnsafeMutableBufferPointer { gb in
+                        try Loss.meanSquaredError(pb, target: tb, gradient: gradient ? gb : nil)
+                    }
+                }
+            }
+            if gradient { seeds[slot] = DenseTensor(shape: p.shape, floats: g) }
+        }
+        return (total, nil, seeds)
+    }
+
+    /// Predictions (argmax over axis 1) equal to the labels.
+    static func correct(_ logits: DenseTensor, _ labels: [Int64]) -> Int {
+        let f = logits.floats, n = logits.shape[0], c = logits.shape[1], inner = logits.shape.dropFirst(2).reduce(1, *)
+        var right = 0
+        for img in 0..<n {
+            for i in 0..<inner {
+                var best = 0
+                for k in 1..<max(c, 1) where f[(img * c + k) * inner + i] > f[(img * c + best) * inner + i] { best = k }
+                if img * inner + i < labels.count, Int64(best) == labels[img * inner + i] { right += 1 }
+            }
+        }
+        return right
+    }
+
+    // MARK: Backward
+
+    /// Gradients of every parameter, by parameter index.
+    func backward(_ tp: TrainingPlan, _ tape: Tape, seeds: [Int: DenseTensor]) throws -> [[Float]?] {
+        let plan = tp.plan
+        var grads = [DenseTensor?](repeating: nil, count: plan.slotCount)
+        for (slot, g) in seeds { grads[slot] = g }
+        var clampGradients: [Int: Float] = [:]
+        var clipGradients: [Int: [Float]] = [:]
+        for index in plan.steps.indices.reversed() {
+            let step = plan.steps[index]
+            let outGrads = step.outputs.map { $0 >= 0 ? grads[$0] : nil }
+            guard outGrads.contains(where: { $0 != nil }) else { continue }
+            let quantizer = quantizers[step.node]
+            var needs = step.inputs.map { $0 >= 0 && tp.requiresGradient[$0] }
+            if quantizer != nil { needs[0] = true }
+            guard needs.contains(true), let kernel = step.kernel as? any DifferentiableKernel else { continue }
+            let args = tape.quantizedArguments[index] ?? step.inputs.map { $0 < 0 ? nil : tape.values[$0] }
+            let outputs = step.outputs.map { $0 >= 0 ? tape.values[$0] ?? DenseTensor(shape: [0], floats: []) : DenseTensor(shape: [0], floats: []) }
+            var inGrads: [DenseTensor?]
+            do {
+                inGrads = try kernel.backward(inputs: args, outputs: outputs, outputGradients: outGrads, needs: needs, pool)
+            } catch let e as KernelError {
+                throw ExecutionPlan.error(plan.graph[step.node], opset, "gradient: \(e.message)")
+            }
+            if let q = quantizer {
+                if let dxq = inGrads[0], let x = tape.values[step.inputs[0]] {
+                    inGrads[0] = q.activationBackward(x: x, gradient: dxq, needX: tp.requiresGradient[step.inputs[0]], store,
+                                                      clampGradients: &clampGradients, pool)
+                }
+                if inGrads.count > 1, let dwq = inGrads[1], let w = tape.values[step.inputs[1]] {
+                    inGrads[1] = q.weightBackward(w: w, gradient: dwq, store, clipGradients: &clipGradients)
+                }
+            }
+            for (k, slot) in step.inputs.enumerated() where slot >= 0 && k < inGrads.count && tp.requiresGradient[slot] {
+                guard let g = inGrads[k] else { continue }
+                grads[slot] = Self.sum(grads[slot], g)
+            }
+        }
+        var result = [[Float]?](repeating: nil, count: store.names.count)
+        for (p, slot) in tp.parameterSlots { result[p] = grads[slot]?.floats }
+        for (p, g) in clampGradients { result[p] = [g] }
+        for (p, g) in clipGradients { result[p] = g }
+        for m in masks { if var g = result[m.parameter] { m.apply(to: &g); result[m.parameter] = g } }
+        return result
+    }
+
+    /// a + b elementwise (b alone when a is nil), reusing a's storage.
+    static func sum(_ a: DenseTensor?, _ b: DenseTensor) -> DenseTensor {
+        guard var a, case .float(var values) = a.elements, values.count == b.count else { return b }
+        a.elements = .bool([])
+        let other = b.floats
+        values.withUnsafeMutableBufferPointer { v in other.withUnsafeBufferPointer { o in for i in 0..<v.count { v[i] += o[i] } } }
+        a.elements = .float(values)
+        return a
+    }
+
+    // MARK: Steps and epochs
+
+    /// One optimizer step on a batch: returns its loss and correct predictions.
+    func trainStep(_ feeds: [String: DenseTensor], labels: [Int64]?, learningRate: Float) throws -> (Float, Int?) {
+        for i in masks.indices where masks[i].isDue(step: store.step) { masks[i].recompute(&store) }
+        let tp = try trainingPlan(feeds, labels: labels != nil)
+        let (value, correct, grads): (Float, Int?, [[Float]?]) = try {
+            let tape = try forward(tp, feeds)
+            let (value, correct, seeds) = try loss(tp, tape, labels: labels, feeds: feeds, gradient: true)
+            guard value.isFinite else {
+                throw PassError(node: "loss", "the training loss became \(value); lower the learning rate (--lr)")
+            }
+            return (value, correct, try backward(tp, tape, seeds: seeds))
+        }()
+        store.update(grads, kind: options.optimizer, learningRate: learningRate)
+        for m in masks { m.apply(to: &store.values[m.parameter]) }
+        return (value, correct)
+    }
+
+    /// Loss and accuracy of the model as it trains (training ops on) over `data`.
+    public func evaluate(_ data: TrainingData) throws -> Score {
+        var total: Double = 0, right = 0, seen = 0
+        let order = Array(0..<data.count)
+        for start in stride(from: 0, to: data.count, by: options.batchSize) {
+            let (feeds, labels) = data.batch(order[start..<min(start + options.batchSize, data.count)])
+            let tp = try trainingPlan(feeds, labels: labels != nil)
+            let tape = try forward(tp, feeds)
+            let (value, correct, _) = try loss(tp, tape, labels: labels, feeds: feeds, gradient: false)
+            let n = feeds.values.first?.shape.first ?? 0
+            total += Double(value) * Double(n)
+            right += correct ?? 0
+            seen += n
+        }
+        return Score(loss: Float(total / Double(max(seen, 1))), accuracy: data.labels == nil ? nil : Float(right) / Float(max(seen, 1)))
+    }
+
+    /// The run's total optimizer steps.
+    public func totalSteps(samples: Int) -> Int {
+        let perEpoch = max(1, samples / options.batchSize)
+        return min(options.maxSteps ?? Int.max, perEpoch * options.epochs)
+    }
+
+    /// Trains one epoch (`epoch` counts from 0); stops early at `maxSteps`.
+    public func trainEpoch(_ data: TrainingData, epoch: Int, progress: ((TrainingProgress) -> Void)? = nil) throws -> EpochReport {
+        let order = data.order(seed: options.seed, epoch: epoch)
+        let perEpoch = max(1, data.count / options.batchSize)
+        let total = totalSteps(samples: data.count)
+        let start = DispatchTime.now().uptimeNanoseconds
+        var lossSum: Double = 0, right = 0, seen = 0, steps = 0
+        for b in 0..<perEpoch where store.step < total {
+            let batchSize = min(options.batchSize, data.count)
+            let (feeds, labels) = data.batch(order[(b * batchSize)..<((b + 1) * batchSize)])
+            let lr = ParameterStore.cosine(options.effectiveLearningRate, step: store.step, total: total)
+            let (value, correct) = try trainStep(feeds, labels: labels, learningRate: lr)
+            lossSum += Double(value)
+            right += correct ?? 0
+            seen += batchSize
+            steps += 1
+            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            let rate = Double(seen) / max(elapsed, 1e-9)
+            progress?(TrainingProgress(epoch: epoch + 1, epochs: options.epochs, step: b + 1, stepsPerEpoch: perEpoch,
+                                       loss: Float(lossSum / Double(steps)), samplesPerSecond: rate,
+                                       secondsLeft: Double((total - store.step) * batchSize) / max(rate, 1e-9)))
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        return EpochReport(epoch: epoch + 1, trainLoss: Float(lossSum / Double(max(steps, 1))),
+                           trainAccuracy: data.labels == nil ? nil : Float(right) / Float(max(seen, 1)),
+                           validationLoss: nil, validationAccuracy: nil, seconds: seconds,
+                           samplesPerSecond: Double(seen) / max(seconds, 1e-9))
+    }
+}

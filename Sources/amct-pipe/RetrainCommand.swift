@@ -1,0 +1,164 @@
+import ArgumentParser
+import Foundation
+import Graph
+import Passes
+
+struct RetrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retrain",
+        abstract: "Compress as the config says, then train (quantization-aware, SEMANTICS §7) to recover the accuracy compression cost.",
+        discussion: """
+            Starts as compress does (plan, filter pruning, 2:4 masks, clips from the config or IFMR on the first batch_num
+            batches of --data), folds BatchNormalization, trains the weights, biases and clips through the training ops, and
+            writes the same files compress writes from what it learned. With --labels the loss is cross-entropy; without,
+            the float model's outputs on the same batch are the target (distillation: no labels needed).
+            """)
+
+    @Argument(help: "The float ONNX model (never modified).")
+    var input: String
+
+    @Option(help: "The AMCT config (text format).")
+    var cfg: String
+
+    @Option(help: "Training data: .npz with one array per model input (samples along axis 0), and the labels array.")
+    var data: String
+
+    @Option(name: .shortAndLong, help: "Where to write the retrained, compressed model.")
+    var output: String
+
+    @Option(help: "The array in --data (and --val) holding class indices: train with cross-entropy. Without it: distillation.")
+    var labels: String?
+
+    @Option(help: "Validation data (.npz like --data): scored every epoch; the best epoch is what is written.")
+    var val: String?
+
+    @Option(help: "Epochs (passes over --data).")
+    var epochs = 8
+
+    @Option(help: "Stop after this many optimizer steps in all.")
+    var steps: Int?
+
+    @Option(help: "Samples per step (and per calibration batch when the model's batch is symbolic).")
+    var batchSize = 32
+
+    @Option(help: "Base learning rate (cosine schedule to 0); default 1e-3 for adam, 1e-2 for sgd.")
+    var lr: Float?
+
+    @Option(help: "sgd (momentum 0.9) or adam.")
+    var optimizer: OptimizerKind = .adam
+
+    @Option(help: "Seed of the sample order.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Write the whole training state to DIR/checkpoint.npz after every epoch (atomically).")
+    var checkpoint: String?
+
+    @Option(help: "Continue from DIR/checkpoint.npz (same model, config, --seed, --batch-size, --optimizer, --lr).")
+    var resume: String?
+
+    @Option(help: "Output layout: qdq or amct.")
+    var format: OutputFormat = .qdq
+
+    @Option(help: "Also write the record file (text format).")
+    var record: String?
+
+    @Flag(help: "Print the run summary as JSON (with one entry per epoch).")
+    var json = false
+
+    @Flag(help: "No progress output.")
+    var quiet = false
+
+    func validate() throws {
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
+        if epochs < 1 { throw ValidationError("--epochs must be at least 1") }
+        if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
+        if let lr, !(lr.isFinite && lr > 0) { throw ValidationError("--lr must be a positive number") }
+    }
+
+    func run() throws {
+        try reportingErrors { try execute() }
+    }
+
+    func execute() throws {
+        do {
+            let model = try ModelFile.load(input)
+            let config = try CompressionConfig.load(cfg)
+            let training = try TrainingData.load(data, for: model, labels: labels)
+            var validation: TrainingData?
+            if let val { validation = try TrainingData.load(val, for: model, labels: labels) }
+            var options = TrainingOptions()
+            options.epochs = epochs
+            options.maxSteps = steps
+            options.batchSize = batchSize
+            options.learningRate = lr
+            options.optimizer = optimizer
+            options.seed = seed
+            let showProgress = !quiet && isatty(2) != 0
+            let progress: ((TrainingProgress) -> Void)? = showProgress ? { Self.showProgress($0) } : nil
+            let calibration = CalibrationPass(data: try CalibrationData.load(data, for: model), batchSize: batchSize)
+            let result = try retrain(
+                model, config: config, format: format, data: training, validation: validation, options: options,
+                calibration: calibration, checkpoints: CheckpointOptions(directory: checkpoint, resume: resume),
+                progress: progress)
+            if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
+            let paths = result.compression.paths(for: output)
+            for ((_, compressed), path) in zip(result.compression.models, paths) { try ModelFile.save(compressed, to: path) }
+            if let record {
+                try Data(result.compression.context.record.text.utf8).write(to: URL(fileURLWithPath: record), options: .atomic)
+            }
+            let summary = RunSummary(input: input, outputs: paths, context: result.compression.context, format: format,
+                                     before: model, after: result.compression.models.first?.model)
+            print(json ? Self.json(summary, result.report).serialized() : summary.text + "\n" + Self.text(result.report))
+        }
+    }
+
+    static func showProgress(_ p: TrainingProgress) {
+        let eta = p.secondsLeft < 90 ? String(format: "%.0f s", p.secondsLeft) : String(format: "%.1f min", p.secondsLeft / 60)
+        let line = String(format: "\rretrain: epoch %d/%d  step %d/%d  loss %.4f  %.0f samples/s  ETA %@   ",
+                          p.epoch, p.epochs, p.step, p.stepsPerEpoch, p.loss, p.samplesPerSecond, eta)
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    static func score(_ s: Score) -> String {
+        "loss \(String(format: "%.4f", s.loss))" + (s.accuracy.map { String(format: ", accuracy %.2f%%", 100 * $0) } ?? "")
+    }
+
+    static func text(_ r: TrainingReport) -> String {
+        var lines = ["  retrain    \(r.loss); \(r.steps) steps, \(r.epochs.count) epochs, \(String(format: "%.1f", r.seconds)) s"
+                     + (r.resumedFromEpoch.map { " (resumed after epoch \($0))" } ?? "")]
+        lines.append("  before     \(score(r.before)) on \(r.scoredOn) (compressed, before training)")
+        lines.append("  after      \(score(r.after)) (epoch \(r.writtenEpoch) written)")
+        for e in r.epochs {
+            var line = "  epoch \(e.epoch)    train loss \(String(format: "%.4f", e.trainLoss))"
+            if let v = e.validationLoss { line += ", val loss \(String(format: "%.4f", v))" }
+            if let a = e.validationAccuracy { line += String(format: ", val accuracy %.2f%%", 100 * a) }
+            line += String(format: ", %.0f samples/s", e.samplesPerSecond)
+            lines.append(line)
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func json(_ summary: RunSummary, _ r: TrainingReport) -> JSONValue {
+        guard case .object(var fields) = summary.json else { return summary.json }
+        func score(_ s: Score) -> JSONValue {
+            .object([("loss", .float(s.loss)), ("accuracy", s.accuracy.map { .float($0) } ?? .null)])
+        }
+        fields.append(("retrain", .object([
+            ("loss", .string(r.loss)), ("before", score(r.before)), ("after", score(r.after)), ("scored_on", .string(r.scoredOn)),
+            ("steps", .int(r.steps)), ("seconds", .float(Float(r.seconds))), ("written_epoch", .int(r.writtenEpoch)),
+            ("resumed_from_epoch", r.resumedFromEpoch.map { .int($0) } ?? .null),
+            ("epochs", .array(r.epochs.map { e in
+                .object([
+                    ("epoch", .int(e.epoch)), ("train_loss", .float(e.trainLoss)),
+                    ("train_accuracy", e.trainAccuracy.map { .float($0) } ?? .null),
+                    ("val_loss", e.validationLoss.map { .float($0) } ?? .null),
+                    ("val_accuracy", e.validationAccuracy.map { .float($0) } ?? .null),
+                    ("seconds", .float(Float(e.seconds))), ("samples_per_second", .float(Float(e.samplesPerSecond))),
+                ])
+            })),
+        ])))
+        return .object(fields)
+    }
+}
+
+extension OptimizerKind: ExpressibleByArgument {}
