@@ -172,6 +172,62 @@ def main():
         if len(results) == 2:
             print(f"{name:<12} {'python / amct-pipe':<22} {results[1][0] / results[0][0]:>7.2f}x {results[1][1] / results[0][1]:>11.2f}x")
     forward_main()
+    retrain_main()
+
+
+RETRAIN_CFG = """
+retrain_data_quant_config { ulq_quantize { dst_type: INT8 } }
+retrain_weight_quant_config { arq_retrain { channel_wise: true dst_type: INT8 } }
+"""
+
+
+def retrain_main():
+    """Retraining speed: samples/s of `amct-pipe retrain` (INT8 QAT, batch 32) and one training step against one
+    forward pass of the same batch (`run --profile`), on a ResNet-18-shaped model at 64×64 and the SVTR-shaped
+    recognizer. Ratios near 3 are what PyTorch's CPU autograd reaches."""
+    import json
+    import numpy as np
+    import onnx
+    sys.path.insert(0, HERE)
+    import models
+    cases = [("retrain resnet18 64x64", lambda: models.resnet18(image=64), (3, 64, 64), 10, 32),
+             ("retrain svtr_rec", lambda: models.svtr_rec(), (3, 48, 320), None, 8)]
+    cfg = os.path.join(WORK, "retrain_int8.cfg")
+    os.makedirs(WORK, exist_ok=True)
+    with open(cfg, "w") as f:
+        f.write(RETRAIN_CFG)
+    printed = False
+    for name, make, shape, classes, batch in cases:
+        if not selected(name):
+            continue
+        if not printed:
+            print(f"\n{'job':<24} {'samples/s':>10} {'step s':>8} {'forward s':>10} {'step/forward':>13}")
+            printed = True
+        slug = name.split()[1]
+        model = os.path.join(WORK, f"{slug}.onnx")
+        if stale(model):
+            onnx.save(make(), model)
+        rng = np.random.default_rng(0)
+        data = os.path.join(WORK, f"{slug}_train.npz")
+        arrays = {"input": rng.standard_normal((batch * 6,) + shape).astype(np.float32)}
+        if classes:
+            arrays["label"] = rng.integers(0, classes, batch * 6).astype(np.int64)
+        np.savez(data, **arrays)
+        labels = ["--labels", "label"] if classes else []
+        out = subprocess.run([BINARY, "retrain", model, "--cfg", cfg, "--data", data, "-o", os.path.join(WORK, "rt.onnx"),
+                              "--batch-size", str(batch), "--epochs", "1", "--json", "--quiet", *labels],
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            raise SystemExit(f"{name} failed:\n{out.stderr[-2000:]}")
+        epoch = json.loads(out.stdout)["retrain"]["epochs"][0]
+        steps = 6
+        step = epoch["seconds"] / steps
+        x = os.path.join(WORK, f"{slug}_x.npz")
+        np.savez(x, input=arrays["input"][:batch])
+        prof = subprocess.run([BINARY, "run", model, "--inputs", x, "-o", os.path.join(WORK, "y.npz"), "--profile"],
+                              capture_output=True, text=True)
+        forward = min(float(l.split()[-1]) for l in prof.stderr.splitlines() if l.startswith("total (ops)"))
+        print(f"{name:<24} {epoch['samples_per_second']:>10.1f} {step:>8.3f} {forward:>10.3f} {step / forward:>12.2f}x")
 
 
 if __name__ == "__main__":

@@ -402,6 +402,49 @@ def svtr_rec(height=48, width=320, classes=6625, seed=14, dims=120, heads=8, dep
     return _model(b.nodes, b.inits, "svtr_rec", ["N", 3, height, width], "probs", ["N", w_out, classes])
 
 
+def resnet18(image=64, classes=10, seed=15, width=64, blocks=(2, 2, 2, 2)):
+    """A ResNet-18-shaped network (basic blocks: two 3×3 convs, BN kept as nodes, residual Add) for the retraining
+    bench, at a small image size."""
+    rng = np.random.default_rng(seed)
+    nodes, inits = [], []
+
+    def weight(name, shape, fan_in):
+        inits.append(numpy_helper.from_array((rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32), name))
+
+    def conv_bn(scope, x, cin, cout, k, stride, relu=True):
+        weight(f"{scope}.weight", (cout, cin, k, k), cin * k * k)
+        nodes.append(helper.make_node("Conv", [x, f"{scope}.weight"], [f"{scope}_c"], name=f"/{scope}/Conv",
+                                      kernel_shape=[k, k], strides=[stride] * 2, pads=[k // 2] * 4))
+        names = [f"{scope}.bn.{n}" for n in ("weight", "bias", "mean", "var")]
+        for n, v in zip(names, (rng.uniform(0.5, 1.0, cout), rng.standard_normal(cout) * 0.05,
+                                rng.standard_normal(cout) * 0.05, rng.uniform(0.5, 1.5, cout))):
+            inits.append(numpy_helper.from_array(v.astype(np.float32), n))
+        nodes.append(helper.make_node("BatchNormalization", [f"{scope}_c"] + names, [f"{scope}_bn"], name=f"/{scope}/BN"))
+        if not relu:
+            return f"{scope}_bn"
+        nodes.append(helper.make_node("Relu", [f"{scope}_bn"], [f"{scope}_r"], name=f"/{scope}/Relu"))
+        return f"{scope}_r"
+
+    x = conv_bn("conv1", "input", 3, width, 3, 1)
+    cin = width
+    for stage, count in enumerate(blocks):
+        cout = width * 2 ** stage
+        for b in range(count):
+            s = f"layer{stage + 1}.{b}"
+            stride = 2 if (b == 0 and stage > 0) else 1
+            y = conv_bn(f"{s}.conv2", conv_bn(f"{s}.conv1", x, cin, cout, 3, stride), cout, cout, 3, 1, relu=False)
+            short = conv_bn(f"{s}.downsample", x, cin, cout, 1, stride, relu=False) if (stride != 1 or cin != cout) else x
+            nodes.append(helper.make_node("Add", [y, short], [f"{s}_add"], name=f"/{s}/Add"))
+            nodes.append(helper.make_node("Relu", [f"{s}_add"], [f"{s}_out"], name=f"/{s}/Relu"))
+            x, cin = f"{s}_out", cout
+    nodes.append(helper.make_node("GlobalAveragePool", [x], ["gap"], name="/avgpool/GlobalAveragePool"))
+    nodes.append(helper.make_node("Flatten", ["gap"], ["flat"], name="/Flatten", axis=1))
+    weight("fc.weight", (classes, cin), cin)
+    inits.append(numpy_helper.from_array(np.zeros(classes, np.float32), "fc.bias"))
+    nodes.append(helper.make_node("Gemm", ["flat", "fc.weight", "fc.bias"], ["logits"], name="/fc/Gemm", transB=1))
+    return _model(nodes, inits, "resnet18", ["N", 3, image, image], "logits", ["N", classes])
+
+
 # The executor bench rows: arch → (generator, input shape at the bench batch).
 BENCH = {
     "resnet50": (lambda: resnet50(batch="N"), (8, 3, 224, 224)),
