@@ -271,3 +271,188 @@ extension OperatorGradientTests {
     func testViewGradients() { checkAll(viewCases()) }
     func testBatchNormGradients() { checkAll(batchNormCases()) }
 }
+
+extension OperatorGradientTests {
+    func normalizationCases() -> [GradientCase] {
+        [
+            GradientCase(op: "LayerNormalization", attributes: [.int("axis", -2), .float("epsilon", 1e-3)],
+                         inputs: [floats([2, 3, 4]), floats([3, 4]), floats([3, 4])], checked: [0, 1, 2]),
+            GradientCase(op: "LayerNormalization", inputs: [floats([3, 5]), floats([5]), floats([1])], checked: [0, 1, 2],
+                         label: "one-element bias"),
+            GradientCase(op: "LayerNormalization", inputs: [floats([2, 4]), floats([1])], checked: [0, 1], label: "no bias"),
+            GradientCase(op: "Softmax", opset: 13, attributes: [.int("axis", 1)], inputs: [floats([2, 3, 4])], checked: [0]),
+            GradientCase(op: "Softmax", opset: 13, inputs: [floats([3, 5])], checked: [0], label: "default axis"),
+            GradientCase(op: "Softmax", opset: 11, attributes: [.int("axis", 1)], inputs: [floats([2, 3, 4])], checked: [0],
+                         label: "coerced to 2-D"),
+            GradientCase(op: "ReduceMean", opset: 13, attributes: [.ints("axes", [0, 2]), .int("keepdims", 0)],
+                         inputs: [floats([2, 3, 4])], checked: [0], label: "axes 0, 2"),
+            GradientCase(op: "ReduceMean", opset: 13, attributes: [.ints("axes", [-1])], inputs: [floats([2, 3, 4])], checked: [0],
+                         label: "last axis"),
+            GradientCase(op: "ReduceMean", opset: 18, inputs: [floats([2, 3, 4]), ints([-2])], checked: [0], label: "axes input"),
+            GradientCase(op: "ReduceMean", opset: 18, inputs: [floats([2, 3])], checked: [0], label: "all axes"),
+        ]
+    }
+
+    func movementCases() -> [GradientCase] {
+        [
+            GradientCase(op: "Transpose", attributes: [.ints("perm", [2, 0, 1])], inputs: [floats([2, 3, 4])], checked: [0]),
+            GradientCase(op: "Transpose", inputs: [floats([2, 3, 4])], checked: [0], label: "reversed"),
+            GradientCase(op: "Concat", attributes: [.int("axis", -1)], inputs: [floats([2, 3]), floats([2, 1]), floats([2, 2])],
+                         checked: [0, 1, 2]),
+            GradientCase(op: "Concat", attributes: [.int("axis", 0)], inputs: [floats([1, 3]), floats([2, 3])], checked: [1],
+                         label: "second only"),
+            GradientCase(op: "Slice", opset: 13,
+                         inputs: [floats([4, 6]), ints([1, 5]), ints([4, 0]), ints([0, -1]), ints([2, -2])], checked: [0],
+                         label: "negative axis and step"),
+            GradientCase(op: "Slice", opset: 13, inputs: [floats([3, 5]), ints([1]), ints([100]), ints([1])], checked: [0],
+                         label: "clamped end"),
+            GradientCase(op: "Split", opset: 13, attributes: [.int("axis", 1)], inputs: [floats([2, 6]), ints([2, 4])], checked: [0],
+                         outputs: 2),
+            GradientCase(op: "Split", opset: 11, attributes: [.int("axis", -1)], inputs: [floats([2, 3, 6])], checked: [0],
+                         outputs: 3, label: "equal"),
+            GradientCase(op: "Expand", inputs: [floats([3, 1]), ints([2, 3, 4])], checked: [0]),
+            GradientCase(op: "Pad", opset: 13, inputs: [floats([2, 3]), ints([1, -1, 0, 2]), scalar(0.5)], checked: [0],
+                         label: "constant, cropping"),
+            GradientCase(op: "Pad", opset: 18, inputs: [floats([2, 3, 4]), ints([1, 2]), nil, ints([-1])], checked: [0],
+                         label: "axes"),
+            GradientCase(op: "Pad", opset: 2, attributes: [.ints("pads", [0, 1, 1, 0])], inputs: [floats([2, 3])], checked: [0]),
+            GradientCase(op: "Gather", attributes: [.int("axis", 1)],
+                         inputs: [floats([3, 5]), ints([0, 4, -1, 2], [2, 2])], checked: [0], label: "repeated index"),
+            GradientCase(op: "Gather", inputs: [floats([4, 2]), ints([3])], checked: [0]),
+            GradientCase(op: "Where", inputs: [DenseTensor(shape: [3, 1], bools: [true, false, true]), floats([3, 4]), floats([4])],
+                         checked: [1, 2]),
+            GradientCase(op: "Cast", attributes: [.int("to", 1)], inputs: [floats([2, 3])], checked: [0]),
+        ]
+    }
+
+    func transposedConvCases() -> [GradientCase] {
+        [
+            GradientCase(op: "ConvTranspose", attributes: [.int("group", 2), .ints("strides", [2, 2]), .ints("pads", [1, 1, 1, 1]),
+                                                           .ints("output_padding", [1, 0])],
+                         inputs: [floats([1, 4, 3, 3]), floats([4, 3, 3, 3]), floats([6])], checked: [0, 1, 2]),
+            GradientCase(op: "ConvTranspose", attributes: [.ints("strides", [2]), .ints("dilations", [2])],
+                         inputs: [floats([2, 2, 4]), floats([2, 3, 3])], checked: [0, 1], label: "1-D"),
+        ]
+    }
+
+    func resizeCases() -> [GradientCase] {
+        func resize(_ x: [Int], scales: [Float]? = nil, sizes: [Int64]? = nil, _ attributes: [Attribute], _ label: String) -> GradientCase {
+            GradientCase(op: "Resize", opset: 13, attributes: attributes,
+                         inputs: [floats(x), nil, scales.map { DenseTensor(shape: [4], floats: $0) }, sizes.map { ints($0) }],
+                         checked: [0], label: label)
+        }
+        return [
+            resize([1, 2, 4, 4], scales: [1, 1, 0.5, 0.5], [], "nearest 2× down: round_prefer_floor ties"),
+            resize([1, 2, 3, 3], scales: [1, 1, 2, 1.5], [.string("coordinate_transformation_mode", "asymmetric")], "nearest asymmetric"),
+            resize([1, 1, 3, 4], sizes: [1, 1, 5, 7], [.string("nearest_mode", "ceil"),
+                                                       .string("coordinate_transformation_mode", "tf_half_pixel_for_nn")], "nearest ceil"),
+            resize([2, 2, 3, 4], scales: [1, 1, 2, 1.5], [.string("mode", "linear")], "linear half_pixel"),
+            resize([1, 2, 3, 3], sizes: [1, 2, 5, 7], [.string("mode", "linear"), .string("coordinate_transformation_mode", "align_corners")],
+                   "linear align_corners"),
+            resize([1, 1, 4, 5], sizes: [1, 1, 1, 3], [.string("mode", "linear"),
+                                                       .string("coordinate_transformation_mode", "pytorch_half_pixel")], "linear pytorch"),
+        ]
+    }
+
+    func testNormalizationGradients() { checkAll(normalizationCases()) }
+    func testDataMovementGradients() { checkAll(movementCases()) }
+    func testConvTransposeGradients() { checkAll(transposedConvCases()) }
+    func testResizeGradients() { checkAll(resizeCases()) }
+}
+
+// MARK: The registry's flags, and the slot's contract
+
+extension OperatorGradientTests {
+    /// Ops without a gradient, one sample each.
+    func nonDifferentiableSamples() -> [GradientCase] {
+        [
+            GradientCase(op: "Equal", inputs: [floats([2, 3]), floats([3])], checked: []),
+            GradientCase(op: "Less", inputs: [floats([2, 3]), floats([3])], checked: []),
+            GradientCase(op: "Greater", inputs: [floats([2, 3]), floats([3])], checked: []),
+            GradientCase(op: "Shape", inputs: [floats([2, 3])], checked: []),
+            GradientCase(op: "Range", opset: 11, inputs: [scalar(0), scalar(5), scalar(1)], checked: []),
+            GradientCase(op: "Constant", attributes: [.tensor("value", Tensor(name: nil, dims: [2], floats: [1, 2]))], inputs: [],
+                         checked: []),
+            GradientCase(op: "ConstantOfShape", opset: 9, inputs: [ints([2, 3])], checked: []),
+        ]
+    }
+
+    func allSamples() -> [GradientCase] {
+        convCases() + transposedConvCases() + matMulCases() + binaryCases() + unaryCases() + poolCases() + viewCases()
+            + batchNormCases() + normalizationCases() + movementCases() + resizeCases() + nonDifferentiableSamples()
+    }
+
+    func testEveryRegistryEntryWithAGradientHasADifferentiableKernelAndNoOtherDoes() throws {
+        let samples = allSamples()
+        var differentiable = 0
+        for op in OperatorRegistry.standard.operators {
+            let name = "\(op.opType) \(op.versions)"
+            guard let c = samples.first(where: { $0.op == op.opType && op.versions.contains($0.opset) }) else {
+                XCTFail("no sample input for \(name)")
+                continue
+            }
+            let node = Node(opType: c.op, name: "n", inputs: c.inputs.indices.map { c.inputs[$0] == nil ? "" : "in\($0)" },
+                            outputs: (0..<c.outputs).map { "out\($0)" }, attributes: c.attributes)
+            let specs = c.inputs.map { $0.map { TensorSpec(constant: $0) } }
+            let prepared = try op.prepare(OpContext(node: node, opset: c.opset, inputs: specs))
+            XCTAssertEqual(prepared.kernel is any DifferentiableKernel, op.hasGradient, "\(name): hasGradient \(op.hasGradient)")
+            if op.hasGradient { differentiable += 1 }
+        }
+        XCTAssertGreaterThanOrEqual(differentiable, 50)
+        // int64 forms of differentiable ops (shape arithmetic) are not differentiable.
+        for c in [GradientCase(op: "Add", inputs: [ints([1, 2]), ints([3])], checked: []),
+                  GradientCase(op: "Neg", inputs: [ints([1, 2])], checked: []),
+                  GradientCase(op: "Clip", opset: 13, inputs: [ints([1, 2]), ints([0], []), nil], checked: [])] {
+            let (_, prepared) = try prepare(c)
+            XCTAssertFalse(prepared.kernel is any DifferentiableKernel, "\(c.name) on int64")
+        }
+    }
+
+    /// A nil output gradient reads as zeros: Split with only its second output used scatters into the second window.
+    func testMissingOutputGradientsReadAsZeros() throws {
+        let x = floats([2, 5])
+        let c = GradientCase(op: "Split", opset: 13, attributes: [.int("axis", 1)], inputs: [x, ints([2, 3])], checked: [0],
+                             outputs: 2)
+        let (_, prepared) = try prepare(c)
+        let kernel = try XCTUnwrap(prepared.kernel as? any DifferentiableKernel)
+        let ys = try kernel.forward(c.inputs, BufferPool())
+        let r: [Float] = (0..<6).map { Float($0) + 1 }
+        let grads = try kernel.backward(inputs: c.inputs, outputs: ys, outputGradients: [nil, DenseTensor(shape: [2, 3], floats: r)],
+                                        needs: [true, false], BufferPool())
+        XCTAssertEqual(grads[0]?.floats, [0, 0, 1, 2, 3, 0, 0, 4, 5, 6])
+        XCTAssertNil(grads[1])
+        // A single-output op with no gradient downstream gives zeros, and nothing where not needed.
+        let conv = GradientCase(op: "Conv", inputs: [floats([1, 2, 3, 3]), floats([2, 2, 2, 2]), floats([2])], checked: [0, 1, 2])
+        let (_, p) = try prepare(conv)
+        let k = try XCTUnwrap(p.kernel as? any DifferentiableKernel)
+        let cy = try k.forward(conv.inputs, BufferPool())
+        let cg = try k.backward(inputs: conv.inputs, outputs: cy, outputGradients: [nil], needs: [false, true, false], BufferPool())
+        XCTAssertNil(cg[0])
+        XCTAssertEqual(cg[1]?.floats, [Float](repeating: 0, count: 16))
+        XCTAssertNil(cg[2])
+    }
+
+    /// The plan fuses a residual Add or a clamp into Conv only for inference; such a kernel refuses to differentiate.
+    func testFusedConvHasNoGradient() throws {
+        let c = GradientCase(op: "Conv", inputs: [floats([1, 2, 3, 3]), floats([2, 2, 1, 1])], checked: [0, 1])
+        let (_, p) = try prepare(c)
+        var kernel = try XCTUnwrap(p.kernel as? ConvOps.ConvKernel)
+        let y = try kernel.forward(c.inputs, BufferPool())
+        kernel.epilogue = NeuralOps.Epilogue(clamp: (0, 6))
+        XCTAssertThrowsError(try kernel.backward(inputs: c.inputs, outputs: y, outputGradients: y, needs: [true, true], BufferPool())) {
+            XCTAssertTrue("\($0)".contains("fused"), "\($0)")
+        }
+    }
+
+    /// Reflect and edge Pad are not trained through: a clear error, not a wrong gradient.
+    func testReflectPadGradientIsAnError() throws {
+        let c = GradientCase(op: "Pad", opset: 13, attributes: [.string("mode", "reflect")], inputs: [floats([2, 3]), ints([0, 1, 0, 1])],
+                             checked: [0])
+        let (_, p) = try prepare(c)
+        let kernel = try XCTUnwrap(p.kernel as? any DifferentiableKernel)
+        let y = try kernel.forward(c.inputs, BufferPool())
+        XCTAssertThrowsError(try kernel.backward(inputs: c.inputs, outputs: y, outputGradients: y, needs: [true, false], BufferPool())) {
+            XCTAssertTrue("\($0)".contains("reflect"), "\($0)")
+        }
+    }
+}
