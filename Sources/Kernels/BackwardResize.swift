@@ -8,7 +8,8 @@
 // round_prefer_floor rounds them down: a 2× downscale picks the other pixel), asymmetric floors (the forward rounds),
 // and align_corners, pytorch_half_pixel, tf_half_pixel_for_nn are absent. `resize2d` is the exact adjoint of
 // Resampling.resize2d for every mode it runs, through the forward's own per-axis tables:
-//   nearest ∂x[i0_y, i0_x] += g;  linear ∂x[i_y, i_x] += g·w_y·w_x over the corners (w = 1 − weight1 at i0, weight1 at i1)
+//   nearest ∂x[i0_y, i0_x] += g;  linear ∂x[i_y, i_x] += g·w_y·w_x over the four corners
+//   (w = 1 − weight1 at index0, weight1 at index1)
 // Every function ADDS into its gradient outputs (the caller zeroes them).
 
 extension Backward {

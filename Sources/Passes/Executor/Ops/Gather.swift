@@ -8,7 +8,8 @@ import Kernels
 // indices, none when the data is int64 or bool.
 
 enum GatherOps {
-    static let gather = Operator("Gather", versions: 1...Operator.newestOpset, hasGradient: true, prepare: prepareGather)
+    static let gather = Operator("Gather", versions: 1...Operator.newestOpset, hasGradient: true,
+                                 prepare: prepareGather)
     static let range = Operator("Range", versions: 11...Operator.newestOpset, prepare: prepareRange)
 
     struct GatherKernel: OpKernel {
@@ -74,7 +75,9 @@ extension GatherOps.GatherKernel: DifferentiableKernel {
         let g = try outputGradient(outputGradients, 0, shape: y.shape, buffers)
         return try inputGradients(inputs, gradientMask(inputs, needs, limit: 1), buffers) { d in
             guard let dx = d[0] else { return }
-            try g.withFloatBuffer { try Backward.gather(gradient: $0, xShape: x.shape, indices: idx.ints, axis: axis, dx: dx) }
+            try g.withFloatBuffer {
+                try Backward.gather(gradient: $0, xShape: x.shape, indices: idx.ints, axis: axis, dx: dx)
+            }
         }
     }
 }

@@ -95,7 +95,9 @@ extension DenseTensor {
 /// The gradient of output `k`: zeros of `shape` when nothing downstream reads the output.
 func outputGradient(_ gradients: [DenseTensor?], _ k: Int, shape: [Int], _ buffers: BufferPool) throws -> DenseTensor {
     let count = shape.reduce(1, *)
-    guard k < gradients.count, let g = gradients[k] else { return DenseTensor(shape: shape, floats: buffers.zeros(count)) }
+    guard k < gradients.count, let g = gradients[k] else {
+        return DenseTensor(shape: shape, floats: buffers.zeros(count))
+    }
     guard g.count == count, g.isFloat else {
         throw KernelError("the gradient of output \(k) has shape \(g.shape); the output has \(shape)")
     }

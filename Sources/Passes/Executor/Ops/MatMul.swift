@@ -8,11 +8,13 @@ import Kernels
 //
 // Gradients (Backward.gemm / matmul), G = ∂Y:
 //   Gemm    ∂A' = α·G·B'ᵀ   ∂B' = α·A'ᵀ·G   (transposed back when transA / transB)   ∂C = β·G summed to C's shape
-//   MatMul  ∂A_i = G_i·B_iᵀ   ∂B_i = A_iᵀ·G_i per output batch i, summed over the batch axes an operand was broadcast on
+//   MatMul  ∂A_i = G_i·B_iᵀ   ∂B_i = A_iᵀ·G_i per output batch i, summed over the batch axes an operand was
+//           broadcast on
 
 enum MatMulOps {
     static let gemm = Operator("Gemm", versions: 1...Operator.newestOpset, hasGradient: true, prepare: prepareGemm)
-    static let matMul = Operator("MatMul", versions: 1...Operator.newestOpset, hasGradient: true, prepare: prepareMatMul)
+    static let matMul = Operator("MatMul", versions: 1...Operator.newestOpset, hasGradient: true,
+                                 prepare: prepareMatMul)
 
     struct GemmKernel: OpKernel {
         let alpha: Float, beta: Float, transA: Bool, transB: Bool

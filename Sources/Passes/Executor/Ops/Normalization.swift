@@ -15,12 +15,16 @@ import Kernels
 //   Softmax             ∂x = y·(g − Σ_axis g·y)
 
 enum NormalizationOps {
-    static let batchNormalization = Operator("BatchNormalization", versions: 1...Operator.newestOpset, hasGradient: true,
-                                              prepare: prepareBatchNorm)
-    static let layerNormalization = Operator("LayerNormalization", versions: 17...Operator.newestOpset, hasGradient: true,
-                                              prepare: prepareLayerNorm)
-    static let softmax1 = Operator("Softmax", versions: 1...12, hasGradient: true) { try prepareSoftmax($0, coerce2D: true) }
-    static let softmax13 = Operator("Softmax", versions: 13...Operator.newestOpset, hasGradient: true) { try prepareSoftmax($0, coerce2D: false) }
+    static let batchNormalization = Operator("BatchNormalization", versions: 1...Operator.newestOpset,
+                                             hasGradient: true, prepare: prepareBatchNorm)
+    static let layerNormalization = Operator("LayerNormalization", versions: 17...Operator.newestOpset,
+                                             hasGradient: true, prepare: prepareLayerNorm)
+    static let softmax1 = Operator("Softmax", versions: 1...12, hasGradient: true) {
+        try prepareSoftmax($0, coerce2D: true)
+    }
+    static let softmax13 = Operator("Softmax", versions: 13...Operator.newestOpset, hasGradient: true) {
+        try prepareSoftmax($0, coerce2D: false)
+    }
 
     struct BatchNormKernel: OpKernel {
         let shape: [Int], epsilon: Float
@@ -124,8 +128,8 @@ extension NormalizationOps.BatchNormKernel: DifferentiableKernel {
         var grads = try inputGradients(inputs, wanted, buffers) { d in
             try x.withFloatBuffer { xp in
                 try g.withFloatBuffer { gp in
-                    try Backward.batchNorm(x: xp, xShape: shape, scale: p[0], mean: p[2], variance: p[3], epsilon: epsilon,
-                                           gradient: gp, dx: d[0], dScale: d[1], dBias: d[2])
+                    try Backward.batchNorm(x: xp, xShape: shape, scale: p[0], mean: p[2], variance: p[3],
+                                           epsilon: epsilon, gradient: gp, dx: d[0], dScale: d[1], dBias: d[2])
                     if let dMean = d[3], let dBias = d[2] {
                         for c in dMean.indices { dMean[c] = -p[0][c] / (p[3][c] + epsilon).squareRoot() * dBias[c] }
                     }
@@ -150,8 +154,8 @@ extension NormalizationOps.LayerNormKernel: DifferentiableKernel {
         return try inputGradients(inputs, gradientMask(inputs, needs, limit: 3), buffers) { d in
             try x.withFloatBuffer { xp in
                 try g.withFloatBuffer { gp in
-                    try Backward.layerNorm(x: xp, shape: shape, axis: axis, epsilon: epsilon, scale: scale, gradient: gp,
-                                           dx: d[0], dScale: d[1], dBias: nil)
+                    try Backward.layerNorm(x: xp, shape: shape, axis: axis, epsilon: epsilon, scale: scale,
+                                           gradient: gp, dx: d[0], dScale: d[1], dBias: nil)
                     if let dBias = d[ifPresent: 2] ?? nil {
                         for i in gp.indices { dBias[i % inner % dBias.count] += gp[i] }
                     }
@@ -171,7 +175,8 @@ extension NormalizationOps.SoftmaxKernel: DifferentiableKernel {
             try y.withFloatBuffer { yp in
                 try g.withFloatBuffer { gp in
                     // The forward's blocks: [outer, axis, after], softmax along the middle.
-                    try Backward.softmax(y: yp, shape: [outer, axis, after], axis: 1, coerce2D: false, gradient: gp, dx: dx)
+                    try Backward.softmax(y: yp, shape: [outer, axis, after], axis: 1, coerce2D: false, gradient: gp,
+                                         dx: dx)
                 }
             }
         }

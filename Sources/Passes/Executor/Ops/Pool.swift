@@ -12,10 +12,19 @@ import Kernels
 //   GlobalAveragePool  g/(H·W…) to every position   GlobalMaxPool  g to the plane's first maximum
 
 enum PoolOps {
-    static let maxPool = Operator("MaxPool", versions: 1...Operator.newestOpset, hasGradient: true) { try preparePool($0, max: true) }
-    static let averagePool = Operator("AveragePool", versions: 1...Operator.newestOpset, hasGradient: true) { try preparePool($0, max: false) }
-    static let globalAveragePool = Operator("GlobalAveragePool", versions: 1...Operator.newestOpset, hasGradient: true) { try prepareGlobal($0, max: false) }
-    static let globalMaxPool = Operator("GlobalMaxPool", versions: 1...Operator.newestOpset, hasGradient: true) { try prepareGlobal($0, max: true) }
+    static let maxPool = Operator("MaxPool", versions: 1...Operator.newestOpset, hasGradient: true) {
+        try preparePool($0, max: true)
+    }
+    static let averagePool = Operator("AveragePool", versions: 1...Operator.newestOpset, hasGradient: true) {
+        try preparePool($0, max: false)
+    }
+    static let globalAveragePool = Operator("GlobalAveragePool", versions: 1...Operator.newestOpset,
+                                            hasGradient: true) {
+        try prepareGlobal($0, max: false)
+    }
+    static let globalMaxPool = Operator("GlobalMaxPool", versions: 1...Operator.newestOpset, hasGradient: true) {
+        try prepareGlobal($0, max: true)
+    }
 
     struct PoolKernel: OpKernel {
         let input: [Int], output: [Int], window: NeuralOps.Window
@@ -103,7 +112,9 @@ extension PoolOps.GlobalPoolKernel: DifferentiableKernel {
             guard let dx = d[0] else { return }
             try g.withFloatBuffer { gp in
                 if isMax {
-                    try x.withFloatBuffer { xp in try Backward.globalMaxPool(x: xp, xShape: input, gradient: gp, dx: dx) }
+                    try x.withFloatBuffer { xp in
+                        try Backward.globalMaxPool(x: xp, xShape: input, gradient: gp, dx: dx)
+                    }
                 } else {
                     try Backward.globalAveragePool(xShape: input, gradient: gp, dx: dx)
                 }

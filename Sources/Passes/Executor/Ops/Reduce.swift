@@ -7,8 +7,12 @@ import Kernels
 // Gradient (Backward.reduceMean): ∂x[i] = g[the output element i was averaged into] / n (n = the reduced count).
 
 enum ReduceOps {
-    static let reduceMean1 = Operator("ReduceMean", versions: 1...17, hasGradient: true) { try prepareMean($0, axesFromInput: false) }
-    static let reduceMean18 = Operator("ReduceMean", versions: 18...Operator.newestOpset, hasGradient: true) { try prepareMean($0, axesFromInput: true) }
+    static let reduceMean1 = Operator("ReduceMean", versions: 1...17, hasGradient: true) {
+        try prepareMean($0, axesFromInput: false)
+    }
+    static let reduceMean18 = Operator("ReduceMean", versions: 18...Operator.newestOpset, hasGradient: true) {
+        try prepareMean($0, axesFromInput: true)
+    }
 
     struct MeanKernel: OpKernel {
         let layout: ReductionLayout, outShape: [Int], count: Int

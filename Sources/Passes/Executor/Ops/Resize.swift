@@ -85,8 +85,8 @@ extension ResizeOps.ResizeKernel: DifferentiableKernel {
         return try inputGradients(inputs, gradientMask(inputs, needs, limit: 1), buffers) { d in
             guard let dx = d[0] else { return }
             try g.withFloatBuffer { gp in
-                try Backward.resize2d(gradient: gp, planes: input[0] * input[1], h: input[2], w: input[3], ys: ys, xs: xs,
-                                      linear: linear, dx: dx)
+                try Backward.resize2d(gradient: gp, planes: input[0] * input[1], h: input[2], w: input[3],
+                                      ys: ys, xs: xs, linear: linear, dx: dx)
             }
         }
     }

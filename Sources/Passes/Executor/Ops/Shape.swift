@@ -32,15 +32,21 @@ enum ShapeOpsRegistry {
     static let squeeze13 = view("Squeeze", since: 13) { ctx, x in try squeezed(x, try ctx.constantInts(1, what: "axes"), ctx) }
     static let unsqueeze1 = view("Unsqueeze", until: 12) { ctx, x in try unsqueezed(x, try ctx.ints("axes"), ctx) }
     static let unsqueeze13 = view("Unsqueeze", since: 13) { ctx, x in try unsqueezed(x, try ctx.constantInts(1, what: "axes"), ctx) }
-    static let transpose = Operator("Transpose", versions: 1...Operator.newestOpset, hasGradient: true, prepare: prepareTranspose)
-    static let concat = Operator("Concat", versions: 4...Operator.newestOpset, hasGradient: true, prepare: prepareConcat)
-    static let split2 = Operator("Split", versions: 2...12, hasGradient: true) { try prepareSplit($0, sizes: try $0.ints("split")) }
+    static let transpose = Operator("Transpose", versions: 1...Operator.newestOpset, hasGradient: true,
+                                    prepare: prepareTranspose)
+    static let concat = Operator("Concat", versions: 4...Operator.newestOpset, hasGradient: true,
+                                 prepare: prepareConcat)
+    static let split2 = Operator("Split", versions: 2...12, hasGradient: true) {
+        try prepareSplit($0, sizes: try $0.ints("split"))
+    }
     static let split13 = Operator("Split", versions: 13...Operator.newestOpset, hasGradient: true) {
         try prepareSplit($0, sizes: try $0.constantInts(1, what: "split"))
     }
-    static let slice10 = Operator("Slice", versions: 10...Operator.newestOpset, hasGradient: true, prepare: prepareSlice)
+    static let slice10 = Operator("Slice", versions: 10...Operator.newestOpset, hasGradient: true,
+                                  prepare: prepareSlice)
     static let shape = Operator("Shape", versions: 1...Operator.newestOpset, prepare: prepareShape)
-    static let expand = Operator("Expand", versions: 8...Operator.newestOpset, hasGradient: true, prepare: prepareExpand)
+    static let expand = Operator("Expand", versions: 8...Operator.newestOpset, hasGradient: true,
+                                 prepare: prepareExpand)
     static let pad2 = Operator("Pad", versions: 2...10, hasGradient: true, prepare: preparePad2)
     static let pad11 = Operator("Pad", versions: 11...Operator.newestOpset, hasGradient: true, prepare: preparePad11)
     static let cast = Operator("Cast", versions: 6...Operator.newestOpset, hasGradient: true, prepare: prepareCast)
@@ -372,7 +378,9 @@ extension ShapeOpsRegistry.TransposeKernel: DifferentiableKernel {
         let g = try outputGradient(outputGradients, 0, shape: layout.outShape, buffers)
         return try inputGradients(inputs, gradientMask(inputs, needs, limit: 1), buffers) { d in
             guard let dx = d[0] else { return }
-            try g.withFloatBuffer { try Backward.transpose(gradient: $0, outShape: layout.outShape, perm: perm, dx: dx) }
+            try g.withFloatBuffer {
+                try Backward.transpose(gradient: $0, outShape: layout.outShape, perm: perm, dx: dx)
+            }
         }
     }
 }
@@ -404,8 +412,8 @@ extension ShapeOpsRegistry.WindowCopyKernel: DifferentiableKernel {
                     throw KernelError("the gradient of output \(k) has shape \(g.shape); the output has \(w.counts)")
                 }
                 try g.withFloatBuffer { gp in
-                    try Backward.slice(gradient: gp, xShape: x.shape, starts: w.starts, steps: w.steps, counts: w.counts,
-                                       dx: dx)
+                    try Backward.slice(gradient: gp, xShape: x.shape, starts: w.starts, steps: w.steps,
+                                       counts: w.counts, dx: dx)
                 }
             }
         }
