@@ -13,7 +13,7 @@ import XCTest
 // MaxPool ties) by more than the step.
 
 /// A seeded generator (SplitMix64), so every run checks the same numbers.
-struct SeededRandom {
+struct GradientCheckRandom {
     var state: UInt64
     mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
@@ -41,7 +41,7 @@ struct GradientCase {
 }
 
 final class OperatorGradientTests: XCTestCase {
-    var random = SeededRandom(state: 42)
+    var random = GradientCheckRandom(state: 42)
 
     // MARK: Inputs
 
@@ -100,7 +100,7 @@ final class OperatorGradientTests: XCTestCase {
     /// Checks every `checked` input's gradient against central differences; returns the worst relative error.
     @discardableResult
     func check(
-        _ c: GradientCase, step h: Float = 1e-2, tolerance: Double = 2e-2, file: StaticString = #filePath,
+        _ c: GradientCase, step h: Float = 1e-2, tolerance: Double = 5e-3, file: StaticString = #filePath,
         line: UInt = #line
     ) throws -> Double {
         let (_, prepared) = try prepare(c)
