@@ -47,7 +47,7 @@ let package = Package(
             dependencies: ["Passes", "Graph", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "GraphTests", dependencies: ["Graph", "CProtoSchemas", "CProtobufC"]),
-        .testTarget(name: "PassesTests", dependencies: ["Passes", "Graph"]),
+        .testTarget(name: "PassesTests", dependencies: ["Passes", "Graph", "Kernels"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
     ],
     swiftLanguageModes: [.v6]

@@ -4,6 +4,12 @@
 //   nearest: i = clamp(floor(f + ½), 0, H−1) for half_pixel, clamp(floor(f), 0, H−1) for asymmetric; ∂x[i] += g[o]
 //   linear: c = clamp(f, 0, H−1), i0 = ⌊c⌋, i1 = min(i0 + 1, H−1), d = c − i0; y = bilinear of the four corners, so
 //     ∂x[y0, x0] += g·(1−dy)(1−dx), ∂x[y0, x1] += g·(1−dy)·dx, ∂x[y1, x0] += g·dy·(1−dx), ∂x[y1, x1] += g·dy·dx
+// Those rules are not the forward's for every mode: nearest with half_pixel rounds ties up (the forward's default
+// round_prefer_floor rounds them down: a 2× downscale picks the other pixel), asymmetric floors (the forward rounds),
+// and align_corners, pytorch_half_pixel, tf_half_pixel_for_nn are absent. `resize2d` is the exact adjoint of
+// Resampling.resize2d for every mode it runs, through the forward's own per-axis tables:
+//   nearest ∂x[i0_y, i0_x] += g;  linear ∂x[i_y, i_x] += g·w_y·w_x over the four corners
+//   (w = 1 − weight1 at index0, weight1 at index1)
 // Every function ADDS into its gradient outputs (the caller zeroes them).
 
 extension Backward {
@@ -61,6 +67,41 @@ extension Backward {
             let c = Swift.min(Swift.max(f, 0), Float(size - 1))
             let i0 = Int(c)
             return (i0, Swift.min(i0 + 1, size - 1), c - Float(i0))
+        }
+    }
+
+    /// The adjoint of `Resampling.resize2d` (same tables, same planes): every coordinate and nearest mode.
+    public static func resize2d(
+        gradient g: UnsafeBufferPointer<Float>, planes: Int, h: Int, w: Int, ys: ResampleAxis, xs: ResampleAxis,
+        linear: Bool, dx: UnsafeMutableBufferPointer<Float>
+    ) throws {
+        let (ho, wo) = (ys.index0.count, xs.index0.count)
+        guard g.count == planes * ho * wo, dx.count == planes * h * w,
+            (ys.index0 + ys.index1).allSatisfy({ $0 >= 0 && $0 < h }),
+            (xs.index0 + xs.index1).allSatisfy({ $0 >= 0 && $0 < w })
+        else { throw KernelError("Resize gradient: buffers do not match \(planes)×\(h)×\(w) → \(ho)×\(wo)") }
+        for plane in 0..<planes {
+            let src = plane * ho * wo
+            let dst = plane * h * w
+            for oy in 0..<ho {
+                let r0 = dst + ys.index0[oy] * w
+                let r1 = dst + ys.index1[oy] * w
+                let dy = ys.weight1[oy]
+                let row = src + oy * wo
+                if !linear {
+                    for ox in 0..<wo { dx[r0 + xs.index0[ox]] += g[row + ox] }
+                    continue
+                }
+                for ox in 0..<wo {
+                    let (a, b, wx) = (xs.index0[ox], xs.index1[ox], xs.weight1[ox])
+                    let top = g[row + ox] * (1 - dy)
+                    let bottom = g[row + ox] * dy
+                    dx[r0 + a] += top * (1 - wx)
+                    dx[r0 + b] += top * wx
+                    dx[r1 + a] += bottom * (1 - wx)
+                    dx[r1 + b] += bottom * wx
+                }
+            }
         }
     }
 }

@@ -67,15 +67,33 @@ public struct BroadcastLayout: Sendable {
     }
 }
 
-public protocol FloatBinaryOperation { static func apply(_ a: Float, _ b: Float) -> Float }
-public enum AddOperation: FloatBinaryOperation { @inlinable public static func apply(_ a: Float, _ b: Float) -> Float { a + b } }
-public enum SubOperation: FloatBinaryOperation { @inlinable public static func apply(_ a: Float, _ b: Float) -> Float { a - b } }
-public enum MulOperation: FloatBinaryOperation { @inlinable public static func apply(_ a: Float, _ b: Float) -> Float { a * b } }
-public enum DivOperation: FloatBinaryOperation { @inlinable public static func apply(_ a: Float, _ b: Float) -> Float { a / b } }
+/// A float binary op the broadcast loop is specialised for; `gradient` names its vector-Jacobian product
+/// (`Backward.binary`).
+public protocol FloatBinaryOperation {
+    static func apply(_ a: Float, _ b: Float) -> Float
+    static var gradient: Backward.BinaryOp { get }
+}
+public enum AddOperation: FloatBinaryOperation {
+    @inlinable public static func apply(_ a: Float, _ b: Float) -> Float { a + b }
+    public static let gradient = Backward.BinaryOp.add
+}
+public enum SubOperation: FloatBinaryOperation {
+    @inlinable public static func apply(_ a: Float, _ b: Float) -> Float { a - b }
+    public static let gradient = Backward.BinaryOp.sub
+}
+public enum MulOperation: FloatBinaryOperation {
+    @inlinable public static func apply(_ a: Float, _ b: Float) -> Float { a * b }
+    public static let gradient = Backward.BinaryOp.mul
+}
+public enum DivOperation: FloatBinaryOperation {
+    @inlinable public static func apply(_ a: Float, _ b: Float) -> Float { a / b }
+    public static let gradient = Backward.BinaryOp.div
+}
 public enum PowOperation: FloatBinaryOperation {
     @inlinable public static func apply(_ a: Float, _ b: Float) -> Float {
         b == 2 ? a * a : (b == 0.5 ? a.squareRoot() : Float(Foundation.pow(Double(a), Double(b))))
     }
+    public static let gradient = Backward.BinaryOp.pow
 }
 
 public protocol FloatUnaryFunction { func callAsFunction(_ x: Float) -> Float }

@@ -7,6 +7,11 @@ import Kernels
 //   Relu max(x, 0)   LeakyRelu x ≥ 0 ? x : αx   Sigmoid 1/(1+e^−x)   Tanh   HardSigmoid max(0, min(1, αx+β))
 //   HardSwish x·max(0, min(1, x/6 + ½))   Erf   Gelu (erf or tanh form)   Sqrt   Exp   Neg   Abs   Reciprocal
 //   Clip min(max(x, lo), hi)  (opset < 11: attributes min/max; ≥ 11: optional inputs 1 and 2)
+//
+// Gradients (Backward.relu, …; g = ∂y): Relu g·[x > 0]   LeakyRelu g·(x ≥ 0 ? 1 : α)   Sigmoid g·y(1 − y)
+//   Tanh g·(1 − y²)   HardSigmoid g·α·[0 < αx + β < 1]   HardSwish g·(x ≤ −3 ? 0 : x ≥ 3 ? 1 : x/3 + ½)
+//   Erf g·2/√π·e^(−x²)   Gelu g·(Φ(x) + x·φ(x)) (tanh form: its derivative)   Sqrt g/(2y)   Exp g·y   Neg −g
+//   Abs g·sign(x)   Reciprocal −g·y²   Clip g·[lo ≤ x ≤ hi]. Int64 forms have no gradient; Clip's bounds get none.
 
 struct Relu: FloatUnaryFunction { @inlinable func callAsFunction(_ x: Float) -> Float { max(x, 0) } }
 struct LeakyRelu: FloatUnaryFunction {
@@ -35,6 +40,73 @@ struct Clip: FloatUnaryFunction {
     @inlinable func callAsFunction(_ x: Float) -> Float { min(max(x, lo), hi) }
 }
 
+/// A unary function with its vector-Jacobian product, from the input x or the forward's output y.
+protocol DifferentiableUnaryFunction: FloatUnaryFunction {
+    func backward(x: UnsafeBufferPointer<Float>, y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>,
+                  dx: UnsafeMutableBufferPointer<Float>)
+}
+
+extension Relu: DifferentiableUnaryFunction {
+    func backward(x: UnsafeBufferPointer<Float>, y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>,
+                  dx: UnsafeMutableBufferPointer<Float>) { Backward.relu(x: x, gradient: g, dx: dx) }
+}
+extension LeakyRelu: DifferentiableUnaryFunction {
+    func backward(x: UnsafeBufferPointer<Float>, y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>,
+                  dx: UnsafeMutableBufferPointer<Float>) { Backward.leakyRelu(x: x, alpha: alpha, gradient: g, dx: dx) }
+}
+extension Sigmoid: DifferentiableUnaryFunction {
+    func backward(x: UnsafeBufferPointer<Float>, y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>,
+                  dx: UnsafeMutableBufferPointer<Float>) { Backward.sigmoid(y: y, gradient: g, dx: dx) }
+}
+extension Tanh: DifferentiableUnaryFunction {
+    func backward(x: UnsafeBufferPointer<Float>, y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>,
+                  dx: UnsafeMutableBufferPointer<Float>) { Backward.tanh(y: y, gradient: g, dx: dx) }
+}
+extension HardSigmoid: DifferentiableUnaryFunction {
+    func backward(x: UnsafeBufferPointer<Float>, y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>,
+                  dx: UnsafeMutableBufferPointer<Float>) {
+        Backward.hardSigmoid(x: x, alpha: alpha, beta: beta, gradient: g, dx: dx)
+    }
+}
+extension HardSwish: DifferentiableUnaryFunction {
+    func backward(x: UnsafeBufferPointer<Float>, y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>,
+                  dx: UnsafeMutableBufferPointer<Float>) { Backward.hardSwish(x: x, gradient: g, dx: dx) }
+}
+extension Erf: DifferentiableUnaryFunction {
+    func backward(x: UnsafeBufferPointer<Float>, y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>,
+                  dx: UnsafeMutableBufferPointer<Float>) { Backward.erf(x: x, gradient: g, dx: dx) }
+}
+extension Gelu: DifferentiableUnaryFunction {
+    func backward(x: UnsafeBufferPointer<Float>, y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>,
+                  dx: UnsafeMutableBufferPointer<Float>) {
+        Backward.gelu(x: x, tanhApproximation: tanhApproximation, gradient: g, dx: dx)
+    }
+}
+extension Sqrt: DifferentiableUnaryFunction {
+    func backward(x: UnsafeBufferPointer<Float>, y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>,
+                  dx: UnsafeMutableBufferPointer<Float>) { Backward.sqrt(y: y, gradient: g, dx: dx) }
+}
+extension Exp: DifferentiableUnaryFunction {
+    func backward(x: UnsafeBufferPointer<Float>, y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>,
+                  dx: UnsafeMutableBufferPointer<Float>) { Backward.exp(y: y, gradient: g, dx: dx) }
+}
+extension Neg: DifferentiableUnaryFunction {
+    func backward(x: UnsafeBufferPointer<Float>, y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>,
+                  dx: UnsafeMutableBufferPointer<Float>) { Backward.neg(gradient: g, dx: dx) }
+}
+extension Abs: DifferentiableUnaryFunction {
+    func backward(x: UnsafeBufferPointer<Float>, y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>,
+                  dx: UnsafeMutableBufferPointer<Float>) { Backward.abs(x: x, gradient: g, dx: dx) }
+}
+extension Reciprocal: DifferentiableUnaryFunction {
+    func backward(x: UnsafeBufferPointer<Float>, y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>,
+                  dx: UnsafeMutableBufferPointer<Float>) { Backward.reciprocal(y: y, gradient: g, dx: dx) }
+}
+extension Clip: DifferentiableUnaryFunction {
+    func backward(x: UnsafeBufferPointer<Float>, y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>,
+                  dx: UnsafeMutableBufferPointer<Float>) { Backward.clip(x: x, min: lo, max: hi, gradient: g, dx: dx) }
+}
+
 /// A unary float op: output of the input's shape through `function`.
 struct UnaryKernel<F: FloatUnaryFunction>: OpKernel {
     let function: F
@@ -59,12 +131,29 @@ struct IntUnaryKernel: OpKernel {
     }
 }
 
+extension UnaryKernel: DifferentiableKernel where F: DifferentiableUnaryFunction {
+    func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
+                  _ buffers: BufferPool) throws -> [DenseTensor?] {
+        let x = try inputs.required(0)
+        guard let y = outputs.first else { throw KernelError("the forward's output is missing") }
+        let g = try outputGradient(outputGradients, 0, shape: shape, buffers)
+        return try inputGradients(inputs, gradientMask(inputs, needs, limit: 1), buffers) { d in
+            guard let dx = d[0] else { return }
+            x.withFloatBuffer { xp in
+                y.withFloatBuffer { yp in
+                    g.withFloatBuffer { gp in function.backward(x: xp, y: yp, gradient: gp, dx: dx) }
+                }
+            }
+        }
+    }
+}
+
 enum ActivationOps {
     /// A float op, or with `ints` also an exact int64 one.
-    static func unary<F: FloatUnaryFunction>(
+    static func unary<F: DifferentiableUnaryFunction>(
         _ op: String, since: Int = 1, ints: (@Sendable (Int64) -> Int64)? = nil, _ make: @escaping @Sendable (OpContext) throws -> F
     ) -> Operator {
-        Operator(op, versions: since...Operator.newestOpset) { ctx in
+        Operator(op, versions: since...Operator.newestOpset, hasGradient: true) { ctx in
             let x = try ctx.input(0)
             if x.kind == .int64, let ints { return Prepared([TensorSpec(.int64, x.shape)], IntUnaryKernel(function: ints)) }
             guard x.kind == .float else { throw KernelError("input of \(x.kind.rawValue) elements; \(op) runs on float") }
@@ -91,12 +180,12 @@ enum ActivationOps {
     static let neg = unary("Neg", ints: { 0 &- $0 }) { _ in Neg() }
     static let abs = unary("Abs", ints: { $0 < 0 ? 0 &- $0 : $0 }) { _ in Abs() }
     static let reciprocal = unary("Reciprocal") { _ in Reciprocal() }
-    static let clip6 = Operator("Clip", versions: 1...10) { ctx in
+    static let clip6 = Operator("Clip", versions: 1...10, hasGradient: true) { ctx in
         let x = try ctx.floatInput(0)
         let clip = Clip(lo: ctx.float("min", default: -.greatestFiniteMagnitude), hi: ctx.float("max", default: .greatestFiniteMagnitude))
         return Prepared([TensorSpec(.float, x.shape)], UnaryKernel(function: clip, shape: x.shape))
     }
-    static let clip11 = Operator("Clip", versions: 11...Operator.newestOpset) { ctx in
+    static let clip11 = Operator("Clip", versions: 11...Operator.newestOpset, hasGradient: true) { ctx in
         let x = try ctx.input(0)
         if x.kind == .int64 {
             let lo = try ctx.constantInts(1, what: "min")?.first.map(Int64.init) ?? .min

@@ -6,6 +6,11 @@ import Kernels
 //   Add Sub Mul Div Pow   float: one broadcast loop specialised per op;  int64 (shape arithmetic): exact, wrapping,
 //                         integer division truncates and x/0 = 0
 //   Equal Less Greater    bool;  Where(c, x, y) = c ? x : y
+//
+// Gradients (Backward.binary / whereSelect; g = ∂y, each input's gradient summed over the axes it was broadcast on):
+//   Add ∂a = g, ∂b = g   Sub ∂a = g, ∂b = −g   Mul ∂a = g·b, ∂b = g·a   Div ∂a = g/b, ∂b = −g·a/b²
+//   Pow ∂a = g·b·a^(b−1), ∂b = g·a^b·ln a (0 where a ≤ 0)   Where ∂x = g·[c], ∂y = g·[¬c], none for c
+// Int64 arithmetic and the comparisons have no gradient; an int64 operand of a float op gets none.
 
 enum BinaryOps {
     static let add = arithmetic("Add", AddOperation.self) { $0 &+ $1 }
@@ -25,7 +30,7 @@ enum BinaryOps {
     static let equal = comparison("Equal", floats: { $0 == $1 }, ints: { $0 == $1 })
     static let less = comparison("Less", floats: { $0 < $1 }, ints: { $0 < $1 })
     static let greater = comparison("Greater", floats: { $0 > $1 }, ints: { $0 > $1 })
-    static let where_ = Operator("Where", versions: 9...Operator.newestOpset, prepare: prepareWhere)
+    static let where_ = Operator("Where", versions: 9...Operator.newestOpset, hasGradient: true, prepare: prepareWhere)
 
     struct FloatBinaryKernel<Op: FloatBinaryOperation>: OpKernel {
         let layout: BroadcastLayout
@@ -56,7 +61,7 @@ enum BinaryOps {
     static func arithmetic<Op: FloatBinaryOperation>(
         _ name: String, _ op: Op.Type, ints: @escaping @Sendable (Int64, Int64) -> Int64
     ) -> Operator {
-        Operator(name, versions: 1...Operator.newestOpset) { ctx in
+        Operator(name, versions: 1...Operator.newestOpset, hasGradient: true) { ctx in
             let a = try ctx.input(0), b = try ctx.input(1)
             let layout = try BroadcastLayout([a.shape, b.shape])
             if a.kind != .float && b.kind != .float {
@@ -112,5 +117,44 @@ enum BinaryOps {
         let layout = try BroadcastLayout([c.shape, x.shape, y.shape])
         let kind: TensorSpec.Kind = x.kind == .float || y.kind == .float ? .float : (x.kind == .bool && y.kind == .bool ? .bool : .int64)
         return Prepared([TensorSpec(kind, layout.shape)], WhereKernel(layout: layout, kind: kind))
+    }
+}
+
+extension BinaryOps.FloatBinaryKernel: DifferentiableKernel {
+    func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
+                  _ buffers: BufferPool) throws -> [DenseTensor?] {
+        let a = try inputs.required(0), b = try inputs.required(1)
+        let g = try outputGradient(outputGradients, 0, shape: layout.shape, buffers)
+        return try inputGradients(inputs, gradientMask(inputs, needs, limit: 2), buffers) { d in
+            try a.withFloatBuffer { ap in
+                try b.withFloatBuffer { bp in
+                    try g.withFloatBuffer { gp in
+                        try Backward.binary(Op.gradient, a: ap, aShape: a.shape, b: bp, bShape: b.shape, gradient: gp,
+                                            da: d[0], db: d[1])
+                    }
+                }
+            }
+        }
+    }
+}
+
+extension BinaryOps.WhereKernel: DifferentiableKernel {
+    func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
+                  _ buffers: BufferPool) throws -> [DenseTensor?] {
+        guard kind == .float else { return inputs.map { _ in nil } }
+        let c = try inputs.required(0), x = try inputs.required(1), y = try inputs.required(2)
+        let condition: [Bool]
+        if case .bool(let v) = c.elements { condition = v } else { condition = c.ints.map { $0 != 0 } }
+        let g = try outputGradient(outputGradients, 0, shape: layout.shape, buffers)
+        var wanted = gradientMask(inputs, needs, limit: 3)
+        wanted[0] = false
+        return try inputGradients(inputs, wanted, buffers) { d in
+            try condition.withUnsafeBufferPointer { cp in
+                try g.withFloatBuffer { gp in
+                    try Backward.whereSelect(condition: cp, conditionShape: c.shape, aShape: x.shape, bShape: y.shape,
+                                             gradient: gp, da: d[1], db: d[2])
+                }
+            }
+        }
     }
 }

@@ -8,10 +8,16 @@ import Kernels
 //
 // Checked before any data runs: the weight's rank against the input's, kernel_shape against the weight, the length
 // and range of strides/dilations/pads, group against both channel counts, the bias length.
+//
+// Gradients (Backward.conv2d / convTranspose2d, 1-D through the as4D view), per image and group g with G = ∂y:
+//   Conv           ∂x_g = col2im(W_gᵀ·G_g)      ∂W_g = G_g·col(x_g)ᵀ      ∂b[m] = Σ_{n,·} G[n, m, ·]
+//   ConvTranspose  ∂x_g = W_g·im2col(G_g)       ∂W_g = x_g·im2col(G_g)ᵀ   ∂b[m] = Σ_{n,·} G[n, m, ·]
+// A Conv the plan fused with a residual Add or a clamp has no gradient (the plan does not fuse when training).
 
 enum ConvOps {
-    static let conv = Operator("Conv", versions: 1...Operator.newestOpset, prepare: prepareConv)
-    static let convTranspose = Operator("ConvTranspose", versions: 1...Operator.newestOpset, prepare: prepareConvTranspose)
+    static let conv = Operator("Conv", versions: 1...Operator.newestOpset, hasGradient: true, prepare: prepareConv)
+    static let convTranspose = Operator("ConvTranspose", versions: 1...Operator.newestOpset, hasGradient: true,
+                                        prepare: prepareConvTranspose)
 
     struct ConvKernel: OpKernel {
         let geometry: ConvGeometry
@@ -157,5 +163,47 @@ enum ConvOps {
         let padding = spatial == 1 ? (0, op[0]) : (op[0], op[1])
         return Prepared([TensorSpec(.float, outShape)],
                         ConvTransposeKernel(window: window, group: group, outputPadding: padding, outShape: outShape))
+    }
+}
+
+extension ConvOps.ConvKernel: DifferentiableKernel {
+    func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
+                  _ buffers: BufferPool) throws -> [DenseTensor?] {
+        guard !fusedResidual, epilogue.clamp == nil else {
+            throw KernelError("a Conv fused with a residual Add or a clamp has no gradient; train on an unfused plan")
+        }
+        let x = try inputs.required(0), w = try inputs.required(1)
+        let g = try outputGradient(outputGradients, 0, shape: outShape, buffers)
+        return try inputGradients(inputs, gradientMask(inputs, needs, limit: 3), buffers) { d in
+            try x.withFloatBuffer { xp in
+                try w.withFloatBuffer { wp in
+                    try g.withFloatBuffer { gp in
+                        try Backward.conv2d(x: xp, xShape: as4D(x.shape), w: wp, wShape: as4D(w.shape),
+                                            window: geometry.window, group: geometry.group, gradient: gp,
+                                            dx: d[0], dw: d[1], dBias: d[ifPresent: 2] ?? nil)
+                    }
+                }
+            }
+        }
+    }
+}
+
+extension ConvOps.ConvTransposeKernel: DifferentiableKernel {
+    func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
+                  _ buffers: BufferPool) throws -> [DenseTensor?] {
+        let x = try inputs.required(0), w = try inputs.required(1)
+        let g = try outputGradient(outputGradients, 0, shape: outShape, buffers)
+        return try inputGradients(inputs, gradientMask(inputs, needs, limit: 3), buffers) { d in
+            try x.withFloatBuffer { xp in
+                try w.withFloatBuffer { wp in
+                    try g.withFloatBuffer { gp in
+                        try Backward.convTranspose2d(x: xp, xShape: as4D(x.shape), w: wp, wShape: as4D(w.shape),
+                                                     window: window, group: group, gradient: gp,
+                                                     outputShape: as4D(outShape), dx: d[0], dw: d[1],
+                                                     dBias: d[ifPresent: 2] ?? nil)
+                    }
+                }
+            }
+        }
     }
 }

@@ -3,9 +3,13 @@ import Kernels
 
 // Gather (rows of the data along `axis`, picked by int64 indices; negative indices count from the end) and Range
 // (start, limit, delta: ⌈(limit − start)/delta⌉ values, known before the data runs).
+//
+// Gradient of Gather (Backward.gather): ∂x[…, idx[j], …] += g[…, j, …] (repeated indices add up); none for the
+// indices, none when the data is int64 or bool.
 
 enum GatherOps {
-    static let gather = Operator("Gather", versions: 1...Operator.newestOpset, prepare: prepareGather)
+    static let gather = Operator("Gather", versions: 1...Operator.newestOpset, hasGradient: true,
+                                 prepare: prepareGather)
     static let range = Operator("Range", versions: 11...Operator.newestOpset, prepare: prepareRange)
 
     struct GatherKernel: OpKernel {
@@ -60,5 +64,20 @@ enum GatherOps {
         let n = max(0, steps.rounded(.up))
         try ExecutionPlan.checkSize([Int(min(n, 1e15))])
         return Int(n)
+    }
+}
+
+extension GatherOps.GatherKernel: DifferentiableKernel {
+    func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
+                  _ buffers: BufferPool) throws -> [DenseTensor?] {
+        let x = try inputs.required(0), idx = try inputs.required(1)
+        guard let y = outputs.first else { throw KernelError("the forward's output is missing") }
+        let g = try outputGradient(outputGradients, 0, shape: y.shape, buffers)
+        return try inputGradients(inputs, gradientMask(inputs, needs, limit: 1), buffers) { d in
+            guard let dx = d[0] else { return }
+            try g.withFloatBuffer {
+                try Backward.gather(gradient: $0, xShape: x.shape, indices: idx.ints, axis: axis, dx: dx)
+            }
+        }
     }
 }

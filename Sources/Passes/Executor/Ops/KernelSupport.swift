@@ -81,3 +81,66 @@ func windowAttributes(_ ctx: OpContext, input: [Int], kernel: [Int], ceilMode: B
 func as4D(_ shape: [Int]) -> [Int] { shape.count == 3 ? [shape[0], shape[1], 1, shape[2]] : shape }
 /// Back from the NCHW view to the rank of `like`.
 func fromAs4D(_ shape: [Int], like: [Int]) -> [Int] { like.count == 3 ? [shape[0], shape[1], shape[3]] : shape }
+
+// MARK: Gradients (the DifferentiableKernel conformances of the op files)
+
+extension DenseTensor {
+    /// The float elements as a buffer (a view for float tensors; converted for others).
+    func withFloatBuffer<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        let values = floats
+        return try values.withUnsafeBufferPointer { try body($0) }
+    }
+}
+
+/// The gradient of output `k`: zeros of `shape` when nothing downstream reads the output.
+func outputGradient(_ gradients: [DenseTensor?], _ k: Int, shape: [Int], _ buffers: BufferPool) throws -> DenseTensor {
+    let count = shape.reduce(1, *)
+    guard k < gradients.count, let g = gradients[k] else {
+        return DenseTensor(shape: shape, floats: buffers.zeros(count))
+    }
+    guard g.count == count, g.isFloat else {
+        throw KernelError("the gradient of output \(k) has shape \(g.shape); the output has \(shape)")
+    }
+    return g
+}
+
+/// Which inputs get a gradient: asked for by `needs`, present, float, and among the first `limit` inputs (the others
+/// are shapes, indices, statistics).
+func gradientMask(_ inputs: [DenseTensor?], _ needs: [Bool], limit: Int = .max) -> [Bool] {
+    inputs.indices.map { i in i < limit && i < needs.count && needs[i] && inputs[i]?.isFloat == true }
+}
+
+/// A pooled buffer other closures can write through while it is held (one exclusive access per box).
+private final class GradientBox {
+    var values: [Float]
+    init(_ values: [Float]) { self.values = values }
+}
+
+/// Runs `body` with a zeroed pooled buffer for each input `wanted` (nil elsewhere); returns them as tensors of the
+/// inputs' shapes. The backward kernels add into the buffers.
+func inputGradients(
+    _ inputs: [DenseTensor?], _ wanted: [Bool], _ buffers: BufferPool,
+    _ body: ([UnsafeMutableBufferPointer<Float>?]) throws -> Void
+) throws -> [DenseTensor?] {
+    let boxes = inputs.indices.map { i -> GradientBox? in
+        guard wanted[i], let x = inputs[i] else { return nil }
+        return GradientBox(buffers.zeros(x.count))
+    }
+    guard boxes.contains(where: { $0 != nil }) else { return inputs.map { _ in nil } }
+    var pointers = [UnsafeMutableBufferPointer<Float>?](repeating: nil, count: boxes.count)
+    func nest(_ i: Int) throws {
+        guard i < boxes.count else { return try body(pointers) }
+        guard let box = boxes[i] else { return try nest(i + 1) }
+        try box.values.withUnsafeMutableBufferPointer { p in
+            pointers[i] = p
+            try nest(i + 1)
+        }
+    }
+    try nest(0)
+    return inputs.indices.map { i in boxes[i].map { DenseTensor(shape: inputs[i]!.shape, floats: $0.values) } }
+}
+
+/// The element at `i`, nil past the end.
+extension Array {
+    subscript(ifPresent i: Int) -> Element? { i < count ? self[i] : nil }
+}

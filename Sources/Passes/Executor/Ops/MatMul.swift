@@ -5,10 +5,16 @@ import Kernels
 //
 //   Gemm    Y = alpha · A' · B' + beta · C     A' = transA ? Aᵀ : A, C broadcast to [M, N]
 //   MatMul  Y = A · B with numpy batch broadcasting; a batched A times a 2-D B is one sgemm over the stacked rows
+//
+// Gradients (Backward.gemm / matmul), G = ∂Y:
+//   Gemm    ∂A' = α·G·B'ᵀ   ∂B' = α·A'ᵀ·G   (transposed back when transA / transB)   ∂C = β·G summed to C's shape
+//   MatMul  ∂A_i = G_i·B_iᵀ   ∂B_i = A_iᵀ·G_i per output batch i, summed over the batch axes an operand was
+//           broadcast on
 
 enum MatMulOps {
-    static let gemm = Operator("Gemm", versions: 1...Operator.newestOpset, prepare: prepareGemm)
-    static let matMul = Operator("MatMul", versions: 1...Operator.newestOpset, prepare: prepareMatMul)
+    static let gemm = Operator("Gemm", versions: 1...Operator.newestOpset, hasGradient: true, prepare: prepareGemm)
+    static let matMul = Operator("MatMul", versions: 1...Operator.newestOpset, hasGradient: true,
+                                 prepare: prepareMatMul)
 
     struct GemmKernel: OpKernel {
         let alpha: Float, beta: Float, transA: Bool, transB: Bool
@@ -53,5 +59,43 @@ enum MatMulOps {
         let a = try ctx.floatInput(0), b = try ctx.floatInput(1)
         let layout = try NeuralOps.MatMulLayout(a.shape, b.shape)
         return Prepared([TensorSpec(.float, layout.outShape)], MatMulKernel(layout: layout))
+    }
+}
+
+extension MatMulOps.GemmKernel: DifferentiableKernel {
+    func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
+                  _ buffers: BufferPool) throws -> [DenseTensor?] {
+        let a = try inputs.required(0), b = try inputs.required(1)
+        let c = inputs[ifPresent: 2] ?? nil
+        let g = try outputGradient(outputGradients, 0, shape: outputs[0].shape, buffers)
+        return try inputGradients(inputs, gradientMask(inputs, needs, limit: 3), buffers) { d in
+            try a.withFloatBuffer { ap in
+                try b.withFloatBuffer { bp in
+                    try g.withFloatBuffer { gp in
+                        try Backward.gemm(a: ap, aShape: a.shape, b: bp, bShape: b.shape, cShape: c?.shape,
+                                          alpha: alpha, beta: beta, transA: transA, transB: transB, gradient: gp,
+                                          da: d[0], db: d[1], dc: d[ifPresent: 2] ?? nil)
+                    }
+                }
+            }
+        }
+    }
+}
+
+extension MatMulOps.MatMulKernel: DifferentiableKernel {
+    func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
+                  _ buffers: BufferPool) throws -> [DenseTensor?] {
+        let a = try inputs.required(0), b = try inputs.required(1)
+        let g = try outputGradient(outputGradients, 0, shape: layout.outShape, buffers)
+        return try inputGradients(inputs, gradientMask(inputs, needs, limit: 2), buffers) { d in
+            try a.withFloatBuffer { ap in
+                try b.withFloatBuffer { bp in
+                    try g.withFloatBuffer { gp in
+                        try Backward.matmul(a: ap, aShape: a.shape, b: bp, bShape: b.shape, gradient: gp,
+                                            da: d[0], db: d[1])
+                    }
+                }
+            }
+        }
     }
 }

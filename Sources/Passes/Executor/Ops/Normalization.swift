@@ -6,12 +6,25 @@ import Kernels
 //   BatchNormalization  y = (x − μ[c]) / √(σ²[c] + ε) · γ[c] + β[c]     over axis 1; γ, β, μ, σ² of length C
 //   LayerNormalization  y = (x − mean) / √(var + ε) · γ + β              over the axes from `axis` on
 //   Softmax (≥ 13)      over `axis` (default −1);  Softmax (< 13): over all axes from `axis` (default 1) on
+//
+// Gradients (Backward.batchNorm, layerNorm, softmax; g = ∂y):
+//   BatchNormalization  k = γ/√(σ² + ε):  ∂x = g·k   ∂γ = Σ g·(x − μ)/√(σ² + ε)   ∂β = Σ g
+//                       ∂μ = −k·Σ g   ∂σ² = −½·γ·∂γ/(σ² + ε)      (sums over every axis but 1)
+//   LayerNormalization  r = 1/√(var + ε), x̂ = (x − mean)·r, d = g·γ:  ∂x = r·(d − mean(d) − x̂·mean(d·x̂))
+//                       ∂γ = Σ g·x̂   ∂β = Σ g   (over the outer rows; a one-element γ or β sums everything)
+//   Softmax             ∂x = y·(g − Σ_axis g·y)
 
 enum NormalizationOps {
-    static let batchNormalization = Operator("BatchNormalization", versions: 1...Operator.newestOpset, prepare: prepareBatchNorm)
-    static let layerNormalization = Operator("LayerNormalization", versions: 17...Operator.newestOpset, prepare: prepareLayerNorm)
-    static let softmax1 = Operator("Softmax", versions: 1...12) { try prepareSoftmax($0, coerce2D: true) }
-    static let softmax13 = Operator("Softmax", versions: 13...Operator.newestOpset) { try prepareSoftmax($0, coerce2D: false) }
+    static let batchNormalization = Operator("BatchNormalization", versions: 1...Operator.newestOpset,
+                                             hasGradient: true, prepare: prepareBatchNorm)
+    static let layerNormalization = Operator("LayerNormalization", versions: 17...Operator.newestOpset,
+                                             hasGradient: true, prepare: prepareLayerNorm)
+    static let softmax1 = Operator("Softmax", versions: 1...12, hasGradient: true) {
+        try prepareSoftmax($0, coerce2D: true)
+    }
+    static let softmax13 = Operator("Softmax", versions: 13...Operator.newestOpset, hasGradient: true) {
+        try prepareSoftmax($0, coerce2D: false)
+    }
 
     struct BatchNormKernel: OpKernel {
         let shape: [Int], epsilon: Float
@@ -98,5 +111,74 @@ enum NormalizationOps {
         let after = coerce2D || x.rank == 0 ? 1 : x.shape[(axis + 1)...].reduce(1, *)
         let outer = x.rank == 0 ? 1 : x.shape[..<axis].reduce(1, *)
         return Prepared([TensorSpec(.float, x.shape)], SoftmaxKernel(shape: x.shape, outer: outer, axis: n, after: after))
+    }
+}
+
+extension NormalizationOps.BatchNormKernel: DifferentiableKernel {
+    func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
+                  _ buffers: BufferPool) throws -> [DenseTensor?] {
+        let x = try inputs.required(0)
+        let p = try (1...4).map { try inputs.required($0).floats }
+        let g = try outputGradient(outputGradients, 0, shape: shape, buffers)
+        var wanted = gradientMask(inputs, needs, limit: 5)
+        // ∂μ and ∂σ² are computed from ∂β and ∂γ.
+        if wanted[3] { wanted[2] = inputs[2]?.isFloat == true }
+        if wanted[4] { wanted[1] = inputs[1]?.isFloat == true }
+        let asked = gradientMask(inputs, needs, limit: 5)
+        var grads = try inputGradients(inputs, wanted, buffers) { d in
+            try x.withFloatBuffer { xp in
+                try g.withFloatBuffer { gp in
+                    try Backward.batchNorm(x: xp, xShape: shape, scale: p[0], mean: p[2], variance: p[3],
+                                           epsilon: epsilon, gradient: gp, dx: d[0], dScale: d[1], dBias: d[2])
+                    if let dMean = d[3], let dBias = d[2] {
+                        for c in dMean.indices { dMean[c] = -p[0][c] / (p[3][c] + epsilon).squareRoot() * dBias[c] }
+                    }
+                    if let dVar = d[4], let dScale = d[1] {
+                        for c in dVar.indices { dVar[c] = -0.5 * p[0][c] * dScale[c] / (p[3][c] + epsilon) }
+                    }
+                }
+            }
+        }
+        for i in grads.indices where !asked[i] { grads[i] = nil }
+        return grads
+    }
+}
+
+extension NormalizationOps.LayerNormKernel: DifferentiableKernel {
+    func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
+                  _ buffers: BufferPool) throws -> [DenseTensor?] {
+        let x = try inputs.required(0), scale = try inputs.required(1).floats
+        let g = try outputGradient(outputGradients, 0, shape: shape, buffers)
+        // The axis whose trailing block is `inner` (any of equal product gives the same blocks).
+        let axis = shape.indices.last { shape[$0...].reduce(1, *) == inner } ?? 0
+        return try inputGradients(inputs, gradientMask(inputs, needs, limit: 3), buffers) { d in
+            try x.withFloatBuffer { xp in
+                try g.withFloatBuffer { gp in
+                    try Backward.layerNorm(x: xp, shape: shape, axis: axis, epsilon: epsilon, scale: scale,
+                                           gradient: gp, dx: d[0], dScale: d[1], dBias: nil)
+                    if let dBias = d[ifPresent: 2] ?? nil {
+                        for i in gp.indices { dBias[i % inner % dBias.count] += gp[i] }
+                    }
+                }
+            }
+        }
+    }
+}
+
+extension NormalizationOps.SoftmaxKernel: DifferentiableKernel {
+    func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
+                  _ buffers: BufferPool) throws -> [DenseTensor?] {
+        guard let y = outputs.first else { throw KernelError("the forward's output is missing") }
+        let g = try outputGradient(outputGradients, 0, shape: shape, buffers)
+        return try inputGradients(inputs, gradientMask(inputs, needs, limit: 1), buffers) { d in
+            guard let dx = d[0] else { return }
+            try y.withFloatBuffer { yp in
+                try g.withFloatBuffer { gp in
+                    // The forward's blocks: [outer, axis, after], softmax along the middle.
+                    try Backward.softmax(y: yp, shape: [outer, axis, after], axis: 1, coerce2D: false, gradient: gp,
+                                         dx: dx)
+                }
+            }
+        }
     }
 }

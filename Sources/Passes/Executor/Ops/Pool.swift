@@ -6,12 +6,25 @@ import Kernels
 //   MaxPool      y = max of the window's taps inside the input
 //   AveragePool  y = mean of the taps inside (count_include_pad: divided by the taps inside the padded extent)
 //   Global*Pool  y[n, c, 1, …] = mean / max over all spatial positions
+//
+// Gradients (Backward.maxPool2d, averagePool2d, globalAveragePool, globalMaxPool; g = ∂y):
+//   MaxPool  g to the window's (first) maximum   AveragePool  g/count to every tap inside the window (count as forward)
+//   GlobalAveragePool  g/(H·W…) to every position   GlobalMaxPool  g to the plane's first maximum
 
 enum PoolOps {
-    static let maxPool = Operator("MaxPool", versions: 1...Operator.newestOpset) { try preparePool($0, max: true) }
-    static let averagePool = Operator("AveragePool", versions: 1...Operator.newestOpset) { try preparePool($0, max: false) }
-    static let globalAveragePool = Operator("GlobalAveragePool", versions: 1...Operator.newestOpset) { try prepareGlobal($0, max: false) }
-    static let globalMaxPool = Operator("GlobalMaxPool", versions: 1...Operator.newestOpset) { try prepareGlobal($0, max: true) }
+    static let maxPool = Operator("MaxPool", versions: 1...Operator.newestOpset, hasGradient: true) {
+        try preparePool($0, max: true)
+    }
+    static let averagePool = Operator("AveragePool", versions: 1...Operator.newestOpset, hasGradient: true) {
+        try preparePool($0, max: false)
+    }
+    static let globalAveragePool = Operator("GlobalAveragePool", versions: 1...Operator.newestOpset,
+                                            hasGradient: true) {
+        try prepareGlobal($0, max: false)
+    }
+    static let globalMaxPool = Operator("GlobalMaxPool", versions: 1...Operator.newestOpset, hasGradient: true) {
+        try prepareGlobal($0, max: true)
+    }
 
     struct PoolKernel: OpKernel {
         let input: [Int], output: [Int], window: NeuralOps.Window
@@ -65,5 +78,47 @@ enum PoolOps {
         guard x.rank >= 3 else { throw KernelError("input of shape \(x.shape) has no spatial axes") }
         let out = [x.shape[0], x.shape[1]] + Array(repeating: 1, count: x.rank - 2)
         return Prepared([TensorSpec(.float, out)], GlobalPoolKernel(input: x.shape, output: out, isMax: isMax))
+    }
+}
+
+extension PoolOps.PoolKernel: DifferentiableKernel {
+    func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
+                  _ buffers: BufferPool) throws -> [DenseTensor?] {
+        let x = try inputs.required(0)
+        let g = try outputGradient(outputGradients, 0, shape: output, buffers)
+        return try inputGradients(inputs, gradientMask(inputs, needs, limit: 1), buffers) { d in
+            guard let dx = d[0] else { return }
+            try g.withFloatBuffer { gp in
+                if isMax {
+                    try x.withFloatBuffer { xp in
+                        try Backward.maxPool2d(x: xp, xShape: as4D(input), window: window, ceilMode: ceilMode,
+                                               gradient: gp, dx: dx)
+                    }
+                } else {
+                    try Backward.averagePool2d(xShape: as4D(input), window: window, ceilMode: ceilMode,
+                                               countIncludePad: countIncludePad, gradient: gp, dx: dx)
+                }
+            }
+        }
+    }
+}
+
+extension PoolOps.GlobalPoolKernel: DifferentiableKernel {
+    func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
+                  _ buffers: BufferPool) throws -> [DenseTensor?] {
+        let x = try inputs.required(0)
+        let g = try outputGradient(outputGradients, 0, shape: output, buffers)
+        return try inputGradients(inputs, gradientMask(inputs, needs, limit: 1), buffers) { d in
+            guard let dx = d[0] else { return }
+            try g.withFloatBuffer { gp in
+                if isMax {
+                    try x.withFloatBuffer { xp in
+                        try Backward.globalMaxPool(x: xp, xShape: input, gradient: gp, dx: dx)
+                    }
+                } else {
+                    try Backward.globalAveragePool(xShape: input, gradient: gp, dx: dx)
+                }
+            }
+        }
     }
 }

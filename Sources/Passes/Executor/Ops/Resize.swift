@@ -5,9 +5,12 @@ import Kernels
 //
 //   out = floor(in · scale) (scales), or sizes;  x_in from x_out by coordinate_transformation_mode; nearest rounds
 //   by nearest_mode, linear interpolates the two neighbours (see Kernels/Resampling.swift). N and C are not resized.
+//
+// Gradient (Backward.resize2d, through the forward's own tables, so every coordinate and nearest mode above):
+//   nearest ∂x[i_y, i_x] += g[o];  linear ∂x[corner] += g[o]·(its bilinear weight). None for roi/scales/sizes.
 
 enum ResizeOps {
-    static let resize11 = Operator("Resize", versions: 11...Operator.newestOpset, prepare: prepare)
+    static let resize11 = Operator("Resize", versions: 11...Operator.newestOpset, hasGradient: true, prepare: prepare)
 
     struct ResizeKernel: OpKernel {
         let input: [Int], output: [Int], ys: ResampleAxis, xs: ResampleAxis, linear: Bool
@@ -72,5 +75,19 @@ enum ResizeOps {
         let xs = ResampleAxis(inSize: x.shape[3], outSize: outHW.1, scale: scaleHW.1, coordinates: coordinates, nearest: nearest)
         let out = [x.shape[0], x.shape[1], outHW.0, outHW.1]
         return Prepared([TensorSpec(.float, out)], ResizeKernel(input: x.shape, output: out, ys: ys, xs: xs, linear: mode == "linear"))
+    }
+}
+
+extension ResizeOps.ResizeKernel: DifferentiableKernel {
+    func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
+                  _ buffers: BufferPool) throws -> [DenseTensor?] {
+        let g = try outputGradient(outputGradients, 0, shape: output, buffers)
+        return try inputGradients(inputs, gradientMask(inputs, needs, limit: 1), buffers) { d in
+            guard let dx = d[0] else { return }
+            try g.withFloatBuffer { gp in
+                try Backward.resize2d(gradient: gp, planes: input[0] * input[1], h: input[2], w: input[3],
+                                      ys: ys, xs: xs, linear: linear, dx: dx)
+            }
+        }
     }
 }

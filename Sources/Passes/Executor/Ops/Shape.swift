@@ -7,6 +7,13 @@ import Kernels
 //
 //   Reshape   0 copies the input dim (unless allowzero), −1 is inferred;  Flatten [Π d<axis, Π d≥axis]
 //   Squeeze/Unsqueeze/Split  axes (split sizes) as attributes before opset 13, as input 1 from 13 on
+//
+// Gradients (Backward.transpose, concat, slice, pad, reduceToShape; g = ∂y), float data only (int64 and bool values
+// are shapes and masks: no gradient; neither for the shape, axes, pads, starts… inputs):
+//   views        ∂x = g under x's shape                Transpose  ∂x = transpose(g, perm⁻¹)
+//   Concat       ∂x_k = g's slab at x_k's offset        Split/Slice  ∂x[window_k] += g_k, 0 elsewhere
+//   Expand       ∂x = g summed over the expanded axes   Pad (constant)  ∂x = g cropped to x (reflect/edge: none)
+//   Cast         float → float: ∂x = g (float16 rounding passes the gradient straight through)
 
 enum ShapeOpsRegistry {
     static let identity = view("Identity") { ctx, x in x.shape }
@@ -25,18 +32,24 @@ enum ShapeOpsRegistry {
     static let squeeze13 = view("Squeeze", since: 13) { ctx, x in try squeezed(x, try ctx.constantInts(1, what: "axes"), ctx) }
     static let unsqueeze1 = view("Unsqueeze", until: 12) { ctx, x in try unsqueezed(x, try ctx.ints("axes"), ctx) }
     static let unsqueeze13 = view("Unsqueeze", since: 13) { ctx, x in try unsqueezed(x, try ctx.constantInts(1, what: "axes"), ctx) }
-    static let transpose = Operator("Transpose", versions: 1...Operator.newestOpset, prepare: prepareTranspose)
-    static let concat = Operator("Concat", versions: 4...Operator.newestOpset, prepare: prepareConcat)
-    static let split2 = Operator("Split", versions: 2...12) { try prepareSplit($0, sizes: try $0.ints("split")) }
-    static let split13 = Operator("Split", versions: 13...Operator.newestOpset) {
+    static let transpose = Operator("Transpose", versions: 1...Operator.newestOpset, hasGradient: true,
+                                    prepare: prepareTranspose)
+    static let concat = Operator("Concat", versions: 4...Operator.newestOpset, hasGradient: true,
+                                 prepare: prepareConcat)
+    static let split2 = Operator("Split", versions: 2...12, hasGradient: true) {
+        try prepareSplit($0, sizes: try $0.ints("split"))
+    }
+    static let split13 = Operator("Split", versions: 13...Operator.newestOpset, hasGradient: true) {
         try prepareSplit($0, sizes: try $0.constantInts(1, what: "split"))
     }
-    static let slice10 = Operator("Slice", versions: 10...Operator.newestOpset, prepare: prepareSlice)
+    static let slice10 = Operator("Slice", versions: 10...Operator.newestOpset, hasGradient: true,
+                                  prepare: prepareSlice)
     static let shape = Operator("Shape", versions: 1...Operator.newestOpset, prepare: prepareShape)
-    static let expand = Operator("Expand", versions: 8...Operator.newestOpset, prepare: prepareExpand)
-    static let pad2 = Operator("Pad", versions: 2...10, prepare: preparePad2)
-    static let pad11 = Operator("Pad", versions: 11...Operator.newestOpset, prepare: preparePad11)
-    static let cast = Operator("Cast", versions: 6...Operator.newestOpset, prepare: prepareCast)
+    static let expand = Operator("Expand", versions: 8...Operator.newestOpset, hasGradient: true,
+                                 prepare: prepareExpand)
+    static let pad2 = Operator("Pad", versions: 2...10, hasGradient: true, prepare: preparePad2)
+    static let pad11 = Operator("Pad", versions: 11...Operator.newestOpset, hasGradient: true, prepare: preparePad11)
+    static let cast = Operator("Cast", versions: 6...Operator.newestOpset, hasGradient: true, prepare: prepareCast)
 
     // MARK: Views
 
@@ -52,7 +65,7 @@ enum ShapeOpsRegistry {
 
     static func view(_ op: String, since: Int = 1, until: Int = Operator.newestOpset,
                      _ shape: @escaping @Sendable (OpContext, TensorSpec) throws -> [Int]) -> Operator {
-        Operator(op, versions: since...until) { ctx in
+        Operator(op, versions: since...until, hasGradient: true) { ctx in
             let x = try ctx.input(0)
             let out = try shape(ctx, x)
             guard out.reduce(1, *) == x.count else { throw KernelError("cannot view \(x.shape) as \(out)") }
@@ -341,5 +354,109 @@ enum ShapeOpsRegistry {
         default: throw KernelError("Cast to \(to) is not run")
         }
         return Prepared([TensorSpec(kind, x.shape)], CastKernel(to: kind, rounding: to == .float16 ? .float16 : nil))
+    }
+}
+
+// MARK: Gradients
+
+extension ShapeOpsRegistry.ViewKernel: DifferentiableKernel {
+    func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
+                  _ buffers: BufferPool) throws -> [DenseTensor?] {
+        let x = try inputs.required(0)
+        var result: [DenseTensor?] = inputs.map { _ in nil }
+        guard gradientMask(inputs, needs, limit: 1)[0] else { return result }
+        var g = try outputGradient(outputGradients, 0, shape: shape, buffers)
+        g.shape = x.shape
+        result[0] = g
+        return result
+    }
+}
+
+extension ShapeOpsRegistry.TransposeKernel: DifferentiableKernel {
+    func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
+                  _ buffers: BufferPool) throws -> [DenseTensor?] {
+        let g = try outputGradient(outputGradients, 0, shape: layout.outShape, buffers)
+        return try inputGradients(inputs, gradientMask(inputs, needs, limit: 1), buffers) { d in
+            guard let dx = d[0] else { return }
+            try g.withFloatBuffer {
+                try Backward.transpose(gradient: $0, outShape: layout.outShape, perm: perm, dx: dx)
+            }
+        }
+    }
+}
+
+extension ShapeOpsRegistry.ConcatKernel: DifferentiableKernel {
+    func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
+                  _ buffers: BufferPool) throws -> [DenseTensor?] {
+        guard kind == .float else { return inputs.map { _ in nil } }
+        let present = inputs.indices.filter { inputs[$0] != nil }
+        let g = try outputGradient(outputGradients, 0, shape: outShape, buffers)
+        return try inputGradients(inputs, gradientMask(inputs, needs), buffers) { d in
+            try g.withFloatBuffer { gp in
+                try Backward.concat(gradient: gp, shapes: present.map { inputs[$0]!.shape }, axis: axis,
+                                    dx: present.map { d[$0] })
+            }
+        }
+    }
+}
+
+extension ShapeOpsRegistry.WindowCopyKernel: DifferentiableKernel {
+    func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
+                  _ buffers: BufferPool) throws -> [DenseTensor?] {
+        let x = try inputs.required(0)
+        return try inputGradients(inputs, gradientMask(inputs, needs, limit: 1), buffers) { d in
+            guard let dx = d[0] else { return }
+            for (k, w) in windows.enumerated() {
+                guard let g = outputGradients[ifPresent: k] ?? nil else { continue }
+                guard g.count == w.counts.reduce(1, *) else {
+                    throw KernelError("the gradient of output \(k) has shape \(g.shape); the output has \(w.counts)")
+                }
+                try g.withFloatBuffer { gp in
+                    try Backward.slice(gradient: gp, xShape: x.shape, starts: w.starts, steps: w.steps,
+                                       counts: w.counts, dx: dx)
+                }
+            }
+        }
+    }
+}
+
+extension ShapeOpsRegistry.ExpandKernel: DifferentiableKernel {
+    func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
+                  _ buffers: BufferPool) throws -> [DenseTensor?] {
+        let x = try inputs.required(0)
+        let g = try outputGradient(outputGradients, 0, shape: layout.shape, buffers)
+        return try inputGradients(inputs, gradientMask(inputs, needs, limit: 1), buffers) { d in
+            guard let dx = d[0] else { return }
+            try g.withFloatBuffer { try Backward.reduceToShape($0, layout.shape, into: dx, shape: x.shape) }
+        }
+    }
+}
+
+extension ShapeOpsRegistry.PadKernel: DifferentiableKernel {
+    func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
+                  _ buffers: BufferPool) throws -> [DenseTensor?] {
+        let x = try inputs.required(0)
+        let wanted = gradientMask(inputs, needs, limit: 1)
+        guard wanted[0] else { return inputs.map { _ in nil } }
+        guard mode == .constant else {
+            throw KernelError("\(mode.rawValue) Pad has no gradient; only constant padding is trained through")
+        }
+        let outShape = (0..<x.shape.count).map { x.shape[$0] + pads[$0] + pads[$0 + x.shape.count] }
+        let g = try outputGradient(outputGradients, 0, shape: outShape, buffers)
+        return try inputGradients(inputs, wanted, buffers) { d in
+            guard let dx = d[0] else { return }
+            try g.withFloatBuffer { try Backward.pad(gradient: $0, xShape: x.shape, pads: pads, dx: dx) }
+        }
+    }
+}
+
+extension ShapeOpsRegistry.CastKernel: DifferentiableKernel {
+    func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
+                  _ buffers: BufferPool) throws -> [DenseTensor?] {
+        let x = try inputs.required(0)
+        var result: [DenseTensor?] = inputs.map { _ in nil }
+        guard to == .float, gradientMask(inputs, needs, limit: 1)[0] else { return result }
+        result[0] = try outputGradient(outputGradients, 0, shape: x.shape, buffers)
+        return result
     }
 }
