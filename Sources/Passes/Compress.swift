@@ -35,7 +35,7 @@ public struct CompressionResult {
 
 /// Compresses a model under a config. Planning first (and a refusal, before any work, of what this version cannot do
 /// yet), then the passes of the chosen layout.
-public func compress(_ input: Model, config: CompressionConfig, format: OutputFormat = .qdq, calibration: CalibrationPass = CalibrationPass(data: nil)) throws -> CompressionResult {
+public func compress(_ input: consuming Model, config: CompressionConfig, format: OutputFormat = .qdq, calibration: CalibrationPass = CalibrationPass(data: nil)) throws -> CompressionResult {
     var model = input
     var context = PassContext(opsetImports: model.opsetImports)
     context.config = config

@@ -82,8 +82,8 @@ public struct FakeQuantInsertionPass: Pass {
 
 /// A value name made safe to extend (no leading slash, no slashes).
 func sanitizedName(_ name: String) -> String {
-    let trimmed = name.hasPrefix("/") ? String(name.dropFirst()) : name
-    return trimmed.replacingOccurrences(of: "/", with: "_")
+    let trimmed = name.hasPrefix("/") ? name.dropFirst() : Substring(name)
+    return String(decoding: trimmed.utf8.map { $0 == UInt8(ascii: "/") ? UInt8(ascii: "_") : $0 }, as: UTF8.self)
 }
 
 /// A scalar zero point of the activation type.

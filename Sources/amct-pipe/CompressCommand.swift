@@ -23,8 +23,11 @@ struct CompressCommand: ParsableCommand {
     @Option(help: "Calibration data for layers whose clips come from IFMR: .npz (arrays by input name) or .npy (one input), batch along axis 0; or 'random' (seeded standard normal) for a quick trial.")
     var calib: String?
 
-    @Option(help: "Samples per calibration batch when the model's batch dimension is symbolic (a fixed one wins).")
+    @Option(parsing: .unconditional, help: "Samples per calibration batch when the model's batch dimension is symbolic (a fixed one wins).")
     var batchSize = 1
+
+    @Option(name: .customLong("input-shape"), help: ArgumentHelp(inputShapeHelp, valueName: "name:d0,d1,..."))
+    var inputShapes: [String] = []
 
     @Flag(help: "No progress output.")
     var quiet = false
@@ -36,17 +39,18 @@ struct CompressCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1 (it is \(batchSize))") }
     }
 
     func run() throws {
         try reportingErrors {
-            let model = try ModelFile.load(input)
+            var model = try ModelFile.load(input)
+            try InputShape.apply(parsing: inputShapes, to: &model)
             let config = try CompressionConfig.load(cfg)
             var data: CalibrationData?
             if let calib {
                 data = calib == "random"
-                    ? try CalibrationData.random(for: model, samples: config.batchNum * batchSize)
+                    ? try CalibrationData.random(for: model, batches: config.batchNum, batchSize: batchSize)
                     : try CalibrationData.load(calib, for: model)
             }
             let showProgress = !quiet && isatty(2) != 0
@@ -54,19 +58,26 @@ struct CompressCommand: ParsableCommand {
                 FileHandle.standardError.write(Data("\rcalibration: \(phase) \(i) of \(n)   \(i == n ? "\n" : "")".utf8))
             }
             let calibration = CalibrationPass(data: data, batchSize: batchSize, progress: showProgress ? report : nil)
-            let result = try compress(model, config: config, format: format, calibration: calibration)
+            // The summary counts the input's parameters now, so the model can move into compress (no copy of it).
+            let parametersBefore = RunSummary.parameters(model)
+            let result = try compress(consume model, config: config, format: format, calibration: calibration)
             let paths = result.paths(for: output)
             for ((_, compressed), path) in zip(result.models, paths) { try ModelFile.save(compressed, to: path) }
             if let record {
                 try Data(result.context.record.text.utf8).write(to: URL(fileURLWithPath: record), options: .atomic)
             }
-            let summary = RunSummary(input: input, outputs: paths, context: result.context, format: format, before: model, after: result.models.first?.model)
+            let summary = RunSummary(input: input, outputs: paths, context: result.context, format: format, parametersBefore: parametersBefore, after: result.models.first?.model)
             print(json ? summary.json.serialized() : summary.text)
+            // Done: end here rather than free the models one object at a time (a tenth of a large model's run).
+            fflush(nil)
+            Foundation.exit(0)
         }
     }
 }
 
 extension OutputFormat: ExpressibleByArgument {}
+
+let inputShapeHelp = "Fixes the symbolic or -1 dimensions of a graph input, e.g. x:1,3,48,320 (repeatable; the rank must match and fixed dimensions agree)."
 
 /// What a run did, for people (`text`) and for scripts (`json`).
 struct RunSummary {
@@ -75,10 +86,10 @@ struct RunSummary {
     let context: PassContext
     let format: OutputFormat
     var output: String { outputs[0] }
-    var before: Model? = nil
+    var parametersBefore = "?"
     var after: Model? = nil
 
-    func parameters(_ model: Model?) -> String {
+    static func parameters(_ model: Model?) -> String {
         guard let model else { return "?" }
         return String(model.graph.initializers.values.filter { $0.dataType == .float || $0.dataType == .int8 || $0.dataType == .int4 }
             .reduce(0) { $0 + $1.elementCount })
@@ -118,7 +129,7 @@ struct RunSummary {
         let ops = context.opsetImports.first { ($0.domain ?? "").isEmpty }?.version ?? 0
         lines.append("  opset      \(ops)")
         lines.append("  size       \(formatBytes(fileSize(input))) → " + outputs.map { formatBytes(fileSize($0)) }.joined(separator: ", "))
-        lines.append("  elements   \(parameters(before)) → \(parameters(after)) in initializers (weights, biases, scales)")
+        lines.append("  elements   \(parametersBefore) → \(Self.parameters(after)) in initializers (weights, biases, scales)")
         lines.append("  runtime    \(runtimeNote)")
         for d in context.diagnostics { lines.append("  \(d)") }
         return lines.joined(separator: "\n")

@@ -18,9 +18,13 @@ struct RunCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Where to write the outputs (.npz, one array per graph output).")
     var output: String
 
+    @Option(name: .customLong("input-shape"), help: ArgumentHelp(inputShapeHelp, valueName: "name:d0,d1,..."))
+    var inputShapes: [String] = []
+
     func run() throws {
         try reportingErrors {
-            let model = try ModelFile.load(input)
+            var model = try ModelFile.load(input)
+            try InputShape.apply(parsing: inputShapes, to: &model)
             let executor = try GraphExecutor(graph: model.graph, opset: model.opsetVersion() ?? 13)
             let feeds = try CalibrationData.load(inputs, for: model).wholeArrays()
             let outputs = try executor.run(feeds)
