@@ -75,6 +75,14 @@ public struct InputShape: Sendable, Equatable {
         try apply(parseAll(texts), to: &model)
     }
 
+    /// A copy of `model` whose inputs have the shapes given (the model itself keeps its own declarations, so a
+    /// compressed model keeps its dynamic dimensions; calibration and execution use the copy).
+    public static func applied(parsing texts: [String], to model: Model) throws -> Model {
+        var shaped = model
+        try apply(parsing: texts, to: &shaped)
+        return shaped
+    }
+
     func apply(to graph: inout Graph) throws {
         let realInputs = graph.inputs.indices.filter { graph.inputs[$0].name.map { graph.initializers[$0] == nil } ?? false }
         guard let i = realInputs.first(where: { graph.inputs[$0].name == input }) else {

@@ -42,17 +42,18 @@ struct CompressCommand: ParsableCommand {
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1 (it is \(batchSize))") }
     }
 
+    /// The calibration data `--calib` names, for the model with its `--input-shape` shapes; nil without `--calib`.
+    func calibrationData(for model: Model, batches: Int) throws -> CalibrationData? {
+        guard let calib else { return nil }
+        if calib == "random" { return try CalibrationData.random(for: model, batches: batches, batchSize: batchSize) }
+        return try CalibrationData.load(calib, for: model)
+    }
+
     func run() throws {
         try reportingErrors {
-            var model = try ModelFile.load(input)
-            try InputShape.apply(parsing: inputShapes, to: &model)
+            let model = try ModelFile.load(input)
             let config = try CompressionConfig.load(cfg)
-            var data: CalibrationData?
-            if let calib {
-                data = calib == "random"
-                    ? try CalibrationData.random(for: model, batches: config.batchNum, batchSize: batchSize)
-                    : try CalibrationData.load(calib, for: model)
-            }
+            let data = try calibrationData(for: InputShape.applied(parsing: inputShapes, to: model), batches: config.batchNum)
             let showProgress = !quiet && isatty(2) != 0
             let report: @Sendable (String, Int, Int) -> Void = { phase, i, n in
                 FileHandle.standardError.write(Data("\rcalibration: \(phase) \(i) of \(n)   \(i == n ? "\n" : "")".utf8))

@@ -283,3 +283,52 @@ def test_amct_layout_names_the_layer(tmp_path, mutation, message):
     result = run(src, "--cfg", cfg, "--format", "amct", "-o", tmp_path / "o.onnx", check=False)
     assert result.returncode == 1, result.stderr
     assert message in result.stderr, result.stderr
+
+
+def write(tmp_path, model, cfg_text):
+    src = tmp_path / "m.onnx"
+    src.write_bytes(model.SerializeToString())
+    cfg = tmp_path / "c.cfg"
+    cfg.write_text(cfg_text)
+    return src, cfg
+
+
+@pytest.mark.parametrize("fill", [np.nan, np.inf, -np.inf])
+def test_non_finite_calibration_data_names_the_layer(tmp_path, fill):
+    src, cfg = write(tmp_path, base_model(), IFMR)
+    data = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    data[1] = fill  # the second batch (batch_num 2 × 1 sample of 3×8×8) is all NaN or ±inf
+    np.savez(tmp_path / "x.npz", x=data)
+    r = run(src, "--cfg", cfg, "--calib", tmp_path / "x.npz", "-o", tmp_path / "o.onnx", check=False)
+    assert r.returncode == 1, r.stderr
+    assert f"amct-pipe: error: node 'conv1': its input 'x' holds 192 NaN/infinite values (of 384) in the calibration " \
+           f"run, the first {np.float32(fill)}" in r.stderr, r.stderr
+    assert not (tmp_path / "o.onnx").exists()
+
+
+@pytest.mark.parametrize("clip,column", [("-inf", 81), ("-1e309", 81), ("-3.5e38", 81), ("nan", 81)])
+def test_non_finite_clip_is_refused_at_its_place(tmp_path, clip, column):
+    text = f"retrain_data_quant_config {{ ulq_quantize {{ clip_max_min {{ clip_max: 6 clip_min: {clip} }} }} }}\n"
+    assert text.index(clip) + 1 == column
+    src, cfg = write(tmp_path, base_model(), text)
+    r = run(src, "--cfg", cfg, "-o", tmp_path / "o.onnx", check=False)
+    assert r.returncode == 1 and f"c.cfg:1:{column}: clip_min must be a finite number" in r.stderr, r.stderr
+
+
+def test_scale_beyond_float16_names_the_layer(tmp_path):
+    text = ('fakequant_precision_mode: FORCE_FP16_QUANT\n'
+            'retrain_data_quant_config { ulq_quantize { clip_max_min { clip_max: 1e38 clip_min: -1e38 } } }\n')
+    src, cfg = write(tmp_path, base_model(), text)
+    r = run(src, "--cfg", cfg, "-o", tmp_path / "o.onnx", check=False)
+    assert r.returncode == 1 and "node 'conv1': its scales do not fit float32/float16" in r.stderr, r.stderr
+
+
+def test_long_chain_compresses(tmp_path):
+    """3,000 1×1 convs (6,000 nodes): every pass is linear or n log n (the bench times 1k and 100k in release)."""
+    import chain
+    src, cfg = write(tmp_path, chain.conv_chain(3000), INT8)
+    out = tmp_path / "o.onnx"
+    run(src, "--cfg", cfg, "-o", out)
+    m = onnx.load(out)
+    ops = [n.op_type for n in m.graph.node]
+    assert ops.count("Conv") == 3000 and ops.count("QuantizeLinear") == 3000 and ops.count("DequantizeLinear") == 6000
