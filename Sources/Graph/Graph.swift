@@ -183,9 +183,20 @@ public struct Graph: Sendable {
         consumersByValue = [:]
         nodeNameCounts = [:]
         nodeStore.reserveCapacity(nodes.count)
-        producerByValue.reserveCapacity(nodes.count * 2)
-        consumersByValue.reserveCapacity(nodes.count * 2)
+        reserveCapacity(nodes: nodes.count, values: nodes.count * 2)
         for node in nodes { appendNode(node) }
+    }
+
+    /// Makes room for `nodes` more nodes and `values` more values and initializers, so a pass that adds many grows
+    /// its tables once.
+    public mutating func reserveCapacity(nodes: Int, values: Int) {
+        nodeStore.reserveCapacity(nodeStore.count + nodes)
+        nextRaw.reserveCapacity(nextRaw.count + nodes)
+        previousRaw.reserveCapacity(previousRaw.count + nodes)
+        nodeNameCounts.reserveCapacity(nodeNameCounts.count + nodes)
+        producerByValue.reserveCapacity(producerByValue.count + values)
+        consumersByValue.reserveCapacity(consumersByValue.count + values)
+        initializers.reserveCapacity(initializers.count + values)
     }
 
     private mutating func allocate(_ node: Node) -> NodeID {
@@ -470,18 +481,19 @@ public struct Graph: Sendable {
     public mutating func removeDeadCode() -> (nodes: Int, initializers: Int) {
         let outputNames = Set(outputs.compactMap(\.name))
         var removedNodes = 0
-        var changed = true
-        while changed {
-            changed = false
-            for id in order.reversed() {
-                let node = self[id]
-                let used = node.outputs.contains { !$0.isEmpty && (outputNames.contains($0) || !consumers(of: $0).isEmpty) }
-                if !used {
-                    removeNode(id)
-                    removedNodes += 1
-                    changed = true
-                }
+        // A worklist, last node first: removing a node puts the producers of what it read back on the list, so
+        // every node is looked at once plus once per consumer removed.
+        var pending = order
+        while let id = pending.popLast() {
+            guard contains(id) else { continue }
+            let node = self[id]
+            let used = node.outputs.contains { !$0.isEmpty && (outputNames.contains($0) || consumersByValue[$0] != nil) }
+            guard !used else { continue }
+            Graph.forEachUsedValue(node) { value in
+                if let p = producerByValue[value] { pending.append(p) }
             }
+            removeNode(id)
+            removedNodes += 1
         }
         let inputNames = Set(inputs.compactMap(\.name))
         let before = initializers.count

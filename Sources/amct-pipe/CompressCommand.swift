@@ -99,9 +99,12 @@ struct RunSummary {
     func fileSize(_ path: String) -> Int { (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0 }
 
     var groups: [(key: String, count: Int)] {
-        var counts: [String: Int] = [:]
-        for e in context.record.entries { counts["\(e.op) act \(e.actType.rawValue) / wts \(e.weightType.rawValue)\(e.channelWise ? " per-channel" : " per-tensor")", default: 0] += 1 }
-        return counts.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        struct Kind: Hashable { var op: String, act: BitWidth, wts: BitWidth, channelWise: Bool }
+        var counts: [Kind: Int] = [:]
+        for e in context.record.entries { counts[Kind(op: e.op, act: e.actType, wts: e.weightType, channelWise: e.channelWise), default: 0] += 1 }
+        return counts.map { k, n in
+            ("\(k.op) act \(k.act.rawValue) / wts \(k.wts.rawValue)\(k.channelWise ? " per-channel" : " per-tensor")", n)
+        }.sorted { $0.0 < $1.0 }
     }
 
     var skipped: [(layer: String, reason: String)] {
