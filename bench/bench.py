@@ -88,6 +88,20 @@ def rows(model):
     # Full INT8 with IFMR on 8 samples against onnxruntime.quantization.quantize_static (QDQ, per-channel, MinMax).
     yield ("int8 IFMR", [BINARY, model, "--cfg", os.path.join(HERE, "int8_ifmr.cfg"), "--calib", x8, "--batch-size", "8", "-o", out_a, "--quiet"],
            [PYTHON, os.path.join(HERE, "ort_quantize.py"), model, x8, out_p])
+    yield from chain_rows()
+
+
+# Linear time (issue 11): config-only INT8 on chains of 1×1 convs (bench/chain.py); no Python equivalent.
+def chain_rows():
+    sys.path.insert(0, HERE)
+    import chain
+    import onnx
+    os.makedirs(WORK, exist_ok=True)
+    for n, label in ((1000, "chain 1k"), (100000, "chain 100k")):
+        path = os.path.join(WORK, f"chain{n}.onnx")
+        if not os.path.exists(path):
+            onnx.save(chain.conv_chain(n), path)
+        yield (label, [BINARY, path, "--cfg", os.path.join(HERE, "int8.cfg"), "-o", os.path.join(WORK, "out_chain.onnx")], None)
 
 
 def samples_file(name, shape):

@@ -1,3 +1,4 @@
+import Foundation
 import OrderedCollections
 
 /// A stable handle on a node of one graph; it stays valid while other nodes are inserted or removed.
@@ -22,9 +23,18 @@ public struct Graph: Sendable {
     public var unknownFields = UnknownFields()
 
     private var nodeStore: [Node?] = []
-    public private(set) var order: [NodeID] = []
+    // The order is a doubly linked list over raw ids (-1: none), so inserting or removing a node is O(1); `order`
+    // is materialized on first read after an edit and shared until the next edit.
+    private var nextRaw: [Int] = []
+    private var previousRaw: [Int] = []
+    private var headRaw = -1
+    private var tailRaw = -1
+    public private(set) var nodeCount = 0
+    private var orderCache = OrderCache()
     private var producerByValue: [String: NodeID] = [:]
     private var consumersByValue: [String: [NodeID]] = [:]
+    /// How many nodes bear each name (names may repeat in a file).
+    private var nodeNameCounts: [String: Int] = [:]
 
     public init(name: String? = nil) { self.name = name }
 
@@ -35,11 +45,24 @@ public struct Graph: Sendable {
         return node
     }
 
+    /// The node ids in graph order.
+    public var order: [NodeID] {
+        orderCache.ids {
+            var ids: [NodeID] = []
+            ids.reserveCapacity(nodeCount)
+            var raw = headRaw
+            while raw >= 0 {
+                ids.append(NodeID(raw: raw))
+                raw = nextRaw[raw]
+            }
+            return ids
+        }
+    }
+
     /// Nodes in graph order (a copy of each node; use `order` and the subscript to avoid it).
     public var nodes: [Node] { order.map { self[$0] } }
-    public var nodeCount: Int { order.count }
 
-    public func contains(_ id: NodeID) -> Bool { id.raw < nodeStore.count && nodeStore[id.raw] != nil }
+    public func contains(_ id: NodeID) -> Bool { id.raw >= 0 && id.raw < nodeStore.count && nodeStore[id.raw] != nil }
 
     /// The node that writes `value`, if a node does (initializers and graph inputs have none).
     public func producer(of value: String) -> NodeID? { producerByValue[value] }
@@ -49,48 +72,92 @@ public struct Graph: Sendable {
 
     public func isGraphOutput(_ value: String) -> Bool { outputs.contains { $0.name == value } }
 
-    public func firstNode(named name: String) -> NodeID? { order.first { self[$0].name == name } }
+    public func firstNode(named name: String) -> NodeID? {
+        guard nodeNameCounts[name] != nil else { return nil }
+        return order.first { self[$0].name == name }
+    }
 
     // MARK: Editing nodes
 
     @discardableResult
     public mutating func appendNode(_ node: Node) -> NodeID {
         let id = allocate(node)
-        order.append(id)
+        link(id.raw, after: tailRaw)
         return id
     }
 
     @discardableResult
     public mutating func insertNode(_ node: Node, before anchor: NodeID) -> NodeID {
-        guard let index = order.firstIndex(of: anchor) else { preconditionFailure("node \(anchor) is not in the graph") }
+        guard contains(anchor) else { preconditionFailure("node \(anchor) is not in the graph") }
         let id = allocate(node)
-        order.insert(id, at: index)
+        link(id.raw, after: previousRaw[anchor.raw])
         return id
     }
 
     @discardableResult
     public mutating func insertNode(_ node: Node, after anchor: NodeID) -> NodeID {
-        guard let index = order.firstIndex(of: anchor) else { preconditionFailure("node \(anchor) is not in the graph") }
+        guard contains(anchor) else { preconditionFailure("node \(anchor) is not in the graph") }
         let id = allocate(node)
-        order.insert(id, at: index + 1)
+        link(id.raw, after: anchor.raw)
         return id
     }
 
     public mutating func removeNode(_ id: NodeID) {
+        guard contains(id) else { return }
         unindex(id)
         nodeStore[id.raw] = nil
-        order.removeAll { $0 == id }
+        let (p, n) = (previousRaw[id.raw], nextRaw[id.raw])
+        if p >= 0 { nextRaw[p] = n } else { headRaw = n }
+        if n >= 0 { previousRaw[n] = p } else { tailRaw = p }
+        nodeCount -= 1
+        if orderCache.isFilled { orderCache = OrderCache() }
     }
 
     /// Changes a node in place; its use-list entries follow the change.
     public mutating func updateNode<R>(_ id: NodeID, _ body: (inout Node) throws -> R) rethrows -> R {
-        unindex(id)
         var node = self[id]
+        let (oldOutputs, oldName) = (node.outputs, node.name)
+        var oldUsed: [String] = []
+        Graph.forEachUsedValue(node) { oldUsed.append($0) }
+        nodeStore[id.raw] = nil  // the store holds no second reference while `body` edits the node
         defer {
             nodeStore[id.raw] = node
-            index(id)
+            reindex(id, outputs: oldOutputs, used: oldUsed, name: oldName)
         }
         return try body(&node)
+    }
+
+    /// Updates the use lists for what changed in node `id` since it had `outputs`, read `used` and was called `name`
+    /// (an entry that stays keeps its place).
+    private mutating func reindex(_ id: NodeID, outputs: [String], used: [String], name: String?) {
+        let node = self[id]
+        if node.outputs != outputs {
+            for output in outputs where producerByValue[output] == id && !node.outputs.contains(output) {
+                producerByValue[output] = nil
+            }
+            for output in node.outputs where !output.isEmpty { producerByValue[output] = id }
+        }
+        var newUsed: [String] = []
+        Graph.forEachUsedValue(node) { newUsed.append($0) }
+        if newUsed != used {
+            // Small lists compare directly; long ones (a Concat of thousands) through sets.
+            let small = used.count + newUsed.count <= 32
+            let (oldSet, newSet) = small ? (Set<String>(), Set<String>()) : (Set(used), Set(newUsed))
+            for value in used where !(small ? newUsed.contains(value) : newSet.contains(value)) {
+                consumersByValue[value]?.removeAll { $0 == id }
+                if consumersByValue[value]?.isEmpty == true { consumersByValue[value] = nil }
+            }
+            for value in newUsed where !(small ? used.contains(value) : oldSet.contains(value)) {
+                consumersByValue[value, default: []].append(id)
+            }
+        }
+        if node.name != name {
+            if let name {
+                let left = (nodeNameCounts[name] ?? 1) - 1
+                nodeNameCounts[name] = left > 0 ? left : nil
+            }
+            if let new = node.name { nodeNameCounts[new, default: 0] += 1 }
+        }
     }
 
     /// Makes every reader of `old` read `new` instead (inputs and subgraph references; graph outputs too when
@@ -107,31 +174,81 @@ public struct Graph: Sendable {
     /// Replaces every node with the given ones (used by the loader and by a topological sort).
     public mutating func setNodes(_ nodes: [Node]) {
         nodeStore = []
-        order = []
+        nextRaw = []
+        previousRaw = []
+        headRaw = -1
+        tailRaw = -1
+        nodeCount = 0
         producerByValue = [:]
         consumersByValue = [:]
+        nodeNameCounts = [:]
+        nodeStore.reserveCapacity(nodes.count)
+        reserveCapacity(nodes: nodes.count, values: nodes.count * 2)
         for node in nodes { appendNode(node) }
+    }
+
+    /// Makes room for `nodes` more nodes and `values` more values and initializers, so a pass that adds many grows
+    /// its tables once.
+    public mutating func reserveCapacity(nodes: Int, values: Int) {
+        nodeStore.reserveCapacity(nodeStore.count + nodes)
+        nextRaw.reserveCapacity(nextRaw.count + nodes)
+        previousRaw.reserveCapacity(previousRaw.count + nodes)
+        nodeNameCounts.reserveCapacity(nodeNameCounts.count + nodes)
+        producerByValue.reserveCapacity(producerByValue.count + values)
+        consumersByValue.reserveCapacity(consumersByValue.count + values)
+        initializers.reserveCapacity(initializers.count + values)
     }
 
     private mutating func allocate(_ node: Node) -> NodeID {
         let id = NodeID(raw: nodeStore.count)
         nodeStore.append(node)
+        nextRaw.append(-1)
+        previousRaw.append(-1)
         index(id)
         return id
+    }
+
+    /// Puts `raw` after `previous` in the order (-1: first).
+    private mutating func link(_ raw: Int, after previous: Int) {
+        let next = previous >= 0 ? nextRaw[previous] : headRaw
+        previousRaw[raw] = previous
+        nextRaw[raw] = next
+        if previous >= 0 { nextRaw[previous] = raw } else { headRaw = raw }
+        if next >= 0 { previousRaw[next] = raw } else { tailRaw = raw }
+        nodeCount += 1
+        if orderCache.isFilled { orderCache = OrderCache() }
     }
 
     private mutating func index(_ id: NodeID) {
         let node = self[id]
         for output in node.outputs where !output.isEmpty { producerByValue[output] = id }
-        for value in node.usedValues { consumersByValue[value, default: []].append(id) }
+        Graph.forEachUsedValue(node) { value in
+            consumersByValue[value, default: []].append(id)
+        }
+        if let name = node.name { nodeNameCounts[name, default: 0] += 1 }
+    }
+
+    /// `node.usedValues` without building a set for the common node (no subgraph, a few inputs).
+    private static func forEachUsedValue(_ node: Node, _ body: (String) -> Void) {
+        guard node.inputs.count <= 8, node.attributes.allSatisfy({ $0.g == nil && $0.graphs.isEmpty }) else {
+            for value in node.usedValues { body(value) }
+            return
+        }
+        for (i, input) in node.inputs.enumerated() where !input.isEmpty && !node.inputs[..<i].contains(input) {
+            body(input)
+        }
     }
 
     private mutating func unindex(_ id: NodeID) {
         let node = self[id]
         for output in node.outputs where producerByValue[output] == id { producerByValue[output] = nil }
-        for value in node.usedValues {
+        Graph.forEachUsedValue(node) { value in
             consumersByValue[value]?.removeAll { $0 == id }
             if consumersByValue[value]?.isEmpty == true { consumersByValue[value] = nil }
+        }
+        if let name = node.name {
+            let left = (nodeNameCounts[name] ?? 1) - 1
+            nodeNameCounts[name] = left > 0 ? left : nil
         }
     }
 
@@ -156,24 +273,22 @@ public struct Graph: Sendable {
         return name
     }
 
-    /// A value name that nothing in the graph uses yet.
+    /// A value name that nothing in the graph uses yet (`base`, else `base_1`, `base_2`, ...).
     public func uniqueValueName(_ base: String) -> String {
         func taken(_ n: String) -> Bool {
-            initializers[n] != nil || producerByValue[n] != nil || consumersByValue[n] != nil
+            initializers.index(forKey: n) != nil || producerByValue[n] != nil || consumersByValue[n] != nil
                 || inputs.contains { $0.name == n } || outputs.contains { $0.name == n }
         }
+        return Graph.firstFree(base, taken)
+    }
+
+    /// A node name no node of the graph has yet (`base`, else `base_1`, `base_2`, ...).
+    public func uniqueNodeName(_ base: String) -> String { Graph.firstFree(base) { nodeNameCounts[$0] != nil } }
+
+    private static func firstFree(_ base: String, _ taken: (String) -> Bool) -> String {
         if !taken(base) { return base }
         var k = 1
         while taken("\(base)_\(k)") { k += 1 }
-        return "\(base)_\(k)"
-    }
-
-    /// A node name no node of the graph has yet.
-    public func uniqueNodeName(_ base: String) -> String {
-        let names = Set(order.compactMap { self[$0].name })
-        if !names.contains(base) { return base }
-        var k = 1
-        while names.contains("\(base)_\(k)") { k += 1 }
         return "\(base)_\(k)"
     }
 
@@ -293,46 +408,69 @@ public struct Graph: Sendable {
         }
     }
 
-    /// Checks that nodes are in topological order: every value is defined before a node reads it.
+    /// Checks what `checkReferences` checks, and that nodes are in topological order: every value is defined before
+    /// a node reads it. One pass over the nodes (the use lists say whether a value read too early is produced later);
+    /// an order problem is reported only when the references are otherwise sound.
     public func validate(outerScope: Set<String> = []) throws {
-        try checkReferences(outerScope: outerScope)
         var defined = outerScope
         defined.formUnion(inputs.compactMap(\.name))
         defined.formUnion(initializers.keys)
+        var orderError: GraphError?
         for id in order {
             let node = self[id]
             for input in node.inputs where !input.isEmpty && !defined.contains(input) {
-                throw GraphError.notTopologicallySorted(node: node.displayName, value: input)
+                guard producerByValue[input] != nil else {
+                    throw GraphError.undefinedValue(node: node.displayName, value: input)
+                }
+                if orderError == nil { orderError = .notTopologicallySorted(node: node.displayName, value: input) }
             }
             for sub in node.subgraphs { try sub.validate(outerScope: defined) }
-            defined.formUnion(node.outputs)
+            for output in node.outputs where !output.isEmpty {
+                if let other = producerByValue[output], other != id {
+                    // Two nodes write it; the index keeps the later one.
+                    let first = order.first { self[$0].outputs.contains(output) } ?? id
+                    throw GraphError.duplicateProducer(
+                        value: output, first: self[first].displayName, second: self[first == id ? other : id].displayName)
+                }
+                defined.insert(output)
+            }
         }
+        for output in outputs {
+            if let name = output.name, !defined.contains(name) {
+                throw GraphError.undefinedValue(node: "graph output", value: name)
+            }
+        }
+        if let orderError { throw orderError }
     }
 
-    /// Puts the nodes in topological order, keeping the present order wherever it already is one (stable Kahn).
+    /// Puts the nodes in topological order, keeping the present order wherever it already is one: Kahn's algorithm
+    /// taking, among the ready nodes, the one that comes first now (O(n log n)).
     public mutating func sortTopologically() throws {
-        var available = Set(inputs.compactMap(\.name)).union(initializers.keys)
-        let producedHere = Set(order.flatMap { self[$0].outputs })
-        var pending = order
+        let ids = order
+        var producerPosition: [String: Int] = [:]
+        for (i, id) in ids.enumerated() { for output in self[id].outputs where !output.isEmpty { producerPosition[output] = i } }
+        var waiting = [Int](repeating: 0, count: ids.count)
+        var readers = [[Int]](repeating: [], count: ids.count)
+        for (i, id) in ids.enumerated() {
+            for value in self[id].usedValues {
+                guard let p = producerPosition[value] else { continue }
+                waiting[i] += 1
+                readers[p].append(i)
+            }
+        }
+        var ready = MinHeap(ids.indices.filter { waiting[$0] == 0 })
         var sorted: [Node] = []
-        while !pending.isEmpty {
-            var progressed = false
-            var rest: [NodeID] = []
-            for id in pending {
-                let node = self[id]
-                let ready = node.usedValues.allSatisfy { available.contains($0) || !producedHere.contains($0) }
-                if ready {
-                    sorted.append(node)
-                    available.formUnion(node.outputs)
-                    progressed = true
-                } else {
-                    rest.append(id)
-                }
+        sorted.reserveCapacity(ids.count)
+        while let i = ready.popMin() {
+            sorted.append(self[ids[i]])
+            for r in readers[i] {
+                waiting[r] -= 1
+                if waiting[r] == 0 { ready.insert(r) }
             }
-            if !progressed {
-                throw GraphError.cycle(nodes: rest.prefix(5).map { self[$0].displayName })
-            }
-            pending = rest
+        }
+        if sorted.count < ids.count {
+            let stuck = ids.indices.filter { waiting[$0] > 0 }.prefix(5)
+            throw GraphError.cycle(nodes: stuck.map { self[ids[$0]].displayName })
         }
         setNodes(sorted)
     }
@@ -343,24 +481,82 @@ public struct Graph: Sendable {
     public mutating func removeDeadCode() -> (nodes: Int, initializers: Int) {
         let outputNames = Set(outputs.compactMap(\.name))
         var removedNodes = 0
-        var changed = true
-        while changed {
-            changed = false
-            for id in order.reversed() {
-                let node = self[id]
-                let used = node.outputs.contains { !$0.isEmpty && (outputNames.contains($0) || !consumers(of: $0).isEmpty) }
-                if !used {
-                    removeNode(id)
-                    removedNodes += 1
-                    changed = true
-                }
+        // A worklist, last node first: removing a node puts the producers of what it read back on the list, so
+        // every node is looked at once plus once per consumer removed.
+        var pending = order
+        while let id = pending.popLast() {
+            guard contains(id) else { continue }
+            let node = self[id]
+            let used = node.outputs.contains { !$0.isEmpty && (outputNames.contains($0) || consumersByValue[$0] != nil) }
+            guard !used else { continue }
+            Graph.forEachUsedValue(node) { value in
+                if let p = producerByValue[value] { pending.append(p) }
             }
+            removeNode(id)
+            removedNodes += 1
         }
         let inputNames = Set(inputs.compactMap(\.name))
-        let dead = initializers.keys.filter {
-            consumers(of: $0).isEmpty && !outputNames.contains($0) && !inputNames.contains($0)
+        let before = initializers.count
+        // One pass (removing keys one by one from an OrderedDictionary is linear each).
+        let read = consumersByValue
+        initializers.removeAll { name, _ in
+            read[name] == nil && !outputNames.contains(name) && !inputNames.contains(name)
         }
-        for name in dead { initializers.removeValue(forKey: name) }
-        return (removedNodes, dead.count)
+        return (removedNodes, before - initializers.count)
+    }
+}
+
+/// The materialized order of a graph: shared by copies of the graph until one of them edits its nodes (an edit
+/// replaces its copy's cache), filled on first read under a lock so concurrent readers are safe.
+private final class OrderCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var ids: [NodeID]?
+
+    var isFilled: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return ids != nil
+    }
+
+    func ids(_ make: () -> [NodeID]) -> [NodeID] {
+        lock.lock()
+        defer { lock.unlock() }
+        if let ids { return ids }
+        let made = make()
+        ids = made
+        return made
+    }
+}
+
+/// A binary min-heap of positions (for the topological sort).
+private struct MinHeap {
+    private var items: [Int]
+    init(_ items: [Int]) { self.items = items.sorted() }
+
+    mutating func insert(_ x: Int) {
+        items.append(x)
+        var i = items.count - 1
+        while i > 0, items[(i - 1) / 2] > items[i] {
+            items.swapAt(i, (i - 1) / 2)
+            i = (i - 1) / 2
+        }
+    }
+
+    mutating func popMin() -> Int? {
+        guard let first = items.first else { return nil }
+        let last = items.removeLast()
+        guard !items.isEmpty else { return first }
+        items[0] = last
+        var i = 0
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var m = i
+            if l < items.count, items[l] < items[m] { m = l }
+            if r < items.count, items[r] < items[m] { m = r }
+            if m == i { break }
+            items.swapAt(i, m)
+            i = m
+        }
+        return first
     }
 }

@@ -55,6 +55,14 @@ func rewireIntoIntegerDomain(
     graph.insertNode(dequantize(yInt, y), after: layer.node)
 }
 
+/// The bias a layer reads, which the integer-domain layout rewrites, so it must be a constant.
+func constantBias(_ graph: Graph, _ node: Node, _ index: Int, _ layer: Layer) throws -> Tensor {
+    guard let bias = graph.constantTensor(node.inputs[index]) else {
+        throw PassError(node: layer.name, "its bias '\(node.inputs[index])' is not a constant; the AMCT layout needs a constant bias (use --format qdq)")
+    }
+    return bias
+}
+
 func checkGemmForIntegerDomain(_ node: Node, _ layer: Layer) throws {
     if node.op == "Gemm", (node.float("alpha") ?? 1) != 1 || (node.float("beta") ?? 1) != 1 {
         throw PassError(node: layer.name, "Gemm with alpha or beta other than 1 has no integer-domain form in the AMCT layout; use --format qdq")
@@ -89,8 +97,8 @@ public struct AMCTFakeQuantPass: Pass {
             let weight = graph.addInitializer(
                 Tensor(name: nil, dims: q.weightDims, floats: q.integers.map(Float.init)), preferredName: "\(node.inputs[1])_int")
             var inputs = [current, weight]
-            if let b = biasInput(node), let bias = graph.constantTensor(node.inputs[b]) {
-                let values = q.integerBias(bias)
+            if let b = biasInput(node) {
+                let values = try q.integerBias(constantBias(graph, node, b, layer), name: node.inputs[b])
                 inputs.append(graph.addInitializer(Tensor(name: nil, dims: [Int64(values.count)], floats: values), preferredName: "\(node.inputs[b])_int"))
             }
             let deq = q.dequantScales
@@ -136,8 +144,12 @@ public struct AscendDeployPass: Pass {
                 weight = q.integers.withUnsafeBytes { Tensor(name: nil, dataType: .int8, dims: dims, rawBytes: $0) }
             }
             var inputs = [xq, graph.addInitializer(weight, preferredName: "\(node.inputs[1])_int\(q.weightBits)")]
-            if let b = biasInput(node), let bias = graph.constantTensor(node.inputs[b]) {
-                let integer = q.integerBias(bias).map { Int32(clamping: Int64($0)) }
+            if let b = biasInput(node) {
+                let values = try q.integerBias(constantBias(graph, node, b, layer), name: node.inputs[b])
+                let integer = values.map(saturatingInt32)
+                if let v = values.first(where: { $0 != Float(saturatingInt32($0)) }) {
+                    context.warn("its integer bias \(v) does not fit INT32 and is saturated", node: layer.name)
+                }
                 inputs.append(graph.addInitializer(
                     integer.withUnsafeBytes { Tensor(name: nil, dataType: .int32, dims: [Int64(integer.count)], rawBytes: $0) },
                     preferredName: "\(node.inputs[b])_int32"))

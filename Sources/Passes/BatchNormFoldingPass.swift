@@ -22,23 +22,40 @@ public struct BatchNormFoldingPass: Pass {
             let readers = graph.consumers(of: y)
             guard readers.count == 1, let bnID = readers.first else { continue }
             let bn = graph[bnID]
-            guard bn.isDefaultDomain, bn.op == "BatchNormalization", bn.outputs.count == 1, bn.inputs.count == 5, bn.inputs[0] == y,
-                (bn.int("training_mode") ?? 0) == 0,
-                let gamma = graph.constantTensor(bn.inputs[1]), let beta = graph.constantTensor(bn.inputs[2]),
-                let mean = graph.constantTensor(bn.inputs[3]), let variance = graph.constantTensor(bn.inputs[4]),
-                let weight = graph.constantTensor(conv.inputs[1]),
-                [gamma, beta, mean, variance, weight].allSatisfy({ $0.dataType == .float })
+            guard bn.isDefaultDomain, bn.op == "BatchNormalization", bn.outputs.count == 1, bn.inputs.first == y,
+                (bn.int("training_mode") ?? 0) == 0
             else { continue }
-            let channels = Int(weight.dims[0])
-            guard [gamma, beta, mean, variance].allSatisfy({ $0.elementCount == channels }) else { continue }
+            let bnName = bn.displayName
+            let roles = ["scale", "B", "input_mean", "input_var"]
+            var params: [Tensor] = []
+            for (i, role) in roles.enumerated() {
+                let name = try requiredInput(bn, i + 1, role)
+                guard let t = try foldable(graph, name, node: bnName, role: role) else { break }
+                params.append(t)
+            }
+            let weightName = try requiredInput(conv, 1, "weight")
+            guard params.count == 4, let weight = try foldable(graph, weightName, node: conv.displayName, role: "weight") else { continue }
+            guard let channels = weight.dims.first.map(Int.init), channels > 0, weight.dims.count >= 3 else {
+                throw PassError(node: conv.displayName, "its weight '\(weightName)' has dims \(weight.dims); a Conv weight is [Cout, Cin/group, k...]")
+            }
+            let (gamma, beta, mean, variance) = (params[0], params[1], params[2], params[3])
+            for (t, role) in zip(params, roles) where t.elementCount != channels {
+                throw PassError(node: bnName, "its \(role) has dims \(t.dims); the Conv '\(conv.displayName)' before it has \(channels) output channels")
+            }
             var bias: Tensor?
             if conv.inputs.count > 2, !conv.inputs[2].isEmpty {
-                guard let b = graph.constantTensor(conv.inputs[2]), b.dataType == .float, b.elementCount == channels else { continue }
+                guard let b = try foldable(graph, conv.inputs[2], node: conv.displayName, role: "bias") else { continue }
+                guard b.elementCount == channels else {
+                    throw PassError(node: conv.displayName, "its bias '\(conv.inputs[2])' has dims \(b.dims); the Conv has \(channels) output channels")
+                }
                 bias = b
             }
             let epsilon = bn.float("epsilon") ?? 1e-5
             let k: [Float] = gamma.withElements(as: Float.self) { g in
                 variance.withElements(as: Float.self) { v in (0..<channels).map { g[$0] / (v[$0] + epsilon).squareRoot() } }
+            }
+            if let c = k.indices.first(where: { !k[$0].isFinite }) {
+                throw PassError(node: bnName, "channel \(c): scale / sqrt(input_var + epsilon) is \(k[c]); the parameters must be finite with input_var + epsilon > 0")
             }
             var newWeight = weight
             let perChannel = weight.elementCount / channels
@@ -59,5 +76,12 @@ public struct BatchNormFoldingPass: Pass {
             folded += 1
         }
         context.log.append((name, "\(folded) Conv+BatchNormalization pairs folded"))
+    }
+
+    /// A float32 constant with all its elements (nil, so the pair is left unfolded, for a non-constant or another type).
+    func foldable(_ graph: Graph, _ value: String, node: String, role: String) throws -> Tensor? {
+        guard let t = graph.constantTensor(value), t.dataType == .float else { return nil }
+        try checkComplete(t, value, node: node, role: role)
+        return t
     }
 }

@@ -15,7 +15,8 @@ public struct CalibrationData {
         model.graph.inputs.filter { $0.name.map { model.graph.initializers[$0] == nil } ?? false }
     }
 
-    /// Reads `.npz` (inputs by name) or `.npy` (a model with one input) and checks ranks and fixed dimensions.
+    /// Reads `.npz` (inputs by name) or `.npy` (a model with one input) and checks ranks and fixed dimensions
+    /// (a dimension is fixed when it is a positive number; `-1`, 0 and symbols take what the data has).
     public static func load(_ path: String, for model: Model) throws -> CalibrationData {
         let inputs = modelInputs(model)
         var arrays = try NumpyArchive.load(path)
@@ -35,7 +36,7 @@ public struct CalibrationData {
                     throw NumpyError(path: path, message: "array '\(name)' has shape \(array.shape); model input '\(name)' has rank \(dims.count)")
                 }
                 for (i, d) in dims.enumerated() where i > 0 {
-                    if let v = d.knownValue, Int(v) != array.shape[i] {
+                    if let v = d.size, v != array.shape[i] {
                         throw NumpyError(path: path, message: "array '\(name)' has shape \(array.shape); model input '\(name)' needs dimension \(i) = \(v)")
                     }
                 }
@@ -44,24 +45,49 @@ public struct CalibrationData {
         return CalibrationData(arrays: arrays, isRandom: false, source: path, inputs: inputs)
     }
 
+    /// Seeded standard-normal inputs for `batches` batches (see `samplesPerBatch`); every dimension but the batch
+    /// must be known (fix symbolic ones with `InputShape`). The size is checked against the memory available first.
+    public static func random(for model: Model, batches: Int, batchSize: Int, seed: UInt64 = 0) throws -> CalibrationData {
+        let inputs = modelInputs(model)
+        let per = samplesPerBatch(inputs, batchSize: batchSize)
+        let (samples, overflow) = batches.multipliedReportingOverflow(by: per)
+        guard !overflow, samples > 0 else {
+            throw CalibrationSizeError("batch_num \(batches) × \(per) samples per batch is too many samples for --calib random")
+        }
+        return try random(inputs, samples: samples, seed: seed)
+    }
+
     /// Seeded standard-normal inputs: `samples` along axis 0; every other dimension must be known.
     public static func random(for model: Model, samples: Int, seed: UInt64 = 0) throws -> CalibrationData {
-        let inputs = modelInputs(model)
+        try random(modelInputs(model), samples: samples, seed: seed)
+    }
+
+    static func random(_ inputs: [ValueInfo], samples: Int, seed: UInt64) throws -> CalibrationData {
         var state = seed &+ 0x9E37_79B9_7F4A_7C15
         func uniform() -> Float {
             state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
             return (Float(state >> 40) + 0.5) / Float(1 << 24)
         }
-        var arrays: [String: NumpyArray] = [:]
+        var shapes: [(String, [Int])] = []
+        var total = 0
         for input in inputs {
             guard let name = input.name, let dims = input.type?.tensorShape?.dims else { continue }
             var shape = [samples]
             for (i, d) in dims.enumerated() where i > 0 {
-                guard let v = d.knownValue else {
-                    throw PassError(node: name, "--calib random needs every dimension but the batch known; dimension \(i) is \(d.value)")
+                guard let v = d.size else {
+                    throw PassError(node: name, "--calib random needs every dimension but the batch known; dimension \(i) of \(describe(Shape(dims))) is not (give it with --input-shape \(name):D0,D1,...)")
                 }
-                shape.append(Int(v))
+                shape.append(v)
             }
+            guard let count = checkedElementCount(shape.map(Int64.init)), case (let sum, false) = total.addingReportingOverflow(count) else {
+                throw CalibrationSizeError("--calib random for input '\(name)' of shape \(shape) is too large")
+            }
+            total = sum
+            shapes.append((name, shape))
+        }
+        try MemoryBudget.check(bytes: total.multipliedReportingOverflow(by: 4), for: "--calib random inputs (\(samples) samples)")
+        var arrays: [String: NumpyArray] = [:]
+        for (name, shape) in shapes {
             let count = shape.reduce(1, *)
             var values = [Float](repeating: 0, count: count)
             for i in 0..<count { values[i] = (-2 * logf(uniform())).squareRoot() * cosf(2 * .pi * uniform()) }
@@ -81,33 +107,81 @@ public struct CalibrationData {
     public func wholeArrays() throws -> [String: DenseTensor] { arrays.filter { k, _ in inputs.contains { $0.name == k } }.mapValues(dense) }
 
     /// The samples per batch: the model's fixed batch dimension, else `batchSize`.
-    public func samplesPerBatch(batchSize: Int) -> Int {
+    public func samplesPerBatch(batchSize: Int) -> Int { Self.samplesPerBatch(inputs, batchSize: batchSize) }
+
+    static func samplesPerBatch(_ inputs: [ValueInfo], batchSize: Int) -> Int {
         for input in inputs {
-            if let d = input.type?.tensorShape?.dims.first?.knownValue { return Int(d) }
+            if let d = input.type?.tensorShape?.dims.first?.size { return d }
         }
         return batchSize
     }
 
+    /// Checks that the data holds `count` batches, before any is taken.
+    public func checkBatches(count: Int, batchSize: Int) throws {
+        let per = samplesPerBatch(batchSize: batchSize)
+        let (needed, overflow) = count.multipliedReportingOverflow(by: per)
+        for input in inputs {
+            guard let name = input.name, let a = arrays[name] else { continue }
+            let available = a.shape.first ?? 0
+            guard !overflow, needed <= available else {
+                throw NumpyError(path: source, message: "array '\(name)' has \(available) samples; batch_num \(count) × \(per) samples per batch needs \(overflow ? "more" : String(needed)); lower batch_num in the config or --batch-size, or give more samples")
+            }
+        }
+    }
+
+    /// Batch `b` (0-based), taken in order along axis 0; `checkBatches` said it is there.
+    public func batch(_ b: Int, batchSize: Int) -> [String: DenseTensor] {
+        let per = samplesPerBatch(batchSize: batchSize)
+        var feed: [String: DenseTensor] = [:]
+        for input in inputs {
+            guard let name = input.name, let a = arrays[name] else { continue }
+            let inner = a.shape.dropFirst().reduce(1, *)
+            let range = (b * per * inner)..<((b + 1) * per * inner)
+            let shape = [per] + a.shape.dropFirst()
+            switch a.values {
+            case .float(let f): feed[name] = DenseTensor(shape: shape, floats: Array(f[range]))
+            case .int64(let i): feed[name] = DenseTensor(shape: shape, ints: Array(i[range]))
+            }
+        }
+        return feed
+    }
+
     /// `count` batches taken in order along axis 0.
     public func batches(count: Int, batchSize: Int) throws -> [[String: DenseTensor]] {
-        let per = samplesPerBatch(batchSize: batchSize)
-        return try (0..<count).map { b in
-            var feed: [String: DenseTensor] = [:]
-            for input in inputs {
-                guard let name = input.name, let a = arrays[name] else { continue }
-                let available = a.shape.first ?? 0
-                guard (b + 1) * per <= available else {
-                    throw NumpyError(path: source, message: "array '\(name)' has \(available) samples; batch_num \(count) × \(per) samples per batch needs \(count * per)")
-                }
-                let inner = a.shape.dropFirst().reduce(1, *)
-                let range = (b * per * inner)..<((b + 1) * per * inner)
-                let shape = [per] + a.shape.dropFirst()
-                switch a.values {
-                case .float(let f): feed[name] = DenseTensor(shape: shape, floats: Array(f[range]))
-                case .int64(let i): feed[name] = DenseTensor(shape: shape, ints: Array(i[range]))
-                }
+        try checkBatches(count: count, batchSize: batchSize)
+        return (0..<count).map { batch($0, batchSize: batchSize) }
+    }
+}
+
+/// Calibration would need more than the machine has, or more than Int counts.
+public struct CalibrationSizeError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Memory a run may allocate: what the system reports available (Linux MemAvailable), else the physical memory.
+public enum MemoryBudget {
+    public static var availableBytes: Int {
+        if let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) {
+            for line in text.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+                let fields = line.split(separator: " ")
+                if fields.count >= 2, let kib = Int(fields[1]) { return kib * 1024 }
             }
-            return feed
         }
+        return Int(clamping: ProcessInfo.processInfo.physicalMemory)
+    }
+
+    /// Throws when `bytes` (an overflow counts as too many) exceed the memory available.
+    public static func check(bytes: (partialValue: Int, overflow: Bool), for what: String) throws {
+        let available = availableBytes
+        guard bytes.overflow || bytes.partialValue > available else { return }
+        let needed = bytes.overflow ? "more than \(Int.max) bytes" : formatSize(bytes.partialValue)
+        throw CalibrationSizeError("\(what) would need \(needed); \(formatSize(available)) of memory is available. Lower batch_num or the batch size")
+    }
+
+    static func formatSize(_ bytes: Int) -> String {
+        let gib = Double(bytes) / Double(1 << 30)
+        return gib >= 1 ? "\(Int(gib.rounded(.up))) GiB" : "\(bytes / (1 << 20)) MiB"
     }
 }

@@ -52,18 +52,28 @@ public struct CalibrationPass: Pass {
         }
         let opset = context.opsetImports.first { ($0.domain ?? "").isEmpty || $0.domain == "ai.onnx" }?.version ?? 13
         let executor = try GraphExecutor(graph: graph, opset: opset)
-        let batches = try data.batches(count: plan.batchNum, batchSize: batchSize)
+        let count = plan.batchNum
+        try data.checkBatches(count: count, batchSize: batchSize)
         let observed = Set(needing.map { graph[$0.element.layer.node].inputs[0] })
         var gathered: [String: [Float]] = [:]
-        for (i, batch) in batches.enumerated() {
-            _ = try executor.run(batch, observe: observed) { name, value in gathered[name, default: []] += value.floats }
-            progress?("batch", i + 1, batches.count)
+        for b in 0..<count {
+            _ = try executor.run(data.batch(b, batchSize: batchSize), observe: observed) { name, value in gathered[name, default: []] += value.floats }
+            if b == 0 { try checkGatheredSize(gathered, batches: count) }
+            progress?("batch", b + 1, count)
         }
-        // One search per distinct (input, bit width), spread over the cores.
-        var jobs: [(value: String, bits: Int)] = []
-        for (_, p) in needing {
-            let job = (graph[p.layer.node].inputs[0], p.quant.act!.type.bits)
-            if !jobs.contains(where: { $0 == job }) { jobs.append(job) }
+        // One search per distinct (input, bit width), spread over the cores; each input checked finite first.
+        var jobIndex: [String: Int] = [:]
+        var jobs: [(value: String, bits: Int, layer: String)] = []
+        var jobOfLayer: [Int: Int] = [:]
+        for (i, p) in needing {
+            let value = graph[p.layer.node].inputs[0], bits = p.quant.act!.type.bits
+            let key = "\(bits)|\(value)"
+            if jobIndex[key] == nil {
+                jobIndex[key] = jobs.count
+                jobs.append((value, bits, p.layer.name))
+                try checkFinite(gathered[value] ?? [], value: value, layer: p.layer.name)
+            }
+            jobOfLayer[i] = jobIndex[key]
         }
         let results = ClipResults(count: jobs.count)
         let inputs = gathered, work = jobs, report = progress
@@ -72,13 +82,33 @@ public struct CalibrationPass: Pass {
             let done = results.set(j, (c.min, c.max))
             report?("IFMR layer", done, work.count)
         }
-        for (i, p) in needing {
-            let j = jobs.firstIndex { $0 == (graph[p.layer.node].inputs[0], p.quant.act!.type.bits) }!
-            context.calibratedClips[i] = results.values[j]
-        }
+        for (i, _) in needing { context.calibratedClips[i] = results.values[jobOfLayer[i]!] }
         if data.isRandom {
             context.warn("calibration used seeded random inputs (--calib random): the clips suit a quick trial, not deployment")
         }
-        context.log.append((name, "IFMR clips for \(needing.count) layers from \(batches.count) batches of \(data.samplesPerBatch(batchSize: batchSize)) (\(data.source))"))
+        context.log.append((name, "IFMR clips for \(needing.count) layers from \(count) batches of \(data.samplesPerBatch(batchSize: batchSize)) (\(data.source))"))
+    }
+
+    /// After the first batch: what the gathered inputs will take over all batches, against the memory available.
+    func checkGatheredSize(_ gathered: [String: [Float]], batches: Int) throws {
+        let perBatch = gathered.values.reduce(0) { $0 + $1.count }
+        let (total, overflow) = perBatch.multipliedReportingOverflow(by: batches)
+        try MemoryBudget.check(
+            bytes: overflow ? (0, true) : total.multipliedReportingOverflow(by: 4),
+            for: "keeping the inputs of \(gathered.count) IFMR layers over \(batches) batches (batch_num)")
+    }
+
+    /// The gathered input of an IFMR layer must be finite: NaN or infinity has no clip.
+    func checkFinite(_ values: [Float], value: String, layer: String) throws {
+        var bad = 0
+        var first: Float = 0
+        for v in values where !v.isFinite {
+            if bad == 0 { first = v }
+            bad += 1
+        }
+        guard bad > 0 else { return }
+        throw PassError(
+            node: layer,
+            "its input '\(value)' holds \(bad) NaN/infinite value\(bad == 1 ? "" : "s") (of \(values.count)) in the calibration run, the first \(first); IFMR needs finite numbers: check the calibration data and the model's weights")
     }
 }

@@ -66,12 +66,20 @@ public struct ChannelCouplingPass: Pass {
     ]
 
     public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
-        context.coupling = Self.analyse(graph, layers: context.layers)
+        let wanted = context.plan?.layers.contains { p in
+            if p.prune.enabled, case .filter? = p.prune.kind { return true }
+            return false
+        } ?? true
+        guard wanted else {
+            context.log.append((name, "no layer is filter-pruned; not analysed"))
+            return
+        }
+        context.coupling = try Self.analyse(graph, layers: context.layers)
         let blocked = context.coupling!.groups.filter { $0.blocked != nil }.count
         context.log.append((name, "\(context.coupling!.groups.count) channel groups, \(blocked) unprunable"))
     }
 
-    public static func analyse(_ graph: Graph, layers: [Layer]) -> ChannelCoupling {
+    public static func analyse(_ graph: Graph, layers: [Layer]) throws -> ChannelCoupling {
         var parent: [Int] = []
         var groups: [ChannelGroup] = []
         func find(_ g: Int) -> Int {
@@ -95,7 +103,23 @@ public struct ChannelCouplingPass: Pass {
         var maps: [String: (axis: Int, rank: Int, segments: [ChannelSegment])] = [:]
         var dependents: [ChannelDependent: [ChannelSegment]] = [:]
         let layerAt = Dictionary(layers.enumerated().map { ($0.element.node, $0.offset) }, uniquingKeysWith: { a, _ in a })
-        func rank(_ value: String) -> Int? { graph.declaredType(of: value)?.tensorShape?.dims.count }
+        // Declared shapes by name, looked up once (declaredType searches the lists).
+        var declared: [String: Shape] = [:]
+        for v in graph.valueInfo + graph.outputs + graph.inputs {
+            if let name = v.name, let shape = v.type?.tensorShape { declared[name] = shape }
+        }
+        func rank(_ value: String) -> Int? { declared[value]?.dims.count }
+        /// The channel count a consumer's weight has on `axis`, which must be `channels`; nil when the weight is not
+        /// a constant (the group is then blocked).
+        func consumerWeight(_ node: Node, axis: Int, channels: Int) throws -> Tensor? {
+            let name = try requiredInput(node, 1, "weight")
+            guard let w = graph.constantTensor(name), node.op != "MatMul" || w.dims.count == 2 else { return nil }
+            guard axis < w.dims.count, w.dims[axis] == Int64(channels) else {
+                throw PassError(
+                    node: node.displayName, "its weight '\(name)' has dims \(w.dims); its input has \(channels) channels, so axis \(axis) must be \(channels)")
+            }
+            return w
+        }
 
         for id in graph.order {
             let node = graph[id]
@@ -124,13 +148,32 @@ public struct ChannelCouplingPass: Pass {
                         output = first
                     }
                 case "BatchNormalization" where mappedInputs[0].offset == 0:
-                    dependents[ChannelDependent(node: id, kind: .batchNorm)] = first.segments
-                    output = first
+                    let channels = first.segments.reduce(0) { $0 + $1.count }
+                    var constant = true
+                    for (i, role) in ["scale", "B", "input_mean", "input_var"].enumerated() {
+                        let name = try requiredInput(node, i + 1, role)
+                        guard let t = graph.constantTensor(name) else {
+                            constant = false
+                            continue
+                        }
+                        guard t.dims == [Int64(channels)] else {
+                            throw PassError(node: nodeName, "its \(role) '\(name)' has dims \(t.dims); its input has \(channels) channels")
+                        }
+                    }
+                    if constant {
+                        dependents[ChannelDependent(node: id, kind: .batchNorm)] = first.segments
+                        output = first
+                    } else {
+                        block(first.segments, "BatchNormalization at '\(nodeName)' has parameters that are not constants")
+                    }
                 case "Conv" where mappedInputs[0].offset == 0 && first.axis == 1:
                     let group = Int(node.int("group") ?? 1)
                     let channels = first.segments.reduce(0) { $0 + $1.count }
-                    let w = graph.constantTensor(node.inputs[1])
-                    if group == 1 {
+                    let w = graph.constantTensor(try requiredInput(node, 1, "weight"))
+                    if w == nil {
+                        block(first.segments, "Conv '\(nodeName)' reads the channels with a weight that is not a constant")
+                    } else if group == 1 {
+                        _ = try consumerWeight(node, axis: 1, channels: channels)
                         dependents[ChannelDependent(node: id, kind: .consumerWeight(axis: 1))] = first.segments
                     } else if group == channels, let w, w.dims.count >= 2, w.dims[1] == 1, Int(w.dims[0]) == channels {
                         dependents[ChannelDependent(node: id, kind: .depthwise)] = first.segments
@@ -138,12 +181,17 @@ public struct ChannelCouplingPass: Pass {
                     } else {
                         block(first.segments, "grouped Conv '\(nodeName)' (group \(group)) mixes channels across groups")
                     }
-                case "ConvTranspose" where mappedInputs[0].offset == 0 && first.axis == 1 && (node.int("group") ?? 1) == 1:
-                    dependents[ChannelDependent(node: id, kind: .consumerWeight(axis: 0))] = first.segments
-                case "Gemm" where mappedInputs[0].offset == 0 && first.rank == 2 && first.axis == 1 && (node.int("transA") ?? 0) == 0:
-                    dependents[ChannelDependent(node: id, kind: .consumerWeight(axis: (node.int("transB") ?? 0) == 1 ? 1 : 0))] = first.segments
-                case "MatMul" where mappedInputs[0].offset == 0 && first.axis == first.rank - 1 && graph.constantTensor(node.inputs[1])?.dims.count == 2:
-                    dependents[ChannelDependent(node: id, kind: .consumerWeight(axis: 0))] = first.segments
+                case "ConvTranspose" where mappedInputs[0].offset == 0 && first.axis == 1 && (node.int("group") ?? 1) == 1,
+                    "Gemm" where mappedInputs[0].offset == 0 && first.rank == 2 && first.axis == 1 && (node.int("transA") ?? 0) == 0,
+                    "MatMul" where mappedInputs[0].offset == 0 && first.axis == first.rank - 1:
+                    let axis = node.op == "Gemm" && (node.int("transB") ?? 0) == 1 ? 1 : 0
+                    let channels = first.segments.reduce(0) { $0 + $1.count }
+                    let w = try consumerWeight(node, axis: axis, channels: channels)
+                    if w == nil {
+                        block(first.segments, "\(node.op) '\(nodeName)' reads the channels with a weight that is not a constant matrix")
+                    } else {
+                        dependents[ChannelDependent(node: id, kind: .consumerWeight(axis: axis))] = first.segments
+                    }
                 case "Add", "Sub", "Mul", "Div", "Max", "Min":
                     if mappedInputs.count == 2 {
                         let other = maps[mappedInputs[1].element]!
@@ -188,10 +236,10 @@ public struct ChannelCouplingPass: Pass {
                         for input in node.inputs where !input.isEmpty {
                             if let m = maps[input] {
                                 segments += m.segments
-                            } else if let dims = graph.declaredType(of: input)?.tensorShape?.knownDims ?? graph.constantTensor(input)?.dims,
-                                dims.count == first.rank
+                            } else if let dims = declared[input]?.sizes ?? graph.constantTensor(input)?.dims.map(Int.init),
+                                dims.count == first.rank, dims[first.axis] >= 0
                             {
-                                segments.append(ChannelSegment(group: nil, count: Int(dims[first.axis])))
+                                segments.append(ChannelSegment(group: nil, count: dims[first.axis]))
                             } else {
                                 ok = false
                             }
@@ -206,7 +254,8 @@ public struct ChannelCouplingPass: Pass {
                     }
                 case "Flatten", "Reshape":
                     // Channel c stays feature c only after a global pool (spatial size 1).
-                    let fromGlobalPool = graph.producer(of: node.inputs[0]).map { ["GlobalAveragePool", "GlobalMaxPool"].contains(graph[$0].op) } ?? false
+                    let fromGlobalPool = graph.producer(of: try requiredInput(node, 0, "data")).map { ["GlobalAveragePool", "GlobalMaxPool"].contains(graph[$0].op) } ?? false
+                    if node.op == "Reshape" { _ = try requiredInput(node, 1, "shape") }
                     let flattensToBatch: Bool = {
                         if node.op == "Flatten" { return (node.int("axis") ?? 1) == 1 }
                         guard let shape = graph.constantTensor(node.inputs[1])?.int64Array, shape.count == 2 else { return false }

@@ -35,13 +35,13 @@ public struct CompressionResult {
 
 /// Compresses a model under a config. Planning first (and a refusal, before any work, of what this version cannot do
 /// yet), then the passes of the chosen layout.
-public func compress(_ input: Model, config: CompressionConfig, format: OutputFormat = .qdq, calibration: CalibrationPass = CalibrationPass(data: nil)) throws -> CompressionResult {
+public func compress(_ input: consuming Model, config: CompressionConfig, format: OutputFormat = .qdq, calibration: CalibrationPass = CalibrationPass(data: nil)) throws -> CompressionResult {
     let (model, context) = try prepareCompression(input, config: config, calibration: calibration)
     return try exportCompressed(model, context, format: format)
 }
 
 /// Steps 1–9 of the pipeline, shared by compress and retrain: plan, prune (filter, then 2:4), calibrate.
-public func prepareCompression(_ input: Model, config: CompressionConfig, calibration: CalibrationPass) throws -> (Model, PassContext) {
+public func prepareCompression(_ input: consuming Model, config: CompressionConfig, calibration: CalibrationPass) throws -> (Model, PassContext) {
     var model = input
     var context = PassContext(opsetImports: model.opsetImports)
     context.config = config
@@ -53,7 +53,7 @@ public func prepareCompression(_ input: Model, config: CompressionConfig, calibr
 }
 
 /// Steps 10–12: the chosen layout (QDQ, or the AMCT fake-quant and deploy models) from a prepared model.
-public func exportCompressed(_ prepared: Model, _ context: PassContext, format: OutputFormat) throws -> CompressionResult {
+public func exportCompressed(_ prepared: consuming Model, _ context: PassContext, format: OutputFormat) throws -> CompressionResult {
     var model = prepared
     var context = context
     func finish(_ m: inout Model, _ c: inout PassContext) throws {

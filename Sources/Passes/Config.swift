@@ -227,14 +227,32 @@ public struct CompressionConfig: Sendable {
         if let clips = u.message("clip_max_min") {
             if case .float(let v)? = clips.value("clip_max") {
                 c.clipMax = v
-                if !(v > 0) { errors.append(ConfigError(.clipRange, clips.location("clip_max"), "clip_max must be greater than 0 (it is \(v))")) }
+                if !v.isFinite {
+                    errors.append(ConfigError(.clipRange, clips.location("clip_max"), nonFinite("clip_max", v)))
+                } else if !(v > 0) {
+                    errors.append(ConfigError(.clipRange, clips.location("clip_max"), "clip_max must be greater than 0 (it is \(v))"))
+                }
             }
             if case .float(let v)? = clips.value("clip_min") {
                 c.clipMin = v
-                if !(v < 0) { errors.append(ConfigError(.clipRange, clips.location("clip_min"), "clip_min must be less than 0 (it is \(v))")) }
+                if !v.isFinite {
+                    errors.append(ConfigError(.clipRange, clips.location("clip_min"), nonFinite("clip_min", v)))
+                } else if !(v < 0) {
+                    errors.append(ConfigError(.clipRange, clips.location("clip_min"), "clip_min must be less than 0 (it is \(v))"))
+                }
+            }
+            if let hi = c.clipMax, let lo = c.clipMin, hi.isFinite, lo.isFinite, !(hi - lo).isFinite {
+                errors.append(ConfigError(
+                    .clipRange, clips.location("clip_max"),
+                    "clip_max − clip_min (\(hi) − \(lo)) overflows float32, so the scale would be infinite; give a smaller range"))
             }
         }
         return c
+    }
+
+    /// The message for a float the text gave as nan, inf, or a number beyond float32 (read as ±inf).
+    static func nonFinite(_ field: String, _ v: Float) -> String {
+        "\(field) must be a finite number (it reads as \(v)\(v.isNaN ? "" : "; float32 reaches ±3.4028235e38")); give a finite value"
     }
 
     static func weight(_ m: ProtoMessage, _ errors: inout [ConfigError]) -> WeightQuantConfig? {
@@ -264,7 +282,9 @@ public struct CompressionConfig: Sendable {
             }
             var ratio: Float = 0
             if case .float(let r)? = b.value("prune_ratio") { ratio = r }
-            if !(ratio > 0 && ratio < 1) {
+            if !ratio.isFinite {
+                errors.append(ConfigError(.pruneRatio, b.location("prune_ratio"), nonFinite("prune_ratio", ratio)))
+            } else if !(ratio > 0 && ratio < 1) {
                 errors.append(ConfigError(.pruneRatio, b.location("prune_ratio"), "prune_ratio must be between 0 and 1, exclusive (it is \(ratio))"))
             }
             var ascend = true

@@ -21,16 +21,19 @@ public struct FakeQuantInsertionPass: Pass {
     public init() {}
 
     public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
-        var shared: [String: String] = [:]
+        var shared: [QuantizerKey: String] = [:]
         var required: Int64 = 13
-        for q in try LayerQuantParameters.computeAll(graph, context) {
+        let parameters = try LayerQuantParameters.computeAll(graph, context)
+        // Per layer at most 3 nodes and 8 values (scale, zero point, quantized and dequantized input and weight).
+        graph.reserveCapacity(nodes: 3 * parameters.count, values: 8 * parameters.count)
+        for q in parameters {
             let layer = q.plan.layer
             if q.actBits != 8 || q.weightBits != 8 { required = 21 }
             let actType = q.plan.quant.act!.type, wtsType = q.plan.quant.wts!.type
 
             // Activation quantizer, shared per (value, settings).
             let input = graph[layer.node].inputs[0]
-            let key = "\(input)|\(q.actBits)|\(q.writtenScaleD.bitPattern)|\(q.offsetD)"
+            let key = QuantizerKey(value: input, bits: q.actBits, scale: q.writtenScaleD.bitPattern, offset: q.offsetD)
             let dequantized: String
             if let existing = shared[key] {
                 dequantized = existing
@@ -48,7 +51,6 @@ public struct FakeQuantInsertionPass: Pass {
                     before: layer.node)
                 shared[key] = dequantized
             }
-            graph.updateNode(layer.node) { $0.inputs[0] = dequantized }
 
             // Weights: integers behind a DequantizeLinear.
             let base = sanitizedName(graph[layer.node].inputs[1])
@@ -72,7 +74,10 @@ public struct FakeQuantInsertionPass: Pass {
                 if perAxis, let axis = q.weightLayout.axis { dq.setAttribute(.int("axis", Int64(axis))) }
                 graph.insertNode(dq, before: layer.node)
             }
-            graph.updateNode(layer.node) { $0.inputs[1] = replacement }
+            graph.updateNode(layer.node) { n in  // both inputs in one edit of the use lists
+                n.inputs[0] = dequantized
+                n.inputs[1] = replacement
+            }
             context.record.entries.append(q.recordEntry)
         }
         context.requiredOpset = max(context.requiredOpset, context.record.entries.isEmpty ? 0 : required)
@@ -80,10 +85,18 @@ public struct FakeQuantInsertionPass: Pass {
     }
 }
 
+/// An activation quantizer's identity: layers reading the same value with the same settings share one.
+struct QuantizerKey: Hashable {
+    var value: String
+    var bits: Int
+    var scale: UInt32
+    var offset: Int
+}
+
 /// A value name made safe to extend (no leading slash, no slashes).
 func sanitizedName(_ name: String) -> String {
-    let trimmed = name.hasPrefix("/") ? String(name.dropFirst()) : name
-    return trimmed.replacingOccurrences(of: "/", with: "_")
+    let trimmed = name.hasPrefix("/") ? name.dropFirst() : Substring(name)
+    return String(decoding: trimmed.utf8.map { $0 == UInt8(ascii: "/") ? UInt8(ascii: "_") : $0 }, as: UTF8.self)
 }
 
 /// A scalar zero point of the activation type.

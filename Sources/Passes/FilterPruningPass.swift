@@ -76,30 +76,30 @@ public struct FilterPruningPass: Pass {
                 let node = graph[layer.node]
                 let transB = (node.int("transB") ?? 0) == 1
                 let axis = layer.op == .conv || (layer.op == .gemm && transB) ? 0 : 1
-                try replace(&graph, layer.node, input: 1, axis: axis, keep: k)
-                if layer.op != .matMul, node.inputs.count > 2, !node.inputs[2].isEmpty,
-                    graph.constantTensor(node.inputs[2])?.dims == [Int64(coupling.groups[g].channels)]
-                {
-                    try replace(&graph, layer.node, input: 2, axis: 0, keep: k)
+                let channels = coupling.groups[g].channels
+                try replace(&graph, layer.node, input: 1, axis: axis, channels: channels, keep: k)
+                if let biasAxis = try biasAxis(graph, node, layer, channels: channels) {
+                    try replace(&graph, layer.node, input: 2, axis: biasAxis, channels: channels, keep: k)
                 }
             }
         }
         // Everything that follows the channels.
         for (dependent, segments) in coupling.dependents {
             let k = indices(segments)
-            guard k.count < segments.reduce(0, { $0 + $1.count }) else { continue }
+            let n = segments.reduce(0, { $0 + $1.count })
+            guard k.count < n else { continue }
             switch dependent.kind {
             case .batchNorm:
-                for i in 1...4 { try replace(&graph, dependent.node, input: i, axis: 0, keep: k) }
+                for i in 1...4 { try replace(&graph, dependent.node, input: i, axis: 0, channels: n, keep: k) }
             case .consumerWeight(let axis):
-                try replace(&graph, dependent.node, input: 1, axis: axis, keep: k)
+                try replace(&graph, dependent.node, input: 1, axis: axis, channels: n, keep: k)
             case .depthwise:
-                try replace(&graph, dependent.node, input: 1, axis: 0, keep: k)
+                try replace(&graph, dependent.node, input: 1, axis: 0, channels: n, keep: k)
                 let node = graph[dependent.node]
-                if node.inputs.count > 2, !node.inputs[2].isEmpty { try replace(&graph, dependent.node, input: 2, axis: 0, keep: k) }
+                if node.inputs.count > 2, !node.inputs[2].isEmpty { try replace(&graph, dependent.node, input: 2, axis: 0, channels: n, keep: k) }
                 graph.updateNode(dependent.node) { $0.setAttribute(.int("group", Int64(k.count))) }
             case .constant(let input, let axis):
-                try replace(&graph, dependent.node, input: input, axis: axis, keep: k)
+                try replace(&graph, dependent.node, input: input, axis: axis, channels: n, keep: k)
             }
         }
         // Declared shapes of the values whose channels changed.
@@ -119,9 +119,9 @@ public struct FilterPruningPass: Pass {
     /// The weight seen as [outer, output channels, inner].
     func outputView(_ layer: Layer, _ graph: Graph) throws -> (Tensor, (outer: Int, n: Int, inner: Int)) {
         let node = graph[layer.node]
-        guard let w = graph.constantTensor(node.inputs[1]), w.dataType == .float else {
-            throw PassError(node: layer.name, "its weight is not a float32 constant, so it cannot be scored for pruning")
-        }
+        let name = try requiredInput(node, 1, "weight")
+        let w = try requiredFloatConstant(graph, name, node: layer.name, role: "weight")
+        try requireFinite(w, name, node: layer.name, role: "weight")
         let d = w.dims.map(Int.init)
         let transB = (node.int("transB") ?? 0) == 1
         if layer.op == .conv || (layer.op == .gemm && transB) { return (w, (1, d[0], d.dropFirst().reduce(1, *))) }
@@ -129,10 +129,16 @@ public struct FilterPruningPass: Pass {
     }
 
     /// Replaces input `input` of `node` with a new initializer holding only `keep` along `axis`.
-    func replace(_ graph: inout Graph, _ node: NodeID, input: Int, axis: Int, keep: [Int]) throws {
-        let name = graph[node].inputs[input]
+    /// `channels` is how many the input must have on `axis` now.
+    func replace(_ graph: inout Graph, _ node: NodeID, input: Int, axis: Int, channels: Int, keep: [Int]) throws {
+        let nodeName = graph[node].displayName
+        let name = try requiredInput(graph[node], input, "input \(input)")
         guard let t = graph.constantTensor(name), let bits = t.dataType.bitsPerElement, bits >= 8, axis < t.dims.count else {
-            throw PassError(node: graph[node].displayName, "input '\(name)' is not a constant that can lose channels on axis \(axis)")
+            throw PassError(node: nodeName, "input '\(name)' is not a constant that can lose channels on axis \(axis)")
+        }
+        try checkComplete(t, name, node: nodeName, role: "input \(input)")
+        guard t.dims[axis] == Int64(channels), keep.allSatisfy({ $0 >= 0 && $0 < channels }) else {
+            throw PassError(node: nodeName, "input '\(name)' has dims \(t.dims); the channels it follows number \(channels) on axis \(axis)")
         }
         let d = t.dims.map(Int.init)
         let bytes = Pruning.gather(t.rawBytes, elementSize: bits / 8, outer: d[..<axis].reduce(1, *), n: d[axis], inner: d[(axis + 1)...].reduce(1, *), keep: keep)
@@ -141,5 +147,22 @@ public struct FilterPruningPass: Pass {
         let tensor = bytes.withUnsafeBytes { Tensor(name: nil, dataType: t.dataType, dims: dims, rawBytes: $0) }
         let newName = graph.addInitializer(tensor, preferredName: "\(name)_pruned")
         graph.updateNode(node) { $0.inputs[input] = newName }
+    }
+
+    /// The axis of the producer's bias that holds its output channels; nil when it has no bias or one value for all.
+    func biasAxis(_ graph: Graph, _ node: Node, _ layer: Layer, channels: Int) throws -> Int? {
+        guard layer.op != .matMul, node.inputs.count > 2, !node.inputs[2].isEmpty else { return nil }
+        let name = node.inputs[2]
+        guard let bias = graph.constantTensor(name) else {
+            throw PassError(node: layer.name, "its bias '\(name)' is not a constant, so it cannot lose channels")
+        }
+        let c = Int64(channels)
+        switch bias.dims {
+        case [c]: return 0
+        case [1, c] where layer.op == .gemm: return 1
+        case [] where layer.op == .gemm, [1] where layer.op == .gemm, [1, 1] where layer.op == .gemm: return nil
+        default:
+            throw PassError(node: layer.name, "its bias '\(name)' has dims \(bias.dims); the layer has \(channels) output channels")
+        }
     }
 }

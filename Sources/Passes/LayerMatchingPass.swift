@@ -15,7 +15,7 @@ public struct LayerMatchingPass: Pass {
 
     public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
         guard let config = context.config else { return }
-        let layers = Layer.find(in: graph)
+        let layers = try Layer.find(in: graph)
         let index = LayerNameIndex(layers)
         var errors: [ConfigError] = []
         var resolved: [String: Int] = [:]

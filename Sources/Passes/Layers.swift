@@ -38,16 +38,20 @@ public struct Layer: Sendable, Equatable {
     }
 
     /// The layers of a graph, in graph order.
-    public static func find(in graph: Graph) -> [Layer] {
-        graph.order.compactMap { id in Layer(id, in: graph) }
+    public static func find(in graph: Graph) throws -> [Layer] {
+        try graph.order.compactMap { id in try Layer(id, in: graph) }
     }
 
-    init?(_ id: NodeID, in graph: Graph) {
+    /// Nil for a node that is not a layer; an error for a layer whose weight or attributes cannot be right.
+    init?(_ id: NodeID, in graph: Graph) throws {
         let node = graph[id]
         guard node.isDefaultDomain, let op = Op(rawValue: node.op), node.inputs.count >= 2,
             let weightTensor = graph.constantTensor(node.inputs[1])
         else { return nil }
         let shape = weightTensor.dims
+        guard checkedElementCount(shape) != nil else {
+            throw PassError(node: node.displayName, "its weight '\(node.inputs[1])' has dims \(shape), which are negative or too large")
+        }
         var rank = 0
         var group = 1
         var inputChannels = 0
@@ -55,8 +59,16 @@ public struct Layer: Sendable, Equatable {
         case .conv, .convTranspose:
             guard shape.count >= 3 else { return nil }
             rank = shape.count - 2
-            group = Int(node.int("group") ?? 1)
-            inputChannels = op == .conv ? Int(shape[1]) * group : Int(shape[0])
+            let g = node.int("group") ?? 1
+            guard g >= 1, g <= Int64(Int32.max), shape[0] > 0, shape[0] % g == 0 else {
+                throw PassError(
+                    node: node.displayName,
+                    "\(op.rawValue) with group \(g) and weight dims \(shape): group must be at least 1 and divide the channels")
+            }
+            group = Int(g)
+            let (cin, overflow) = Int(shape[1]).multipliedReportingOverflow(by: group)
+            guard !overflow else { throw PassError(node: node.displayName, "group \(g) × weight dims \(shape) overflows") }
+            inputChannels = op == .conv ? cin : Int(shape[0])
         case .gemm:
             guard shape.count == 2, (node.int("transA") ?? 0) == 0 else { return nil }
             inputChannels = Int((node.int("transB") ?? 0) == 1 ? shape[1] : shape[0])

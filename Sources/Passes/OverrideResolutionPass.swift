@@ -23,8 +23,13 @@ public struct OverrideResolutionPass: Pass {
         var errors: [ConfigError] = []
         var warnedOverrides = Set<String>()
         var layerPlans: [LayerPlan] = []
+        // The first override by name of each layer, found once (not per layer).
+        var overrideOfLayer: [Int: LayerOverride] = [:]
+        for o in config.overridesByName {
+            if let i = context.layerForName[o.key.value], overrideOfLayer[i] == nil { overrideOfLayer[i] = o }
+        }
         for (i, layer) in context.layers.enumerated() {
-            let byName = config.overridesByName.first { context.layerForName[$0.key.value] == i }
+            let byName = overrideOfLayer[i]
             let byType = config.overridesByType.first { LayerTypeVocabulary.matches($0.key.value, layer) }
 
             // Quantization.

@@ -88,8 +88,7 @@ public struct ValidateGraphPass: Pass {
     public let name = "validate-graph"
     public init() {}
     public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
-        try graph.checkReferences()
-        do {
+        do {  // validate checks references first (undefined values, two producers), then the order
             try graph.validate()
             context.log.append((name, "\(graph.nodeCount) nodes in topological order"))
         } catch GraphError.notTopologicallySorted {

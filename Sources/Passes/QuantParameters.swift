@@ -45,10 +45,16 @@ public struct LayerQuantParameters: Sendable {
             throw PassError(node: p.layer.name, "needs activation clips from IFMR (calibration data)")
         }
         let clipMin = act.fixedMin ? 0 : cMin
+        guard clipMin.isFinite, cMax.isFinite, (Swift.max(cMax, 0) - Swift.min(clipMin, 0)).isFinite else {
+            throw PassError(node: p.layer.name, "activation clips [\(clipMin), \(cMax)] are not finite numbers with a finite range; give smaller clips")
+        }
         let (scale, offset) = Quantization.asymmetricParameters(clipMin: clipMin, clipMax: cMax, bits: act.type.bits)
         let node = graph[p.layer.node]
-        guard let weight = graph.constantTensor(node.inputs[1]), weight.dataType == .float else {
-            throw PassError(node: p.layer.name, "its weight '\(node.inputs[1])' is not a float32 constant; only float32 weights quantize")
+        let weightName = try requiredInput(node, 1, "weight")
+        let weight = try requiredFloatConstant(graph, weightName, node: p.layer.name, role: "weight")
+        try requireFinite(weight, weightName, node: p.layer.name, role: "weight")
+        guard weight.elementCount > 0, weight.dims.count == p.layer.weightShape.count else {
+            throw PassError(node: p.layer.name, "its weight '\(weightName)' has dims \(weight.dims); a \(p.layer.op.rawValue) weight needs \(p.layer.weightShape.count) non-zero dimensions")
         }
         let transB = (node.int("transB") ?? 0) == 1
         let layout = WeightLayout(layer: p.layer, weightShape: weight.dims, transB: transB, channelWise: wts.channelWise)
@@ -62,9 +68,15 @@ public struct LayerQuantParameters: Sendable {
             integers.withUnsafeMutableBufferPointer { Quantization.quantizeSymmetric(w, layout.layout, scales: scales, bits: bits, into: $0) }
             return scales
         }
+        let written = forceFP16 ? Quantization.roundScaleToFloat16(scale) : scale
+        guard written.isFinite, written > 0, scales.allSatisfy({ ($0 * written).isFinite && $0 * written > 0 }) else {
+            throw PassError(
+                node: p.layer.name,
+                "its scales do not fit float32\(forceFP16 ? "/float16 (FORCE_FP16_QUANT)" : ""): scale_d \(written) from clips [\(clipMin), \(cMax)]; give clips of a smaller range")
+        }
         return LayerQuantParameters(
             plan: p, clipMin: clipMin, clipMax: cMax, clipsFrom: trained != nil ? "retrained" : (act.clipMin != nil ? "config" : "ifmr"), actBits: act.type.bits,
-            scaleD: scale, writtenScaleD: forceFP16 ? Quantization.roundScaleToFloat16(scale) : scale, offsetD: offset,
+            scaleD: scale, writtenScaleD: written, offsetD: offset,
             weightBits: bits, weightLayout: layout, scaleW: scales, outputChannels: outputChannels, integers: integers,
             weightDims: weight.dims)
     }
@@ -90,8 +102,19 @@ public struct LayerQuantParameters: Sendable {
     public var dequantScales: [Float] { scaleW.map { $0 * writtenScaleD } }
 
     /// The bias in the integer domain, round(b / (s_w · s_d)) per output channel (a scalar bias or a single scale is
-    /// broadcast, so every layout gets one value per output channel).
-    public func integerBias(_ bias: Tensor) -> [Float] {
+    /// broadcast, so every layout gets one value per output channel). The bias must be float32 with one value or one
+    /// per output channel, all finite.
+    public func integerBias(_ bias: Tensor, name: String) throws -> [Float] {
+        let layer = plan.layer.name
+        try checkComplete(bias, name, node: layer, role: "bias")
+        guard bias.dataType == .float else {
+            throw PassError(node: layer, "its bias '\(name)' is \(bias.dataType); the integer-domain layout needs a FLOAT bias")
+        }
+        guard bias.elementCount == 1 || bias.elementCount == outputChannels else {
+            throw PassError(
+                node: layer, "its bias '\(name)' has dims \(bias.dims) (\(bias.elementCount) values); the layer has \(outputChannels) output channels")
+        }
+        try requireFinite(bias, name, node: layer, role: "bias")
         let deq = dequantScales
         let b = bias.floatArray
         return (0..<outputChannels).map { c in

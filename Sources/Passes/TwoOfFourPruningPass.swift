@@ -20,12 +20,15 @@ public struct TwoOfFourPruningPass: Pass {
         for p in plan.layers where p.prune.enabled {
             guard case .twoOfFour(let freq)? = p.prune.kind else { continue }
             let node = graph[p.layer.node]
-            guard var w = graph.constantTensor(node.inputs[1]), w.dataType == .float else {
-                throw PassError(node: p.layer.name, "its weight is not a float32 constant, so it cannot be 2:4-pruned")
+            let name = try requiredInput(node, 1, "weight")
+            var w = try requiredFloatConstant(graph, name, node: p.layer.name, role: "weight")
+            let d = w.dims.map(Int.init)
+            guard d.count == p.layer.weightShape.count else {
+                throw PassError(node: p.layer.name, "its weight '\(name)' has dims \(w.dims); a \(p.layer.op.rawValue) weight has rank \(p.layer.weightShape.count)")
             }
-            let (outer, cin, inner) = Self.groups(p.layer, node: node, dims: w.dims.map(Int.init))
+            let (outer, cin, inner) = Self.groups(p.layer, node: node, dims: d)
             let zeroed = w.withMutableElements(as: Float.self) { Pruning.applyTwoOfFour($0, outer: outer, cin: cin, inner: inner) }
-            let newName = graph.addInitializer(w, preferredName: "\(node.inputs[1])_2of4")
+            let newName = graph.addInitializer(w, preferredName: "\(name)_2of4")
             graph.updateNode(p.layer.node) { $0.inputs[1] = newName }
             let zeros = w.withElements(as: Float.self) { $0.filter { $0 == 0 }.count }
             context.record.pruneEntries[p.layer.name, default: []] += ["two_of_four_zeroed: \(zeroed)", "update_freq: \(freq)"]

@@ -23,8 +23,11 @@ struct CompressCommand: ParsableCommand {
     @Option(help: "Calibration data for layers whose clips come from IFMR: .npz (arrays by input name) or .npy (one input), batch along axis 0; or 'random' (seeded standard normal) for a quick trial.")
     var calib: String?
 
-    @Option(help: "Samples per calibration batch when the model's batch dimension is symbolic (a fixed one wins).")
+    @Option(parsing: .unconditional, help: "Samples per calibration batch when the model's batch dimension is symbolic (a fixed one wins).")
     var batchSize = 1
+
+    @Option(name: .customLong("input-shape"), help: ArgumentHelp(inputShapeHelp, valueName: "name:d0,d1,..."))
+    var inputShapes: [String] = []
 
     @Flag(help: "No progress output.")
     var quiet = false
@@ -36,37 +39,46 @@ struct CompressCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1 (it is \(batchSize))") }
+    }
+
+    /// The calibration data `--calib` names, for the model with its `--input-shape` shapes; nil without `--calib`.
+    func calibrationData(for model: Model, batches: Int) throws -> CalibrationData? {
+        guard let calib else { return nil }
+        if calib == "random" { return try CalibrationData.random(for: model, batches: batches, batchSize: batchSize) }
+        return try CalibrationData.load(calib, for: model)
     }
 
     func run() throws {
         try reportingErrors {
             let model = try ModelFile.load(input)
             let config = try CompressionConfig.load(cfg)
-            var data: CalibrationData?
-            if let calib {
-                data = calib == "random"
-                    ? try CalibrationData.random(for: model, samples: config.batchNum * batchSize)
-                    : try CalibrationData.load(calib, for: model)
-            }
+            let data = try calibrationData(for: InputShape.applied(parsing: inputShapes, to: model), batches: config.batchNum)
             let showProgress = !quiet && isatty(2) != 0
             let report: @Sendable (String, Int, Int) -> Void = { phase, i, n in
                 FileHandle.standardError.write(Data("\rcalibration: \(phase) \(i) of \(n)   \(i == n ? "\n" : "")".utf8))
             }
             let calibration = CalibrationPass(data: data, batchSize: batchSize, progress: showProgress ? report : nil)
-            let result = try compress(model, config: config, format: format, calibration: calibration)
+            // The summary counts the input's parameters now, so the model can move into compress (no copy of it).
+            let parametersBefore = RunSummary.parameters(model)
+            let result = try compress(consume model, config: config, format: format, calibration: calibration)
             let paths = result.paths(for: output)
             for ((_, compressed), path) in zip(result.models, paths) { try ModelFile.save(compressed, to: path) }
             if let record {
                 try Data(result.context.record.text.utf8).write(to: URL(fileURLWithPath: record), options: .atomic)
             }
-            let summary = RunSummary(input: input, outputs: paths, context: result.context, format: format, before: model, after: result.models.first?.model)
+            let summary = RunSummary(input: input, outputs: paths, context: result.context, format: format, parametersBefore: parametersBefore, after: result.models.first?.model)
             print(json ? summary.json.serialized() : summary.text)
+            // Done: end here rather than free the models one object at a time (a tenth of a large model's run).
+            fflush(nil)
+            Foundation.exit(0)
         }
     }
 }
 
 extension OutputFormat: ExpressibleByArgument {}
+
+let inputShapeHelp = "Fixes the symbolic or -1 dimensions of a graph input, e.g. x:1,3,48,320 (repeatable; the rank must match and fixed dimensions agree)."
 
 /// What a run did, for people (`text`) and for scripts (`json`).
 struct RunSummary {
@@ -75,10 +87,10 @@ struct RunSummary {
     let context: PassContext
     let format: OutputFormat
     var output: String { outputs[0] }
-    var before: Model? = nil
+    var parametersBefore = "?"
     var after: Model? = nil
 
-    func parameters(_ model: Model?) -> String {
+    static func parameters(_ model: Model?) -> String {
         guard let model else { return "?" }
         return String(model.graph.initializers.values.filter { $0.dataType == .float || $0.dataType == .int8 || $0.dataType == .int4 }
             .reduce(0) { $0 + $1.elementCount })
@@ -87,9 +99,12 @@ struct RunSummary {
     func fileSize(_ path: String) -> Int { (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0 }
 
     var groups: [(key: String, count: Int)] {
-        var counts: [String: Int] = [:]
-        for e in context.record.entries { counts["\(e.op) act \(e.actType.rawValue) / wts \(e.weightType.rawValue)\(e.channelWise ? " per-channel" : " per-tensor")", default: 0] += 1 }
-        return counts.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        struct Kind: Hashable { var op: String, act: BitWidth, wts: BitWidth, channelWise: Bool }
+        var counts: [Kind: Int] = [:]
+        for e in context.record.entries { counts[Kind(op: e.op, act: e.actType, wts: e.weightType, channelWise: e.channelWise), default: 0] += 1 }
+        return counts.map { k, n in
+            ("\(k.op) act \(k.act.rawValue) / wts \(k.wts.rawValue)\(k.channelWise ? " per-channel" : " per-tensor")", n)
+        }.sorted { $0.0 < $1.0 }
     }
 
     var skipped: [(layer: String, reason: String)] {
@@ -118,7 +133,7 @@ struct RunSummary {
         let ops = context.opsetImports.first { ($0.domain ?? "").isEmpty }?.version ?? 0
         lines.append("  opset      \(ops)")
         lines.append("  size       \(formatBytes(fileSize(input))) → " + outputs.map { formatBytes(fileSize($0)) }.joined(separator: ", "))
-        lines.append("  elements   \(parameters(before)) → \(parameters(after)) in initializers (weights, biases, scales)")
+        lines.append("  elements   \(parametersBefore) → \(Self.parameters(after)) in initializers (weights, biases, scales)")
         lines.append("  runtime    \(runtimeNote)")
         for d in context.diagnostics { lines.append("  \(d)") }
         return lines.joined(separator: "\n")

@@ -16,9 +16,13 @@ struct PlanCommand: ParsableCommand {
     @Flag(help: "Print JSON with stable keys instead of the table.")
     var json = false
 
+    @Option(name: .customLong("input-shape"), help: ArgumentHelp(inputShapeHelp, valueName: "name:d0,d1,..."))
+    var inputShapes: [String] = []
+
     func run() throws {
         try reportingErrors {
             var model = try ModelFile.load(input)
+            try InputShape.apply(parsing: inputShapes, to: &model)
             let config = try CompressionConfig.load(cfg)
             let context = try plan(&model, config: config)
             guard let plan = context.plan else { return }

@@ -68,6 +68,9 @@ struct RetrainCommand: ParsableCommand {
     @Flag(help: "No progress output.")
     var quiet = false
 
+    @Option(name: .customLong("input-shape"), help: ArgumentHelp(inputShapeHelp, valueName: "name:d0,d1,..."))
+    var inputShapes: [String] = []
+
     func validate() throws {
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
         if epochs < 1 { throw ValidationError("--epochs must be at least 1") }
@@ -83,9 +86,10 @@ struct RetrainCommand: ParsableCommand {
         do {
             let model = try ModelFile.load(input)
             let config = try CompressionConfig.load(cfg)
-            let training = try TrainingData.load(data, for: model, labels: labels)
+            let shaped = try InputShape.applied(parsing: inputShapes, to: model)
+            let training = try TrainingData.load(data, for: shaped, labels: labels)
             var validation: TrainingData?
-            if let val { validation = try TrainingData.load(val, for: model, labels: labels) }
+            if let val { validation = try TrainingData.load(val, for: shaped, labels: labels) }
             var options = TrainingOptions()
             options.epochs = epochs
             options.maxSteps = steps
@@ -95,7 +99,7 @@ struct RetrainCommand: ParsableCommand {
             options.seed = seed
             let showProgress = !quiet && isatty(2) != 0
             let progress: ((TrainingProgress) -> Void)? = showProgress ? { Self.showProgress($0) } : nil
-            let calibration = CalibrationPass(data: try CalibrationData.load(data, for: model), batchSize: batchSize)
+            let calibration = CalibrationPass(data: try CalibrationData.load(data, for: shaped), batchSize: batchSize)
             let result = try retrain(
                 model, config: config, format: format, data: training, validation: validation, options: options,
                 calibration: calibration, checkpoints: CheckpointOptions(directory: checkpoint, resume: resume),
@@ -107,7 +111,7 @@ struct RetrainCommand: ParsableCommand {
                 try Data(result.compression.context.record.text.utf8).write(to: URL(fileURLWithPath: record), options: .atomic)
             }
             let summary = RunSummary(input: input, outputs: paths, context: result.compression.context, format: format,
-                                     before: model, after: result.compression.models.first?.model)
+                                     parametersBefore: RunSummary.parameters(model), after: result.compression.models.first?.model)
             print(json ? Self.json(summary, result.report).serialized() : summary.text + "\n" + Self.text(result.report))
         }
     }

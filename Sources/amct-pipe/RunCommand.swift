@@ -21,9 +21,13 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Print the time spent in each op type (and building the plan) on stderr.")
     var profile = false
 
+    @Option(name: .customLong("input-shape"), help: ArgumentHelp(inputShapeHelp, valueName: "name:d0,d1,..."))
+    var inputShapes: [String] = []
+
     func run() throws {
         try reportingErrors {
-            let model = try ModelFile.load(input)
+            var model = try ModelFile.load(input)
+            try InputShape.apply(parsing: inputShapes, to: &model)
             let executor = try GraphExecutor(graph: model.graph, opset: model.opsetVersion() ?? 13)
             let feeds = try CalibrationData.load(inputs, for: model).wholeArrays()
             executor.profiling = profile
