@@ -32,16 +32,16 @@ struct RetrainCommand: ParsableCommand {
     @Option(help: "Validation data (.npz like --data): scored every epoch; the best epoch is what is written.")
     var val: String?
 
-    @Option(help: "Epochs (passes over --data).")
-    var epochs = 8
+    @Option(help: "Epochs (passes over --data); the default suits a small fine-tuning set: on a large one give fewer, or --steps.")
+    var epochs = TrainingOptions().epochs
 
     @Option(help: "Stop after this many optimizer steps in all.")
     var steps: Int?
 
     @Option(help: "Samples per step (and per calibration batch when the model's batch is symbolic).")
-    var batchSize = 32
+    var batchSize = TrainingOptions().batchSize
 
-    @Option(help: "Base learning rate (cosine schedule to 0); default 1e-3 for adam, 1e-2 for sgd.")
+    @Option(help: "Base learning rate (cosine schedule to 0); default 3e-3 for adam, 1e-2 for sgd.")
     var lr: Float?
 
     @Option(help: "sgd (momentum 0.9) or adam.")

@@ -87,9 +87,20 @@ def check_output(path):
     assert np.abs(got - want).max() <= 1e-5 * max(1.0, float(np.abs(want).max()))
 
 
-def retrain(cfg, out, *extra):
+@pytest.fixture(scope="module")
+def split(tmp_path_factory):
+    """The training split less its last 200 samples, and those 200 as validation data (the test split stays unseen)."""
+    d = np.load(TRAIN)
+    n = len(d["label"])
+    folder = tmp_path_factory.mktemp("split")
+    np.savez(folder / "train.npz", **{k: d[k][:n - 200] for k in d.files})
+    np.savez(folder / "val.npz", **{k: d[k][n - 200:] for k in d.files})
+    return folder / "train.npz", folder / "val.npz"
+
+
+def retrain(cfg, out, *extra, data=TRAIN):
     start = time.perf_counter()
-    r = run("retrain", MODEL, "--cfg", os.path.join(CONFIGS, cfg), "--data", TRAIN, "-o", out, "--json", "--quiet", *extra)
+    r = run("retrain", MODEL, "--cfg", os.path.join(CONFIGS, cfg), "--data", data, "-o", out, "--json", "--quiet", *extra)
     return json.loads(r.stdout), time.perf_counter() - start
 
 
@@ -114,10 +125,13 @@ def float_accuracy():
     ("digits_cnn_int4.cfg", True, 0.01),
     ("digits_cnn_prune.cfg", False, 0.02),
 ], ids=["prune0.5+int8", "2of4+int8", "int4", "prune0.5+int8-distill"])
-def test_retrain_recovers_accuracy(tmp_path, cfg, labels, margin):
+def test_retrain_recovers_accuracy(tmp_path, split, cfg, labels, margin):
+    """Default settings, trained on the training split, the best epoch chosen on held-out validation data, accuracy
+    measured on the test split in onnxruntime."""
     out = tmp_path / "out.onnx"
     before = compressed_accuracy(cfg, tmp_path)
-    summary, seconds = retrain(cfg, out, *(["--labels", "label"] if labels else []), "--val", TEST)
+    train, val = split
+    summary, seconds = retrain(cfg, out, *(["--labels", "label"] if labels else []), "--val", val, data=train)
     after = accuracy(out)
     print(f"{cfg} {'labels' if labels else 'distillation'}: float {float_accuracy():.4f}, compress {before:.4f}, "
           f"retrain {after:.4f} ({seconds:.1f} s)")

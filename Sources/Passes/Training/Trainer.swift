@@ -14,17 +14,17 @@ import Kernels
 // (BatchNormalization after a Conv is folded into it before training).
 
 public struct TrainingOptions: Sendable {
-    public var epochs = 8
+    public var epochs = 20
     /// Stops after this many optimizer steps in all (nil: every epoch whole).
     public var maxSteps: Int?
-    public var batchSize = 32
-    /// nil: 1e-3 for Adam, 1e-2 for SGD.
+    public var batchSize = 16
+    /// nil: 3e-3 for Adam, 1e-2 for SGD.
     public var learningRate: Float?
     public var optimizer = OptimizerKind.adam
     public var seed: UInt64 = 0
 
     public init() {}
-    public var effectiveLearningRate: Float { learningRate ?? (optimizer == .adam ? 1e-3 : 1e-2) }
+    public var effectiveLearningRate: Float { learningRate ?? (optimizer == .adam ? 3e-3 : 1e-2) }
 }
 
 /// What one epoch measured.
