@@ -52,14 +52,19 @@ def model_with(initializers, nodes=None, inputs=None, outputs=None):
 
 
 def every_command_fails(tmp_path, model_bytes, expected):
-    """inspect, convert, plan and compress on the model all fail with `expected`."""
+    """inspect, convert, plan, compress and run on the model all fail with `expected`."""
     src = tmp_path / "hostile.onnx"
     src.write_bytes(model_bytes)
     out = tmp_path / "out.onnx"
     cfg = os.path.join(FIXTURES, "configs", "quant.cfg")
+    inputs = tmp_path / "x.npz"
+    np.savez(inputs, x=np.zeros(1, np.float32))
     for args in (["inspect", src], ["convert", src, "-o", out], ["convert", src, "-o", out, "--inline-data"],
-                 ["plan", src, "--cfg", cfg], [src, "--cfg", cfg, "-o", out]):
+                 ["plan", src, "--cfg", cfg], [src, "--cfg", cfg, "-o", out],
+                 [src, "--cfg", cfg, "-o", out, "--calib", inputs]):
         fails(args, [src], expected, output=out)
+    npz_out = tmp_path / "y.npz"
+    fails(["run", src, "--inputs", inputs, "-o", npz_out], [src, inputs], expected, output=npz_out)
 
 
 def tensor(name, data_type, dims, **fields):
