@@ -148,7 +148,8 @@ public enum NumpyArchive {
             guard nameLength <= b.count - offset - 46 else {
                 throw fail("damaged zip central directory: entry \(index + 1)'s name runs past the end of the file")
             }
-            let rawName = String(decoding: UnsafeRawBufferPointer(rebasing: b[(offset + 46)..<(offset + 46 + nameLength)]), as: UTF8.self)
+            let nameBytes = UnsafeRawBufferPointer(rebasing: b[(offset + 46)..<(offset + 46 + nameLength)])
+            let rawName = String(decoding: nameBytes, as: UTF8.self)
             let name = MessageText.name(rawName)
             offset += 46 + nameLength + extraLength + commentLength
             guard compressed != 0xFFFF_FFFF, size != 0xFFFF_FFFF else {
@@ -184,46 +185,41 @@ public enum NumpyArchive {
 
     /// Inflates a deflated .npy member: the header first, then exactly the bytes it implies.
     static func inflateNpy(_ input: UnsafeRawBufferPointer, declaredSize: Int, path: String) throws -> [UInt8] {
+        func fail(_ message: String) -> NumpyError { NumpyError(path: path, message: message) }
         let inflater = try Inflater(input, path: path)
         var out = [UInt8](repeating: 0, count: min(4096, maxHeaderBytes))
         var filled = 0
         var header: NpyHeader?
         while header == nil {
             if filled == out.count {
-                guard out.count < maxHeaderBytes else { throw NumpyError(path: path, message: "the .npy header is over 1 MiB") }
+                guard out.count < maxHeaderBytes else { throw fail("the .npy header is over 1 MiB") }
                 out += [UInt8](repeating: 0, count: out.count)
             }
             let ended = try out.withUnsafeMutableBytes { try inflater.fill($0, from: filled, produced: &filled) }
             header = try out.withUnsafeBytes { try NpyHeader(UnsafeRawBufferPointer(rebasing: $0[..<filled]), path: path) }
-            if header == nil && ended { throw NumpyError(path: path, message: "the entry is truncated: it ends inside the .npy header") }
+            if header == nil && ended { throw fail("the entry is truncated: it ends inside the .npy header") }
         }
         let total = header!.dataStart + header!.dataBytes
         // Three claims must agree before anything is allocated: the zip's size, the .npy header's, and what the
         // compressed bytes can hold at deflate's best ratio (1032:1).
         if declaredSize != total {
-            throw NumpyError(path: path, message: "the zip says \(declaredSize) bytes; its .npy header describes \(total)")
+            throw fail("the zip says \(declaredSize) bytes; its .npy header describes \(total)")
         }
         guard total / 1032 <= input.count else {
-            throw NumpyError(
-                path: path, message: "the entry is truncated: \(input.count) compressed bytes cannot hold the \(total) its .npy header describes")
+            throw fail("the entry is truncated: \(input.count) compressed bytes cannot hold the \(total) its .npy header describes")
         }
-        guard total <= InputLimit.bytes else { throw NumpyError(path: path, message: InputLimit.exceeded(total, what: "the array")) }
-        if filled > total {
-            throw NumpyError(path: path, message: "inflates to more than the \(total) bytes its .npy header describes")
-        }
+        guard total <= InputLimit.bytes else { throw fail(InputLimit.exceeded(total, what: "the array")) }
+        if filled > total { throw fail("inflates to more than the \(total) bytes its .npy header describes") }
         out.removeSubrange(filled...)
         out += [UInt8](repeating: 0, count: total - filled + 1)  // one spare byte shows data past the end
         var ended = false
         while !ended && filled < out.count {
             ended = try out.withUnsafeMutableBytes { try inflater.fill($0, from: filled, produced: &filled) }
         }
-        guard filled <= total else {
-            throw NumpyError(path: path, message: "inflates to more than the \(total) bytes its .npy header describes")
-        }
-        guard ended else { throw NumpyError(path: path, message: "the entry is truncated: the deflate stream ends early") }
+        guard filled <= total else { throw fail("inflates to more than the \(total) bytes its .npy header describes") }
+        guard ended else { throw fail("the entry is truncated: the deflate stream ends early") }
         guard filled == total else {
-            throw NumpyError(
-                path: path, message: "the entry is truncated: it holds \(filled) bytes; its .npy header describes \(total)")
+            throw fail("the entry is truncated: it holds \(filled) bytes; its .npy header describes \(total)")
         }
         out.removeLast()
         return out
@@ -243,7 +239,8 @@ public enum NumpyArchive {
                 throw NumpyError(path: path, message: "zlib could not start")
             }
             started = true
-            stream.pointee.next_in = UnsafeMutablePointer(mutating: input.baseAddress?.assumingMemoryBound(to: UInt8.self))
+            let start = input.baseAddress?.assumingMemoryBound(to: UInt8.self)
+            stream.pointee.next_in = UnsafeMutablePointer(mutating: start)
             stream.pointee.avail_in = UInt32(input.count)
         }
 
@@ -282,7 +279,9 @@ public enum NumpyArchive {
         var dataStart: Int
         var dataBytes: Int
 
-        static let widths = ["<f4": 4, "=f4": 4, "<f2": 2, "=f2": 2, "<f8": 8, "=f8": 8, "<i8": 8, "=i8": 8, "<i4": 4, "=i4": 4]
+        static let widths = [
+            "<f4": 4, "=f4": 4, "<f2": 2, "=f2": 2, "<f8": 8, "=f8": 8, "<i8": 8, "=i8": 8, "<i4": 4, "=i4": 4,
+        ]
 
         /// Nil when `b` ends before the header does (more bytes are needed).
         init?(_ b: UnsafeRawBufferPointer, path: String) throws {
@@ -300,7 +299,8 @@ public enum NumpyArchive {
             let headerLength = major == 1 ? NumpyArchive.le16(b, 8) : NumpyArchive.le32(b, 8)
             guard headerLength <= NumpyArchive.maxHeaderBytes else { throw fail("the .npy header is over 1 MiB") }
             guard b.count >= headerStart + headerLength else { return nil }
-            let header = String(decoding: UnsafeRawBufferPointer(rebasing: b[headerStart..<(headerStart + headerLength)]), as: UTF8.self)
+            let headerBytes = UnsafeRawBufferPointer(rebasing: b[headerStart..<(headerStart + headerLength)])
+            let header = String(decoding: headerBytes, as: UTF8.self)
             (dtype, shape) = try Self.fields(header, fail: fail)
             guard let width = Self.widths[dtype] else {
                 throw fail("dtype \(MessageText.name(dtype)) is not read (float32, float16, float64, int64, int32 are)")
@@ -326,9 +326,8 @@ public enum NumpyArchive {
                 guard let r = header.range(of: "'\(key)':") else { return nil }
                 return header[r.upperBound...].drop { $0 == " " }
             }
-            guard let descrField = field("descr"), let q1 = descrField.firstIndex(where: { $0 == "'" || $0 == "\"" }) else {
-                throw fail("no dtype in the .npy header")
-            }
+            guard let descrField = field("descr"), let q1 = descrField.firstIndex(where: { $0 == "'" || $0 == "\"" })
+            else { throw fail("no dtype in the .npy header") }
             let dtype = String(descrField[descrField.index(after: q1)...].prefix { $0 != "'" && $0 != "\"" })
             if field("fortran_order")?.hasPrefix("True") == true {
                 throw fail("Fortran-ordered arrays are not read; save with np.ascontiguousarray")
@@ -350,15 +349,14 @@ public enum NumpyArchive {
     }
 
     static func parseNpy(_ b: UnsafeRawBufferPointer, path: String) throws -> NumpyArray {
-        guard let h = try NpyHeader(b, path: path) else { throw NumpyError(path: path, message: "truncated .npy header") }
-        guard b.count - h.dataStart >= h.dataBytes else {
-            throw NumpyError(
-                path: path,
-                message: "holds \(b.count - h.dataStart) bytes of data; shape \(h.shape) of \(h.dtype) needs \(h.dataBytes)")
+        func fail(_ message: String) -> NumpyError { NumpyError(path: path, message: message) }
+        guard let h = try NpyHeader(b, path: path) else { throw fail("truncated .npy header") }
+        let present = b.count - h.dataStart
+        guard present >= h.dataBytes else {
+            throw fail("holds \(present) bytes of data; shape \(h.shape) of \(h.dtype) needs \(h.dataBytes)")
         }
-        guard h.count * (h.dtype.hasSuffix("i8") || h.dtype.hasSuffix("i4") ? 8 : 4) <= InputLimit.bytes else {
-            throw NumpyError(path: path, message: InputLimit.exceeded(h.count * 4, what: "the array"))
-        }
+        let outBytes = h.count * (h.dtype.hasSuffix("i8") || h.dtype.hasSuffix("i4") ? 8 : 4)
+        guard outBytes <= InputLimit.bytes else { throw fail(InputLimit.exceeded(outBytes, what: "the array")) }
         let data = UnsafeRawBufferPointer(rebasing: b[h.dataStart..<(h.dataStart + h.dataBytes)])
         let values: NumpyArray.Values
         switch h.dtype.dropFirst() {
@@ -375,7 +373,8 @@ public enum NumpyArchive {
     @inline(__always)
     static func converted<T, R>(_ data: UnsafeRawBufferPointer, count: Int, as: T.Type, _ convert: (T) -> R) -> [R] {
         [R](unsafeUninitializedCapacity: count) { out, initialized in
-            for i in 0..<count { out[i] = convert(data.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self)) }
+            let size = MemoryLayout<T>.size
+            for i in 0..<count { out[i] = convert(data.loadUnaligned(fromByteOffset: i * size, as: T.self)) }
             initialized = count
         }
     }

@@ -245,7 +245,8 @@ struct ProtoReader {
             return dataType == .string ? .strings([]) : .bytes(TensorBuffer(zeroed: 0))
         }
         guard present == expectedCount else {
-            let holds = present == 0 ? "holds no data (no raw_data, \(field) empty)" : "\(field) holds \(present) values"
+            let holds = present == 0
+                ? "holds no data (no raw_data, \(field) empty)" : "\(field) holds \(present) values"
             throw GraphError.tensorSize(
                 tensor: label, detail: "\(holds); \(dataType) \(dims) needs \(expectedCount) values in \(field)")
         }
@@ -284,12 +285,14 @@ struct ProtoReader {
         let info = try ExternalDataInfo(entries, tensor: tensor)
         guard let baseDirectory else {
             let shown = MessageText.name(info.location)
-            throw GraphError.externalData(tensor: tensor, detail: "the model was not read from a file, so '\(shown)' cannot be found")
+            throw GraphError.externalData(
+                tensor: tensor, detail: "the model was not read from a file, so '\(shown)' cannot be found")
         }
         let path = try Self.resolveInside(baseDirectory, info.location, tensor: tensor)
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else {
-            throw GraphError.externalData(tensor: tensor, detail: "cannot open \(path): \(String(cString: strerror(errno)))")
+            let reason = String(cString: strerror(errno))
+            throw GraphError.externalData(tensor: tensor, detail: "cannot open \(path): \(reason)")
         }
         defer { close(fd) }
         var st = stat()
@@ -301,7 +304,9 @@ struct ProtoReader {
         let (end, overflow) = info.offset.addingReportingOverflow(length)
         guard !overflow, end <= fileSize else {
             throw GraphError.externalData(
-                tensor: tensor, detail: "\(path) has \(fileSize) bytes; the tensor needs \(length) bytes from offset \(info.offset) (file too short)")
+                tensor: tensor,
+                detail: "\(path) has \(fileSize) bytes; the tensor needs \(length) bytes from offset \(info.offset) "
+                    + "(file too short)")
         }
         if let expectedBytes, expectedBytes != length {
             throw GraphError.externalData(tensor: tensor, detail: "length is \(length) bytes; the tensor's type and dims need \(expectedBytes)")
@@ -326,13 +331,15 @@ struct ProtoReader {
             throw GraphError.externalData(tensor: tensor, detail: "cannot resolve the model's folder \(folder.path)")
         }
         guard let real = realPath(joined) else {
-            throw GraphError.externalData(tensor: tensor, detail: "cannot open \(joined): \(String(cString: strerror(errno)))")
+            let reason = String(cString: strerror(errno))
+            throw GraphError.externalData(tensor: tensor, detail: "cannot open \(joined): \(reason)")
         }
         let prefix = realFolder.hasSuffix("/") ? realFolder : realFolder + "/"
         guard real.hasPrefix(prefix) else {
             throw GraphError.externalData(
                 tensor: tensor,
-                detail: "location '\(MessageText.name(location))' resolves to \(real), outside the model's folder \(realFolder) (a symlink?); refused")
+                detail: "location '\(MessageText.name(location))' resolves to \(real), outside the model's folder "
+                    + "\(realFolder) (a symlink?); refused")
         }
         return real
     }
@@ -351,11 +358,11 @@ struct ProtoReader {
         var bytes = [UInt8](repeating: 0, count: size)
         _ = bytes.withUnsafeMutableBufferPointer { protobuf_c_message_pack(base, $0.baseAddress) }
         // Saving unpacks these bytes again: check now that they do (a nested field number past 2^29 does not).
-        let again = bytes.withUnsafeBufferPointer { protobuf_c_message_unpack(base.pointee.descriptor, nil, size, $0.baseAddress) }
-        if let again {
+        let descriptor = base.pointee.descriptor
+        if let again = bytes.withUnsafeBufferPointer({ protobuf_c_message_unpack(descriptor, nil, size, $0.baseAddress) }) {
             protobuf_c_message_free_unpacked(again, nil)
         } else {
-            damage.note("a \(String(cString: base.pointee.descriptor.pointee.name)) holds a field protobuf cannot write back")
+            damage.note("a \(String(cString: descriptor!.pointee.name)) holds a field protobuf cannot write back")
         }
         return PreservedMessage(serialized: bytes)
     }
@@ -364,7 +371,8 @@ struct ProtoReader {
         let base = UnsafeMutableRawPointer(message).assumingMemoryBound(to: ProtobufCMessage.self).pointee
         guard base.n_unknown_fields > 0, let fields = base.unknown_fields else { return UnknownFields() }
         for i in 0..<Int(base.n_unknown_fields) where fields[i].tag == 0 || fields[i].tag >= 1 << 29 {
-            damage.note("field number \(fields[i].tag) in a \(String(cString: base.descriptor.pointee.name)) is outside protobuf's range")
+            let message = String(cString: base.descriptor.pointee.name)
+            damage.note("field number \(fields[i].tag) in a \(message) is outside protobuf's range")
         }
         return UnknownFields(
             (0..<Int(base.n_unknown_fields)).map { i in
