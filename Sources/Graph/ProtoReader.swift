@@ -195,17 +195,17 @@ struct ProtoReader {
                 throw GraphError.tensorSize(
                     tensor: label, detail: "raw_data holds \(p.raw_data.len) bytes; \(dataType) \(dims) needs \(expectedBytes)")
             }
-            // A type this build does not know: at least one bit per element (so element counts stay bounded).
-            if expectedBytes == nil, elements / 8 > p.raw_data.len {
-                throw GraphError.tensorSize(
-                    tensor: label, detail: "raw_data holds \(p.raw_data.len) bytes, too few for \(dims) elements")
-            }
             let buffer = TensorBuffer(adoptingMallocPointer: UnsafeMutableRawPointer(p.raw_data.data), byteCount: p.raw_data.len)
             t.pointee.raw_data.data = nil
             t.pointee.raw_data.len = 0
             data = .bytes(buffer)
         } else {
             data = try typedFieldData(t, dataType: dataType, dims: dims, elements: elements, label: label)
+        }
+        // A type this build does not know: at least one bit per element, so element counts stay bounded by bytes.
+        if expectedBytes == nil, case .bytes(let buffer) = data, elements / 8 > buffer.byteCount {
+            throw GraphError.tensorSize(
+                tensor: label, detail: "its \(buffer.byteCount) bytes are too few for \(dataType) \(dims)")
         }
         return Tensor(
             name: name, dataType: dataType, dims: dims, data: data, encoding: encoding,

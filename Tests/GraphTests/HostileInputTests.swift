@@ -66,6 +66,15 @@ final class HostileTensorTests: XCTestCase {
         assertTensorError(floats("w", dims: [4], count: 3, encoding: .raw), "raw_data holds 12 bytes")
     }
 
+    func testUnknownElementTypeNeedsABitPerElement() throws {
+        let bytes: [UInt8] = [1, 2, 3, 4]
+        let unknown = DataType(rawValue: 99)
+        let huge = bytes.withUnsafeBytes { Tensor(name: "u", dataType: unknown, dims: [1 << 40], rawBytes: $0) }
+        assertTensorError(huge, "its 4 bytes are too few")
+        let fits = bytes.withUnsafeBytes { Tensor(name: "u", dataType: unknown, dims: [8, 4], rawBytes: $0) }
+        XCTAssertEqual(try load(fits).graph.initializers["u"]?.byteCount, 4)
+    }
+
     func testNonEmptyTensorWithoutData() {
         assertTensorError(floats("huge", dims: [1_000_000, 1_000_000], count: 0, encoding: .typedFields), "holds no data")
         XCTAssertEqual(try load(floats("empty", dims: [0, 5], count: 0, encoding: .typedFields)).graph
