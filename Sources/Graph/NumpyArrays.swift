@@ -211,7 +211,8 @@ public enum NumpyArchive {
         guard total <= InputLimit.bytes else { throw fail(InputLimit.exceeded(total, what: "the array")) }
         if filled > total { throw fail("inflates to more than the \(total) bytes its .npy header describes") }
         out.removeSubrange(filled...)
-        out += [UInt8](repeating: 0, count: total - filled + 1)  // one spare byte shows data past the end
+        out.reserveCapacity(total + 1)  // one spare byte shows data past the end
+        out.append(contentsOf: repeatElement(0, count: total - filled + 1))
         var ended = false
         while !ended && filled < out.count {
             ended = try out.withUnsafeMutableBytes { try inflater.fill($0, from: filled, produced: &filled) }
