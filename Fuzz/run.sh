@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (Fuzz/Package.swift, `-sanitize=fuzzer`, in .build-fuzz) and runs each in turn.
+# Builds the libFuzzer targets (Fuzz/Package.swift, `-sanitize=fuzzer,address`, in .build-fuzz) and runs each in turn.
 #   Fuzz/run.sh            each target for FUZZ_SECONDS seconds (default 60), growing .build-fuzz/corpus/<target>
 #   Fuzz/run.sh --smoke    replays the seeds and the saved crash inputs (Fuzz/regressions), then fuzzes 5 s each
 #   FUZZ_TARGETS="FuzzNumpy FuzzONNX" picks targets; FUZZ_RUNS=N stops each after N executions instead of a time.
@@ -16,8 +16,12 @@ targets=${FUZZ_TARGETS:-FuzzONNX FuzzConfig FuzzNumpy FuzzPlan}
 sanitize=${FUZZ_SANITIZE:-fuzzer,address}
 scratch=.build-fuzz
 
-nice -n 10 swift build --package-path Fuzz --scratch-path "$scratch" -c release \
-    -Xswiftc -sanitize="$sanitize" -Xswiftc -use-ld=lld 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\]' || true
+mkdir -p "$scratch"
+if ! nice -n 10 swift build --package-path Fuzz --scratch-path "$scratch" -c release \
+    -Xswiftc -sanitize="$sanitize" -Xswiftc -use-ld=lld > "$scratch/build.log" 2>&1; then
+    cat "$scratch/build.log"
+    exit 1
+fi
 bin=$(swift build --package-path Fuzz --scratch-path "$scratch" -c release --show-bin-path)
 
 # Seed corpora: the fixtures of each kind (models under 64 KiB, configs, .npy/.npz).
