@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: deps build release demo test test-swift test-python bench fixtures clean
+.PHONY: deps build release demo test test-swift test-python bench fixtures fuzz clean
 
 deps:
 	@scripts/install-deps
@@ -21,6 +21,11 @@ demo: release
 test: build
 	swift test
 	$(PY) -m pytest -q tests/python
+	Fuzz/run.sh --smoke
+
+## libFuzzer on the ONNX loader, the config reader, the npz/npy reader and plan: FUZZ_SECONDS (default 60) each.
+fuzz: deps
+	Fuzz/run.sh
 
 bench: release
 	$(PY) bench/bench.py

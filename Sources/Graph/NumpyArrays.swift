@@ -14,6 +14,14 @@ public struct NumpyArray: Sendable {
 
     public var count: Int { shape.reduce(1, *) }
 
+    /// Bytes the values take in memory.
+    public var byteCount: Int {
+        switch values {
+        case .float(let f): return f.count * 4
+        case .int64(let i): return i.count * 8
+        }
+    }
+
     public init(shape: [Int], values: Values, dtype: String) {
         self.shape = shape
         self.values = values
@@ -24,7 +32,7 @@ public struct NumpyArray: Sendable {
 public struct NumpyError: Error, CustomStringConvertible, Equatable {
     public var path: String
     public var message: String
-    public var description: String { "\(path): \(message)" }
+    public var description: String { "\(path): \(MessageText.message(message))" }
     public init(path: String, message: String) {
         self.path = path
         self.message = message
@@ -35,10 +43,22 @@ public struct NumpyError: Error, CustomStringConvertible, Equatable {
 public enum NumpyArchive {
     /// The arrays of a `.npz` by name (the `.npy` suffix dropped), or of a `.npy` under the name "".
     public static func load(_ path: String) throws -> [String: NumpyArray] {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            throw NumpyError(path: path, message: "cannot read the file: \(String(cString: strerror(errno)))")
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw NumpyError(path: path, message: "not a regular file") }
+        guard Int(st.st_size) <= InputLimit.bytes else {
+            throw NumpyError(path: path, message: InputLimit.exceeded(Int(st.st_size), what: "the file"))
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw NumpyError(path: path, message: "cannot read the file")
         }
-        let bytes = [UInt8](data)
+        return try data.withUnsafeBytes { try parse($0, path: path) }
+    }
+
+    /// The arrays in the bytes of a `.npz` or `.npy` file (what `load` reads; the fuzz target calls this).
+    public static func parse(_ bytes: UnsafeRawBufferPointer, path: String) throws -> [String: NumpyArray] {
         if bytes.starts(with: [0x93] + Array("NUMPY".utf8)) { return ["": try parseNpy(bytes, path: path)] }
         if bytes.starts(with: [0x50, 0x4B]) { return try parseZip(bytes, path: path) }
         throw NumpyError(path: path, message: "neither a .npy array nor a .npz archive")
@@ -95,10 +115,16 @@ public enum NumpyArchive {
         return data
     }
 
-    static func le16(_ b: [UInt8], _ i: Int) -> Int { Int(b[i]) | Int(b[i + 1]) << 8 }
-    static func le32(_ b: [UInt8], _ i: Int) -> Int { le16(b, i) | le16(b, i + 2) << 16 }
+    static func le16(_ b: UnsafeRawBufferPointer, _ i: Int) -> Int { Int(b[i]) | Int(b[i + 1]) << 8 }
+    static func le32(_ b: UnsafeRawBufferPointer, _ i: Int) -> Int { le16(b, i) | le16(b, i + 2) << 16 }
 
-    static func parseZip(_ b: [UInt8], path: String) throws -> [String: NumpyArray] {
+    /// The longest .npy header read (numpy writes under 100 bytes; its own reader refuses over 10,000).
+    static let maxHeaderBytes = 1 << 20
+
+    /// Every size the zip declares is checked against the file before use; a deflated member is inflated in
+    /// steps, into a buffer sized by its own .npy header (never by the zip header), and refused past that size.
+    static func parseZip(_ b: UnsafeRawBufferPointer, path: String) throws -> [String: NumpyArray] {
+        func fail(_ message: String) -> NumpyError { NumpyError(path: path, message: message) }
         // End of central directory: the last 0x06054b50 within the final 64 KiB + 22 bytes.
         var eocd = -1
         var i = b.count - 22
@@ -106,114 +132,251 @@ public enum NumpyArchive {
             if le32(b, i) == 0x0605_4B50 { eocd = i; break }
             i -= 1
         }
-        guard eocd >= 0 else { throw NumpyError(path: path, message: "a zip without its central directory (truncated?)") }
+        guard eocd >= 0 else { throw fail("a zip without its central directory (truncated?)") }
         let entries = le16(b, eocd + 10)
         var offset = le32(b, eocd + 16)
         var result: [String: NumpyArray] = [:]
-        for _ in 0..<entries {
-            guard offset + 46 <= b.count, le32(b, offset) == 0x0201_4B50 else {
-                throw NumpyError(path: path, message: "damaged zip central directory")
+        var total = 0
+        for index in 0..<entries {
+            guard offset <= b.count - 46, le32(b, offset) == 0x0201_4B50 else {
+                throw fail("damaged zip central directory (entry \(index + 1) of \(entries))")
             }
             let method = le16(b, offset + 10)
             let compressed = le32(b, offset + 20), size = le32(b, offset + 24)
             let nameLength = le16(b, offset + 28), extraLength = le16(b, offset + 30), commentLength = le16(b, offset + 32)
             let local = le32(b, offset + 42)
-            let name = String(decoding: b[(offset + 46)..<(offset + 46 + nameLength)], as: UTF8.self)
+            guard nameLength <= b.count - offset - 46 else {
+                throw fail("damaged zip central directory: entry \(index + 1)'s name runs past the end of the file")
+            }
+            let nameBytes = UnsafeRawBufferPointer(rebasing: b[(offset + 46)..<(offset + 46 + nameLength)])
+            let rawName = String(decoding: nameBytes, as: UTF8.self)
+            let name = MessageText.name(rawName)
             offset += 46 + nameLength + extraLength + commentLength
             guard compressed != 0xFFFF_FFFF, size != 0xFFFF_FFFF else {
-                throw NumpyError(path: path, message: "member \(name) needs ZIP64 (over 4 GiB): not supported")
+                throw fail("member \(name) needs ZIP64 (over 4 GiB): not supported")
             }
-            guard local + 30 <= b.count, le32(b, local) == 0x0403_4B50 else {
-                throw NumpyError(path: path, message: "damaged zip entry \(name)")
-            }
+            guard local <= b.count - 30, le32(b, local) == 0x0403_4B50 else { throw fail("damaged zip entry \(name)") }
             let start = local + 30 + le16(b, local + 26) + le16(b, local + 28)
-            guard start + compressed <= b.count else { throw NumpyError(path: path, message: "member \(name) is truncated") }
-            let raw = Array(b[start..<(start + compressed)])
-            let member: [UInt8]
-            switch method {
-            case 0: member = raw
-            case 8: member = try inflate(raw, size: size, path: "\(path):\(name)")
-            default: throw NumpyError(path: path, message: "member \(name) uses zip method \(method); only stored and deflate are read")
+            guard start <= b.count, compressed <= b.count - start else {
+                throw fail("member \(name) is truncated: its \(compressed) bytes run past the end of the file")
             }
-            let key = name.hasSuffix(".npy") ? String(name.dropLast(4)) : name
-            result[key] = try parseNpy(member, path: "\(path):\(name)")
+            let raw = UnsafeRawBufferPointer(rebasing: b[start..<(start + compressed)])
+            let memberPath = "\(path):\(name)"
+            let array: NumpyArray
+            switch method {
+            case 0:
+                guard size == compressed else {
+                    throw fail("member \(name) is stored with \(compressed) bytes but declares \(size)")
+                }
+                array = try parseNpy(raw, path: memberPath)
+            case 8:
+                let member = try inflateNpy(raw, declaredSize: size, path: memberPath)
+                array = try member.withUnsafeBytes { try parseNpy($0, path: memberPath) }
+            default: throw fail("member \(name) uses zip method \(method); only stored and deflate are read")
+            }
+            total += array.byteCount
+            guard total <= InputLimit.bytes else {
+                throw fail(InputLimit.exceeded(total, what: "the arrays up to member \(name)"))
+            }
+            result[rawName.hasSuffix(".npy") ? String(rawName.dropLast(4)) : rawName] = array
         }
         return result
     }
 
-    static func inflate(_ input: [UInt8], size: Int, path: String) throws -> [UInt8] {
-        var output = [UInt8](repeating: 0, count: size)
-        var stream = z_stream()
-        guard inflateInit2_(&stream, -15, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
-            throw NumpyError(path: path, message: "zlib could not start")
-        }
-        defer { inflateEnd(&stream) }
-        var input = input
-        let status: Int32 = input.withUnsafeMutableBufferPointer { inBuf in
-            output.withUnsafeMutableBufferPointer { outBuf in
-                stream.next_in = inBuf.baseAddress
-                stream.avail_in = UInt32(inBuf.count)
-                stream.next_out = outBuf.baseAddress
-                stream.avail_out = UInt32(outBuf.count)
-                return CZlib.inflate(&stream, Z_FINISH)
+    /// Inflates a deflated .npy member: the header first, then exactly the bytes it implies.
+    static func inflateNpy(_ input: UnsafeRawBufferPointer, declaredSize: Int, path: String) throws -> [UInt8] {
+        func fail(_ message: String) -> NumpyError { NumpyError(path: path, message: message) }
+        let inflater = try Inflater(input, path: path)
+        var out = [UInt8](repeating: 0, count: min(4096, maxHeaderBytes))
+        var filled = 0
+        var header: NpyHeader?
+        while header == nil {
+            if filled == out.count {
+                guard out.count < maxHeaderBytes else { throw fail("the .npy header is over 1 MiB") }
+                out += [UInt8](repeating: 0, count: out.count)
             }
+            let ended = try out.withUnsafeMutableBytes { try inflater.fill($0, from: filled, produced: &filled) }
+            header = try out.withUnsafeBytes { try NpyHeader(UnsafeRawBufferPointer(rebasing: $0[..<filled]), path: path) }
+            if header == nil && ended { throw fail("the entry is truncated: it ends inside the .npy header") }
         }
-        guard status == Z_STREAM_END, Int(stream.total_out) == size else {
-            throw NumpyError(path: path, message: "deflate data is damaged (zlib status \(status))")
+        let total = header!.dataStart + header!.dataBytes
+        // Three claims must agree before anything is allocated: the zip's size, the .npy header's, and what the
+        // compressed bytes can hold at deflate's best ratio (1032:1).
+        if declaredSize != total {
+            throw fail("the zip says \(declaredSize) bytes; its .npy header describes \(total)")
         }
-        return output
+        guard total / 1032 <= input.count else {
+            throw fail("the entry is truncated: \(input.count) compressed bytes cannot hold the \(total) its .npy header describes")
+        }
+        guard total <= InputLimit.bytes else { throw fail(InputLimit.exceeded(total, what: "the array")) }
+        if filled > total { throw fail("inflates to more than the \(total) bytes its .npy header describes") }
+        out.removeSubrange(filled...)
+        out.reserveCapacity(total + 1)  // one spare byte shows data past the end
+        out.append(contentsOf: repeatElement(0, count: total - filled + 1))
+        var ended = false
+        while !ended && filled < out.count {
+            ended = try out.withUnsafeMutableBytes { try inflater.fill($0, from: filled, produced: &filled) }
+        }
+        guard filled <= total else { throw fail("inflates to more than the \(total) bytes its .npy header describes") }
+        guard ended else { throw fail("the entry is truncated: the deflate stream ends early") }
+        guard filled == total else {
+            throw fail("the entry is truncated: it holds \(filled) bytes; its .npy header describes \(total)")
+        }
+        out.removeLast()
+        return out
     }
 
-    static func parseNpy(_ b: [UInt8], path: String) throws -> NumpyArray {
-        guard b.count >= 10, b.starts(with: [0x93] + Array("NUMPY".utf8)) else { throw NumpyError(path: path, message: "not a .npy array") }
-        let major = b[6]
-        let headerLength = major == 1 ? le16(b, 8) : le32(b, 8)
-        let headerStart = major == 1 ? 10 : 12
-        guard headerStart + headerLength <= b.count else { throw NumpyError(path: path, message: "truncated .npy header") }
-        let header = String(decoding: b[headerStart..<(headerStart + headerLength)], as: UTF8.self)
-        func field(_ key: String) -> String? {
-            guard let r = header.range(of: "'\(key)':") else { return nil }
-            return String(header[r.upperBound...]).trimmingCharacters(in: .whitespaces)
+    /// A raw deflate stream over `input`, inflated piece by piece into caller buffers. The z_stream lives at one
+    /// address for its whole life (zlib keeps a pointer back to it).
+    final class Inflater {
+        let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
+        let path: String
+        private var started = false
+
+        init(_ input: UnsafeRawBufferPointer, path: String) throws {
+            self.path = path
+            stream.initialize(to: z_stream())
+            guard inflateInit2_(stream, -15, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+                throw NumpyError(path: path, message: "zlib could not start")
+            }
+            started = true
+            let start = input.baseAddress?.assumingMemoryBound(to: UInt8.self)
+            stream.pointee.next_in = UnsafeMutablePointer(mutating: start)
+            stream.pointee.avail_in = UInt32(input.count)
         }
-        guard let descrField = field("descr"), let q1 = descrField.firstIndex(where: { $0 == "'" || $0 == "\"" }) else {
-            throw NumpyError(path: path, message: "no dtype in the .npy header")
+
+        deinit {
+            if started { inflateEnd(stream) }
+            stream.deallocate()
         }
-        let afterQuote = descrField[descrField.index(after: q1)...]
-        let dtype = String(afterQuote.prefix { $0 != "'" && $0 != "\"" })
-        if field("fortran_order")?.hasPrefix("True") == true {
-            throw NumpyError(path: path, message: "Fortran-ordered arrays are not read; save with np.ascontiguousarray")
-        }
-        guard let shapeField = field("shape"), let open = shapeField.firstIndex(of: "("), let close = shapeField.firstIndex(of: ")") else {
-            throw NumpyError(path: path, message: "no shape in the .npy header")
-        }
-        let shape = shapeField[shapeField.index(after: open)..<close].split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        let count = shape.reduce(1, *)
-        let data = Array(b[(headerStart + headerLength)...])
-        func need(_ width: Int) throws {
-            guard data.count >= count * width else {
-                throw NumpyError(path: path, message: "holds \(data.count) bytes of data; shape \(shape) of \(dtype) needs \(count * width)")
+
+        /// Inflates into `buffer[offset...]`; returns true when the stream has ended. `produced` moves on.
+        func fill(_ buffer: UnsafeMutableRawBufferPointer, from offset: Int, produced: inout Int) throws -> Bool {
+            let room = min(buffer.count - offset, Int(UInt32.max))
+            guard room > 0 else { return false }
+            stream.pointee.next_out = buffer.baseAddress!.advanced(by: offset).assumingMemoryBound(to: UInt8.self)
+            stream.pointee.avail_out = UInt32(room)
+            let status = CZlib.inflate(stream, Z_NO_FLUSH)
+            produced = offset + room - Int(stream.pointee.avail_out)
+            switch status {
+            case Z_STREAM_END: return true
+            case Z_OK: return false
+            case Z_BUF_ERROR where stream.pointee.avail_in == 0:
+                throw NumpyError(path: path, message: "the entry is truncated: the deflate stream ends early")
+            case Z_BUF_ERROR: return false
+            default:
+                let reason = stream.pointee.msg.map { String(cString: $0) } ?? "zlib status \(status)"
+                throw NumpyError(path: path, message: "deflate data is damaged (\(MessageText.name(reason)))")
             }
         }
-        let values: NumpyArray.Values
-        switch dtype {
-        case "<f4", "=f4":
-            try need(4)
-            values = .float(data.withUnsafeBytes { Array($0.bindMemory(to: Float.self).prefix(count)) })
-        case "<f2", "=f2":
-            try need(2)
-            values = .float(data.withUnsafeBytes { $0.bindMemory(to: Float16.self).prefix(count).map(Float.init) })
-        case "<f8", "=f8":
-            try need(8)
-            values = .float(data.withUnsafeBytes { $0.bindMemory(to: Double.self).prefix(count).map(Float.init) })
-        case "<i8", "=i8":
-            try need(8)
-            values = .int64(data.withUnsafeBytes { Array($0.bindMemory(to: Int64.self).prefix(count)) })
-        case "<i4", "=i4":
-            try need(4)
-            values = .int64(data.withUnsafeBytes { $0.bindMemory(to: Int32.self).prefix(count).map(Int64.init) })
-        default:
-            throw NumpyError(path: path, message: "dtype \(dtype) is not read (float32, float16, float64, int64, int32 are)")
+    }
+
+    /// What a .npy header says: dtype, shape, where the data starts and how many bytes it takes.
+    struct NpyHeader {
+        var dtype: String
+        var shape: [Int]
+        var count: Int
+        var width: Int
+        var dataStart: Int
+        var dataBytes: Int
+
+        static let widths = [
+            "<f4": 4, "=f4": 4, "<f2": 2, "=f2": 2, "<f8": 8, "=f8": 8, "<i8": 8, "=i8": 8, "<i4": 4, "=i4": 4,
+        ]
+
+        /// Nil when `b` ends before the header does (more bytes are needed).
+        init?(_ b: UnsafeRawBufferPointer, path: String) throws {
+            func fail(_ message: String) -> NumpyError { NumpyError(path: path, message: message) }
+            let magic: [UInt8] = [0x93] + Array("NUMPY".utf8)
+            guard b.count >= 8 else {
+                if !b.elementsEqual(magic.prefix(b.count)) { throw fail("not a .npy array") }
+                return nil
+            }
+            guard b.prefix(6).elementsEqual(magic) else { throw fail("not a .npy array") }
+            let major = b[6]
+            guard (1...3).contains(major) else { throw fail(".npy format version \(major) is not read (1 to 3 are)") }
+            let headerStart = major == 1 ? 10 : 12
+            guard b.count >= headerStart else { return nil }
+            let headerLength = major == 1 ? NumpyArchive.le16(b, 8) : NumpyArchive.le32(b, 8)
+            guard headerLength <= NumpyArchive.maxHeaderBytes else { throw fail("the .npy header is over 1 MiB") }
+            guard b.count >= headerStart + headerLength else { return nil }
+            let headerBytes = UnsafeRawBufferPointer(rebasing: b[headerStart..<(headerStart + headerLength)])
+            let header = String(decoding: headerBytes, as: UTF8.self)
+            (dtype, shape) = try Self.fields(header, fail: fail)
+            guard let width = Self.widths[dtype] else {
+                throw fail("dtype \(MessageText.name(dtype)) is not read (float32, float16, float64, int64, int32 are)")
+            }
+            var count = 1
+            for d in shape {
+                let (product, overflow) = count.multipliedReportingOverflow(by: d)
+                guard !overflow else { throw fail("shape \(shape) holds more elements than fit in memory") }
+                count = product
+            }
+            let (bytes, overflow) = count.multipliedReportingOverflow(by: 8)
+            guard !overflow, bytes <= Int.max - headerStart - headerLength else {
+                throw fail("shape \(shape) holds more elements than fit in memory")
+            }
+            self.count = count
+            self.width = width
+            self.dataStart = headerStart + headerLength
+            self.dataBytes = count * width
         }
-        return NumpyArray(shape: shape, values: values, dtype: dtype)
+
+        static func fields(_ header: String, fail: (String) -> NumpyError) throws -> (String, [Int]) {
+            func field(_ key: String) -> Substring? {
+                guard let r = header.range(of: "'\(key)':") else { return nil }
+                return header[r.upperBound...].drop { $0 == " " }
+            }
+            guard let descrField = field("descr"), let q1 = descrField.firstIndex(where: { $0 == "'" || $0 == "\"" })
+            else { throw fail("no dtype in the .npy header") }
+            let dtype = String(descrField[descrField.index(after: q1)...].prefix { $0 != "'" && $0 != "\"" })
+            if field("fortran_order")?.hasPrefix("True") == true {
+                throw fail("Fortran-ordered arrays are not read; save with np.ascontiguousarray")
+            }
+            guard let shapeField = field("shape"), shapeField.first == "(",
+                let close = shapeField.firstIndex(of: ")")
+            else { throw fail("no shape in the .npy header") }
+            var shape: [Int] = []
+            for part in shapeField[shapeField.index(after: shapeField.startIndex)..<close].split(separator: ",") {
+                let text = part.trimmingCharacters(in: .whitespaces)
+                if text.isEmpty { continue }
+                guard let d = Int(text), d >= 0 else {
+                    throw fail("the .npy shape has '\(MessageText.name(text))', not a dimension (a count >= 0)")
+                }
+                shape.append(d)
+            }
+            return (dtype, shape)
+        }
+    }
+
+    static func parseNpy(_ b: UnsafeRawBufferPointer, path: String) throws -> NumpyArray {
+        func fail(_ message: String) -> NumpyError { NumpyError(path: path, message: message) }
+        guard let h = try NpyHeader(b, path: path) else { throw fail("truncated .npy header") }
+        let present = b.count - h.dataStart
+        guard present >= h.dataBytes else {
+            throw fail("holds \(present) bytes of data; shape \(h.shape) of \(h.dtype) needs \(h.dataBytes)")
+        }
+        let outBytes = h.count * (h.dtype.hasSuffix("i8") || h.dtype.hasSuffix("i4") ? 8 : 4)
+        guard outBytes <= InputLimit.bytes else { throw fail(InputLimit.exceeded(outBytes, what: "the array")) }
+        let data = UnsafeRawBufferPointer(rebasing: b[h.dataStart..<(h.dataStart + h.dataBytes)])
+        let values: NumpyArray.Values
+        switch h.dtype.dropFirst() {
+        case "f4": values = .float(converted(data, count: h.count, as: Float.self) { $0 })
+        case "f2": values = .float(converted(data, count: h.count, as: Float16.self) { Float($0) })
+        case "f8": values = .float(converted(data, count: h.count, as: Double.self) { Float($0) })
+        case "i8": values = .int64(converted(data, count: h.count, as: Int64.self) { $0 })
+        default: values = .int64(converted(data, count: h.count, as: Int32.self) { Int64($0) })
+        }
+        return NumpyArray(shape: h.shape, values: values, dtype: h.dtype)
+    }
+
+    /// `count` elements of `T` from possibly unaligned bytes, converted.
+    @inline(__always)
+    static func converted<T, R>(_ data: UnsafeRawBufferPointer, count: Int, as: T.Type, _ convert: (T) -> R) -> [R] {
+        [R](unsafeUninitializedCapacity: count) { out, initialized in
+            let size = MemoryLayout<T>.size
+            for i in 0..<count { out[i] = convert(data.loadUnaligned(fromByteOffset: i * size, as: T.self)) }
+            initialized = count
+        }
     }
 }

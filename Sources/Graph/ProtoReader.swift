@@ -9,6 +9,16 @@ import Foundation
 struct ProtoReader {
     /// The folder external data is read relative to (nil: a model from memory, which may not use external data).
     let baseDirectory: URL?
+    /// The first thing protobuf-c accepted but could not write back (noted where found, thrown at the end of
+    /// `model`): a field number out of protobuf's range, a kept message that does not unpack again.
+    private let damage = Damage()
+
+    private final class Damage {
+        var first: String?
+        func note(_ detail: @autoclosure () -> String) { if first == nil { first = detail() } }
+    }
+
+    init(baseDirectory: URL?) { self.baseDirectory = baseDirectory }
 
     func model(_ m: UnsafeMutablePointer<Onnx__ModelProto>, path: String) throws -> Model {
         guard let g = m.pointee.graph else { throw GraphError.noGraph(path: path) }
@@ -30,6 +40,7 @@ struct ProtoReader {
         model.functions = list(m.pointee.functions, m.pointee.n_functions).map(preserved)
         model.configuration = list(m.pointee.configuration, m.pointee.n_configuration).map(preserved)
         model.unknownFields = unknownFields(m)
+        if let detail = damage.first { throw GraphError.malformed(path: path, detail: detail) }
         return model
     }
 
@@ -159,7 +170,10 @@ struct ProtoReader {
         guard dims.allSatisfy({ $0 >= 0 }) else {
             throw GraphError.tensorSize(tensor: label, detail: "negative dimension in \(dims)")
         }
-        let elements = dims.reduce(1) { $0 * Int($1) }
+        guard let elements = Tensor.checkedElementCount(dims) else {
+            throw GraphError.tensorSize(
+                tensor: label, detail: "dims \(dims) describe more elements than fit in memory (the product overflows)")
+        }
         let expectedBytes = dataType.byteCount(elements: elements)
         let location = p.has_data_location != 0 ? Int32(bitPattern: p.data_location.rawValue) : nil
 
@@ -186,7 +200,12 @@ struct ProtoReader {
             t.pointee.raw_data.len = 0
             data = .bytes(buffer)
         } else {
-            data = try typedFieldData(t, dataType: dataType, elements: elements, label: label)
+            data = try typedFieldData(t, dataType: dataType, dims: dims, elements: elements, label: label)
+        }
+        // A type this build does not know: at least one bit per element, so element counts stay bounded by bytes.
+        if expectedBytes == nil, case .bytes(let buffer) = data, elements / 8 > buffer.byteCount {
+            throw GraphError.tensorSize(
+                tensor: label, detail: "its \(buffer.byteCount) bytes are too few for \(dataType) \(dims)")
         }
         return Tensor(
             name: name, dataType: dataType, dims: dims, data: data, encoding: encoding,
@@ -197,7 +216,7 @@ struct ProtoReader {
     /// The elements kept in the typed repeated fields, in raw layout. A field whose element type is the storage type
     /// is adopted; narrower types (int8, float16, ... kept one per int32) are packed into a new buffer.
     private func typedFieldData(
-        _ t: UnsafeMutablePointer<Onnx__TensorProto>, dataType: DataType, elements: Int, label: String
+        _ t: UnsafeMutablePointer<Onnx__TensorProto>, dataType: DataType, dims: [Int64], elements: Int, label: String
     ) throws -> TensorData {
         let p = t.pointee
         let counts = [
@@ -208,7 +227,7 @@ struct ProtoReader {
         var expectedCount = elements
         switch dataType {
         case .float: field = "float_data"
-        case .complex64: field = "float_data"; expectedCount = elements * 2
+        case .complex64: field = "float_data"; expectedCount = elements * 2  // no overflow: checkedElementCount
         case .double: field = "double_data"
         case .complex128: field = "double_data"; expectedCount = elements * 2
         case .int64: field = "int64_data"
@@ -222,14 +241,14 @@ struct ProtoReader {
             throw GraphError.tensorSize(tensor: label, detail: "a \(dataType) tensor holds data in \(other)")
         }
         let present = counts.first { $0.0 == field }!.1
-        if present == 0 {
-            if dataType == .string { return .strings([]) }
-            // No data at all: an empty tensor, or one whose values the file left out (shape-only placeholders).
-            return .bytes(TensorBuffer(zeroed: 0))
+        if present == 0 && expectedCount == 0 {
+            return dataType == .string ? .strings([]) : .bytes(TensorBuffer(zeroed: 0))
         }
         guard present == expectedCount else {
+            let holds = present == 0
+                ? "holds no data (no raw_data, \(field) empty)" : "\(field) holds \(present) values"
             throw GraphError.tensorSize(
-                tensor: label, detail: "\(field) holds \(present) values; \(dataType) with \(elements) elements needs \(expectedCount)")
+                tensor: label, detail: "\(holds); \(dataType) \(dims) needs \(expectedCount) values in \(field)")
         }
         func adopt<T>(_ pointer: UnsafeMutablePointer<T>?, _ clear: (inout Onnx__TensorProto) -> Void) -> TensorData {
             let buffer = TensorBuffer(adoptingMallocPointer: UnsafeMutableRawPointer(pointer), byteCount: present * MemoryLayout<T>.stride)
@@ -265,23 +284,29 @@ struct ProtoReader {
     private func readExternal(_ entries: [StringPair], tensor: String, expectedBytes: Int?) throws -> TensorBuffer {
         let info = try ExternalDataInfo(entries, tensor: tensor)
         guard let baseDirectory else {
-            throw GraphError.externalData(tensor: tensor, detail: "the model was not read from a file, so '\(info.location)' cannot be found")
+            let shown = MessageText.name(info.location)
+            throw GraphError.externalData(
+                tensor: tensor, detail: "the model was not read from a file, so '\(shown)' cannot be found")
         }
-        let url = baseDirectory.appendingPathComponent(info.location)
-        let fd = open(url.path, O_RDONLY)
+        let path = try Self.resolveInside(baseDirectory, info.location, tensor: tensor)
+        let fd = open(path, O_RDONLY)
         guard fd >= 0 else {
-            throw GraphError.externalData(tensor: tensor, detail: "cannot open \(url.path): \(String(cString: strerror(errno)))")
+            let reason = String(cString: strerror(errno))
+            throw GraphError.externalData(tensor: tensor, detail: "cannot open \(path): \(reason)")
         }
         defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else {
-            throw GraphError.externalData(tensor: tensor, detail: "cannot stat \(url.path)")
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            throw GraphError.externalData(tensor: tensor, detail: "\(path) is not a regular file")
         }
         let fileSize = Int(st.st_size)
         let length = info.length ?? max(0, fileSize - info.offset)
-        guard info.offset + length <= fileSize else {
+        let (end, overflow) = info.offset.addingReportingOverflow(length)
+        guard !overflow, end <= fileSize else {
             throw GraphError.externalData(
-                tensor: tensor, detail: "\(url.path) has \(fileSize) bytes; the tensor needs bytes \(info.offset)..<\(info.offset + length) (file too short)")
+                tensor: tensor,
+                detail: "\(path) has \(fileSize) bytes; the tensor needs \(length) bytes from offset \(info.offset) "
+                    + "(file too short)")
         }
         if let expectedBytes, expectedBytes != length {
             throw GraphError.externalData(tensor: tensor, detail: "length is \(length) bytes; the tensor's type and dims need \(expectedBytes)")
@@ -291,11 +316,38 @@ struct ProtoReader {
         while done < length {
             let n = pread(fd, buffer.baseAddress! + done, length - done, off_t(info.offset + done))
             guard n > 0 else {
-                throw GraphError.externalData(tensor: tensor, detail: "read of \(url.path) failed at byte \(info.offset + done)")
+                throw GraphError.externalData(tensor: tensor, detail: "read of \(path) failed at byte \(info.offset + done)")
             }
             done += n
         }
         return buffer
+    }
+
+    /// The real path of `location` (every symlink resolved), which must lie inside the real path of `folder`: a
+    /// symlink (or a symlinked folder) pointing out of the model's folder is refused, not followed.
+    static func resolveInside(_ folder: URL, _ location: String, tensor: String) throws -> String {
+        let joined = folder.appendingPathComponent(location).path
+        guard let realFolder = realPath(folder.path) else {
+            throw GraphError.externalData(tensor: tensor, detail: "cannot resolve the model's folder \(folder.path)")
+        }
+        guard let real = realPath(joined) else {
+            let reason = String(cString: strerror(errno))
+            throw GraphError.externalData(tensor: tensor, detail: "cannot open \(joined): \(reason)")
+        }
+        let prefix = realFolder.hasSuffix("/") ? realFolder : realFolder + "/"
+        guard real.hasPrefix(prefix) else {
+            throw GraphError.externalData(
+                tensor: tensor,
+                detail: "location '\(MessageText.name(location))' resolves to \(real), outside the model's folder "
+                    + "\(realFolder) (a symlink?); refused")
+        }
+        return real
+    }
+
+    static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
     }
 
     // MARK: Small pieces
@@ -305,12 +357,23 @@ struct ProtoReader {
         let size = protobuf_c_message_get_packed_size(base)
         var bytes = [UInt8](repeating: 0, count: size)
         _ = bytes.withUnsafeMutableBufferPointer { protobuf_c_message_pack(base, $0.baseAddress) }
+        // Saving unpacks these bytes again: check now that they do (a nested field number past 2^29 does not).
+        let descriptor = base.pointee.descriptor
+        if let again = bytes.withUnsafeBufferPointer({ protobuf_c_message_unpack(descriptor, nil, size, $0.baseAddress) }) {
+            protobuf_c_message_free_unpacked(again, nil)
+        } else {
+            damage.note("a \(String(cString: descriptor!.pointee.name)) holds a field protobuf cannot write back")
+        }
         return PreservedMessage(serialized: bytes)
     }
 
     func unknownFields<M>(_ message: UnsafeMutablePointer<M>) -> UnknownFields {
         let base = UnsafeMutableRawPointer(message).assumingMemoryBound(to: ProtobufCMessage.self).pointee
         guard base.n_unknown_fields > 0, let fields = base.unknown_fields else { return UnknownFields() }
+        for i in 0..<Int(base.n_unknown_fields) where fields[i].tag == 0 || fields[i].tag >= 1 << 29 {
+            let message = String(cString: base.descriptor.pointee.name)
+            damage.note("field number \(fields[i].tag) in a \(message) is outside protobuf's range")
+        }
         return UnknownFields(
             (0..<Int(base.n_unknown_fields)).map { i in
                 let f = fields[i]
@@ -355,12 +418,14 @@ struct ExternalDataInfo {
             case "location": location = entry.value
             case "offset":
                 guard let v = entry.value.flatMap({ Int($0) }), v >= 0 else {
-                    throw GraphError.externalData(tensor: tensor, detail: "offset '\(entry.value ?? "")' is not a byte count")
+                    throw GraphError.externalData(
+                        tensor: tensor, detail: "offset '\(MessageText.name(entry.value ?? ""))' is not a byte count")
                 }
                 offset = v
             case "length":
                 guard let v = entry.value.flatMap({ Int($0) }), v >= 0 else {
-                    throw GraphError.externalData(tensor: tensor, detail: "length '\(entry.value ?? "")' is not a byte count")
+                    throw GraphError.externalData(
+                        tensor: tensor, detail: "length '\(MessageText.name(entry.value ?? ""))' is not a byte count")
                 }
                 length = v
             default: continue
@@ -370,10 +435,10 @@ struct ExternalDataInfo {
             throw GraphError.externalData(tensor: tensor, detail: "no location entry")
         }
         if location.hasPrefix("/") {
-            throw GraphError.externalData(tensor: tensor, detail: "location '\(location)' is an absolute path; only paths inside the model's folder are read")
+            throw GraphError.externalData(tensor: tensor, detail: "location '\(MessageText.name(location))' is an absolute path; only paths inside the model's folder are read")
         }
         if location.split(separator: "/").contains("..") {
-            throw GraphError.externalData(tensor: tensor, detail: "location '\(location)' leaves the model's folder ('..'); refused")
+            throw GraphError.externalData(tensor: tensor, detail: "location '\(MessageText.name(location))' leaves the model's folder ('..'); refused")
         }
         self.location = location
         self.offset = offset

@@ -49,9 +49,12 @@ public struct DataType: RawRepresentable, Hashable, Sendable, CustomStringConver
     }
 
     /// Bytes that `count` elements take in `raw_data` (sub-byte types are packed, the last byte padded).
+    /// Nil too when the size does not fit in an Int (`Tensor.checkedElementCount` rules that out for loaded tensors).
     public func byteCount(elements count: Int) -> Int? {
-        guard let bits = bitsPerElement else { return nil }
-        return (count * bits + 7) / 8
+        guard let bits = bitsPerElement, count >= 0 else { return nil }
+        let (product, overflow) = count.multipliedReportingOverflow(by: bits)
+        guard !overflow, product <= Int.max - 7 else { return nil }
+        return (product + 7) / 8
     }
 
     public var description: String {
@@ -178,6 +181,20 @@ public struct Tensor: Sendable {
     }
 
     public var elementCount: Int { dims.reduce(1) { $0 * Int($1) } }
+
+    /// The number of elements `dims` describe, or nil when a dimension is negative or the count, in bits of the
+    /// widest element type (128), does not fit in an Int. The loader checks every tensor with this once, so
+    /// `elementCount` and `byteCount` never overflow on a loaded tensor.
+    public static func checkedElementCount(_ dims: [Int64]) -> Int? {
+        var count = 1
+        for d in dims {
+            guard d >= 0 else { return nil }
+            let (product, overflow) = count.multipliedReportingOverflow(by: Int(d))
+            guard !overflow else { return nil }
+            count = product
+        }
+        return count <= Int.max / 128 ? count : nil
+    }
 
     /// Bytes of the elements (empty for STRING tensors).
     public var byteCount: Int {

@@ -33,7 +33,7 @@ public struct TextFormatError: Error, Sendable, Equatable, CustomStringConvertib
     public var kind: Kind
     public var location: SourceLocation
     public var message: String
-    public var description: String { "\(location): \(message)" }
+    public var description: String { "\(location): \(MessageText.message(message))" }
 }
 
 /// All the problems found in one file (at least one).
@@ -127,6 +127,8 @@ private struct Token {
     var bytes: [UInt8] = []  // decoded string contents
     var line: Int
     var column: Int
+    /// The text as an error message shows it (escaped, long text cut).
+    var shown: String { MessageText.name(text) }
 }
 
 private struct Tokenizer {
@@ -346,14 +348,14 @@ private struct TextParser {
             }
             guard token.kind == .identifier else {
                 if token.kind == .symbol && token.text == "[" { throw syntax("extension fields ([name]) are not supported") }
-                throw syntax("a field name is expected here, found '\(token.text)'")
+                throw syntax("a field name is expected here, found '\(token.shown)'")
             }
             let nameToken = token
             try advance()
             guard let field = protobuf_c_message_descriptor_get_field_by_name(descriptor, nameToken.text) else {
                 let known = (0..<Int(descriptor.pointee.n_fields)).map { String(cString: descriptor.pointee.fields[$0].name) }
                 let hint = closest(nameToken.text, in: known).map { " (did you mean '\($0)'?)" } ?? ""
-                report(.unknownField, "unknown field '\(nameToken.text)' in \(String(cString: descriptor.pointee.name))\(hint)", at: nameToken)
+                report(.unknownField, "unknown field '\(nameToken.shown)' in \(String(cString: descriptor.pointee.name))\(hint)", at: nameToken)
                 try skipValue()
                 try skipSeparator()
                 continue
@@ -390,7 +392,7 @@ private struct TextParser {
         }
         if isSymbol("[") {
             guard repeated else {
-                report(.wrongType, "'\(nameToken.text)' is not repeated, so it takes no [list]", at: nameToken)
+                report(.wrongType, "'\(nameToken.shown)' is not repeated, so it takes no [list]", at: nameToken)
                 try skipValue()
                 return
             }
@@ -405,13 +407,13 @@ private struct TextParser {
                     try advance()
                     continue
                 }
-                guard isSymbol("]") else { throw syntax("',' or ']' expected in the list of '\(nameToken.text)'") }
+                guard isSymbol("]") else { throw syntax("',' or ']' expected in the list of '\(nameToken.shown)'") }
                 try advance()
                 break
             }
             return
         }
-        if !isMessage && !sawColon { throw syntax("':' expected after '\(nameToken.text)'") }
+        if !isMessage && !sawColon { throw syntax("':' expected after '\(nameToken.shown)'") }
         try parseOneValue(field, nameToken: nameToken, into: message, tree: &tree)
     }
 
@@ -478,7 +480,7 @@ private struct TextParser {
         case PROTOBUF_C_TYPE_STRING, PROTOBUF_C_TYPE_BYTES:
             guard token.kind == .string else {
                 try skipScalar()
-                report(.wrongType, "'\(name)' takes a quoted string, not '\(start.text)'", at: start)
+                report(.wrongType, "'\(name)' takes a quoted string, not '\(start.shown)'", at: start)
                 return nil
             }
             var bytes: [UInt8] = []
@@ -492,7 +494,7 @@ private struct TextParser {
         }
         if token.kind == .string {
             try skipScalar()
-            report(.wrongType, "'\(name)' takes \(typeDescription(f.type)), not the string \"\(start.text)\"", at: start)
+            report(.wrongType, "'\(name)' takes \(typeDescription(f.type)), not the string \"\(start.shown)\"", at: start)
             return nil
         }
         // Number-like: optional '-', then a number or identifier.
@@ -503,7 +505,7 @@ private struct TextParser {
         }
         let t = token
         guard t.kind == .number || t.kind == .identifier else {
-            throw syntax("a value is expected for '\(name)', found '\(t.text)'")
+            throw syntax("a value is expected for '\(name)', found '\(t.shown)'")
         }
         try advance()
         let text = t.text
@@ -520,7 +522,7 @@ private struct TextParser {
                 d = Double(body)
             }
             guard var value = d else {
-                report(.wrongType, "'\(name)' takes a number, not '\(negative ? "-" : "")\(text)'", at: start)
+                report(.wrongType, "'\(name)' takes a number, not '\(negative ? "-" : "")\(MessageText.name(text))'", at: start)
                 return nil
             }
             if negative { value = -value }
@@ -536,7 +538,7 @@ private struct TextParser {
             let names = (0..<Int(e.pointee.n_values)).map { String(cString: e.pointee.values[$0].name) }
             if t.kind == .identifier && !negative {
                 guard let v = protobuf_c_enum_descriptor_get_value_by_name(e, text) else {
-                    report(.badEnumValue, "'\(text)' is not a value of \(String(cString: e.pointee.name)) for '\(name)' (accepted: \(names.joined(separator: ", ")))", at: start)
+                    report(.badEnumValue, "'\(MessageText.name(text))' is not a value of \(String(cString: e.pointee.name)) for '\(name)' (accepted: \(names.joined(separator: ", ")))", at: start)
                     return nil
                 }
                 return .enumValue(name: String(cString: v.pointee.name), number: v.pointee.value)
@@ -544,13 +546,13 @@ private struct TextParser {
             guard let i = parseInteger(text), let magnitude = Int64(exactly: i), let n = Int32(exactly: negative ? -magnitude : magnitude),
                 let v = protobuf_c_enum_descriptor_get_value(e, n)
             else {
-                report(.badEnumValue, "'\(negative ? "-" : "")\(text)' is not a value of \(String(cString: e.pointee.name)) for '\(name)' (accepted: \(names.joined(separator: ", ")))", at: start)
+                report(.badEnumValue, "'\(negative ? "-" : "")\(MessageText.name(text))' is not a value of \(String(cString: e.pointee.name)) for '\(name)' (accepted: \(names.joined(separator: ", ")))", at: start)
                 return nil
             }
             return .enumValue(name: String(cString: v.pointee.name), number: v.pointee.value)
         default:
             guard t.kind == .number, let magnitude = parseInteger(text) else {
-                report(.wrongType, "'\(name)' takes an integer, not '\(negative ? "-" : "")\(text)'", at: start)
+                report(.wrongType, "'\(name)' takes an integer, not '\(negative ? "-" : "")\(MessageText.name(text))'", at: start)
                 return nil
             }
             let signed = f.type == PROTOBUF_C_TYPE_INT32 || f.type == PROTOBUF_C_TYPE_SINT32 || f.type == PROTOBUF_C_TYPE_SFIXED32
@@ -560,13 +562,13 @@ private struct TextParser {
             if signed {
                 let limit: UInt64 = bits32 ? 1 << 31 : 1 << 63
                 guard magnitude < limit || (negative && magnitude == limit) else {
-                    report(.outOfRange, "\(negative ? "-" : "")\(text) is out of range for '\(name)' (\(bits32 ? "int32" : "int64"))", at: start)
+                    report(.outOfRange, "\(negative ? "-" : "")\(MessageText.name(text)) is out of range for '\(name)' (\(bits32 ? "int32" : "int64"))", at: start)
                     return nil
                 }
                 return .int(negative ? Int64(bitPattern: 0 &- magnitude) : Int64(magnitude))
             }
             guard !negative || magnitude == 0, magnitude <= (bits32 ? UInt64(UInt32.max) : UInt64.max) else {
-                report(.outOfRange, "\(negative ? "-" : "")\(text) is out of range for '\(name)' (\(bits32 ? "uint32" : "uint64"))", at: start)
+                report(.outOfRange, "\(negative ? "-" : "")\(MessageText.name(text)) is out of range for '\(name)' (\(bits32 ? "uint32" : "uint64"))", at: start)
                 return nil
             }
             return .uint(magnitude)
@@ -583,7 +585,7 @@ private struct TextParser {
     }
 
     mutating func badBool(_ name: String, _ start: Token) -> ProtoValue? {
-        report(.wrongType, "'\(name)' takes true or false, not '\(start.text)'", at: start)
+        report(.wrongType, "'\(name)' takes true or false, not '\(start.shown)'", at: start)
         return nil
     }
 
@@ -602,7 +604,7 @@ private struct TextParser {
         } else if token.kind == .number || token.kind == .identifier {
             try advance()
         } else {
-            throw syntax("a value is expected, found '\(token.text)'")
+            throw syntax("a value is expected, found '\(token.shown)'")
         }
     }
 
@@ -693,7 +695,11 @@ public func closest(_ word: String, in candidates: [String]) -> String? {
         return a.isEmpty ? b.count : row[b.count]
     }
     let w = Array(word.lowercased())
-    let scored = candidates.map { ($0, distance(w, Array($0.lowercased()))) }.min { $0.1 < $1.1 }
-    guard let (best, d) = scored, d <= max(2, w.count / 3) else { return nil }
+    let limit = max(2, w.count / 3)
+    // The distance is at least the difference in length: a candidate that far off is not scored (a 4 MB word
+    // against every field name would otherwise take minutes).
+    let near = candidates.filter { abs($0.count - w.count) <= limit }
+    let scored = near.map { ($0, distance(w, Array($0.lowercased()))) }.min { $0.1 < $1.1 }
+    guard let (best, d) = scored, d <= limit else { return nil }
     return best
 }

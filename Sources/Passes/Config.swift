@@ -117,7 +117,7 @@ public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
         self.location = location
         self.message = message
     }
-    public var description: String { "\(location): \(message)" }
+    public var description: String { "\(location): \(MessageText.message(message))" }
 }
 
 /// Several config problems at once (all that were found).
