@@ -27,7 +27,7 @@ func reportingErrors(_ body: () throws -> Void) throws {
     } catch let error as CleanExit {
         throw error
     } catch {
-        FileHandle.standardError.write(Data("amct-pipe: error: \(error)\n".utf8))
+        FileHandle.standardError.write(Data("amct-pipe: error: \(MessageText.message(String(describing: error)))\n".utf8))
         throw ExitCode.failure
     }
 }
