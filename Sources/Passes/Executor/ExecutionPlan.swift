@@ -22,7 +22,7 @@ struct ExecutionPlan {
         let outputs: [Int]
         /// Slots whose value is dropped after this step.
         var release: [Int] = []
-        /// Slots whose storage goes back to the pool after this step.
+        /// Slots whose storage goes back to the pool after this step (a later step of the batch reuses it).
         var recycle: [Int] = []
     }
 
@@ -143,7 +143,9 @@ struct ExecutionPlan {
         }
         names = [String](repeating: "", count: slotCount)
         for (name, s) in slotByName { names[s] = name }
-        scheduleReleases(producedAt: producedAt)
+        var floatCounts: [Int: Int] = [:]
+        for (s, spec) in specs where spec.kind == .float && spec.constant == nil { floatCounts[s] = spec.count }
+        scheduleReleases(producedAt: producedAt, floatCounts: floatCounts)
     }
 
     /// The value name of each slot.
@@ -152,7 +154,7 @@ struct ExecutionPlan {
     private var aliasOf: [Int: Int] = [:]
 
     /// Sets each step's `release` and `recycle` lists from the last reader of every slot and of every storage.
-    private mutating func scheduleReleases(producedAt: [Int: Int]) {
+    private mutating func scheduleReleases(producedAt: [Int: Int], floatCounts: [Int: Int]) {
         var lastUse = producedAt
         for (i, step) in steps.enumerated() {
             for s in step.inputs where s >= 0 && producedAt[s] != nil { lastUse[s] = i }
@@ -171,11 +173,30 @@ struct ExecutionPlan {
             if producedAt[r] == nil || kept.contains(s) { pinned.insert(r) }
             storageEnd[r] = max(storageEnd[r] ?? -1, last)
         }
+        var candidates: [Int: [Int]] = [:]
         for (s, last) in lastUse where !kept.contains(s) {
             steps[last].release.append(s)
             let r = root(s)
-            if !pinned.contains(r), storageEnd[r] == last, !steps[last].recycle.contains(where: { root($0) == r }) {
-                steps[last].recycle.append(s)
+            if !pinned.contains(r), storageEnd[r] == last, !(candidates[last] ?? []).contains(where: { root($0) == r }) {
+                candidates[last, default: []].append(s)
+            }
+        }
+        keepReusedBuffers(candidates, floatCounts: floatCounts)
+    }
+
+    /// Of the storages that die at each step, recycles those a later step of the batch takes (an output of the same
+    /// element count), simulating the pool in step order; the others go back to the allocator, so buffers of sizes
+    /// that never recur (a DenseNet's growing Concat outputs) are not held to the end of the batch.
+    private mutating func keepReusedBuffers(_ candidates: [Int: [Int]], floatCounts: [Int: Int]) {
+        var waiting: [Int: [(step: Int, slot: Int)]] = [:]
+        for i in steps.indices {
+            for s in steps[i].outputs where s >= 0 && aliasOf[s] == nil {
+                guard let c = floatCounts[s], var queue = waiting[c], let freed = queue.popLast() else { continue }
+                waiting[c] = queue
+                steps[freed.step].recycle.append(freed.slot)
+            }
+            for s in candidates[i] ?? [] {
+                if let c = floatCounts[s] { waiting[c, default: []].append((i, s)) }
             }
         }
     }
