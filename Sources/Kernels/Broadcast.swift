@@ -96,9 +96,68 @@ public enum PowOperation: FloatBinaryOperation {
     public static let gradient = Backward.BinaryOp.pow
 }
 
-public protocol FloatUnaryFunction { func callAsFunction(_ x: Float) -> Float }
+public protocol FloatUnaryFunction {
+    func callAsFunction(_ x: Float) -> Float
+    /// y[i] = f(x[i]) for i < count (x and y may be the same). Each conforming type implements it by calling
+    /// `unaryLoop(self, …)`, which the compiler specialises for that type: a generic call per element would not be.
+    func run(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int)
+}
+
+/// The loop behind `FloatUnaryFunction.run`, specialised at each concrete call site.
+@inlinable @inline(__always)
+public func unaryLoop<F: FloatUnaryFunction>(_ f: F, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+    for i in 0..<count { y[i] = f(x[i]) }
+}
 
 public enum BroadcastKernels {
+    /// The arithmetic op by value: dispatches once to the loop specialised for it.
+    public static func binary(
+        _ code: Backward.BinaryOp, _ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>, _ layout: BroadcastLayout,
+        into out: UnsafeMutableBufferPointer<Float>
+    ) {
+        switch code {
+        case .add: binary(AddOperation.self, a, b, layout, into: out)
+        case .sub: binary(SubOperation.self, a, b, layout, into: out)
+        case .mul: binary(MulOperation.self, a, b, layout, into: out)
+        case .div: binary(DivOperation.self, a, b, layout, into: out)
+        case .pow: binary(PowOperation.self, a, b, layout, into: out)
+        }
+    }
+
+    /// io[i] = op(io[i], b) (or op(b, io[i]) when `chainIsLeft` is false) over `count` elements, b contiguous
+    /// (`stride` 1) or one value (`stride` 0): one stage of an elementwise chain, specialised per op.
+    public static func stage(
+        _ code: Backward.BinaryOp, _ io: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, stride: Int,
+        chainIsLeft: Bool, count: Int
+    ) {
+        switch code {
+        case .add: stage(AddOperation.self, io, b, stride, chainIsLeft, count)
+        case .sub: stage(SubOperation.self, io, b, stride, chainIsLeft, count)
+        case .mul: stage(MulOperation.self, io, b, stride, chainIsLeft, count)
+        case .div: stage(DivOperation.self, io, b, stride, chainIsLeft, count)
+        case .pow: stage(PowOperation.self, io, b, stride, chainIsLeft, count)
+        }
+    }
+
+    @inlinable @inline(__always)
+    static func stage<Op: FloatBinaryOperation>(
+        _ op: Op.Type, _ io: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, _ stride: Int, _ chainIsLeft: Bool,
+        _ count: Int
+    ) {
+        if stride == 0 {
+            let v = b[0]
+            if chainIsLeft {
+                for i in 0..<count { io[i] = Op.apply(io[i], v) }
+            } else {
+                for i in 0..<count { io[i] = Op.apply(v, io[i]) }
+            }
+        } else if chainIsLeft {
+            for i in 0..<count { io[i] = Op.apply(io[i], b[i]) }
+        } else {
+            for i in 0..<count { io[i] = Op.apply(b[i], io[i]) }
+        }
+    }
+
     /// out = Op(a, b) with broadcasting; `out` holds `layout.count` elements.
     @inlinable
     public static func binary<Op: FloatBinaryOperation>(
@@ -137,7 +196,7 @@ public enum BroadcastKernels {
     public static func map<F: FloatUnaryFunction>(_ f: F, _ x: UnsafeBufferPointer<Float>, into out: UnsafeMutableBufferPointer<Float>) {
         guard let px = x.baseAddress, let po = out.baseAddress else { return }
         parallelChunks(x.count, work: x.count * 4) { range in
-            for i in range { po[i] = f(px[i]) }
+            f.run(px + range.lowerBound, po + range.lowerBound, count: range.count)
         }
     }
 

@@ -42,69 +42,81 @@ public struct ConvGeometry: Sendable {
 }
 
 extension NeuralOps {
-    /// What a convolution does to its output after the sum: an added residual (same shape), then a clamp (Relu is
-    /// [0, ∞), ReLU6 and Clip their bounds); fused by the executor's plan.
+    /// What a convolution does to its output after the sum, in one pass, fused by the executor's plan: a per-channel
+    /// scale (a BatchNormalization after it), the bias (or the BN shift), an added residual of the output's shape, then
+    /// a clamp (Relu is [0, ∞), ReLU6 and Clip their bounds):  y = clamp(acc·k[c] + b[c] + r).
     public struct Epilogue: Sendable {
+        public var scale: [Float]?
         public var clamp: (lo: Float, hi: Float)?
-        public init(clamp: (lo: Float, hi: Float)? = nil) { self.clamp = clamp }
+        public init(scale: [Float]? = nil, clamp: (lo: Float, hi: Float)? = nil) {
+            self.scale = scale
+            self.clamp = clamp
+        }
     }
 
     /// Convolution forward into `out` (`geometry.outputCount` floats); `scratch` holds `geometry.scratchCount`.
-    /// With `residual` (same shape as the output) the result is added to it; `epilogue.clamp` clamps the end result.
+    /// With `residual` (same shape as the output) the result is added to it; `epilogue` finishes it.
     public static func conv2d(
         _ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
         residual: UnsafePointer<Float>? = nil, epilogue: Epilogue = Epilogue(),
         out: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>?
     ) {
+        let p = g.outH * g.outW, image = g.outChannels * p
         if g.isDepthwise {
-            depthwiseConv2d(g, x: x, w: w, bias: bias, residual: residual, out: out)
-            if let clamp = epilogue.clamp { clampInPlace(out, count: g.outputCount, clamp) }
+            let plain = epilogue.scale == nil
+            depthwiseConv2d(g, x: x, w: w, bias: plain ? bias : nil, residual: plain ? residual : nil, out: out)
+            for img in 0..<g.batch {
+                finish(out + img * image, channels: g.outChannels, plane: p, scale: epilogue.scale, bias: plain ? nil : bias,
+                       residual: plain ? nil : residual.map { $0 + img * image }, clamp: epilogue.clamp)
+            }
             return
         }
         let cg = g.channelsPerGroup, mg = g.outPerGroup
-        let kdim = cg * g.kernelH * g.kernelW, p = g.outH * g.outW, hw = g.height * g.width
-        let beta: Float = residual == nil ? 0 : 1
+        let kdim = cg * g.kernelH * g.kernelW, hw = g.height * g.width
+        // Without a scale the residual is the sgemm's C (β = 1); with one it is added after scaling.
+        let accumulate = residual != nil && epilogue.scale == nil
         for img in 0..<g.batch {
-            let image = out + img * g.outChannels * p
-            if let residual { image.update(from: residual + img * g.outChannels * p, count: g.outChannels * p) }
+            let y = out + img * image
+            if accumulate, let residual { y.update(from: residual + img * image, count: image) }
             for grp in 0..<g.group {
                 let xOff = (img * g.channels + grp * cg) * hw
                 let oOff = grp * mg * p
                 let wOff = grp * mg * kdim
                 if g.isPointwise {
                     sgemm(transA: false, transB: false, m: mg, n: p, k: kdim, w + wOff, lda: kdim, x + xOff, ldb: p,
-                          beta: beta, image + oOff, ldc: p)
+                          beta: accumulate ? 1 : 0, y + oOff, ldc: p)
                 } else if let col = scratch {
                     im2colParallel(x + xOff, channels: cg, h: g.height, w: g.width, window: g.window, ho: g.outH, wo: g.outW, into: col)
                     sgemm(transA: false, transB: false, m: mg, n: p, k: kdim, w + wOff, lda: kdim, UnsafePointer(col), ldb: p,
-                          beta: beta, image + oOff, ldc: p)
+                          beta: accumulate ? 1 : 0, y + oOff, ldc: p)
                 }
             }
-            biasAndClamp(image, bias, channels: g.outChannels, plane: p, epilogue.clamp)
+            finish(y, channels: g.outChannels, plane: p, scale: epilogue.scale, bias: bias,
+                   residual: accumulate ? nil : residual.map { $0 + img * image }, clamp: epilogue.clamp)
         }
     }
 
-    /// y[c, i] = clamp(y[c, i] + b[c]) over `channels` planes, in one pass (nothing when neither is given).
-    public static func biasAndClamp(
-        _ y: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>?, channels: Int, plane: Int, _ clamp: (lo: Float, hi: Float)?
+    /// y[c, i] = clamp(y[c, i]·k[c] + b[c] + r[c, i]) over `channels` planes, in one pass (nothing when there is
+    /// nothing to do).
+    public static func finish(
+        _ y: UnsafeMutablePointer<Float>, channels: Int, plane: Int, scale: [Float]?, bias: UnsafePointer<Float>?,
+        residual: UnsafePointer<Float>?, clamp: (lo: Float, hi: Float)?
     ) {
-        guard bias != nil || clamp != nil else { return }
+        guard bias != nil || scale != nil || residual != nil || clamp != nil else { return }
         let (lo, hi) = clamp ?? (-.infinity, .infinity)
-        parallelChunks(channels, work: channels * plane) { range in
-            for c in range {
-                let v = bias?[c] ?? 0, row = y + c * plane
-                if clamp == nil {
-                    for i in 0..<plane { row[i] += v }
-                } else {
-                    for i in 0..<plane { row[i] = Swift.min(Swift.max(row[i] + v, lo), hi) }
+        let zero: [Float] = [0]
+        zero.withUnsafeBufferPointer { z in
+            parallelChunks(channels, work: channels * plane) { range in
+                for c in range {
+                    let k = scale?[c] ?? 1, b = bias?[c] ?? 0, row = y + c * plane
+                    let r = residual.map { $0 + c * plane } ?? z.baseAddress!, rs = residual == nil ? 0 : 1
+                    if clamp == nil {
+                        for i in 0..<plane { row[i] = row[i] * k + b + r[i * rs] }
+                    } else {
+                        for i in 0..<plane { row[i] = Swift.min(Swift.max(row[i] * k + b + r[i * rs], lo), hi) }
+                    }
                 }
             }
-        }
-    }
-
-    static func clampInPlace(_ y: UnsafeMutablePointer<Float>, count: Int, _ clamp: (lo: Float, hi: Float)) {
-        parallelChunks(count, work: count) { range in
-            for i in range { y[i] = Swift.min(Swift.max(y[i], clamp.lo), clamp.hi) }
         }
     }
 

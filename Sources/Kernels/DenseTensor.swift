@@ -2,6 +2,8 @@
 public struct DenseTensor: Sendable {
     public enum Elements: Sendable {
         case float([Float])
+        /// Float elements borrowed from memory another object owns (a model's initializer): a view, never copied.
+        case floatView(FloatView)
         case int64([Int64])
         case bool([Bool])
     }
@@ -24,11 +26,27 @@ public struct DenseTensor: Sendable {
         elements = .bool(bools)
     }
 
+    /// A view of `view.count` floats (the caller has checked the count against the shape).
+    public init(shape: [Int], view: FloatView) {
+        self.shape = shape
+        elements = .floatView(view)
+    }
+
     public var count: Int { shape.reduce(1, *) }
+
+    /// The float elements for reading, without a copy for float tensors and views.
+    public func withFloats<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        switch elements {
+        case .float(let f): return try f.withUnsafeBufferPointer(body)
+        case .floatView(let v): return try body(UnsafeBufferPointer(start: v.base, count: v.count))
+        default: return try floats.withUnsafeBufferPointer(body)
+        }
+    }
 
     public var floats: [Float] {
         switch elements {
         case .float(let f): return f
+        case .floatView(let v): return Array(UnsafeBufferPointer(start: v.base, count: v.count))
         case .int64(let i): return i.map(Float.init)
         case .bool(let b): return b.map { $0 ? 1 : 0 }
         }
@@ -37,10 +55,28 @@ public struct DenseTensor: Sendable {
         switch elements {
         case .int64(let i): return i
         case .float(let f): return f.map { Int64(clampingFloat: $0) }
+        case .floatView(let v): return UnsafeBufferPointer(start: v.base, count: v.count).map { Int64(clampingFloat: $0) }
         case .bool(let b): return b.map { $0 ? 1 : 0 }
         }
     }
-    public var isFloat: Bool { if case .float = elements { return true } else { return false } }
+    public var isFloat: Bool {
+        switch elements {
+        case .float, .floatView: return true
+        default: return false
+        }
+    }
+}
+
+/// Floats another object owns, kept alive by holding it.
+public struct FloatView: @unchecked Sendable {
+    public let owner: AnyObject
+    public let base: UnsafePointer<Float>
+    public let count: Int
+    public init(owner: AnyObject, base: UnsafePointer<Float>, count: Int) {
+        self.owner = owner
+        self.base = base
+        self.count = count
+    }
 }
 
 /// An op the kernels cannot compute as given (an attribute value, a shape).

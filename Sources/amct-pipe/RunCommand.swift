@@ -36,7 +36,7 @@ struct RunCommand: ParsableCommand {
             let arrays: [(String, NumpyArray)] = model.graph.outputs.compactMap { o in
                 guard let name = o.name, let t = outputs[name] else { return nil }
                 switch t.elements {
-                case .float(let f): return (name, NumpyArray(shape: t.shape, values: .float(f), dtype: "<f4"))
+                case .float, .floatView: return (name, NumpyArray(shape: t.shape, values: .float(t.floats), dtype: "<f4"))
                 default: return (name, NumpyArray(shape: t.shape, values: .int64(t.ints), dtype: "<i8"))
                 }
             }

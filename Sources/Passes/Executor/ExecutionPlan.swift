@@ -37,16 +37,16 @@ struct ExecutionPlan {
     /// memory): a quarter of physical memory in float32.
     static let elementLimit = Int(min(ProcessInfo.processInfo.physicalMemory / 16, UInt64(Int.max / 8)))
 
-    /// The graph the steps refer to (the model's, or a copy with Conv+BatchNormalization folded).
-    let graph: Graph
+    /// The node of each step (for messages): the model's, or the folded copy's; not the whole graph, so a folded copy's
+    /// weights are not kept once they are converted.
+    private(set) var nodes: [NodeID: Node] = [:]
 
     /// - Parameters:
     ///   - observed: values a caller wants to see; fusion never hides them.
     ///   - fuse: run Conv chains as one step (Fusion.swift); off for training, where every node's values are needed.
     init(graph model: Graph, opset: Int, registry: OperatorRegistry, inputs: [String: TensorSpec],
          observed: Set<String> = [], fuse: Bool = true) throws {
-        let graph = fuse ? Fusion.foldingBatchNorms(model, observed: observed) : model
-        self.graph = graph
+        let graph = model
         var specs: [Int: TensorSpec] = [:]
         func slot(_ name: String) -> Int {
             if let s = slotByName[name] { return s }
@@ -74,6 +74,80 @@ struct ExecutionPlan {
             }
             return (spec, s)
         }
+        /// An elementwise chain starting at `id` (ElementwiseChain.swift): the step and the nodes it absorbs.
+        func elementwiseChain(from id: NodeID, _ first: Prepared, _ firstSpecs: [TensorSpec?], _ firstSlots: [Int])
+            throws -> (step: Step, absorbed: [NodeID], shape: [Int])? {
+            guard first.outputs.count == 1, first.outputs[0].kind == .float else { return nil }
+            let shape = first.outputs[0].shape
+            var operandSlots: [Int] = [], operandShapes: [[Int]] = [], stages: [any ChainStage] = [], absorbed: [NodeID] = []
+            func operand(_ slot: Int, _ shape: [Int]) -> Int {
+                if let k = operandSlots.firstIndex(of: slot) { return k }
+                operandSlots.append(slot)
+                operandShapes.append(shape)
+                return operandSlots.count - 1
+            }
+            /// The stages of one node reading the chain's value at input `at` (nil: it cannot join).
+            func stagesOf(_ node: Node, _ prepared: Prepared, _ inputSpecs: [TensorSpec?], _ slots: [Int], at: Int) -> [any ChainStage]? {
+                guard prepared.outputs.count == 1, prepared.outputs[0].shape == shape, prepared.outputs[0].kind == .float else { return nil }
+                if node.op == "BatchNormalization", at == 0, let bn = prepared.kernel as? NormalizationOps.BatchNormKernel,
+                   shape.count >= 2, let params = try? (1...4).map({ i -> [Float] in
+                       guard let c = inputSpecs[i]?.constant else { throw KernelError("") }
+                       return c.floats }) {
+                    let k = (0..<shape[1]).map { params[0][$0] / (params[3][$0] + bn.epsilon).squareRoot() }
+                    let shift = (0..<shape[1]).map { params[1][$0] - params[2][$0] * k[$0] }
+                    let pshape = [1, shape[1]] + Array(repeating: 1, count: shape.count - 2)
+                    let ks = slot("\(node.displayName)#bn.k"), ss = slot("\(node.displayName)#bn.shift")
+                    for (s, v) in [(ks, k), (ss, shift)] {
+                        let value = DenseTensor(shape: pshape, floats: v)
+                        specs[s] = TensorSpec(constant: value)
+                        constants.append((s, value))
+                    }
+                    return [BinaryStage<MulOperation>(operand: operand(ks, pshape), chainIsLeft: true),
+                            BinaryStage<AddOperation>(operand: operand(ss, pshape), chainIsLeft: true)]
+                }
+                guard let chainable = prepared.kernel as? any ChainableKernel else { return nil }
+                let others = slots.indices.filter { $0 != at && slots[$0] >= 0 }
+                guard chainable.chainOperands == 0 || others.count == 1 else { return nil }
+                let other = chainable.chainOperands == 0 ? nil : others.first.map { operand(slots[$0], inputSpecs[$0]?.shape ?? []) }
+                return chainable.chainStage(chainInput: at, operandIndex: other).map { [$0] }
+            }
+            // The first node: its chain value is an input of the output's shape.
+            let firstNode = graph[id]
+            guard let entryAt = firstSlots.indices.first(where: { firstSlots[$0] >= 0 && firstSpecs[$0]?.shape == shape }) else {
+                return nil
+            }
+            _ = operand(firstSlots[entryAt], shape)
+            guard let firstStages = stagesOf(firstNode, first, firstSpecs, firstSlots, at: entryAt) else { return nil }
+            stages += firstStages
+            var value = firstNode.outputs[0]
+            while !observed.contains(value), !graph.isGraphOutput(value), graph.consumers(of: value).count == 1 {
+                let nextID = graph.consumers(of: value)[0]
+                let next = graph[nextID]
+                guard next.isDefaultDomain, next.outputs.count == 1, next.inputs.filter({ $0 == value }).count == 1,
+                      let at = next.inputs.firstIndex(of: value),
+                      let op = try? Self.lookup(next, opset: opset, registry: registry) else { break }
+                var specsNext: [TensorSpec?] = [], slotsNext: [Int] = []
+                var available = true
+                for (i, name) in next.inputs.enumerated() {
+                    if i == at { specsNext.append(TensorSpec(.float, shape)); slotsNext.append(-2); continue }
+                    guard let a = try? argument(name, of: next), name.isEmpty || a.spec != nil else { available = false; break }
+                    specsNext.append(a.spec)
+                    slotsNext.append(a.slot)
+                }
+                guard available, let prepared = try? op.prepare(OpContext(node: next, opset: opset, inputs: specsNext)),
+                      let more = stagesOf(next, prepared, specsNext, slotsNext, at: at) else { break }
+                stages += more
+                absorbed.append(nextID)
+                value = next.outputs[0]
+            }
+            guard stages.count >= 2, let layout = try? BroadcastLayout(operandShapes + [shape]), layout.shape == shape,
+                  layout.dims.isEmpty || operandShapes.indices.allSatisfy({ (0...1).contains(layout.strides[$0].last!) })
+            else { return nil }
+            let ops = ([firstNode.op] + absorbed.map { graph[$0].op }).joined(separator: "+")
+            let step = Step(node: id, opType: ops, kernel: ElementwiseChainKernel(layout: layout, stages: stages),
+                            inputs: operandSlots, outputs: [slot(value)])
+            return (step, absorbed, shape)
+        }
         for id in graph.order where !absorbed.contains(id) {
             var node = graph[id]
             let op = try Self.lookup(node, opset: opset, registry: registry)
@@ -93,15 +167,42 @@ struct ExecutionPlan {
                }) {
                 var residual: (spec: TensorSpec?, slot: Int)?
                 if let r = chain.residual { residual = try argument(r, of: node) }
-                if residual == nil || residual?.spec?.shape == prepared.outputs[0].shape {
+                let channels = conv.geometry.outChannels
+                var shift: [Float]?, scale: [Float]?
+                if let bn = chain.batchNorm {
+                    let bias = argSpecs.count > 2 ? argSpecs[2] : nil
+                    if bn.parameters.allSatisfy({ $0.count == channels }), bias == nil || bias?.constant?.count == channels {
+                        let b = bias?.constant?.floats ?? [Float](repeating: 0, count: channels)
+                        let p = bn.parameters
+                        let k = (0..<channels).map { p[0][$0] / (p[3][$0] + bn.epsilon).squareRoot() }
+                        scale = k
+                        shift = (0..<channels).map { (b[$0] - p[2][$0]) * k[$0] + p[1][$0] }
+                    }
+                }
+                if (residual == nil || residual?.spec?.shape == prepared.outputs[0].shape), chain.batchNorm == nil || scale != nil {
                     while argSpecs.count < 3 { argSpecs.append(nil); argSlots.append(-1) }
+                    if let shift {
+                        let s = slot("\(node.displayName)#bn.shift")
+                        let value = DenseTensor(shape: [channels], floats: shift)
+                        specs[s] = TensorSpec(constant: value)
+                        constants.append((s, value))
+                        argSpecs[2] = specs[s]
+                        argSlots[2] = s
+                    }
                     if let residual { argSpecs.append(residual.spec); argSlots.append(residual.slot) }
                     conv.fusedResidual = residual != nil
-                    conv.epilogue = NeuralOps.Epilogue(clamp: chain.clamp)
+                    conv.epilogue = NeuralOps.Epilogue(scale: scale, clamp: chain.clamp)
                     prepared.kernel = conv
                     node.outputs = [chain.output]
                     absorbed.formUnion(chain.absorbed)
                 }
+            }
+            let isConstant = argSpecs.allSatisfy { $0 == nil || $0?.constant != nil }
+            if fuse, !isConstant, let chain = try elementwiseChain(from: id, prepared, argSpecs, argSlots) {
+                for s in chain.step.outputs { specs[s] = TensorSpec(.float, chain.shape); producedAt[s] = steps.count }
+                steps.append(chain.step)
+                absorbed.formUnion(chain.absorbed)
+                continue
             }
             let named = node.outputs.enumerated().filter { !$0.element.isEmpty }
             if let extra = named.first(where: { $0.offset >= prepared.outputs.count }) {
@@ -141,12 +242,16 @@ struct ExecutionPlan {
             guard let s = slotByName[name], specs[s] != nil else { continue }
             outputSlots.append((name, s))
         }
+        for step in steps { nodes[step.node] = graph[step.node] }
         names = [String](repeating: "", count: slotCount)
         for (name, s) in slotByName { names[s] = name }
         var floatCounts: [Int: Int] = [:]
         for (s, spec) in specs where spec.kind == .float && spec.constant == nil { floatCounts[s] = spec.count }
         scheduleReleases(producedAt: producedAt, floatCounts: floatCounts)
     }
+
+    /// The node a step runs (a fused step: the first node of its chain).
+    func node(_ step: Step) -> Node { nodes[step.node] ?? Node(opType: step.opType, inputs: [], outputs: []) }
 
     /// The value name of each slot.
     private(set) var names: [String] = []
@@ -243,7 +348,13 @@ struct ExecutionPlan {
             return .failure(KernelError("initializer '\(t.name ?? "")' holds \(t.byteCount) bytes, not what dims \(t.dims) of \(t.dataType) need"))
         }
         switch t.dataType {
-        case .float: return .success(DenseTensor(shape: shape, floats: t.withElements(as: Float.self) { Array($0) }))
+        case .float:
+            // A view of the initializer's own bytes when they are aligned for Float (they are malloc'd): no copy.
+            if case .bytes(let buffer) = t.data, let base = buffer.baseAddress, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 {
+                let view = FloatView(owner: buffer, base: UnsafePointer(base.assumingMemoryBound(to: Float.self)), count: count)
+                return .success(DenseTensor(shape: shape, view: view))
+            }
+            return .success(DenseTensor(shape: shape, floats: t.withElements(as: Float.self) { Array($0) }))
         case .float16: return .success(DenseTensor(shape: shape, floats: t.withElements(as: Float16.self) { $0.map(Float.init) }))
         case .double: return .success(DenseTensor(shape: shape, floats: t.withElements(as: Double.self) { $0.map(Float.init) }))
         case .int64: return .success(DenseTensor(shape: shape, ints: t.withElements(as: Int64.self) { Array($0) }))

@@ -4,29 +4,17 @@ import Kernels
 // What the plan runs as one step when nothing outside needs the values in between (inference only; a plan built for
 // training, or one that must hand an inner value to an observer, keeps every node):
 //
-//   Conv ─▶ BatchNormalization                    ─▶  Conv(W·k, (b − μ)·k + β)          (BatchNormFoldingPass)
-//   Conv ─▶ [Add(·, r) where r is already known] ─▶ [Relu | Clip(lo, hi)]  ─▶  one Conv step: sgemm onto r, then
-//                                                                              bias and clamp in one pass
+//   Conv ─▶ [BatchNormalization] ─▶ [Add(·, r), r known before] ─▶ [Relu | Clip(lo, hi)]
+//        ─▶  one Conv step: sgemm, then y = clamp(acc·k + b' + r) in one pass over the output
+//            (BN as k = γ/√(σ² + ε), b' = (b − μ)·k + β; the weights are used as they are, never copied or rewritten)
 //
-// Folding changes float rounding only (within 1e-6 of the unfused result relative to the output's scale).
+// Elementwise chains (ElementwiseChain.swift) are found by the plan itself.
 
 enum Fusion {
-    /// The graph with Conv+BatchNormalization folded, unless that would hide a value in `observed`.
-    static func foldingBatchNorms(_ graph: Graph, observed: Set<String>) -> Graph {
-        var folded = graph
-        var context = PassContext()
-        do {
-            try BatchNormFoldingPass().run(&folded, &context)
-        } catch {
-            return graph
-        }
-        let before = Set(graph.order.flatMap { graph[$0].outputs })
-        let after = Set(folded.order.flatMap { folded[$0].outputs })
-        return observed.contains { before.contains($0) && !after.contains($0) } ? graph : folded
-    }
-
     /// A Conv and the nodes after it that its step absorbs.
     struct ConvChain {
+        /// The BatchNormalization right after the Conv: its (scale, bias, mean, variance) and epsilon.
+        var batchNorm: (parameters: [[Float]], epsilon: Float)?
         /// The value added to the Conv's output (the other operand of the Add), if any.
         var residual: String?
         var clamp: (lo: Float, hi: Float)?
@@ -39,19 +27,27 @@ enum Fusion {
     static func convChain(_ graph: Graph, _ id: NodeID, observed: Set<String>, known: (String) -> Bool) -> ConvChain? {
         let conv = graph[id]
         guard conv.op == "Conv", conv.isDefaultDomain, conv.outputs.count == 1 else { return nil }
-        var chain = ConvChain(residual: nil, clamp: nil, output: conv.outputs[0], absorbed: [])
+        var chain = ConvChain(batchNorm: nil, residual: nil, clamp: nil, output: conv.outputs[0], absorbed: [])
         func soleReader(_ value: String) -> Node? {
             guard !observed.contains(value), !graph.isGraphOutput(value) else { return nil }
             let readers = graph.consumers(of: value)
             guard readers.count == 1, let r = readers.first, graph[r].isDefaultDomain else { return nil }
             return graph[r]
         }
+        if let bn = soleReader(chain.output), bn.op == "BatchNormalization", bn.inputs.count == 5, bn.outputs.count == 1,
+           (bn.int("training_mode") ?? 0) == 0,
+           let parameters = Optional(bn.inputs[1...4].compactMap({ graph.constantTensor($0) })), parameters.count == 4,
+           parameters.allSatisfy({ $0.dataType == .float }) {
+            chain.batchNorm = (parameters.map(\.floatArray), bn.float("epsilon") ?? 1e-5)
+            chain.absorbed.append(graph.consumers(of: chain.output)[0])
+            chain.output = bn.outputs[0]
+        }
         if let add = soleReader(chain.output), add.op == "Add", add.inputs.count == 2, add.outputs.count == 1 {
             let other = add.inputs[0] == chain.output ? add.inputs[1] : add.inputs[0]
             if other != chain.output, known(other) {
                 chain.residual = other
+                chain.absorbed.append(graph.consumers(of: chain.output)[0])
                 chain.output = add.outputs[0]
-                chain.absorbed.append(graph.consumers(of: conv.outputs[0])[0])
             }
         }
         if let act = soleReader(chain.output), let clamp = clampBounds(graph, act) {

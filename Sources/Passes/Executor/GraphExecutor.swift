@@ -86,7 +86,7 @@ public struct GraphExecutor: @unchecked Sendable {
             do {
                 results = try step.kernel.forward(args, pool)
             } catch let e as KernelError {
-                throw ExecutionPlan.error(plan.graph[step.node], Int(clamping: opset), e.message)
+                throw ExecutionPlan.error(plan.node(step), Int(clamping: opset), e.message)
             }
             if profiling {
                 let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
@@ -111,7 +111,7 @@ public struct GraphExecutor: @unchecked Sendable {
 
     private func kind(of t: DenseTensor) -> TensorSpec.Kind {
         switch t.elements {
-        case .float: return .float
+        case .float, .floatView: return .float
         case .int64: return .int64
         case .bool: return .bool
         }

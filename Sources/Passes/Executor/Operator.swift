@@ -26,7 +26,7 @@ public struct TensorSpec: Sendable {
     }
     public init(constant: DenseTensor) {
         switch constant.elements {
-        case .float: kind = .float
+        case .float, .floatView: kind = .float
         case .int64: kind = .int64
         case .bool: kind = .bool
         }

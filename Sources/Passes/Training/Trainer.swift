@@ -203,7 +203,7 @@ public final class Trainer {
             for s in step.inputs where s >= 0 { reaches[s] = true }
             let carries = step.inputs.contains { $0 >= 0 && requires[$0] } || quantizers[step.node] != nil
             if carries, !(step.kernel is any DifferentiableKernel) {
-                throw PassError(node: plan.graph[step.node].displayName,
+                throw PassError(node: plan.node(step).displayName,
                                 "\(step.opType) (opset \(opset)) has no gradient, and it lies between trained parameters and the loss; `amct-pipe ops` lists the ops retraining can pass through")
             }
         }
@@ -239,7 +239,7 @@ public final class Trainer {
                 do {
                     args[1] = try q.quantizeWeight(w, store)
                 } catch let e as KernelError {
-                    throw ExecutionPlan.error(plan.graph[step.node], opset, e.message)
+                    throw ExecutionPlan.error(plan.node(step), opset, e.message)
                 }
                 tape.quantizedArguments[index] = args
             }
@@ -247,7 +247,7 @@ public final class Trainer {
             do {
                 results = try step.kernel.forward(args, pool)
             } catch let e as KernelError {
-                throw ExecutionPlan.error(plan.graph[step.node], opset, e.message)
+                throw ExecutionPlan.error(plan.node(step), opset, e.message)
             }
             for (k, slot) in step.outputs.enumerated() where slot >= 0 { tape.values[slot] = results[k] }
         }
@@ -328,7 +328,7 @@ public final class Trainer {
             do {
                 inGrads = try kernel.backward(inputs: args, outputs: outputs, outputGradients: outGrads, needs: needs, pool)
             } catch let e as KernelError {
-                throw ExecutionPlan.error(plan.graph[step.node], opset, "gradient: \(e.message)")
+                throw ExecutionPlan.error(plan.node(step), opset, "gradient: \(e.message)")
             }
             if let q = quantizer {
                 if let dxq = inGrads[0], let x = tape.values[step.inputs[0]] {

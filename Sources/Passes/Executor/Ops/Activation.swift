@@ -13,31 +13,65 @@ import Kernels
 //   Erf g·2/√π·e^(−x²)   Gelu g·(Φ(x) + x·φ(x)) (tanh form: its derivative)   Sqrt g/(2y)   Exp g·y   Neg −g
 //   Abs g·sign(x)   Reciprocal −g·y²   Clip g·[lo ≤ x ≤ hi]. Int64 forms have no gradient; Clip's bounds get none.
 
-struct Relu: FloatUnaryFunction { @inlinable func callAsFunction(_ x: Float) -> Float { max(x, 0) } }
+struct Relu: FloatUnaryFunction {
+    @inlinable func callAsFunction(_ x: Float) -> Float { max(x, 0) }
+    func run(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int) { unaryLoop(self, x, y, count: n) }
+}
 struct LeakyRelu: FloatUnaryFunction {
     let alpha: Float
     @inlinable func callAsFunction(_ x: Float) -> Float { x >= 0 ? x : alpha * x }
+    func run(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int) { unaryLoop(self, x, y, count: n) }
 }
-struct Sigmoid: FloatUnaryFunction { @inlinable func callAsFunction(_ x: Float) -> Float { 1 / (1 + expf(-x)) } }
-struct Tanh: FloatUnaryFunction { @inlinable func callAsFunction(_ x: Float) -> Float { tanhf(x) } }
+struct Sigmoid: FloatUnaryFunction {
+    @inlinable func callAsFunction(_ x: Float) -> Float { 1 / (1 + expf(-x)) }
+    func run(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int) { unaryLoop(self, x, y, count: n) }
+}
+struct Tanh: FloatUnaryFunction {
+    @inlinable func callAsFunction(_ x: Float) -> Float { tanhf(x) }
+    func run(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int) { unaryLoop(self, x, y, count: n) }
+}
 struct HardSigmoid: FloatUnaryFunction {
     let alpha: Float, beta: Float
     @inlinable func callAsFunction(_ x: Float) -> Float { max(0, min(1, alpha * x + beta)) }
+    func run(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int) { unaryLoop(self, x, y, count: n) }
 }
-struct HardSwish: FloatUnaryFunction { @inlinable func callAsFunction(_ x: Float) -> Float { x * max(0, min(1, x / 6 + 0.5)) } }
-struct Erf: FloatUnaryFunction { @inlinable func callAsFunction(_ x: Float) -> Float { Elementwise.erf(x) } }
+struct HardSwish: FloatUnaryFunction {
+    @inlinable func callAsFunction(_ x: Float) -> Float { x * max(0, min(1, x / 6 + 0.5)) }
+    func run(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int) { unaryLoop(self, x, y, count: n) }
+}
+struct Erf: FloatUnaryFunction {
+    @inlinable func callAsFunction(_ x: Float) -> Float { Elementwise.erf(x) }
+    func run(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int) { unaryLoop(self, x, y, count: n) }
+}
 struct Gelu: FloatUnaryFunction {
     let tanhApproximation: Bool
     @inlinable func callAsFunction(_ x: Float) -> Float { Elementwise.gelu(x, tanhApproximation: tanhApproximation) }
+    func run(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int) { unaryLoop(self, x, y, count: n) }
 }
-struct Sqrt: FloatUnaryFunction { @inlinable func callAsFunction(_ x: Float) -> Float { x.squareRoot() } }
-struct Exp: FloatUnaryFunction { @inlinable func callAsFunction(_ x: Float) -> Float { expf(x) } }
-struct Neg: FloatUnaryFunction { @inlinable func callAsFunction(_ x: Float) -> Float { -x } }
-struct Abs: FloatUnaryFunction { @inlinable func callAsFunction(_ x: Float) -> Float { abs(x) } }
-struct Reciprocal: FloatUnaryFunction { @inlinable func callAsFunction(_ x: Float) -> Float { 1 / x } }
+struct Sqrt: FloatUnaryFunction {
+    @inlinable func callAsFunction(_ x: Float) -> Float { x.squareRoot() }
+    func run(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int) { unaryLoop(self, x, y, count: n) }
+}
+struct Exp: FloatUnaryFunction {
+    @inlinable func callAsFunction(_ x: Float) -> Float { expf(x) }
+    func run(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int) { unaryLoop(self, x, y, count: n) }
+}
+struct Neg: FloatUnaryFunction {
+    @inlinable func callAsFunction(_ x: Float) -> Float { -x }
+    func run(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int) { unaryLoop(self, x, y, count: n) }
+}
+struct Abs: FloatUnaryFunction {
+    @inlinable func callAsFunction(_ x: Float) -> Float { abs(x) }
+    func run(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int) { unaryLoop(self, x, y, count: n) }
+}
+struct Reciprocal: FloatUnaryFunction {
+    @inlinable func callAsFunction(_ x: Float) -> Float { 1 / x }
+    func run(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int) { unaryLoop(self, x, y, count: n) }
+}
 struct Clip: FloatUnaryFunction {
     let lo: Float, hi: Float
     @inlinable func callAsFunction(_ x: Float) -> Float { min(max(x, lo), hi) }
+    func run(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int) { unaryLoop(self, x, y, count: n) }
 }
 
 /// A unary function with its vector-Jacobian product, from the input x or the forward's output y.

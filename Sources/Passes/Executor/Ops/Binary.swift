@@ -39,7 +39,7 @@ enum BinaryOps {
             let y = pooledOutput(layout.shape, buffers) { out in
                 a.withFloatPointer { ap in
                     b.withFloatPointer { bp in
-                        BroadcastKernels.binary(Op.self, UnsafeBufferPointer(start: ap, count: a.count),
+                        BroadcastKernels.binary(Op.gradient, UnsafeBufferPointer(start: ap, count: a.count),
                                                 UnsafeBufferPointer(start: bp, count: b.count), layout,
                                                 into: UnsafeMutableBufferPointer(start: out, count: layout.count))
                     }

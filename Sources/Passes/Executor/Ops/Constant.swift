@@ -23,7 +23,7 @@ enum ConstantOps {
         }
         let value: DenseTensor
         switch fill.elements {
-        case .float(let f): value = DenseTensor(shape: shape, floats: Array(repeating: f[0], count: count))
+        case .float, .floatView: value = DenseTensor(shape: shape, floats: Array(repeating: fill.floats[0], count: count))
         case .int64(let i): value = DenseTensor(shape: shape, ints: Array(repeating: i[0], count: count))
         case .bool(let b): value = DenseTensor(shape: shape, bools: Array(repeating: b[0], count: count))
         }

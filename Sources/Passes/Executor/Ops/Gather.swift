@@ -17,8 +17,8 @@ enum GatherOps {
         func forward(_ inputs: [DenseTensor?], _ buffers: BufferPool) throws -> [DenseTensor] {
             let x = try inputs.required(0), idx = try inputs.required(1)
             switch x.elements {
-            case .float(let f):
-                let (v, s) = try ShapeOps.gather(f, x.shape, indices: idx.ints, indicesShape: idx.shape, axis: axis)
+            case .float, .floatView:
+                let (v, s) = try ShapeOps.gather(x.floats, x.shape, indices: idx.ints, indicesShape: idx.shape, axis: axis)
                 return [DenseTensor(shape: s, floats: v)]
             case .int64(let i):
                 let (v, s) = try ShapeOps.gather(i, x.shape, indices: idx.ints, indicesShape: idx.shape, axis: axis)

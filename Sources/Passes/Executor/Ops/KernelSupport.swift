@@ -18,8 +18,7 @@ extension Array where Element == DenseTensor? {
 extension DenseTensor {
     /// The float elements behind a pointer (a view for float tensors; converted for others).
     func withFloatPointer<R>(_ body: (UnsafePointer<Float>) throws -> R) rethrows -> R {
-        let values = floats
-        return try values.withUnsafeBufferPointer { try body($0.baseAddress ?? UnsafePointer(emptyFloats)) }
+        try withFloats { try body($0.baseAddress ?? UnsafePointer(emptyFloats)) }
     }
 }
 

@@ -115,7 +115,7 @@ enum ShapeOpsRegistry {
         func forward(_ inputs: [DenseTensor?], _ buffers: BufferPool) throws -> [DenseTensor] {
             let x = try inputs.required(0)
             switch x.elements {
-            case .float:
+            case .float, .floatView:
                 return [pooledOutput(layout.outShape, buffers) { out in x.withFloatPointer { ShapeOps.transpose(layout, x: $0, out: out) } }]
             case .int64(let i): return [DenseTensor(shape: layout.outShape, ints: ShapeOps.transpose(i, x.shape, perm: perm).0)]
             case .bool(let b): return [DenseTensor(shape: layout.outShape, bools: ShapeOps.transpose(b, x.shape, perm: perm).0)]
@@ -174,7 +174,7 @@ enum ShapeOpsRegistry {
             let x = try inputs.required(0)
             return windows.map { w in
                 switch x.elements {
-                case .float:
+                case .float, .floatView:
                     return pooledOutput(w.counts, buffers) { out in
                         x.withFloatPointer { ShapeOps.slice($0, x.shape, starts: w.starts, steps: w.steps, counts: w.counts, out: out) }
                     }
@@ -253,7 +253,7 @@ enum ShapeOpsRegistry {
         func forward(_ inputs: [DenseTensor?], _ buffers: BufferPool) throws -> [DenseTensor] {
             let x = try inputs.required(0)
             switch x.elements {
-            case .float(let f): return [DenseTensor(shape: layout.shape, floats: BroadcastKernels.expand(f, layout))]
+            case .float, .floatView: return [DenseTensor(shape: layout.shape, floats: BroadcastKernels.expand(x.floats, layout))]
             case .int64(let i): return [DenseTensor(shape: layout.shape, ints: BroadcastKernels.expand(i, layout))]
             case .bool(let b): return [DenseTensor(shape: layout.shape, bools: BroadcastKernels.expand(b, layout))]
             }
