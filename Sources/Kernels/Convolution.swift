@@ -37,7 +37,11 @@ public struct ConvGeometry: Sendable {
         kernelH == 1 && kernelW == 1 && window.strides == (1, 1) && window.pads == (0, 0, 0, 0)
     }
     /// Floats of im2col scratch one image and group needs (0 when the path needs none).
-    public var scratchCount: Int { isPointwise || isDepthwise ? 0 : channelsPerGroup * kernelH * kernelW * outH * outW }
+    public var scratchPerImage: Int { isPointwise || isDepthwise ? 0 : channelsPerGroup * kernelH * kernelW * outH * outW }
+    /// Images convolved at once (one per core, each with its own scratch).
+    public var concurrentImages: Int { Swift.max(1, Swift.min(batch, kernelThreads)) }
+    /// Floats of scratch `conv2d` needs.
+    public var scratchCount: Int { scratchPerImage * concurrentImages }
     public var outputCount: Int { batch * outChannels * outH * outW }
 }
 
@@ -71,42 +75,69 @@ extension NeuralOps {
             }
             return
         }
-        let cg = g.channelsPerGroup, mg = g.outPerGroup
-        let kdim = cg * g.kernelH * g.kernelW, hw = g.height * g.width
         // Without a scale the residual is the sgemm's C (β = 1); with one it is added after scaling.
         let accumulate = residual != nil && epilogue.scale == nil
-        for img in 0..<g.batch {
-            let y = out + img * image
-            if accumulate, let residual { y.update(from: residual + img * image, count: image) }
-            for grp in 0..<g.group {
-                let xOff = (img * g.channels + grp * cg) * hw
-                let oOff = grp * mg * p
-                let wOff = grp * mg * kdim
-                if g.isPointwise {
-                    sgemm(transA: false, transB: false, m: mg, n: p, k: kdim, w + wOff, lda: kdim, x + xOff, ldb: p,
-                          beta: accumulate ? 1 : 0, y + oOff, ldc: p)
-                } else if let col = scratch {
-                    im2colParallel(x + xOff, channels: cg, h: g.height, w: g.width, window: g.window, ho: g.outH, wo: g.outW, into: col)
-                    sgemm(transA: false, transB: false, m: mg, n: p, k: kdim, w + wOff, lda: kdim, UnsafePointer(col), ldb: p,
-                          beta: accumulate ? 1 : 0, y + oOff, ldc: p)
+        let slots = g.concurrentImages
+        if slots > 1 {
+            // One image per core at a time, each with its own scratch and single-threaded steps: no hand-off per op.
+            parallelChunks(slots, work: Int.max) { parts in
+                for part in parts {
+                    for img in stride(from: part, to: g.batch, by: slots) {
+                        convImage(g, img, x: x, w: w, bias: bias, residual: residual, accumulate: accumulate,
+                                  epilogue: epilogue, out: out, col: scratch.map { $0 + part * g.scratchPerImage }, serial: true)
+                    }
                 }
             }
-            finish(y, channels: g.outChannels, plane: p, scale: epilogue.scale, bias: bias,
-                   residual: accumulate ? nil : residual.map { $0 + img * image }, clamp: epilogue.clamp)
+        } else {
+            for img in 0..<g.batch {
+                convImage(g, img, x: x, w: w, bias: bias, residual: residual, accumulate: accumulate, epilogue: epilogue,
+                          out: out, col: scratch, serial: false)
+            }
         }
+    }
+
+    /// One image of `conv2d` (im2col or the direct 1×1 path, sgemm per group, the epilogue); `serial` when the caller
+    /// already spreads images over the cores.
+    static func convImage(
+        _ g: ConvGeometry, _ img: Int, x: UnsafePointer<Float>, w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        residual: UnsafePointer<Float>?, accumulate: Bool, epilogue: Epilogue, out: UnsafeMutablePointer<Float>,
+        col: UnsafeMutablePointer<Float>?, serial: Bool
+    ) {
+        let cg = g.channelsPerGroup, mg = g.outPerGroup, p = g.outH * g.outW, image = g.outChannels * p
+        let kdim = cg * g.kernelH * g.kernelW, hw = g.height * g.width
+        let y = out + img * image
+        if accumulate, let residual { y.update(from: residual + img * image, count: image) }
+        for grp in 0..<g.group {
+            let xOff = (img * g.channels + grp * cg) * hw
+            let oOff = grp * mg * p
+            let wOff = grp * mg * kdim
+            var source = x + xOff
+            if !g.isPointwise, let col {
+                if serial {
+                    im2col(source, channels: cg, h: g.height, w: g.width, window: g.window, ho: g.outH, wo: g.outW, into: col)
+                } else {
+                    im2colParallel(source, channels: cg, h: g.height, w: g.width, window: g.window, ho: g.outH, wo: g.outW, into: col)
+                }
+                source = UnsafePointer(col)
+            }
+            sgemm(transA: false, transB: false, m: mg, n: p, k: kdim, w + wOff, lda: kdim, source, ldb: p,
+                  beta: accumulate ? 1 : 0, y + oOff, ldc: p, parallel: !serial)
+        }
+        finish(y, channels: g.outChannels, plane: p, scale: epilogue.scale, bias: bias,
+               residual: accumulate ? nil : residual.map { $0 + img * image }, clamp: epilogue.clamp, parallel: !serial)
     }
 
     /// y[c, i] = clamp(y[c, i]·k[c] + b[c] + r[c, i]) over `channels` planes, in one pass (nothing when there is
     /// nothing to do).
     public static func finish(
         _ y: UnsafeMutablePointer<Float>, channels: Int, plane: Int, scale: [Float]?, bias: UnsafePointer<Float>?,
-        residual: UnsafePointer<Float>?, clamp: (lo: Float, hi: Float)?
+        residual: UnsafePointer<Float>?, clamp: (lo: Float, hi: Float)?, parallel: Bool = true
     ) {
         guard bias != nil || scale != nil || residual != nil || clamp != nil else { return }
         let (lo, hi) = clamp ?? (-.infinity, .infinity)
         let zero: [Float] = [0]
         zero.withUnsafeBufferPointer { z in
-            parallelChunks(channels, work: channels * plane) { range in
+            parallelChunks(channels, work: parallel ? channels * plane : 0) { range in
                 for c in range {
                     let k = scale?[c] ?? 1, b = bias?[c] ?? 0, row = y + c * plane
                     let r = residual.map { $0 + c * plane } ?? z.baseAddress!, rs = residual == nil ? 0 : 1

@@ -26,17 +26,48 @@ public enum NeuralOps {
         }
     }
 
-    /// C[M×N] = alpha · op(A) · op(B) + beta · C, row-major.
+    /// OpenBLAS runs single-threaded: `sgemm` splits a large product across the cores itself, so one pool of threads
+    /// (Dispatch) serves every kernel and OpenBLAS's own workers never spin waiting while ours run.
+    nonisolated(unsafe) static let singleThreadedBLAS: Void = openblas_set_num_threads(1)
+
+    /// C[M×N] = alpha · op(A) · op(B) + beta · C, row-major; a large product is split by columns of C (or by rows when
+    /// C is narrow) across the cores.
     public static func sgemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1, _ a: UnsafePointer<Float>, lda: Int,
-        _ b: UnsafePointer<Float>, ldb: Int, beta: Float = 0, _ c: UnsafeMutablePointer<Float>, ldc: Int
+        _ b: UnsafePointer<Float>, ldb: Int, beta: Float = 0, _ c: UnsafeMutablePointer<Float>, ldc: Int,
+        parallel: Bool = true
     ) {
+        _ = singleThreadedBLAS
         guard m > 0, n > 0 else { return }
-        cblas_sgemm(
-            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        func call(_ m: Int, _ n: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>) {
+            cblas_sgemm(
+                CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        }
+        let parts = kernelThreads
+        guard parallel, parts > 1, m * n * max(k, 1) >= 1 << 18, max(m, n) >= 2 * 16 else { return call(m, n, a, b, c) }
+        if n >= m {
+            let width = ((n + parts - 1) / parts + 15) / 16 * 16
+            parallelChunks(parts, work: Int.max) { range in
+                for part in range where part * width < n {
+                    let j = part * width, cols = Swift.min(width, n - j)
+                    call(m, cols, a, transB ? b + j * ldb : b + j, c + j)
+                }
+            }
+        } else {
+            let height = ((m + parts - 1) / parts + 15) / 16 * 16
+            parallelChunks(parts, work: Int.max) { range in
+                for part in range where part * height < m {
+                    let i = part * height, rows = Swift.min(height, m - i)
+                    call(rows, n, transA ? a + i : a + i * lda, b, c + i * ldc)
+                }
+            }
+        }
     }
 
+    /// col[(c·kh + ky)·kw + kx][oy·wo + ox] = x[c][oy·sh − pt + ky·dh][ox·sw − pl + kx·dw], 0 outside the image.
+    /// The columns whose input lies inside are found per (tap, row) so the copy loop has no bounds checks (a plain
+    /// copy at stride 1).
     static func im2col(_ x: UnsafePointer<Float>, channels: Int, h: Int, w: Int, window: Window, ho: Int, wo: Int, into col: UnsafeMutablePointer<Float>) {
         let (kh, kw) = window.kernel, (sh, sw) = window.strides, (dh, dw) = window.dilations
         let (pt, pl) = (window.pads.0, window.pads.1)
@@ -46,15 +77,23 @@ public enum NeuralOps {
             for ky in 0..<kh {
                 for kx in 0..<kw {
                     let dst = col + row * ho * wo
+                    let shift = kx * dw - pl
+                    let oxLo = Swift.min(wo, Swift.max(0, ceilDiv(-shift, sw)))
+                    let oxHi = Swift.max(oxLo, Swift.min(wo, floorDiv(w - 1 - shift, sw) + 1))
                     for oy in 0..<ho {
+                        let d = dst + oy * wo
                         let iy = oy * sh - pt + ky * dh
                         if iy < 0 || iy >= h {
-                            for ox in 0..<wo { dst[oy * wo + ox] = 0 }
+                            d.update(repeating: 0, count: wo)
                             continue
                         }
-                        for ox in 0..<wo {
-                            let ix = ox * sw - pl + kx * dw
-                            dst[oy * wo + ox] = (ix >= 0 && ix < w) ? plane[iy * w + ix] : 0
+                        if oxLo > 0 { d.update(repeating: 0, count: oxLo) }
+                        if oxHi < wo { (d + oxHi).update(repeating: 0, count: wo - oxHi) }
+                        let src = plane + iy * w + shift
+                        if sw == 1 {
+                            (d + oxLo).update(from: src + oxLo, count: oxHi - oxLo)
+                        } else {
+                            for ox in oxLo..<oxHi { d[ox] = src[ox * sw] }
                         }
                     }
                     row += 1
