@@ -13,17 +13,17 @@ extension SensitivityReport {
         try Data(html.utf8).write(to: url.appendingPathComponent("index.html"), options: .atomic)
     }
 
-    static let colours = ["INT4": "#d62728", "INT8": "#1f77b4", "INT16": "#2ca02c"]
+    static let colours = [("INT4", "#d62728"), ("INT8", "#1f77b4"), ("INT16", "#2ca02c")]
 
-    /// A bar's colour: by weight width, lighter when activations are wider.
-    func colour(_ l: Layer) -> String { Self.colours[l.weightType] ?? "#7f7f7f" }
+    /// A bar's colour: by weight width (the activation width is in the bar's tooltip and the table).
+    func colour(_ l: Layer) -> String { Self.colours.first { $0.0 == l.weightType }?.1 ?? "#7f7f7f" }
 
     /// How many of the worst layers get a label.
-    var labelled: Set<Int> { Set(ranked.prefix(min(5, max(1, layers.count / 4))).map(\.index)) }
+    var labelled: Set<Int> { Set(ranked.prefix(min(5, max(3, layers.count / 4))).map(\.index)) }
 
     public var svg: String {
-        let bar = 14.0, gap = 4.0, left = 60.0, top = 30.0, height = 240.0
-        let width = left + Double(layers.count) * (bar + gap) + 20
+        let bar = max(6, min(40, 540 / Double(max(layers.count, 1)) - 4)), gap = 4.0, left = 60.0, top = 30.0, height = 240.0
+        let width = max(620, left + Double(layers.count) * (bar + gap) + 20)
         let finite = layers.map(\.outputSQNR).filter(\.isFinite) + [allLayersSQNR].filter(\.isFinite)
         let top_dB = max(1, (finite.max() ?? 1) * 1.1)
         func y(_ v: Double) -> Double { top + height - height * min(max(v.isFinite ? v : top_dB, 0), top_dB) / top_dB }
@@ -54,7 +54,7 @@ extension SensitivityReport {
                 + "stroke=\"#555\" stroke-dasharray=\"4 3\"/>\n"
         }
         var lx = left
-        for (name, c) in Self.colours.sorted(by: { $0.key < $1.key }) {
+        for (name, c) in Self.colours {
             out += "<rect x=\"\(lx)\" y=\"\(top + height + 16)\" width=\"10\" height=\"10\" fill=\"\(c)\"/>"
                 + "<text x=\"\(lx + 14)\" y=\"\(top + height + 25)\">weights \(name)</text>\n"
             lx += 90

@@ -7,7 +7,8 @@ import Graph
 // Steps, each layer worst first (lowest single-layer output SQNR): INT4 → INT8 (weights and activations), then
 // INT8 → INT16 activations, then quant_skip_layers. A prefix of this list is a candidate config; the shortest prefix
 // that reaches the target is found by bisection (the SQNR grows with the prefix, up to noise), each candidate measured
-// with a full fake-quantized run. IFMR clips for a raised bit width come from a calibration run at that width, as
+// with a full fake-quantized run; then each raised layer, least sensitive first, is lowered again (to its configured
+// setting, or a smaller raise) when the target still holds without it. IFMR clips for a raised bit width come from a calibration run at that width, as
 // compress will compute them from the written config. A layer with an override by name of its own is left as is
 // (a second override of one name is an error); one set by an override by type cannot be skipped (the override wins).
 
@@ -77,7 +78,11 @@ extension SensitivitySession {
                 chosen = hi
             }
         }
-        let final = settings(steps.prefix(chosen))
+        var final = settings(steps.prefix(chosen))
+        if try sqnr(chosen) >= minSQNR && chosen > 0 {
+            final = try minimized(final, steps: Array(steps.prefix(chosen)), order: report.ranked.map(\.index).reversed(),
+                                  target: minSQNR, evaluations: &evaluations, known: &cache[chosen])
+        }
         let bySQNR = Dictionary(report.layers.map { ($0.index, $0.outputSQNR) }, uniquingKeysWith: { a, _ in a })
         let changes = final.keys.sorted().map { i -> ConfigSuggestion.Change in
             let s = final[i]!
@@ -85,10 +90,37 @@ extension SensitivitySession {
             return .init(layer: plan.layers[i].layer.name, action: action, actType: s.skipped ? nil : s.act.rawValue,
                          weightType: s.skipped ? nil : s.wts.rawValue, outputSQNR: bySQNR[i] ?? .nan)
         }
-        let after = try sqnr(chosen)
+        let after = cache[chosen]!
         return ConfigSuggestion(
             changes: changes, target: minSQNR, sqnrBefore: report.allLayersSQNR, sqnrAfter: after, reached: after >= minSQNR,
             evaluations: evaluations, text: suggestedText(configText, final, bySQNR: bySQNR, target: minSQNR, after: after))
+    }
+
+    /// Fewer raises: each raised layer, least sensitive first, goes back to its configured setting, or else to a
+    /// smaller raise it had on the way, when the output SQNR stays at the target without it.
+    func minimized(
+        _ start: [Int: LayerSetting], steps: [(Int, LayerSetting)], order: [Int], target: Double, evaluations: inout Int,
+        known: inout Double?
+    ) throws -> [Int: LayerSetting] {
+        var current = start
+        for i in order {
+            guard let final = current[i] else { continue }
+            var options: [LayerSetting?] = [nil]
+            for (j, s) in steps where j == i && s != final && !options.contains(s) { options.append(s) }
+            for option in options {
+                var trial = current
+                trial[i] = option
+                evaluations += 1
+                progress?("suggest candidate", evaluations, evaluations)
+                let v = try outputSQNR(candidateParameters(trial))
+                if v >= target {
+                    current = trial
+                    known = v
+                    break
+                }
+            }
+        }
+        return current
     }
 
     /// (plan index, setting) steps in the order they are tried.
