@@ -65,6 +65,8 @@ struct AnalyzeCommand: ParsableCommand {
                 let text = try String(contentsOfFile: cfg, encoding: .utf8)
                 let s = try session.suggest(result, minSQNR: minSQNR, configText: text)
                 try Data(s.text.utf8).write(to: URL(fileURLWithPath: suggest), options: .atomic)
+                // The written file must plan as measured (parsed back with the same reader compress uses).
+                try session.verify(s, config: CompressionConfig.load(suggest), model: ModelFile.load(input))
                 suggestion = s
             }
             if json {
@@ -88,5 +90,6 @@ struct AnalyzeCommand: ParsableCommand {
 let progressBar: @Sendable (String, Int, Int) -> Void = { phase, done, total in
     let width = 30, filled = total > 0 ? width * done / total : width
     let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-    FileHandle.standardError.write(Data("\ranalyze [\(bar)] \(phase) \(done) of \(total)   \(done == total ? "\n" : "")".utf8))
+    let end = done == total ? "\n" : ""
+    FileHandle.standardError.write(Data("\ranalyze [\(bar)] \(phase) \(done) of \(total)   \(end)".utf8))
 }

@@ -131,7 +131,8 @@ def test_all_layers_sqnr_matches_onnxruntime(setup):
 
 
 def text_format_class():
-    spec = importlib.util.spec_from_file_location("goldens", os.path.join(ROOT, "scripts", "make-textformat-goldens.py"))
+    path = os.path.join(ROOT, "scripts", "make-textformat-goldens.py")
+    spec = importlib.util.spec_from_file_location("goldens", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.config_class()

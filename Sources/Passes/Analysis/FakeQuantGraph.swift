@@ -18,7 +18,9 @@ enum AnalysisOps {
     struct FakeQuantKernel: OpKernel {
         let scale: Float, offset: Int, bits: Int
         func forward(_ inputs: [DenseTensor?], _ buffers: BufferPool) throws -> [DenseTensor] {
-            guard let x = inputs[0], case .float(let values) = x.elements else { throw KernelError("needs a float input") }
+            guard let x = inputs[0], case .float(let values) = x.elements else {
+                throw KernelError("needs a float input")
+            }
             var out = buffers.floats(values.count)
             values.withUnsafeBufferPointer { v in
                 out.withUnsafeMutableBufferPointer {
@@ -62,17 +64,21 @@ struct FakeQuantGraph {
             if shared[key] == nil {
                 let out = graph.uniqueValueName(sanitizedName(input) + "_fakequant")
                 let node = Node(
-                    opType: "FakeQuant", domain: AnalysisOps.domain, name: graph.uniqueNodeName("\(layer.name)/input_FakeQuant"),
-                    inputs: [input], outputs: [out],
-                    attributes: [.float("scale", q.writtenScaleD), .int("offset", Int64(q.offsetD)), .int("bits", Int64(q.actBits))])
+                    opType: "FakeQuant", domain: AnalysisOps.domain,
+                    name: graph.uniqueNodeName("\(layer.name)/input_FakeQuant"), inputs: [input], outputs: [out],
+                    attributes: [.float("scale", q.writtenScaleD), .int("offset", Int64(q.offsetD)),
+                                 .int("bits", Int64(q.actBits))])
                 shared[key] = (out, graph.insertNode(node, before: layer.node))
             }
             let (dequantized, quantizerNode) = shared[key]!
             quantizer[index] = quantizerNode
             var values = [Float](repeating: 0, count: q.integers.count)
-            q.weightLayout.layout.forEachRun { c, run in for j in run { values[j] = Float(q.integers[j]) * q.scaleW[c] } }
+            q.weightLayout.layout.forEachRun { c, run in
+                for j in run { values[j] = Float(q.integers[j]) * q.scaleW[c] }
+            }
             let base = sanitizedName(graph[layer.node].inputs[1])
-            let weight = graph.addInitializer(Tensor(name: nil, dims: q.weightDims, floats: values), preferredName: "\(base)_fakequant")
+            let weight = graph.addInitializer(Tensor(name: nil, dims: q.weightDims, floats: values),
+                                              preferredName: "\(base)_fakequant")
             graph.updateNode(layer.node) { n in
                 n.inputs[0] = dequantized
                 n.inputs[1] = weight

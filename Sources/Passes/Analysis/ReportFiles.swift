@@ -22,7 +22,8 @@ extension SensitivityReport {
     var labelled: Set<Int> { Set(ranked.prefix(min(5, max(3, layers.count / 4))).map(\.index)) }
 
     public var svg: String {
-        let bar = max(6, min(40, 540 / Double(max(layers.count, 1)) - 4)), gap = 4.0, left = 60.0, top = 30.0, height = 240.0
+        let bar = max(6, min(40, 540 / Double(max(layers.count, 1)) - 4))
+        let gap = 4.0, left = 60.0, top = 30.0, height = 240.0
         let width = max(620, left + Double(layers.count) * (bar + gap) + 20)
         let finite = layers.map(\.outputSQNR).filter(\.isFinite) + [allLayersSQNR].filter(\.isFinite)
         let top_dB = max(1, (finite.max() ?? 1) * 1.1)
@@ -43,10 +44,12 @@ extension SensitivityReport {
         let worst = labelled
         for (k, l) in layers.enumerated() {
             let x = left + gap + Double(k) * (bar + gap), yTop = y(l.outputSQNR)
-            out += "<rect x=\"\(x)\" y=\"\(yTop)\" width=\"\(bar)\" height=\"\(top + height - yTop)\" fill=\"\(colour(l))\">"
+            out += "<rect x=\"\(x)\" y=\"\(yTop)\" width=\"\(bar)\" height=\"\(top + height - yTop)\" "
+                + "fill=\"\(colour(l))\">"
                 + "<title>\(escape(l.name)) \(l.actType)/\(l.weightType): \(format(l.outputSQNR)) dB</title></rect>\n"
             if worst.contains(l.index) {
-                out += "<text x=\"\(x + bar / 2)\" y=\"\(yTop - 4)\" text-anchor=\"middle\">\(escape(short(l.name)))</text>\n"
+                out += "<text x=\"\(x + bar / 2)\" y=\"\(yTop - 4)\" text-anchor=\"middle\">"
+                    + "\(escape(short(l.name)))</text>\n"
             }
         }
         if allLayersSQNR.isFinite {
@@ -59,7 +62,8 @@ extension SensitivityReport {
                 + "<text x=\"\(lx + 14)\" y=\"\(top + height + 25)\">weights \(name)</text>\n"
             lx += 90
         }
-        out += "<text x=\"\(lx)\" y=\"\(top + height + 25)\">dashed: all layers quantized (\(format(allLayersSQNR)) dB)</text>\n"
+        out += "<text x=\"\(lx)\" y=\"\(top + height + 25)\">"
+            + "dashed: all layers quantized (\(format(allLayersSQNR)) dB)</text>\n"
         return out + "</svg>\n"
     }
 
@@ -74,7 +78,8 @@ extension SensitivityReport {
         return """
             <!DOCTYPE html>
             <html lang="en"><head><meta charset="utf-8"><title>amct-pipe analyze</title>
-            <style>body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}
+            <style>body{font-family:sans-serif}table{border-collapse:collapse}
+            td,th{border:1px solid #ccc;padding:2px 6px}
             td:nth-child(8),td:nth-child(9){text-align:right}</style></head>
             <body><h1>Quantization sensitivity</h1>
             <p>Output SQNR with every layer quantized: \(format(allLayersSQNR)) dB on \(samples) sample(s).

@@ -21,7 +21,8 @@ public enum AnalysisError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case .noCalibrationData:
-            return "analyze measures the quantization error on real inputs: give calibration data (--calib data.npz, or --calib random for a trial)"
+            return "analyze measures the quantization error on real inputs: give calibration data "
+                + "(--calib data.npz, or --calib random for a trial)"
         case .nothingQuantized:
             return "the config quantizes no layer of this model, so there is nothing to analyze"
         }
@@ -101,7 +102,8 @@ public final class SensitivitySession {
         for b in 0..<batches {
             let t0 = DispatchTime.now()
             var cache: [String: DenseTensor] = [:]
-            let reference = try floatExecutor.run(data.batch(b, batchSize: batchSize), observe: observe) { cache[$0] = $1 }
+            let batch = data.batch(b, batchSize: batchSize)
+            let reference = try floatExecutor.run(batch, observe: observe) { cache[$0] = $1 }
             references.append(reference)
             floatSeconds += seconds(since: t0)
             if b == 0 { shapes = cache.mapValues(\.shape) }
@@ -113,7 +115,9 @@ public final class SensitivitySession {
                 var layerOutput: DenseTensor?
                 let outputs = try executor.run(feeds, observe: [outputNames[k]]) { layerOutput = $1 }
                 addOutputs(&outputAcc[k], reference: reference, quantized: outputs)
-                if let f = cache[outputNames[k]], let q = layerOutput { layerAcc[k].add(reference: f.floats, quantized: q.floats) }
+                if let f = cache[outputNames[k]], let q = layerOutput {
+                    layerAcc[k].add(reference: f.floats, quantized: q.floats)
+                }
                 layerSeconds[k] += seconds(since: t1)
                 progress?("layer", b * subs.count + k + 1, batches * subs.count)
             }
@@ -131,8 +135,8 @@ public final class SensitivitySession {
             prepare: prepareSeconds, floatForward: floatSeconds, layers: layersTotal, allLayers: allSeconds,
             total: prepareSeconds + seconds(since: start))
         return SensitivityReport(
-            layers: layers, allLayersSQNR: all, samples: batches * data.samplesPerBatch(batchSize: batchSize), batches: batches,
-            graphNodes: graph.order.count, seconds: timing)
+            layers: layers, allLayersSQNR: all, samples: batches * data.samplesPerBatch(batchSize: batchSize),
+            batches: batches, graphNodes: graph.order.count, seconds: timing)
     }
 
     /// The SQNR of the model's outputs with these layers fake-quantized (one full run per batch).

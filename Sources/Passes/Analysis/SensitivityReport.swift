@@ -62,16 +62,21 @@ public struct SensitivityReport: Codable, Sendable {
 
     /// The mean share of the graph's nodes a single-layer run re-runs.
     public var rerunShare: Double {
-        layers.isEmpty || graphNodes == 0 ? 0 : Double(layers.map(\.rerunNodes).reduce(0, +)) / Double(layers.count * graphNodes)
+        guard !layers.isEmpty, graphNodes > 0 else { return 0 }
+        return Double(layers.map(\.rerunNodes).reduce(0, +)) / Double(layers.count * graphNodes)
     }
 
     /// Pretty JSON ("inf" for an exact run).
-    public func jsonData() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return try encoder.encode(self)
-    }
+    public func jsonData() throws -> Data { try analysisJSON(self) }
+}
+
+/// Pretty JSON with sorted keys; infinities and NaN as the strings "inf", "-inf", "nan".
+func analysisJSON<T: Encodable>(_ value: T) throws -> Data {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    encoder.nonConformingFloatEncodingStrategy = .convertToString(
+        positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+    return try encoder.encode(value)
 }
 
 /// Σ ref² and Σ (ref − q)² over float values, in double.

@@ -8,7 +8,8 @@ import Graph
 // INT8 → INT16 activations, then quant_skip_layers. A prefix of this list is a candidate config; the shortest prefix
 // that reaches the target is found by bisection (the SQNR grows with the prefix, up to noise), each candidate measured
 // with a full fake-quantized run; then each raised layer, least sensitive first, is lowered again (to its configured
-// setting, or a smaller raise) when the target still holds without it. IFMR clips for a raised bit width come from a calibration run at that width, as
+// setting, or a smaller raise) when the target still holds without it. IFMR clips for a raised bit width come from a
+// calibration run at that width, as
 // compress will compute them from the written config. A layer with an override by name of its own is left as is
 // (a second override of one name is an error); one set by an override by type cannot be skipped (the override wins).
 
@@ -30,12 +31,7 @@ public struct ConfigSuggestion: Codable, Sendable {
     public var evaluations: Int
     public var text: String
 
-    public func jsonData() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return try encoder.encode(self)
-    }
+    public func jsonData() throws -> Data { try analysisJSON(self) }
 
     public func summary(path: String) -> String {
         let verdict = reached ? "reaches" : "does NOT reach"
@@ -80,7 +76,8 @@ extension SensitivitySession {
         }
         var final = settings(steps.prefix(chosen))
         if try sqnr(chosen) >= minSQNR && chosen > 0 {
-            final = try minimized(final, steps: Array(steps.prefix(chosen)), order: report.ranked.map(\.index).reversed(),
+            let order = Array(report.ranked.map(\.index).reversed())
+            final = try minimized(final, steps: Array(steps.prefix(chosen)), order: order,
                                   target: minSQNR, evaluations: &evaluations, known: &cache[chosen])
         }
         let bySQNR = Dictionary(report.layers.map { ($0.index, $0.outputSQNR) }, uniquingKeysWith: { a, _ in a })
@@ -92,15 +89,16 @@ extension SensitivitySession {
         }
         let after = cache[chosen]!
         return ConfigSuggestion(
-            changes: changes, target: minSQNR, sqnrBefore: report.allLayersSQNR, sqnrAfter: after, reached: after >= minSQNR,
-            evaluations: evaluations, text: suggestedText(configText, final, bySQNR: bySQNR, target: minSQNR, after: after))
+            changes: changes, target: minSQNR, sqnrBefore: report.allLayersSQNR, sqnrAfter: after,
+            reached: after >= minSQNR, evaluations: evaluations,
+            text: suggestedText(configText, final, bySQNR: bySQNR, target: minSQNR, after: after))
     }
 
     /// Fewer raises: each raised layer, least sensitive first, goes back to its configured setting, or else to a
     /// smaller raise it had on the way, when the output SQNR stays at the target without it.
     func minimized(
-        _ start: [Int: LayerSetting], steps: [(Int, LayerSetting)], order: [Int], target: Double, evaluations: inout Int,
-        known: inout Double?
+        _ start: [Int: LayerSetting], steps: [(Int, LayerSetting)], order: [Int], target: Double,
+        evaluations: inout Int, known: inout Double?
     ) throws -> [Int: LayerSetting] {
         var current = start
         for i in order {
@@ -167,14 +165,16 @@ extension SensitivitySession {
             p.quant.act!.type = s.act
             p.quant.wts!.type = s.wts
             let clips = p.quant.act!.clipMin == nil ? try ifmrClips(bits: s.act.bits)[i] : nil
-            out.append((i, try LayerQuantParameters.compute(p, graph: graph, calibrated: clips, forceFP16: plan.forceFP16Quant)))
+            let q = try LayerQuantParameters.compute(p, graph: graph, calibrated: clips, forceFP16: plan.forceFP16Quant)
+            out.append((i, q))
         }
         return out
     }
 
     /// IFMR clips of every IFMR layer at one activation width (one calibration run per width, kept).
     func ifmrClips(bits: Int) throws -> [Int: (Float, Float)] {
-        if let known = clipsByBits[bits], parameters.allSatisfy({ $0.q.clipsFrom != "ifmr" || known[$0.index] != nil }) {
+        let ifmr = parameters.filter { $0.q.clipsFrom == "ifmr" }.map(\.index)
+        if let known = clipsByBits[bits], ifmr.allSatisfy({ known[$0] != nil }) {
             return known
         }
         var context = self.context
