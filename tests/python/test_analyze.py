@@ -118,8 +118,17 @@ def test_single_layer_sqnr_matches_onnxruntime(setup, layer):
     report = analyze(model, config(str(tmp_path / "int8.cfg")), data)
     others = "".join(f'quant_skip_layers: "conv{k}"\n' for k in range(1, 7) if f"conv{k}" != layer)
     expected = compress_sqnr(tmp_path, model, config(str(tmp_path / "one.cfg"), extra=others), data, x, layer)
-    measured = next(l for l in report["layers"] if l["name"] == layer)["outputSQNR"]
-    assert abs(measured - expected) < 0.1, (measured, expected)
+    entry = next(l for l in report["layers"] if l["name"] == layer)
+    assert abs(entry["outputSQNR"] - expected) < 0.1, (entry["outputSQNR"], expected)
+    # The layer's own output: both models with its output value added as a graph output.
+    value = f"c{layer[4:]}"
+    outs = []
+    for path in (model, str(tmp_path / f"{layer}.onnx")):
+        m = onnx.load(path)
+        m.graph.output.append(helper.make_tensor_value_info(value, TensorProto.FLOAT, None))
+        onnx.save(m, path + ".probe.onnx")
+        outs.append(ort_run(path + ".probe.onnx", {"x": x}, level=ORT_BASIC)[1])
+    assert abs(entry["layerSQNR"] - sqnr(*outs)) < 0.1, (entry["layerSQNR"], sqnr(*outs))
 
 
 def test_all_layers_sqnr_matches_onnxruntime(setup):
