@@ -254,3 +254,30 @@ def test_residual_model_matches_onnxruntime(tmp_path):
     run(model, "--cfg", one, "--calib", data, "--batch-size", 4, "-o", quantized, "--quiet")
     q = ort_run(quantized, {"input": x}, level=ORT_BASIC)[0]
     assert abs(layer["outputSQNR"] - sqnr(ref, q)) < 0.1, (layer["name"], layer["outputSQNR"], sqnr(ref, q))
+
+
+def test_shape_computed_before_the_layer(tmp_path):
+    """Reshape after conv2 takes its shape from Shape(conv1's output), computed before conv2: the single-layer run of
+    conv2 must get that shape as a constant (the float run folds it), not as data."""
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal(s).astype(np.float32), n)
+             for n, s in [("w1", (4, 3, 3, 3)), ("w2", (4, 4, 3, 3))]]
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+             helper.make_node("Shape", ["c1"], ["s"], name="shape"),
+             helper.make_node("Conv", ["c1", "w2"], ["c2"], name="conv2", pads=[1, 1, 1, 1]),
+             helper.make_node("Flatten", ["c2"], ["f"], name="flat"),
+             helper.make_node("Reshape", ["f", "s"], ["y"], name="reshape")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 7
+    model, data = str(tmp_path / "shape.onnx"), str(tmp_path / "d.npz")
+    onnx.save(m, model)
+    x = rng.standard_normal((8, 3, 8, 8)).astype(np.float32)
+    np.savez(data, x=x)
+    cfg = config(str(tmp_path / "c.cfg"))
+    report = analyze(model, cfg, data)
+    assert [l["name"] for l in report["layers"]] == ["conv1", "conv2"]
+    expected = compress_sqnr(tmp_path, model, config(str(tmp_path / "one.cfg"), extra='quant_skip_layers: "conv1"\n'),
+                             data, x, "conv2")
+    assert abs(report["layers"][1]["outputSQNR"] - expected) < 0.1, (report["layers"][1]["outputSQNR"], expected)

@@ -120,3 +120,33 @@ struct DownstreamGraph {
         nodeCount = downCount
     }
 }
+
+extension DownstreamGraph {
+    /// The graph and feeds for one batch, from the float run's values. Boundary values that are not float data
+    /// (int64 shapes and indices, bools) or are tiny become initializers of the cut: a Reshape or Expand downstream
+    /// needs its shape as a constant (the float run knew it before the data ran), not as a fed input.
+    func instance(_ values: [String: DenseTensor]) -> (Graph, [String: DenseTensor]) {
+        var g = graph
+        var feeds: [String: DenseTensor] = [:]
+        for name in boundary {
+            guard let v = values[name] else { continue }
+            if v.isFloat && v.count > 64 { feeds[name] = v } else { g.setInitializer(v.tensor(named: name)) }
+        }
+        return (g, feeds)
+    }
+}
+
+extension DenseTensor {
+    /// The value as an initializer (float, int64 or bool).
+    func tensor(named name: String) -> Tensor {
+        let dims = shape.map(Int64.init)
+        switch elements {
+        case .float(let f): return Tensor(name: name, dims: dims, floats: f)
+        case .int64(let i): return i.withUnsafeBytes { Tensor(name: name, dataType: .int64, dims: dims, rawBytes: $0) }
+        case .bool(let b):
+            return b.map { $0 ? UInt8(1) : 0 }.withUnsafeBytes {
+                Tensor(name: name, dataType: .bool, dims: dims, rawBytes: $0)
+            }
+        }
+    }
+}

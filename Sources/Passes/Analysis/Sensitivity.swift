@@ -109,9 +109,8 @@ public final class SensitivitySession {
             if b == 0 { shapes = cache.mapValues(\.shape) }
             for (k, sub) in subs.enumerated() {
                 let t1 = DispatchTime.now()
-                let executor = try GraphExecutor(graph: sub.graph, opset: opset, registry: AnalysisOps.registry)
-                var feeds: [String: DenseTensor] = [:]
-                for name in sub.boundary { feeds[name] = cache[name] }
+                let (subGraph, feeds) = sub.instance(cache)
+                let executor = try GraphExecutor(graph: subGraph, opset: opset, registry: AnalysisOps.registry)
                 var layerOutput: DenseTensor?
                 let outputs = try executor.run(feeds, observe: [outputNames[k]]) { layerOutput = $1 }
                 addOutputs(&outputAcc[k], reference: reference, quantized: outputs)
