@@ -281,3 +281,30 @@ def test_shape_computed_before_the_layer(tmp_path):
     expected = compress_sqnr(tmp_path, model, config(str(tmp_path / "one.cfg"), extra='quant_skip_layers: "conv1"\n'),
                              data, x, "conv2")
     assert abs(report["layers"][1]["outputSQNR"] - expected) < 0.1, (report["layers"][1]["outputSQNR"], expected)
+
+
+def hostile():
+    import test_hostile_models
+    return test_hostile_models
+
+
+@pytest.mark.parametrize("mutation", sorted(hostile().MUTATIONS))
+def test_hostile_models(tmp_path, mutation):
+    """The structurally hostile models of test_hostile_models.py through analyze (IFMR config, report, suggest):
+    exit 0, or 1 with one error line, no crash, nothing written on failure."""
+    h = hostile()
+    m = h.base_model()
+    h.MUTATIONS[mutation](m)
+    src = tmp_path / "m.onnx"
+    src.write_bytes(m.SerializeToString())
+    cfg = tmp_path / "ifmr.cfg"
+    cfg.write_text(h.IFMR)
+    npz = tmp_path / "x.npz"
+    np.savez(npz, x=np.random.default_rng(1).standard_normal((2, 3, 8, 8)).astype(np.float32))
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run("analyze", src, "--cfg", cfg, "--calib", npz, "--report", out / "report", "--suggest",
+                 out / "s.cfg", "--min-sqnr", 30, "--quiet", check=False)
+    h.check(result, out, f"{mutation}: analyze")
+    if result.returncode == 0:
+        assert sorted(os.listdir(out)) == ["report", "s.cfg"]

@@ -93,7 +93,7 @@ extension SensitivityReport {
             """
     }
 
-    func format(_ v: Double) -> String { v.isFinite ? String(format: "%.2f", v) : (v > 0 ? "inf" : "-inf") }
+    func format(_ v: Double) -> String { formatDecibels(v) }
     func short(_ s: String) -> String { s.count <= 24 ? s : "…" + s.suffix(23) }
     func escape(_ s: String) -> String {
         s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")

@@ -55,9 +55,11 @@ public struct SensitivityReport: Codable, Sendable {
     public var graphNodes: Int
     public var seconds: Timing
 
-    /// Layers worst first (lowest output SQNR), ties by graph order.
+    /// Layers worst first (lowest output SQNR; NaN, from a non-finite float output, counts as worst), ties by graph
+    /// order.
     public var ranked: [Layer] {
-        layers.sorted { ($0.outputSQNR, $0.index) < ($1.outputSQNR, $1.index) }
+        func key(_ l: Layer) -> Double { l.outputSQNR.isNaN ? -.infinity : l.outputSQNR }
+        return layers.sorted { (key($0), $0.index) < (key($1), $1.index) }
     }
 
     /// The mean share of the graph's nodes a single-layer run re-runs.

@@ -3,10 +3,18 @@ import Foundation
 // The terminal table of `analyze`: layers worst first, with the all-layers SQNR and the cost of the analysis.
 
 extension SensitivityReport {
+    /// Two decimals; "inf" (an exact run), "-inf", "nan" (a float output that is not finite).
+    func formatDecibels(_ v: Double) -> String {
+        v.isNaN ? "nan" : v.isFinite ? String(format: "%.2f", v) : (v > 0 ? "inf" : "-inf")
+    }
+
     public var table: String {
         let nameWidth = min(48, max(5, layers.map(\.name.count).max() ?? 5))
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
-        func db(_ v: Double) -> String { v.isFinite ? String(format: "%7.2f", v) : (v > 0 ? "    inf" : "   -inf") }
+        func db(_ v: Double) -> String {
+            let t = formatDecibels(v)
+            return String(repeating: " ", count: max(0, 7 - t.count)) + t
+        }
         var lines = [
             "\(pad("RANK", 5)) \(pad("LAYER", nameWidth)) \(pad("OP", 14)) \(pad("ACT/WTS", 11)) "
                 + "OUT SQNR  LAYER SQNR  (dB)",
