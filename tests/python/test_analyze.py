@@ -98,17 +98,17 @@ ORT_BASIC = __import__("onnxruntime").GraphOptimizationLevel.ORT_ENABLE_BASIC
 def test_sensitive_layers_rank_first(setup):
     tmp_path, model, data, _ = setup
     report = analyze(model, config(str(tmp_path / "int8.cfg")), data)
-    ranked = sorted(report["layers"], key=lambda l: l["outputSQNR"])
+    ranked = sorted(report["layers"], key=lambda l: l["output_sqnr"])
     assert {l["name"] for l in ranked[:2]} == set(SENSITIVE)
     # Far apart: the outlier channel costs > 15 dB against every other layer.
-    assert ranked[1]["outputSQNR"] + 15 < ranked[2]["outputSQNR"]
+    assert ranked[1]["output_sqnr"] + 15 < ranked[2]["output_sqnr"]
     assert [l["name"] for l in report["layers"]] == [f"conv{k}" for k in range(1, 7)]
     first = report["layers"][0]
-    assert first["inputShape"] == [8, 4, 12, 12] and first["outputShape"] == [8, 8, 12, 12]
-    assert first["weightShape"] == [8, 4, 3, 3] and first["actType"] == "INT8" and first["source"] == "global"
-    assert report["samples"] == 8 and report["allLayersSQNR"] < ranked[0]["outputSQNR"] + 0.5
+    assert first["input_shape"] == [8, 4, 12, 12] and first["output_shape"] == [8, 8, 12, 12]
+    assert first["weight_shape"] == [8, 4, 3, 3] and first["act_type"] == "INT8" and first["source"] == "global"
+    assert report["samples"] == 8 and report["all_layers_sqnr"] < ranked[0]["output_sqnr"] + 0.5
     # A single-layer run re-runs only the part after the layer: conv6 re-runs its quantizer and itself.
-    assert report["layers"][5]["rerunNodes"] == 2 and report["layers"][0]["rerunNodes"] > 2
+    assert report["layers"][5]["rerun_nodes"] == 2 and report["layers"][0]["rerun_nodes"] > 2
 
 
 @pytest.mark.parametrize("layer", ["conv3", "conv4"])
@@ -119,7 +119,7 @@ def test_single_layer_sqnr_matches_onnxruntime(setup, layer):
     others = "".join(f'quant_skip_layers: "conv{k}"\n' for k in range(1, 7) if f"conv{k}" != layer)
     expected = compress_sqnr(tmp_path, model, config(str(tmp_path / "one.cfg"), extra=others), data, x, layer)
     entry = next(l for l in report["layers"] if l["name"] == layer)
-    assert abs(entry["outputSQNR"] - expected) < 0.1, (entry["outputSQNR"], expected)
+    assert abs(entry["output_sqnr"] - expected) < 0.1, (entry["output_sqnr"], expected)
     # The layer's own output: both models with its output value added as a graph output.
     value = f"c{layer[4:]}"
     outs = []
@@ -128,7 +128,7 @@ def test_single_layer_sqnr_matches_onnxruntime(setup, layer):
         m.graph.output.append(helper.make_tensor_value_info(value, TensorProto.FLOAT, None))
         onnx.save(m, path + ".probe.onnx")
         outs.append(ort_run(path + ".probe.onnx", {"x": x}, level=ORT_BASIC)[1])
-    assert abs(entry["layerSQNR"] - sqnr(*outs)) < 0.1, (entry["layerSQNR"], sqnr(*outs))
+    assert abs(entry["layer_sqnr"] - sqnr(*outs)) < 0.1, (entry["layer_sqnr"], sqnr(*outs))
 
 
 def test_all_layers_sqnr_matches_onnxruntime(setup):
@@ -136,7 +136,7 @@ def test_all_layers_sqnr_matches_onnxruntime(setup):
     cfg = config(str(tmp_path / "int4.cfg"), "INT4", "INT8")
     report = analyze(model, cfg, data)
     expected = compress_sqnr(tmp_path, model, cfg, data, x, "all")
-    assert abs(report["allLayersSQNR"] - expected) < 0.1, (report["allLayersSQNR"], expected)
+    assert abs(report["all_layers_sqnr"] - expected) < 0.1, (report["all_layers_sqnr"], expected)
 
 
 def text_format_class():
@@ -154,7 +154,7 @@ def test_suggest_round_trip(setup):
     target = 20.0
     report = analyze(model, cfg, data, "--suggest", out, "--min-sqnr", target)
     s = report["suggestion"]
-    assert s["reached"] and s["sqnrAfter"] >= target and s["sqnrBefore"] < target
+    assert s["reached"] and s["sqnr_after"] >= target and s["sqnr_before"] < target
     text = open(out).read()
     assert text.startswith(open(cfg).read())  # the user's file as written, comments kept
     raised = {c["layer"] for c in s["changes"]}
@@ -171,10 +171,10 @@ def test_suggest_round_trip(setup):
         q = by_name[c["layer"]]["quant"]
         assert q["enabled"] == (c["action"] != "skip")
         if q["enabled"]:
-            assert (q["act"]["type"], q["wts"]["type"]) == (c["actType"], c["weightType"])
+            assert (q["act"]["type"], q["wts"]["type"]) == (c["act_type"], c["weight_type"])
     achieved = compress_sqnr(tmp_path, model, out, data, x, "suggested")
     assert achieved >= target - 1, achieved
-    assert abs(achieved - s["sqnrAfter"]) < 0.5
+    assert abs(achieved - s["sqnr_after"]) < 0.5
 
 
 def test_report_renders(setup):
@@ -187,7 +187,7 @@ def test_report_renders(setup):
     bars = [r for r in svg.iter(ns + "rect") if r.find(ns + "title") is not None]
     assert len(bars) == 6
     heights = [float(b.get("height")) for b in bars]
-    worst = min(range(6), key=lambda k: report["layers"][k]["outputSQNR"])
+    worst = min(range(6), key=lambda k: report["layers"][k]["output_sqnr"])
     assert heights[worst] == min(heights)
     labels = {t.text for t in svg.iter(ns + "text")}
     assert set(SENSITIVE) <= labels
@@ -212,7 +212,7 @@ def test_overrides_by_name_carry_their_config_place(setup):
             '    retrain_data_quant_config: { ulq_quantize: { dst_type: INT8 } }\n}\n'
     report = analyze(model, config(str(tmp_path / "o.cfg"), extra=extra), data)
     conv2 = report["layers"][1]
-    assert conv2["source"].startswith("override by name") and (conv2["sourceLine"], conv2["sourceColumn"]) == (6, 17)
+    assert conv2["source"].startswith("override by name") and (conv2["source_line"], conv2["source_column"]) == (6, 17)
 
 
 def test_bad_input(setup):
@@ -241,9 +241,9 @@ def test_residual_model_matches_onnxruntime(tmp_path):
     quantized = str(tmp_path / "q.onnx")
     run(model, "--cfg", cfg, "--calib", data, "--batch-size", 4, "-o", quantized, "--quiet")
     ref, q = ort_run(model, {"input": x})[0], ort_run(quantized, {"input": x}, level=ORT_BASIC)[0]
-    assert abs(report["allLayersSQNR"] - sqnr(ref, q)) < 0.1, (report["allLayersSQNR"], sqnr(ref, q))
+    assert abs(report["all_layers_sqnr"] - sqnr(ref, q)) < 0.1, (report["all_layers_sqnr"], sqnr(ref, q))
     # The worst layer the global settings decide, alone: the same global part and every other layer skipped.
-    layer = min((l for l in report["layers"] if l["source"] == "global"), key=lambda l: l["outputSQNR"])
+    layer = min((l for l in report["layers"] if l["source"] == "global"), key=lambda l: l["output_sqnr"])
     names = [l["name"] for l in json.loads(run("plan", model, "--cfg", cfg, "--json").stdout)["layers"]]
     one = str(tmp_path / "one.cfg")
     with open(one, "w") as f:
@@ -253,7 +253,7 @@ def test_residual_model_matches_onnxruntime(tmp_path):
                 + "".join(f'quant_skip_layers: "{n}"\n' for n in names if n != layer["name"]))
     run(model, "--cfg", one, "--calib", data, "--batch-size", 4, "-o", quantized, "--quiet")
     q = ort_run(quantized, {"input": x}, level=ORT_BASIC)[0]
-    assert abs(layer["outputSQNR"] - sqnr(ref, q)) < 0.1, (layer["name"], layer["outputSQNR"], sqnr(ref, q))
+    assert abs(layer["output_sqnr"] - sqnr(ref, q)) < 0.1, (layer["name"], layer["output_sqnr"], sqnr(ref, q))
 
 
 def test_shape_computed_before_the_layer(tmp_path):
@@ -280,7 +280,7 @@ def test_shape_computed_before_the_layer(tmp_path):
     assert [l["name"] for l in report["layers"]] == ["conv1", "conv2"]
     expected = compress_sqnr(tmp_path, model, config(str(tmp_path / "one.cfg"), extra='quant_skip_layers: "conv1"\n'),
                              data, x, "conv2")
-    assert abs(report["layers"][1]["outputSQNR"] - expected) < 0.1, (report["layers"][1]["outputSQNR"], expected)
+    assert abs(report["layers"][1]["output_sqnr"] - expected) < 0.1, (report["layers"][1]["output_sqnr"], expected)
 
 
 def hostile():

@@ -72,10 +72,11 @@ public struct SensitivityReport: Codable, Sendable {
     public func jsonData() throws -> Data { try analysisJSON(self) }
 }
 
-/// Pretty JSON with sorted keys; infinities and NaN as the strings "inf", "-inf", "nan".
+/// Pretty JSON with sorted snake_case keys (as `plan --json`); infinities and NaN as the strings "inf", "-inf", "nan".
 func analysisJSON<T: Encodable>(_ value: T) throws -> Data {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    encoder.keyEncodingStrategy = .convertToSnakeCase
     encoder.nonConformingFloatEncodingStrategy = .convertToString(
         positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
     return try encoder.encode(value)
