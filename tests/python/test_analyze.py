@@ -308,3 +308,19 @@ def test_hostile_models(tmp_path, mutation):
     h.check(result, out, f"{mutation}: analyze")
     if result.returncode == 0:
         assert sorted(os.listdir(out)) == ["report", "s.cfg"]
+
+
+def test_suggest_leaves_overrides_by_name(setup):
+    """conv3 has an override by name of its own (INT4): the suggestion may not add a second one, so it raises other
+    layers (here conv5 must be raised and conv3 stays as the user wrote it), and what it promises still holds."""
+    tmp_path, model, data, x = setup
+    extra = ('override_layer_configs: {\n    layer_name: "conv3"\n'
+             '    retrain_data_quant_config: { ulq_quantize: { dst_type: INT8 } }\n'
+             '    retrain_weight_quant_config: { arq_retrain: { channel_wise: true dst_type: INT8 } }\n}\n')
+    cfg = config(str(tmp_path / "o.cfg"), "INT4", "INT4", extra=extra)
+    out = str(tmp_path / "s.cfg")
+    s = analyze(model, cfg, data, "--suggest", out, "--min-sqnr", 8)["suggestion"]
+    raised = {c["layer"] for c in s["changes"]}
+    assert "conv3" not in raised and "conv5" in raised and s["reached"]
+    assert open(out).read().count('layer_name: "conv3"') == 1
+    assert compress_sqnr(tmp_path, model, out, data, x, "s") >= 8 - 1
