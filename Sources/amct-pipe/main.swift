@@ -13,7 +13,7 @@ struct AMCTPipe: ParsableCommand {
             amct-pipe inspect in.onnx                               opsets, inputs/outputs, ops, parameters
             amct-pipe ops                                           the ops the executor runs, by opset
             """,
-        subcommands: [CompressCommand.self, RetrainCommand.self, Convert.self, Inspect.self, PlanCommand.self, RunCommand.self, OpsCommand.self],
+        subcommands: [CompressCommand.self, AnalyzeCommand.self, RetrainCommand.self, Convert.self, Inspect.self, PlanCommand.self, RunCommand.self, OpsCommand.self],
         defaultSubcommand: CompressCommand.self
     )
 }

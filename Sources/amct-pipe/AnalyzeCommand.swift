@@ -1,0 +1,125 @@
+import ArgumentParser
+import Foundation
+import Graph
+import Passes
+
+// `amct-pipe analyze`: per-layer quantization sensitivity on calibration data (Passes/Analysis), as a table worst
+// first, JSON, an HTML/SVG report directory, and a suggested config that reaches a target SQNR.
+
+struct AnalyzeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "analyze",
+        abstract: "Measure how much each quantized layer costs (output SQNR with that layer alone quantized).")
+
+    @Argument(help: "The ONNX model (never modified).")
+    var input: String
+
+    @Option(help: "The AMCT config (text format).")
+    var cfg: String
+
+    @Option(help: "Calibration data: .npz (arrays by input name) or .npy, batch along axis 0; or 'random' for a trial.")
+    var calib: String?
+
+    @Option(parsing: .unconditional, help: "Samples per batch when the model's batch dimension is symbolic.")
+    var batchSize = 1
+
+    @Option(name: .customLong("input-shape"), help: ArgumentHelp(inputShapeHelp, valueName: "name:d0,d1,..."))
+    var inputShapes: [String] = []
+
+    @Option(help: "Write report.json, sensitivity.svg and index.html into this directory.")
+    var report: String?
+
+    @Option(help: "Write a config that raises the most sensitive layers until the output SQNR reaches --min-sqnr.")
+    var suggest: String?
+
+    @Option(name: .customLong("min-sqnr"), help: "The output SQNR (dB) --suggest aims for.")
+    var minSQNR: Double?
+
+    @Flag(help: "Print the analysis as JSON.")
+    var json = false
+
+    @Flag(help: "No progress output.")
+    var quiet = false
+
+    func validate() throws {
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1 (it is \(batchSize))") }
+        if (suggest == nil) != (minSQNR == nil) { throw ValidationError("--suggest and --min-sqnr go together") }
+        if let m = minSQNR, !m.isFinite { throw ValidationError("--min-sqnr must be a finite number of dB") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let model = try ModelFile.load(input)
+            let config = try CompressionConfig.load(cfg)
+            let shaped = try InputShape.applied(parsing: inputShapes, to: model)
+            let data: CalibrationData? = try calib.map {
+                $0 == "random" ? try CalibrationData.random(for: shaped, batches: config.batchNum, batchSize: batchSize)
+                    : try CalibrationData.load($0, for: shaped)
+            }
+            let session = try SensitivitySession(model, config: config, data: data, batchSize: batchSize,
+                                                 progress: !quiet && isatty(2) != 0 ? progressBar : nil)
+            let result = try session.analyze()
+            var suggestion: ConfigSuggestion?
+            if let suggest, let minSQNR {
+                suggestion = try writeSuggestion(session, result, to: suggest, minSQNR: minSQNR)
+            }
+            if let report { try explainingWrite(report, "the report") { try result.writeFiles(to: report) } }
+            if json {
+                var object = try JSONSerialization.jsonObject(with: result.jsonData()) as? [String: Any] ?? [:]
+                if let suggestion {
+                    object["suggestion"] = try JSONSerialization.jsonObject(with: suggestion.jsonData())
+                }
+                let out = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+                print(String(decoding: out, as: UTF8.self))
+            } else {
+                print(result.table)
+                if let suggestion, let suggest { print(suggestion.summary(path: suggest)) }
+            }
+            fflush(nil)
+            Foundation.exit(0)
+        }
+    }
+}
+
+extension AnalyzeCommand {
+    /// Suggests a config and writes it, once it has been parsed back (with the reader compress uses) and planned
+    /// as measured; nothing is left at `path` otherwise.
+    func writeSuggestion(_ session: SensitivitySession, _ result: SensitivityReport, to path: String,
+                         minSQNR: Double) throws -> ConfigSuggestion {
+        let text = try String(contentsOfFile: cfg, encoding: .utf8)
+        let suggestion = try session.suggest(result, minSQNR: minSQNR, configText: text)
+        let temporary = path + ".partial-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: temporary) }
+        try explainingWrite(path, "the suggested config") {
+            try Data(suggestion.text.utf8).write(to: URL(fileURLWithPath: temporary))
+        }
+        try session.verify(suggestion, config: CompressionConfig.load(temporary), model: ModelFile.load(input))
+        guard rename(temporary, path) == 0 else {
+            throw AnalyzeWriteError(description: "\(path): cannot write the suggested config: "
+                + String(cString: strerror(errno)))
+        }
+        return suggestion
+    }
+}
+
+struct AnalyzeWriteError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// Runs a write; a file-system error becomes one line naming the path and the system's reason.
+func explainingWrite(_ path: String, _ what: String, _ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as NSError where error.domain == NSCocoaErrorDomain {
+        let reason = (error.userInfo[NSUnderlyingErrorKey] as? NSError)?.localizedDescription ?? error.localizedDescription
+        throw AnalyzeWriteError(description: "\(path): cannot write \(what): \(reason)")
+    }
+}
+
+/// A one-line bar on stderr: `analyze [#####.....] layer 12 of 50`.
+let progressBar: @Sendable (String, Int, Int) -> Void = { phase, done, total in
+    let width = 30, filled = total > 0 ? width * done / total : width
+    let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+    let end = done == total ? "\n" : ""
+    FileHandle.standardError.write(Data("\ranalyze [\(bar)] \(phase) \(done) of \(total)   \(end)".utf8))
+}
