@@ -141,7 +141,7 @@ extension DenseTensor {
     func tensor(named name: String) -> Tensor {
         let dims = shape.map(Int64.init)
         switch elements {
-        case .float(let f): return Tensor(name: name, dims: dims, floats: f)
+        case .float, .floatView: return Tensor(name: name, dims: dims, floats: floats)
         case .int64(let i): return i.withUnsafeBytes { Tensor(name: name, dataType: .int64, dims: dims, rawBytes: $0) }
         case .bool(let b):
             return b.map { $0 ? UInt8(1) : 0 }.withUnsafeBytes {
