@@ -23,7 +23,8 @@ def main():
     print(f"   onnx.checker: ok; size {os.path.getsize(a.original)} → {os.path.getsize(a.compressed)} bytes")
     if a.digits:
         d = np.load(a.digits)
-        accs = [float((session(m).run(None, {"input": d["input"]})[0].argmax(1) == d["label"]).mean()) for m in (a.original, a.compressed)]
+        name = onnx.load(a.original).graph.input[0].name  # "input" (the MLP) or "image" (the CNN)
+        accs = [float((session(m).run(None, {name: d[name]})[0].argmax(1) == d["label"]).mean()) for m in (a.original, a.compressed)]
         print(f"   onnxruntime: digits accuracy float {accs[0]:.2%} → compressed {accs[1]:.2%} ({len(d['label'])} test images)")
         return
     m = onnx.load(a.original)
