@@ -383,14 +383,14 @@ public struct Graph: Sendable {
         var defined = outerScope
         defined.formUnion(inputs.compactMap(\.name))
         defined.formUnion(initializers.keys)
-        var producedBy: [String: String] = [:]
+        var producedBy: [String: NodeID] = [:]
+        producedBy.reserveCapacity(order.count)
+        defined.reserveCapacity(defined.count + order.count)
         for id in order {
-            let node = self[id]
-            for output in node.outputs where !output.isEmpty {
-                if let first = producedBy[output] {
-                    throw GraphError.duplicateProducer(value: output, first: first, second: node.displayName)
+            for output in self[id].outputs where !output.isEmpty {
+                if let first = producedBy.updateValue(id, forKey: output) {
+                    throw GraphError.duplicateProducer(value: output, first: self[first].displayName, second: self[id].displayName)
                 }
-                producedBy[output] = node.displayName
                 defined.insert(output)
             }
         }
@@ -399,7 +399,9 @@ public struct Graph: Sendable {
             for input in node.inputs where !input.isEmpty && !defined.contains(input) {
                 throw GraphError.undefinedValue(node: node.displayName, value: input)
             }
-            for sub in node.subgraphs { try sub.checkReferences(outerScope: defined) }
+            if node.attributes.contains(where: { $0.g != nil || !$0.graphs.isEmpty }) {
+                for sub in node.subgraphs { try sub.checkReferences(outerScope: defined) }
+            }
         }
         for output in outputs {
             if let name = output.name, !defined.contains(name) {
