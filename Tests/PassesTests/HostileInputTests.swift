@@ -196,6 +196,34 @@ final class GraphEditScaleTests: XCTestCase {
         for k in 0..<50 { XCTAssertEqual(g.uniqueNodeName("n\(k)") == "n\(k)", !names.contains("n\(k)")) }
     }
 
+    func testManyNamesOfOneBaseStayLinearAndSmallest() throws {
+        // 20,000 nodes and initializers of one preferred name: probing from 1 each time would be 2·10⁸ lookups.
+        let n = 20_000
+        var g = Graph()
+        g.inputs = [ValueInfo(name: "x", type: nil)]
+        let start = Date()
+        g.appendNode(Node(opType: "Relu", name: "n", inputs: ["x"], outputs: ["y"]))
+        for _ in 1...n {
+            g.appendNode(Node(opType: "Relu", name: g.uniqueNodeName("n"), inputs: ["x"], outputs: [g.uniqueValueName("y")]))
+            g.addInitializer(Tensor(name: nil, dims: [1], floats: [0]), preferredName: "w")
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(start), 30)
+        XCTAssertEqual(g.uniqueNodeName("n"), "n_\(n + 1)")
+        XCTAssertEqual(g.uniqueValueName("y"), "y_\(n + 1)")
+        XCTAssertEqual(g.uniqueValueName("w"), "w_\(n)")
+        XCTAssertEqual(Set(g.order.map { g[$0].name }).count, n + 1)
+        // A name freed is the smallest again.
+        g.removeNode(try XCTUnwrap(g.firstNode(named: "n_5")))
+        XCTAssertEqual(g.uniqueNodeName("n"), "n_5")
+        XCTAssertEqual(g.uniqueValueName("y"), "y_5")
+        g.removeInitializer("w_7")
+        XCTAssertEqual(g.uniqueValueName("w"), "w_7")
+        g.updateNode(try XCTUnwrap(g.firstNode(named: "n_9"))) { $0.name = "m" }
+        XCTAssertEqual(g.uniqueNodeName("n"), "n_5")
+        g.appendNode(Node(opType: "Relu", name: "n_5", inputs: ["x"], outputs: ["z"]))
+        XCTAssertEqual(g.uniqueNodeName("n"), "n_9")
+    }
+
     func testUpdateNodeKeepsUseListsRight() {
         var g = Graph()
         let a = g.appendNode(Node(opType: "Add", name: "a", inputs: ["x", "y"], outputs: ["s"]))

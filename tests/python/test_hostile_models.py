@@ -323,12 +323,21 @@ def test_scale_beyond_float16_names_the_layer(tmp_path):
     assert r.returncode == 1 and "node 'conv1': its scales do not fit float32/float16" in r.stderr, r.stderr
 
 
-def test_long_chain_compresses(tmp_path):
-    """3,000 1×1 convs (6,000 nodes): every pass is linear or n log n (the bench times 1k and 100k in release)."""
+@pytest.mark.parametrize("same_names", [False, True])
+def test_long_chain_compresses(tmp_path, same_names):
+    """3,000 1×1 convs (6,000 nodes), also with every node named alike: every pass is linear or n log n (the bench
+    times 1k and 100k in release)."""
     import chain
-    src, cfg = write(tmp_path, chain.conv_chain(3000), INT8)
+    m = chain.conv_chain(3000)
+    if same_names:
+        for n in m.graph.node:
+            n.name = "n"
+    src, cfg = write(tmp_path, m, INT8)
     out = tmp_path / "o.onnx"
     run(src, "--cfg", cfg, "-o", out)
     m = onnx.load(out)
     ops = [n.op_type for n in m.graph.node]
     assert ops.count("Conv") == 3000 and ops.count("QuantizeLinear") == 3000 and ops.count("DequantizeLinear") == 6000
+    added = [n.name for n in m.graph.node if n.op_type != "Conv" and n.op_type != "Relu"]
+    assert len(set(added)) == len(added) == 9000
+    onnx.checker.check_model(m)
