@@ -115,7 +115,7 @@ public struct Graph: Sendable {
         if p >= 0 { nextRaw[p] = n } else { headRaw = n }
         if n >= 0 { previousRaw[n] = p } else { tailRaw = p }
         nodeCount -= 1
-        if orderCache.isFilled { orderCache = OrderCache() }
+        orderChanged()
     }
 
     /// Changes a node in place; its use-list entries follow the change.
@@ -215,6 +215,11 @@ public struct Graph: Sendable {
         return id
     }
 
+    /// Forgets the materialized order: this graph's own cache is cleared; one shared with a copy is left to the copy.
+    private mutating func orderChanged() {
+        if isKnownUniquelyReferenced(&orderCache) { orderCache.clear() } else { orderCache = OrderCache() }
+    }
+
     /// Puts `raw` after `previous` in the order (-1: first).
     private mutating func link(_ raw: Int, after previous: Int) {
         let next = previous >= 0 ? nextRaw[previous] : headRaw
@@ -223,7 +228,7 @@ public struct Graph: Sendable {
         if previous >= 0 { nextRaw[previous] = raw } else { headRaw = raw }
         if next >= 0 { previousRaw[next] = raw } else { tailRaw = raw }
         nodeCount += 1
-        if orderCache.isFilled { orderCache = OrderCache() }
+        orderChanged()
     }
 
     private mutating func index(_ id: NodeID) {
@@ -573,15 +578,15 @@ public struct Graph: Sendable {
 }
 
 /// The materialized order of a graph: shared by copies of the graph until one of them edits its nodes (an edit
-/// replaces its copy's cache), filled on first read under a lock so concurrent readers are safe.
+/// gives the edited copy a cache of its own), filled on first read under a lock so concurrent readers are safe.
 private final class OrderCache: @unchecked Sendable {
     private let lock = NSLock()
     private var ids: [NodeID]?
 
-    var isFilled: Bool {
+    func clear() {
         lock.lock()
         defer { lock.unlock() }
-        return ids != nil
+        ids = nil
     }
 
     func ids(_ make: () -> [NodeID]) -> [NodeID] {

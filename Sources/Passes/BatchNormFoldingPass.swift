@@ -16,9 +16,10 @@ public struct BatchNormFoldingPass: Pass {
 
     public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
         var folded = 0
+        let graphOutputs = Set(graph.outputs.compactMap(\.name))
         for id in graph.order where graph.contains(id) {
             let conv = graph[id]
-            guard conv.isDefaultDomain, conv.op == "Conv", let y = conv.outputs.first, !graph.isGraphOutput(y) else { continue }
+            guard conv.isDefaultDomain, conv.op == "Conv", let y = conv.outputs.first, !graphOutputs.contains(y) else { continue }
             let readers = graph.consumers(of: y)
             guard readers.count == 1, let bnID = readers.first else { continue }
             let bn = graph[bnID]

@@ -224,6 +224,23 @@ final class GraphEditScaleTests: XCTestCase {
         XCTAssertEqual(g.uniqueNodeName("n"), "n_9")
     }
 
+    func testCopiesKeepTheirOwnOrder() {
+        // Copies share the materialized order until one edits; whichever reads first, each sees its own.
+        for readOriginalFirst in [false, true] {
+            var g = Graph()
+            let a = g.appendNode(Node(opType: "Relu", name: "a", inputs: ["x"], outputs: ["y"]))
+            var copy = g
+            let b = copy.insertNode(Node(opType: "Relu", name: "b", inputs: ["x"], outputs: ["z"]), before: a)
+            if readOriginalFirst { XCTAssertEqual(g.order, [a]) }
+            XCTAssertEqual(copy.order, [b, a])
+            XCTAssertEqual(g.order, [a])
+            var third = copy
+            third.removeNode(a)
+            XCTAssertEqual(third.order, [b])
+            XCTAssertEqual(copy.order, [b, a])
+        }
+    }
+
     func testUpdateNodeKeepsUseListsRight() {
         var g = Graph()
         let a = g.appendNode(Node(opType: "Add", name: "a", inputs: ["x", "y"], outputs: ["s"]))
