@@ -57,7 +57,9 @@ public struct CalibrationPass: Pass {
         let observed = Set(needing.map { graph[$0.element.layer.node].inputs[0] })
         var gathered: [String: [Float]] = [:]
         for b in 0..<count {
-            _ = try executor.run(data.batch(b, batchSize: batchSize), observe: observed) { name, value in gathered[name, default: []] += value.floats }
+            _ = try executor.run(data.batch(b, batchSize: batchSize), observe: observed) { name, value in
+                gathered[name, default: []] += value.floats
+            }
             if b == 0 { try checkGatheredSize(gathered, batches: count) }
             progress?("batch", b + 1, count)
         }
@@ -109,6 +111,7 @@ public struct CalibrationPass: Pass {
         guard bad > 0 else { return }
         throw PassError(
             node: layer,
-            "its input '\(value)' holds \(bad) NaN/infinite value\(bad == 1 ? "" : "s") (of \(values.count)) in the calibration run, the first \(first); IFMR needs finite numbers: check the calibration data and the model's weights")
+            "its input '\(value)' holds \(bad) NaN/infinite value\(bad == 1 ? "" : "s") (of \(values.count)) in the calibration "
+                + "run, the first \(first); IFMR needs finite numbers: check the calibration data and the model's weights")
     }
 }
