@@ -64,6 +64,7 @@ public func compress(_ input: consuming Model, config: CompressionConfig, format
         try AscendDeployPass().run(&deploy.graph, &deployContext)
         try finish(&deploy, &deployContext)
         fakeContext.log += deployContext.log.suffix(from: context.log.count)
+        fakeContext.diagnostics += deployContext.diagnostics.suffix(from: context.diagnostics.count)
         return CompressionResult(models: [("_fake_quant_model.onnx", fake), ("_deploy_model.onnx", deploy)], context: fakeContext)
     }
 }

@@ -341,3 +341,14 @@ def test_long_chain_compresses(tmp_path, same_names):
     added = [n.name for n in m.graph.node if n.op_type != "Conv" and n.op_type != "Relu"]
     assert len(set(added)) == len(added) == 9000
     onnx.checker.check_model(m)
+
+
+def test_integer_bias_beyond_int32_saturates_with_a_warning(tmp_path):
+    m = base_model()
+    MUTATIONS["huge_bias"](m)  # b2[0] = 3e38: round(b / (s_w·s_d)) is far beyond INT32
+    src, cfg = write(tmp_path, m, INT8)
+    r = run(src, "--cfg", cfg, "--format", "amct", "-o", tmp_path / "o.onnx")
+    assert "warning: conv2: its integer bias" in r.stdout and "does not fit INT32 and is saturated" in r.stdout, r.stdout
+    deploy = onnx.load(tmp_path / "o_deploy_model.onnx")
+    bias = next(numpy_helper.to_array(t) for t in deploy.graph.initializer if t.name.startswith("b2") and t.data_type == 6)
+    assert bias[0] == 2 ** 31 - 1
