@@ -65,14 +65,14 @@ public struct CalibrationPass: Pass {
         }
         // One search per distinct (input, bit width), spread over the cores; each input checked finite first.
         var jobIndex: [String: Int] = [:]
-        var jobs: [(value: String, bits: Int, layer: String)] = []
+        var jobs: [(value: String, bits: Int)] = []
         var jobOfLayer: [Int: Int] = [:]
         for (i, p) in needing {
             let value = graph[p.layer.node].inputs[0], bits = p.quant.act!.type.bits
             let key = "\(bits)|\(value)"
             if jobIndex[key] == nil {
                 jobIndex[key] = jobs.count
-                jobs.append((value, bits, p.layer.name))
+                jobs.append((value, bits))
                 try checkFinite(gathered[value] ?? [], value: value, layer: p.layer.name)
             }
             jobOfLayer[i] = jobIndex[key]
