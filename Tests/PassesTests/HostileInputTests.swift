@@ -164,7 +164,7 @@ final class GraphEditScaleTests: XCTestCase {
     func testOrderMatchesAnArrayUnderRandomEdits() {
         var g = Graph()
         var reference: [NodeID] = []
-        var rng = SystemRandomNumberGenerator()
+        var rng = SeededGenerator(state: 42)
         var counter = 0
         func node() -> Node {
             counter += 1
@@ -290,5 +290,17 @@ final class GraphEditScaleTests: XCTestCase {
         XCTAssertThrowsError(try h.validate()) {
             XCTAssertEqual($0 as? GraphError, .duplicateProducer(value: "t", first: "a", second: "again"))
         }
+    }
+}
+
+/// A fixed-seed generator (SplitMix64), so the random edits are the same on every run.
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
