@@ -35,6 +35,11 @@ public struct Graph: Sendable {
     private var consumersByValue: [String: [NodeID]] = [:]
     /// How many nodes bear each name (names may repeat in a file).
     private var nodeNameCounts: [String: Int] = [:]
+    /// Per base name, a k such that every `base_1` … `base_(k-1)` is taken: `uniqueNodeName`/`uniqueValueName` start
+    /// there, so a thousand nodes of one name cost O(n), not O(n²). Kept by every edit through this type (a name
+    /// freed by editing `inputs`/`outputs` directly only makes a later name less small, never taken twice).
+    private var nodeSuffixFloor: [String: Int] = [:]
+    private var valueSuffixFloor: [String: Int] = [:]
 
     public init(name: String? = nil) { self.name = name }
 
@@ -110,7 +115,7 @@ public struct Graph: Sendable {
         if p >= 0 { nextRaw[p] = n } else { headRaw = n }
         if n >= 0 { previousRaw[n] = p } else { tailRaw = p }
         nodeCount -= 1
-        if orderCache.isFilled { orderCache = OrderCache() }
+        orderChanged()
     }
 
     /// Changes a node in place; its use-list entries follow the change.
@@ -134,8 +139,12 @@ public struct Graph: Sendable {
         if node.outputs != outputs {
             for output in outputs where producerByValue[output] == id && !node.outputs.contains(output) {
                 producerByValue[output] = nil
+                noteValueRemoved(output)
             }
-            for output in node.outputs where !output.isEmpty { producerByValue[output] = id }
+            for output in node.outputs where !output.isEmpty {
+                producerByValue[output] = id
+                noteValueAdded(output)
+            }
         }
         var newUsed: [String] = []
         Graph.forEachUsedValue(node) { newUsed.append($0) }
@@ -152,11 +161,8 @@ public struct Graph: Sendable {
             }
         }
         if node.name != name {
-            if let name {
-                let left = (nodeNameCounts[name] ?? 1) - 1
-                nodeNameCounts[name] = left > 0 ? left : nil
-            }
-            if let new = node.name { nodeNameCounts[new, default: 0] += 1 }
+            if let name { removeNodeName(name) }
+            if let new = node.name { addNodeName(new) }
         }
     }
 
@@ -182,6 +188,7 @@ public struct Graph: Sendable {
         producerByValue = [:]
         consumersByValue = [:]
         nodeNameCounts = [:]
+        nodeSuffixFloor = [:]
         nodeStore.reserveCapacity(nodes.count)
         reserveCapacity(nodes: nodes.count, values: nodes.count * 2)
         for node in nodes { appendNode(node) }
@@ -208,6 +215,11 @@ public struct Graph: Sendable {
         return id
     }
 
+    /// Forgets the materialized order: this graph's own cache is cleared; one shared with a copy is left to the copy.
+    private mutating func orderChanged() {
+        if isKnownUniquelyReferenced(&orderCache) { orderCache.clear() } else { orderCache = OrderCache() }
+    }
+
     /// Puts `raw` after `previous` in the order (-1: first).
     private mutating func link(_ raw: Int, after previous: Int) {
         let next = previous >= 0 ? nextRaw[previous] : headRaw
@@ -216,7 +228,7 @@ public struct Graph: Sendable {
         if previous >= 0 { nextRaw[previous] = raw } else { headRaw = raw }
         if next >= 0 { previousRaw[next] = raw } else { tailRaw = raw }
         nodeCount += 1
-        if orderCache.isFilled { orderCache = OrderCache() }
+        orderChanged()
     }
 
     private mutating func index(_ id: NodeID) {
@@ -225,7 +237,8 @@ public struct Graph: Sendable {
         Graph.forEachUsedValue(node) { value in
             consumersByValue[value, default: []].append(id)
         }
-        if let name = node.name { nodeNameCounts[name, default: 0] += 1 }
+        if let name = node.name { addNodeName(name) }
+        for output in node.outputs where !output.isEmpty { noteValueAdded(output) }
     }
 
     /// `node.usedValues` without building a set for the common node (no subgraph, a few inputs).
@@ -246,10 +259,8 @@ public struct Graph: Sendable {
             consumersByValue[value]?.removeAll { $0 == id }
             if consumersByValue[value]?.isEmpty == true { consumersByValue[value] = nil }
         }
-        if let name = node.name {
-            let left = (nodeNameCounts[name] ?? 1) - 1
-            nodeNameCounts[name] = left > 0 ? left : nil
-        }
+        if let name = node.name { removeNodeName(name) }
+        for output in node.outputs where producerByValue[output] == nil { noteValueRemoved(output) }
     }
 
     // MARK: Initializers and constants
@@ -258,10 +269,14 @@ public struct Graph: Sendable {
     public mutating func setInitializer(_ tensor: Tensor) {
         guard let name = tensor.name else { preconditionFailure("an initializer needs a name") }
         initializers[name] = tensor
+        noteValueAdded(name)
     }
 
     @discardableResult
-    public mutating func removeInitializer(_ name: String) -> Tensor? { initializers.removeValue(forKey: name) }
+    public mutating func removeInitializer(_ name: String) -> Tensor? {
+        noteValueRemoved(name)
+        return initializers.removeValue(forKey: name)
+    }
 
     /// Adds an initializer under a name no other value of the graph has (`base`, else `base_1`, `base_2`, ...).
     @discardableResult
@@ -270,27 +285,79 @@ public struct Graph: Sendable {
         var named = tensor
         named.name = name
         initializers[name] = named
+        noteValueAdded(name)
         return name
     }
 
     /// A value name that nothing in the graph uses yet (`base`, else `base_1`, `base_2`, ...).
     public func uniqueValueName(_ base: String) -> String {
-        func taken(_ n: String) -> Bool {
-            initializers.index(forKey: n) != nil || producerByValue[n] != nil || consumersByValue[n] != nil
-                || inputs.contains { $0.name == n } || outputs.contains { $0.name == n }
-        }
-        return Graph.firstFree(base, taken)
+        Graph.firstFree(base, from: valueSuffixFloor[base] ?? 1, isValueTaken)
     }
 
     /// A node name no node of the graph has yet (`base`, else `base_1`, `base_2`, ...).
-    public func uniqueNodeName(_ base: String) -> String { Graph.firstFree(base) { nodeNameCounts[$0] != nil } }
+    public func uniqueNodeName(_ base: String) -> String {
+        Graph.firstFree(base, from: nodeSuffixFloor[base] ?? 1) { nodeNameCounts[$0] != nil }
+    }
 
-    private static func firstFree(_ base: String, _ taken: (String) -> Bool) -> String {
+    private func isValueTaken(_ n: String) -> Bool {
+        initializers.index(forKey: n) != nil || producerByValue[n] != nil || consumersByValue[n] != nil
+            || inputs.contains { $0.name == n } || outputs.contains { $0.name == n }
+    }
+
+    private static func firstFree(_ base: String, from floor: Int, _ taken: (String) -> Bool) -> String {
         if !taken(base) { return base }
-        var k = 1
+        var k = floor
         while taken("\(base)_\(k)") { k += 1 }
         return "\(base)_\(k)"
     }
+
+    /// `name` as `base_k` (k ≥ 1 without leading zeros), if it is of that form.
+    private static func suffixed(_ name: String) -> (base: String, k: Int)? {
+        let bytes = name.utf8
+        guard let underscore = bytes.lastIndex(of: UInt8(ascii: "_")) else { return nil }
+        let digits = bytes[bytes.index(after: underscore)...]
+        guard (1...18).contains(digits.count), digits.first != UInt8(ascii: "0"),
+            digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
+        else { return nil }
+        let k = digits.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
+        return (String(name[..<underscore]), k)
+    }
+
+    /// After `name` became taken: when it is `base_k` at the floor, the floor moves past every taken `base_j`.
+    private static func noteTaken(_ name: String, _ floors: inout [String: Int], _ taken: (String) -> Bool) {
+        guard let (base, k) = suffixed(name), k == (floors[base] ?? 1) else { return }
+        var floor = k + 1
+        while taken("\(base)_\(floor)") { floor += 1 }
+        floors[base] = floor
+    }
+
+    /// After `name` may have become free: the floor of its base comes down to it.
+    private static func noteFreed(_ name: String, _ floors: inout [String: Int]) {
+        guard let (base, k) = suffixed(name), let floor = floors[base], k < floor else { return }
+        floors[base] = k
+    }
+
+    private mutating func addNodeName(_ name: String) {
+        nodeNameCounts[name, default: 0] += 1
+        let counts = nodeNameCounts
+        Graph.noteTaken(name, &nodeSuffixFloor) { counts[$0] != nil }
+    }
+
+    private mutating func removeNodeName(_ name: String) {
+        let left = (nodeNameCounts[name] ?? 1) - 1
+        nodeNameCounts[name] = left > 0 ? left : nil
+        if left <= 0 { Graph.noteFreed(name, &nodeSuffixFloor) }
+    }
+
+    private mutating func noteValueAdded(_ name: String) {
+        guard Graph.suffixed(name) != nil else { return }
+        var floors = valueSuffixFloor
+        valueSuffixFloor = [:]
+        Graph.noteTaken(name, &floors, isValueTaken)
+        valueSuffixFloor = floors
+    }
+
+    private mutating func noteValueRemoved(_ name: String) { Graph.noteFreed(name, &valueSuffixFloor) }
 
     /// The constant value of `value`, wherever it is kept: an initializer (external data already read), a
     /// `Constant` node (`value`, `value_float(s)`, `value_int(s)`), reached through `Identity` nodes.
@@ -501,23 +568,27 @@ public struct Graph: Sendable {
         let before = initializers.count
         // One pass (removing keys one by one from an OrderedDictionary is linear each).
         let read = consumersByValue
+        var removed: [String] = []
         initializers.removeAll { name, _ in
-            read[name] == nil && !outputNames.contains(name) && !inputNames.contains(name)
+            let dead = read[name] == nil && !outputNames.contains(name) && !inputNames.contains(name)
+            if dead { removed.append(name) }
+            return dead
         }
+        for name in removed { noteValueRemoved(name) }
         return (removedNodes, before - initializers.count)
     }
 }
 
 /// The materialized order of a graph: shared by copies of the graph until one of them edits its nodes (an edit
-/// replaces its copy's cache), filled on first read under a lock so concurrent readers are safe.
+/// gives the edited copy a cache of its own), filled on first read under a lock so concurrent readers are safe.
 private final class OrderCache: @unchecked Sendable {
     private let lock = NSLock()
     private var ids: [NodeID]?
 
-    var isFilled: Bool {
+    func clear() {
         lock.lock()
         defer { lock.unlock() }
-        return ids != nil
+        ids = nil
     }
 
     func ids(_ make: () -> [NodeID]) -> [NodeID] {

@@ -13,18 +13,17 @@ public enum Pruning {
             for i in 0..<inner {
                 var g = 0
                 while g < cin {
-                    // Indices of the group (padding has index ≥ cin and value 0).
-                    var idx = [Int](repeating: -1, count: 4)
-                    var mag = [Float](repeating: 0, count: 4)
+                    // |w| of the group (padding past cin is 0); a position goes when fewer than 2 others come before it
+                    // in (|w|, position) order. No allocation per group.
+                    var mag = SIMD4<Float>(repeating: 0)
+                    for j in 0..<4 where g + j < cin { mag[j] = abs(w[(o * cin + g + j) * inner + i]) }
                     for j in 0..<4 where g + j < cin {
-                        idx[j] = (o * cin + g + j) * inner + i
-                        mag[j] = abs(w[idx[j]])
-                    }
-                    // Order the 4 positions by (|w|, position) and drop the first two.
-                    let order = (0..<4).sorted { mag[$0] != mag[$1] ? mag[$0] < mag[$1] : $0 < $1 }
-                    for j in order.prefix(2) where idx[j] >= 0 {
-                        if w[idx[j]] != 0 { zeroed += 1 }
-                        w[idx[j]] = 0
+                        var rank = 0
+                        for k in 0..<4 where k != j && (mag[k] < mag[j] || (mag[k] == mag[j] && k < j)) { rank += 1 }
+                        guard rank < 2 else { continue }
+                        let index = (o * cin + g + j) * inner + i
+                        if w[index] != 0 { zeroed += 1 }
+                        w[index] = 0
                     }
                     g += 4
                 }

@@ -58,7 +58,8 @@ func rewireIntoIntegerDomain(
 /// The bias a layer reads, which the integer-domain layout rewrites, so it must be a constant.
 func constantBias(_ graph: Graph, _ node: Node, _ index: Int, _ layer: Layer) throws -> Tensor {
     guard let bias = graph.constantTensor(node.inputs[index]) else {
-        throw PassError(node: layer.name, "its bias '\(node.inputs[index])' is not a constant; the AMCT layout needs a constant bias (use --format qdq)")
+        throw PassError(
+            node: layer.name, "its bias '\(node.inputs[index])' is not a constant; the AMCT layout needs a constant bias (use --format qdq)")
     }
     return bias
 }

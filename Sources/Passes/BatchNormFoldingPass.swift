@@ -14,59 +14,30 @@ public struct BatchNormFoldingPass: Pass {
     public let name = "fold-batchnorm"
     public init() {}
 
+    /// A pair that folds: the tensors the formula reads, checked against the Conv's output channels.
+    struct Pair {
+        var weight: Tensor
+        var bias: Tensor?
+        var gamma, beta, mean, variance: Tensor
+        var channels: Int
+    }
+
     public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
         var folded = 0
+        let graphOutputs = Set(graph.outputs.compactMap(\.name))
         for id in graph.order where graph.contains(id) {
             let conv = graph[id]
-            guard conv.isDefaultDomain, conv.op == "Conv", let y = conv.outputs.first, !graph.isGraphOutput(y) else { continue }
+            guard conv.isDefaultDomain, conv.op == "Conv", let y = conv.outputs.first, !graphOutputs.contains(y) else { continue }
             let readers = graph.consumers(of: y)
             guard readers.count == 1, let bnID = readers.first else { continue }
             let bn = graph[bnID]
             guard bn.isDefaultDomain, bn.op == "BatchNormalization", bn.outputs.count == 1, bn.inputs.first == y,
-                (bn.int("training_mode") ?? 0) == 0
+                (bn.int("training_mode") ?? 0) == 0, let pair = try pair(graph, conv, bn)
             else { continue }
-            let bnName = bn.displayName
-            let roles = ["scale", "B", "input_mean", "input_var"]
-            var params: [Tensor] = []
-            for (i, role) in roles.enumerated() {
-                let name = try requiredInput(bn, i + 1, role)
-                guard let t = try foldable(graph, name, node: bnName, role: role) else { break }
-                params.append(t)
-            }
-            let weightName = try requiredInput(conv, 1, "weight")
-            guard params.count == 4, let weight = try foldable(graph, weightName, node: conv.displayName, role: "weight") else { continue }
-            guard let channels = weight.dims.first.map(Int.init), channels > 0, weight.dims.count >= 3 else {
-                throw PassError(node: conv.displayName, "its weight '\(weightName)' has dims \(weight.dims); a Conv weight is [Cout, Cin/group, k...]")
-            }
-            let (gamma, beta, mean, variance) = (params[0], params[1], params[2], params[3])
-            for (t, role) in zip(params, roles) where t.elementCount != channels {
-                throw PassError(node: bnName, "its \(role) has dims \(t.dims); the Conv '\(conv.displayName)' before it has \(channels) output channels")
-            }
-            var bias: Tensor?
-            if conv.inputs.count > 2, !conv.inputs[2].isEmpty {
-                guard let b = try foldable(graph, conv.inputs[2], node: conv.displayName, role: "bias") else { continue }
-                guard b.elementCount == channels else {
-                    throw PassError(node: conv.displayName, "its bias '\(conv.inputs[2])' has dims \(b.dims); the Conv has \(channels) output channels")
-                }
-                bias = b
-            }
-            let epsilon = bn.float("epsilon") ?? 1e-5
-            let k: [Float] = gamma.withElements(as: Float.self) { g in
-                variance.withElements(as: Float.self) { v in (0..<channels).map { g[$0] / (v[$0] + epsilon).squareRoot() } }
-            }
-            if let c = k.indices.first(where: { !k[$0].isFinite }) {
-                throw PassError(node: bnName, "channel \(c): scale / sqrt(input_var + epsilon) is \(k[c]); the parameters must be finite with input_var + epsilon > 0")
-            }
-            var newWeight = weight
-            let perChannel = weight.elementCount / channels
-            newWeight.withMutableElements(as: Float.self) { w in
-                for c in 0..<channels { for i in (c * perChannel)..<((c + 1) * perChannel) { w[i] *= k[c] } }
-            }
-            let b0 = bias?.floatArray ?? [Float](repeating: 0, count: channels)
-            let m = mean.floatArray, be = beta.floatArray
-            let newBias = (0..<channels).map { (b0[$0] - m[$0]) * k[$0] + be[$0] }
-            let wName = graph.addInitializer(newWeight, preferredName: "\(conv.inputs[1])_bnfolded")
-            let bName = graph.addInitializer(Tensor(name: nil, dims: [Int64(channels)], floats: newBias), preferredName: "\(conv.inputs[1].replacingOccurrences(of: ".weight", with: ""))_bias_bnfolded")
+            let (weight, bias) = try fold(pair, epsilon: bn.float("epsilon") ?? 1e-5, bn: bn.displayName)
+            let wName = graph.addInitializer(weight, preferredName: "\(conv.inputs[1])_bnfolded")
+            let base = conv.inputs[1].replacingOccurrences(of: ".weight", with: "")
+            let bName = graph.addInitializer(bias, preferredName: "\(base)_bias_bnfolded")
             let z = bn.outputs[0]
             graph.removeNode(bnID)
             graph.updateNode(id) { n in
@@ -76,6 +47,60 @@ public struct BatchNormFoldingPass: Pass {
             folded += 1
         }
         context.log.append((name, "\(folded) Conv+BatchNormalization pairs folded"))
+    }
+
+    /// The tensors of a Conv+BatchNormalization pair; nil (left unfolded) when one is not a float32 constant; an error
+    /// naming the node when one cannot be right (a missing input, a size that is not the Conv's output channels).
+    func pair(_ graph: Graph, _ conv: Node, _ bn: Node) throws -> Pair? {
+        let roles = ["scale", "B", "input_mean", "input_var"]
+        var params: [Tensor] = []
+        for (i, role) in roles.enumerated() {
+            guard let t = try foldable(graph, try requiredInput(bn, i + 1, role), node: bn.displayName, role: role) else { return nil }
+            params.append(t)
+        }
+        let weightName = try requiredInput(conv, 1, "weight")
+        guard let weight = try foldable(graph, weightName, node: conv.displayName, role: "weight") else { return nil }
+        guard let channels = weight.dims.first.map(Int.init), channels > 0, weight.dims.count >= 3 else {
+            throw PassError(
+                node: conv.displayName, "its weight '\(weightName)' has dims \(weight.dims); a Conv weight is [Cout, Cin/group, k...]")
+        }
+        for (t, role) in zip(params, roles) where t.elementCount != channels {
+            throw PassError(
+                node: bn.displayName,
+                "its \(role) has dims \(t.dims); the Conv '\(conv.displayName)' before it has \(channels) output channels")
+        }
+        var bias: Tensor?
+        if conv.inputs.count > 2, !conv.inputs[2].isEmpty {
+            guard let b = try foldable(graph, conv.inputs[2], node: conv.displayName, role: "bias") else { return nil }
+            guard b.elementCount == channels else {
+                throw PassError(
+                    node: conv.displayName, "its bias '\(conv.inputs[2])' has dims \(b.dims); the Conv has \(channels) output channels")
+            }
+            bias = b
+        }
+        return Pair(weight: weight, bias: bias, gamma: params[0], beta: params[1], mean: params[2], variance: params[3],
+                    channels: channels)
+    }
+
+    /// W' and b' of the formula above.
+    func fold(_ p: Pair, epsilon: Float, bn: String) throws -> (weight: Tensor, bias: Tensor) {
+        let channels = p.channels
+        let k: [Float] = p.gamma.withElements(as: Float.self) { g in
+            p.variance.withElements(as: Float.self) { v in (0..<channels).map { g[$0] / (v[$0] + epsilon).squareRoot() } }
+        }
+        if let c = k.indices.first(where: { !k[$0].isFinite }) {
+            throw PassError(
+                node: bn, "channel \(c): scale / sqrt(input_var + epsilon) is \(k[c]); the parameters must be finite with input_var + epsilon > 0")
+        }
+        var newWeight = p.weight
+        let perChannel = p.weight.elementCount / channels
+        newWeight.withMutableElements(as: Float.self) { w in
+            for c in 0..<channels { for i in (c * perChannel)..<((c + 1) * perChannel) { w[i] *= k[c] } }
+        }
+        let b0 = p.bias?.floatArray ?? [Float](repeating: 0, count: channels)
+        let m = p.mean.floatArray, be = p.beta.floatArray
+        let newBias = (0..<channels).map { (b0[$0] - m[$0]) * k[$0] + be[$0] }
+        return (newWeight, Tensor(name: nil, dims: [Int64(channels)], floats: newBias))
     }
 
     /// A float32 constant with all its elements (nil, so the pair is left unfolded, for a non-constant or another type).

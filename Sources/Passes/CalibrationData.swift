@@ -75,11 +75,15 @@ public struct CalibrationData {
             var shape = [samples]
             for (i, d) in dims.enumerated() where i > 0 {
                 guard let v = d.size else {
-                    throw PassError(node: name, "--calib random needs every dimension but the batch known; dimension \(i) of \(describe(Shape(dims))) is not (give it with --input-shape \(name):D0,D1,...)")
+                    throw PassError(
+                        node: name,
+                        "--calib random needs every dimension but the batch known; dimension \(i) of \(describe(Shape(dims))) "
+                            + "is not (give it with --input-shape \(name):D0,D1,...)")
                 }
                 shape.append(v)
             }
-            guard let count = checkedElementCount(shape.map(Int64.init)), case (let sum, false) = total.addingReportingOverflow(count) else {
+            guard let count = checkedElementCount(shape.map(Int64.init)), case (let sum, false) = total.addingReportingOverflow(count)
+            else {
                 throw CalibrationSizeError("--calib random for input '\(name)' of shape \(shape) is too large")
             }
             total = sum
@@ -124,7 +128,10 @@ public struct CalibrationData {
             guard let name = input.name, let a = arrays[name] else { continue }
             let available = a.shape.first ?? 0
             guard !overflow, needed <= available else {
-                throw NumpyError(path: source, message: "array '\(name)' has \(available) samples; batch_num \(count) × \(per) samples per batch needs \(overflow ? "more" : String(needed)); lower batch_num in the config or --batch-size, or give more samples")
+                throw NumpyError(
+                    path: source,
+                    message: "array '\(name)' has \(available) samples; batch_num \(count) × \(per) samples per batch needs "
+                        + "\(overflow ? "more" : String(needed)); lower batch_num in the config or --batch-size, or give more samples")
             }
         }
     }
@@ -177,7 +184,8 @@ public enum MemoryBudget {
         let available = availableBytes
         guard bytes.overflow || bytes.partialValue > available else { return }
         let needed = bytes.overflow ? "more than \(Int.max) bytes" : formatSize(bytes.partialValue)
-        throw CalibrationSizeError("\(what) would need \(needed); \(formatSize(available)) of memory is available. Lower batch_num or the batch size")
+        throw CalibrationSizeError(
+            "\(what) would need \(needed); \(formatSize(available)) of memory is available. Lower batch_num or the batch size")
     }
 
     static func formatSize(_ bytes: Int) -> String {

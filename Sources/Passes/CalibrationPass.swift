@@ -57,20 +57,22 @@ public struct CalibrationPass: Pass {
         let observed = Set(needing.map { graph[$0.element.layer.node].inputs[0] })
         var gathered: [String: [Float]] = [:]
         for b in 0..<count {
-            _ = try executor.run(data.batch(b, batchSize: batchSize), observe: observed) { name, value in gathered[name, default: []] += value.floats }
+            _ = try executor.run(data.batch(b, batchSize: batchSize), observe: observed) { name, value in
+                gathered[name, default: []] += value.floats
+            }
             if b == 0 { try checkGatheredSize(gathered, batches: count) }
             progress?("batch", b + 1, count)
         }
         // One search per distinct (input, bit width), spread over the cores; each input checked finite first.
         var jobIndex: [String: Int] = [:]
-        var jobs: [(value: String, bits: Int, layer: String)] = []
+        var jobs: [(value: String, bits: Int)] = []
         var jobOfLayer: [Int: Int] = [:]
         for (i, p) in needing {
             let value = graph[p.layer.node].inputs[0], bits = p.quant.act!.type.bits
             let key = "\(bits)|\(value)"
             if jobIndex[key] == nil {
                 jobIndex[key] = jobs.count
-                jobs.append((value, bits, p.layer.name))
+                jobs.append((value, bits))
                 try checkFinite(gathered[value] ?? [], value: value, layer: p.layer.name)
             }
             jobOfLayer[i] = jobIndex[key]
@@ -109,6 +111,7 @@ public struct CalibrationPass: Pass {
         guard bad > 0 else { return }
         throw PassError(
             node: layer,
-            "its input '\(value)' holds \(bad) NaN/infinite value\(bad == 1 ? "" : "s") (of \(values.count)) in the calibration run, the first \(first); IFMR needs finite numbers: check the calibration data and the model's weights")
+            "its input '\(value)' holds \(bad) NaN/infinite value\(bad == 1 ? "" : "s") (of \(values.count)) in the calibration "
+                + "run, the first \(first); IFMR needs finite numbers: check the calibration data and the model's weights")
     }
 }

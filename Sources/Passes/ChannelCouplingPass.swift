@@ -116,7 +116,8 @@ public struct ChannelCouplingPass: Pass {
             guard let w = graph.constantTensor(name), node.op != "MatMul" || w.dims.count == 2 else { return nil }
             guard axis < w.dims.count, w.dims[axis] == Int64(channels) else {
                 throw PassError(
-                    node: node.displayName, "its weight '\(name)' has dims \(w.dims); its input has \(channels) channels, so axis \(axis) must be \(channels)")
+                    node: node.displayName,
+                    "its weight '\(name)' has dims \(w.dims); its input has \(channels) channels, so axis \(axis) must be \(channels)")
             }
             return w
         }

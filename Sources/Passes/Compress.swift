@@ -77,6 +77,7 @@ public func exportCompressed(_ prepared: consuming Model, _ context: PassContext
         try AscendDeployPass().run(&deploy.graph, &deployContext)
         try finish(&deploy, &deployContext)
         fakeContext.log += deployContext.log.suffix(from: context.log.count)
+        fakeContext.diagnostics += deployContext.diagnostics.suffix(from: context.diagnostics.count)
         return CompressionResult(models: [("_fake_quant_model.onnx", fake), ("_deploy_model.onnx", deploy)], context: fakeContext)
     }
 }

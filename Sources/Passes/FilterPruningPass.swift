@@ -96,7 +96,9 @@ public struct FilterPruningPass: Pass {
             case .depthwise:
                 try replace(&graph, dependent.node, input: 1, axis: 0, channels: n, keep: k)
                 let node = graph[dependent.node]
-                if node.inputs.count > 2, !node.inputs[2].isEmpty { try replace(&graph, dependent.node, input: 2, axis: 0, channels: n, keep: k) }
+                if node.inputs.count > 2, !node.inputs[2].isEmpty {
+                    try replace(&graph, dependent.node, input: 2, axis: 0, channels: n, keep: k)
+                }
                 graph.updateNode(dependent.node) { $0.setAttribute(.int("group", Int64(k.count))) }
             case .constant(let input, let axis):
                 try replace(&graph, dependent.node, input: input, axis: axis, channels: n, keep: k)

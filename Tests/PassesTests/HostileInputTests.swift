@@ -164,7 +164,7 @@ final class GraphEditScaleTests: XCTestCase {
     func testOrderMatchesAnArrayUnderRandomEdits() {
         var g = Graph()
         var reference: [NodeID] = []
-        var rng = SystemRandomNumberGenerator()
+        var rng = SeededGenerator(state: 42)
         var counter = 0
         func node() -> Node {
             counter += 1
@@ -194,6 +194,51 @@ final class GraphEditScaleTests: XCTestCase {
         // Node names: counted, so a name is free again when its last node goes.
         let names = Set(reference.compactMap { g[$0].name })
         for k in 0..<50 { XCTAssertEqual(g.uniqueNodeName("n\(k)") == "n\(k)", !names.contains("n\(k)")) }
+    }
+
+    func testManyNamesOfOneBaseStayLinearAndSmallest() throws {
+        // 20,000 nodes and initializers of one preferred name: probing from 1 each time would be 2·10⁸ lookups.
+        let n = 20_000
+        var g = Graph()
+        g.inputs = [ValueInfo(name: "x", type: nil)]
+        let start = Date()
+        g.appendNode(Node(opType: "Relu", name: "n", inputs: ["x"], outputs: ["y"]))
+        for _ in 1...n {
+            g.appendNode(Node(opType: "Relu", name: g.uniqueNodeName("n"), inputs: ["x"], outputs: [g.uniqueValueName("y")]))
+            g.addInitializer(Tensor(name: nil, dims: [1], floats: [0]), preferredName: "w")
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(start), 30)
+        XCTAssertEqual(g.uniqueNodeName("n"), "n_\(n + 1)")
+        XCTAssertEqual(g.uniqueValueName("y"), "y_\(n + 1)")
+        XCTAssertEqual(g.uniqueValueName("w"), "w_\(n)")
+        XCTAssertEqual(Set(g.order.map { g[$0].name }).count, n + 1)
+        // A name freed is the smallest again.
+        g.removeNode(try XCTUnwrap(g.firstNode(named: "n_5")))
+        XCTAssertEqual(g.uniqueNodeName("n"), "n_5")
+        XCTAssertEqual(g.uniqueValueName("y"), "y_5")
+        g.removeInitializer("w_7")
+        XCTAssertEqual(g.uniqueValueName("w"), "w_7")
+        g.updateNode(try XCTUnwrap(g.firstNode(named: "n_9"))) { $0.name = "m" }
+        XCTAssertEqual(g.uniqueNodeName("n"), "n_5")
+        g.appendNode(Node(opType: "Relu", name: "n_5", inputs: ["x"], outputs: ["z"]))
+        XCTAssertEqual(g.uniqueNodeName("n"), "n_9")
+    }
+
+    func testCopiesKeepTheirOwnOrder() {
+        // Copies share the materialized order until one edits; whichever reads first, each sees its own.
+        for readOriginalFirst in [false, true] {
+            var g = Graph()
+            let a = g.appendNode(Node(opType: "Relu", name: "a", inputs: ["x"], outputs: ["y"]))
+            var copy = g
+            let b = copy.insertNode(Node(opType: "Relu", name: "b", inputs: ["x"], outputs: ["z"]), before: a)
+            if readOriginalFirst { XCTAssertEqual(g.order, [a]) }
+            XCTAssertEqual(copy.order, [b, a])
+            XCTAssertEqual(g.order, [a])
+            var third = copy
+            third.removeNode(a)
+            XCTAssertEqual(third.order, [b])
+            XCTAssertEqual(copy.order, [b, a])
+        }
     }
 
     func testUpdateNodeKeepsUseListsRight() {
@@ -245,5 +290,17 @@ final class GraphEditScaleTests: XCTestCase {
         XCTAssertThrowsError(try h.validate()) {
             XCTAssertEqual($0 as? GraphError, .duplicateProducer(value: "t", first: "a", second: "again"))
         }
+    }
+}
+
+/// A fixed-seed generator (SplitMix64), so the random edits are the same on every run.
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

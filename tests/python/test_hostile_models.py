@@ -314,12 +314,32 @@ def test_scale_beyond_float16_names_the_layer(tmp_path):
     assert r.returncode == 1 and "node 'conv1': its scales do not fit float32/float16" in r.stderr, r.stderr
 
 
-def test_long_chain_compresses(tmp_path):
-    """3,000 1×1 convs (6,000 nodes): every pass is linear or n log n (the bench times 1k and 100k in release)."""
+@pytest.mark.parametrize("same_names", [False, True])
+def test_long_chain_compresses(tmp_path, same_names):
+    """3,000 1×1 convs (6,000 nodes), also with every node named alike: every pass is linear or n log n (the bench
+    times 1k and 100k in release)."""
     import chain
-    src, cfg = write(tmp_path, chain.conv_chain(3000), INT8)
+    m = chain.conv_chain(3000)
+    if same_names:
+        for n in m.graph.node:
+            n.name = "n"
+    src, cfg = write(tmp_path, m, INT8)
     out = tmp_path / "o.onnx"
     run(src, "--cfg", cfg, "-o", out)
     m = onnx.load(out)
     ops = [n.op_type for n in m.graph.node]
     assert ops.count("Conv") == 3000 and ops.count("QuantizeLinear") == 3000 and ops.count("DequantizeLinear") == 6000
+    added = [n.name for n in m.graph.node if n.op_type != "Conv" and n.op_type != "Relu"]
+    assert len(set(added)) == len(added) == 9000
+    onnx.checker.check_model(m)
+
+
+def test_integer_bias_beyond_int32_saturates_with_a_warning(tmp_path):
+    m = base_model()
+    MUTATIONS["huge_bias"](m)  # b2[0] = 3e38: round(b / (s_w·s_d)) is far beyond INT32
+    src, cfg = write(tmp_path, m, INT8)
+    r = run(src, "--cfg", cfg, "--format", "amct", "-o", tmp_path / "o.onnx")
+    assert "warning: conv2: its integer bias" in r.stdout and "does not fit INT32 and is saturated" in r.stdout, r.stdout
+    deploy = onnx.load(tmp_path / "o_deploy_model.onnx")
+    bias = next(numpy_helper.to_array(t) for t in deploy.graph.initializer if t.name.startswith("b2") and t.data_type == 6)
+    assert bias[0] == 2 ** 31 - 1
