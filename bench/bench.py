@@ -88,6 +88,9 @@ def rows(model):
     # Full INT8 with IFMR on 8 samples against onnxruntime.quantization.quantize_static (QDQ, per-channel, MinMax).
     yield ("int8 IFMR", [BINARY, model, "--cfg", os.path.join(HERE, "int8_ifmr.cfg"), "--calib", x8, "--batch-size", "8", "-o", out_a, "--quiet"],
            [PYTHON, os.path.join(HERE, "ort_quantize.py"), model, x8, out_p])
+    # Per-layer sensitivity (issue 13) on the same 8 samples and config: compare with the `int8 IFMR` compress above.
+    yield ("analyze", [BINARY, "analyze", model, "--cfg", os.path.join(HERE, "int8_ifmr.cfg"), "--calib", x8,
+                       "--batch-size", "8", "--quiet"], None)
     yield from chain_rows()
 
 
