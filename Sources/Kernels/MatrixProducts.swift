@@ -23,6 +23,13 @@ extension NeuralOps {
             guard k == k2 else { throw KernelError("MatMul of \(aShape) × \(bShape): inner sizes \(k) and \(k2) differ") }
             let aBatch = Array(ash.dropLast(2)), bBatch = Array(bsh.dropLast(2))
             let layout = try BroadcastLayout([aBatch, bBatch])
+            // The offsets below are one per batch: refuse a broadcast no machine holds before allocating them.
+            var total = layout.count
+            for d in [m, n] {
+                let (p, overflow) = total.multipliedReportingOverflow(by: Swift.max(d, 1))
+                guard !overflow, p <= kernelElementLimit else { throw KernelError("MatMul of \(aShape) × \(bShape) is too large to run") }
+                total = p
+            }
             batches = layout.count
             var shape = layout.shape + [m, n]
             if aShape.count == 1 { shape.remove(at: shape.count - 2) }

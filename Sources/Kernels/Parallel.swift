@@ -8,6 +8,10 @@ struct UncheckedSendable<T>: @unchecked Sendable {
     @inlinable init(_ value: T) { self.value = value }
 }
 
+/// Elements one tensor may hold before a kernel or the executor's plan refuses it (a guard against shapes that would
+/// exhaust memory): a quarter of physical memory in float32.
+public let kernelElementLimit = Int(min(ProcessInfo.processInfo.physicalMemory / 16, UInt64(Int.max / 8)))
+
 /// Cores the kernels spread large work over.
 public let kernelThreads = max(1, ProcessInfo.processInfo.activeProcessorCount)
 

@@ -76,3 +76,17 @@ def test_ops_lists_the_registry():
     rows = {tuple(l.split()[:2]): l.split()[2] for l in lines[1:]}
     assert rows[("Softmax", "1-12")] == "yes" and rows[("Softmax", "13+")] == "yes"
     assert rows[("Conv", "1+")] == "yes" and rows[("Shape", "1+")] == "no"
+
+
+def test_a_broadcast_matmul_past_memory_is_refused_before_allocating(tmp_path):
+    import onnx
+    g = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["y"], name="bad")], "g",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [1 << 16, 1, 1, 1]),
+         helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, 1 << 16, 1, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), tmp_path / "m.onnx")
+    np.savez(tmp_path / "x.npz", a=np.ones((1 << 16, 1, 1, 1), np.float32), b=np.ones((1, 1 << 16, 1, 1), np.float32))
+    r = run("run", tmp_path / "m.onnx", "--inputs", tmp_path / "x.npz", "-o", tmp_path / "y.npz", check=False)
+    assert r.returncode == 1 and "node 'bad': MatMul (opset 13)" in r.stderr and "too large" in r.stderr, r.stderr
+    assert not (tmp_path / "y.npz").exists()

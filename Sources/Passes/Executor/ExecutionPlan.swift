@@ -35,7 +35,7 @@ struct ExecutionPlan {
 
     /// Elements a single value may hold before the plan refuses the model (a guard against shapes that would exhaust
     /// memory): a quarter of physical memory in float32.
-    static let elementLimit = Int(min(ProcessInfo.processInfo.physicalMemory / 16, UInt64(Int.max / 8)))
+    static let elementLimit = kernelElementLimit
 
     /// The node of each step (for messages): the model's, or the folded copy's; not the whole graph, so a folded copy's
     /// weights are not kept once they are converted.
