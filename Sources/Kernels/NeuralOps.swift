@@ -102,71 +102,129 @@ public enum NeuralOps {
         }
     }
 
-    /// ConvTranspose on NCHW with weight [C, M/g, kh, kw]: col = Wᵀ·x, then col2im.
+    /// ConvTranspose on NCHW with weight [C, M/g, kh, kw]: col = Wᵀ·x, then col2im, into `out` (n·m·ho·wo floats);
+    /// `col` holds (M/g)·kh·kw·h·w floats. x and w are read in place.
     public static func convTranspose2d(
-        _ x: [Float], _ xs: [Int], _ w: [Float], _ ws: [Int], bias: [Float]?, window: Window, group: Int, outputPadding: (Int, Int)
-    ) throws -> ([Float], [Int]) {
+        _ x: UnsafePointer<Float>, _ xs: [Int], _ w: UnsafePointer<Float>, _ ws: [Int], bias: UnsafePointer<Float>?,
+        window: Window, group: Int, outputPadding: (Int, Int), out: UnsafeMutablePointer<Float>, col: UnsafeMutablePointer<Float>
+    ) throws {
         let (n, c, h, wd) = (xs[0], xs[1], xs[2], xs[3])
         let (cw, mg, kh, kw) = (ws[0], ws[1], ws[2], ws[3])
-        guard cw == c, c % group == 0 else { throw KernelError("ConvTranspose: input channels \(c) and weight \(ws) do not agree") }
+        guard cw == c, group > 0, c % group == 0 else {
+            throw KernelError("ConvTranspose: input channels \(c) and weight \(ws) do not agree")
+        }
         let m = mg * group, cg = c / group
         let (sh, sw) = window.strides, (dh, dw) = window.dilations
-        let ho = sh * (h - 1) + outputPadding.0 + (kh - 1) * dh + 1 - window.pads.0 - window.pads.2
-        let wo = sw * (wd - 1) + outputPadding.1 + (kw - 1) * dw + 1 - window.pads.1 - window.pads.3
-        var out = [Float](repeating: 0, count: n * m * ho * wo)
+        let (ho, wo) = convTransposeOutputSize(xs, ws, window: window, outputPadding: outputPadding)
         let kdim = mg * kh * kw, p = h * wd
-        var col = [Float](repeating: 0, count: kdim * p)
-        x.withUnsafeBufferPointer { xb in
-            w.withUnsafeBufferPointer { wb in
-                for img in 0..<n {
-                    for g in 0..<group {
-                        col.withUnsafeMutableBufferPointer { cb in
-                            sgemm(transA: true, transB: false, m: kdim, n: p, k: cg, wb.baseAddress! + g * cg * kdim, lda: kdim,
-                                  xb.baseAddress! + (img * c + g * cg) * p, ldb: p, cb.baseAddress!, ldc: p)
-                        }
-                        for oc in 0..<mg {
-                            let plane = (img * m + g * mg + oc) * ho * wo
-                            for ky in 0..<kh {
-                                for kx in 0..<kw {
-                                    let r = (oc * kh + ky) * kw + kx
-                                    for iy in 0..<h {
-                                        let oy = iy * sh - window.pads.0 + ky * dh
-                                        guard oy >= 0 && oy < ho else { continue }
-                                        for ix in 0..<wd {
-                                            let ox = ix * sw - window.pads.1 + kx * dw
-                                            if ox >= 0 && ox < wo { out[plane + oy * wo + ox] += col[r * p + iy * wd + ix] }
-                                        }
-                                    }
-                                }
+        out.update(repeating: 0, count: n * m * ho * wo)
+        for img in 0..<n {
+            for g in 0..<group {
+                sgemm(transA: true, transB: false, m: kdim, n: p, k: cg, w + g * cg * kdim, lda: kdim,
+                      x + (img * c + g * cg) * p, ldb: p, col, ldc: p)
+                for oc in 0..<mg {
+                    let plane = out + (img * m + g * mg + oc) * ho * wo
+                    for ky in 0..<kh {
+                        for kx in 0..<kw {
+                            let r = col + ((oc * kh + ky) * kw + kx) * p
+                            let shift = kx * dw - window.pads.1
+                            let ixLo = Swift.min(wd, Swift.max(0, ceilDiv(-shift, sw)))
+                            let ixHi = Swift.max(ixLo, Swift.min(wd, floorDiv(wo - 1 - shift, sw) + 1))
+                            for iy in 0..<h {
+                                let oy = iy * sh - window.pads.0 + ky * dh
+                                guard oy >= 0 && oy < ho else { continue }
+                                let dst = plane + oy * wo + shift, src = r + iy * wd
+                                for ix in ixLo..<ixHi { dst[ix * sw] += src[ix] }
                             }
                         }
                     }
-                    if let bias {
-                        for oc in 0..<m { for i in 0..<(ho * wo) { out[(img * m + oc) * ho * wo + i] += bias[oc] } }
+                }
+            }
+            if let bias {
+                for oc in 0..<m {
+                    let plane = out + (img * m + oc) * ho * wo, b = bias[oc]
+                    for i in 0..<(ho * wo) { plane[i] += b }
+                }
+            }
+        }
+    }
+
+    /// The output size of a 2-D ConvTranspose.
+    public static func convTransposeOutputSize(_ xs: [Int], _ ws: [Int], window: Window, outputPadding: (Int, Int)) -> (Int, Int) {
+        let (sh, sw) = window.strides, (dh, dw) = window.dilations
+        let ho = sh * (xs[2] - 1) + outputPadding.0 + (ws[2] - 1) * dh + 1 - window.pads.0 - window.pads.2
+        let wo = sw * (xs[3] - 1) + outputPadding.1 + (ws[3] - 1) * dw + 1 - window.pads.1 - window.pads.3
+        return (ho, wo)
+    }
+
+    /// Array form of `convTranspose2d` (tests, references).
+    public static func convTranspose2d(
+        _ x: [Float], _ xs: [Int], _ w: [Float], _ ws: [Int], bias: [Float]?, window: Window, group: Int, outputPadding: (Int, Int)
+    ) throws -> ([Float], [Int]) {
+        let (ho, wo) = convTransposeOutputSize(xs, ws, window: window, outputPadding: outputPadding)
+        let m = ws[1] * group
+        var out = [Float](repeating: 0, count: xs[0] * m * max(ho, 0) * max(wo, 0))
+        var col = [Float](repeating: 0, count: ws[1] * ws[2] * ws[3] * xs[2] * xs[3])
+        try x.withUnsafeBufferPointer { xb in
+            try w.withUnsafeBufferPointer { wb in
+                try out.withUnsafeMutableBufferPointer { ob in
+                    try col.withUnsafeMutableBufferPointer { cb in
+                        try (bias ?? []).withUnsafeBufferPointer { bb in
+                            try convTranspose2d(xb.baseAddress!, xs, wb.baseAddress!, ws, bias: bias == nil ? nil : bb.baseAddress,
+                                                window: window, group: group, outputPadding: outputPadding, out: ob.baseAddress!,
+                                                col: cb.baseAddress!)
+                        }
                     }
                 }
             }
         }
-        return (out, [n, m, ho, wo])
+        return (out, [xs[0], m, ho, wo])
     }
 
-    /// Gemm: alpha · A' · B' + beta · C (C broadcast to [M, N]).
-    public static func gemm(_ a: [Float], _ aShape: [Int], _ b: [Float], _ bShape: [Int], c: ([Float], [Int])?, alpha: Float, beta: Float, transA: Bool, transB: Bool) throws -> ([Float], [Int]) {
+    /// Gemm: alpha · A' · B' + beta · C (C broadcast to [M, N]), into `out` (M·N floats); A and B are read in
+    /// place (a weight is never copied).
+    public static func gemm(
+        _ a: UnsafePointer<Float>, _ aShape: [Int], _ b: UnsafePointer<Float>, _ bShape: [Int],
+        c: (UnsafeBufferPointer<Float>, [Int])?, alpha: Float, beta: Float, transA: Bool, transB: Bool,
+        out: UnsafeMutablePointer<Float>
+    ) throws {
         guard aShape.count == 2, bShape.count == 2 else { throw KernelError("Gemm needs 2-D inputs, got \(aShape) and \(bShape)") }
         let (m, k) = transA ? (aShape[1], aShape[0]) : (aShape[0], aShape[1])
         let (k2, n) = transB ? (bShape[1], bShape[0]) : (bShape[0], bShape[1])
         guard k == k2 else { throw KernelError("Gemm: \(aShape) × \(bShape) do not agree") }
-        var out = [Float](repeating: 0, count: m * n)
         var effectiveBeta: Float = 0
         if let (cv, cs) = c, beta != 0 {
-            out = BroadcastKernels.expand(cv, try BroadcastLayout([cs, [m, n]]))
+            let layout = try BroadcastLayout([cs, [m, n]])
+            guard layout.shape == [m, n] else { throw KernelError("Gemm: C of shape \(cs) does not broadcast to [\(m), \(n)]") }
+            let inner = layout.dims.last ?? 1, stride = layout.dims.isEmpty ? 0 : layout.strides[0].last!
+            var offsets = [0, 0]
+            for row in 0..<(m * n / Swift.max(inner, 1)) {
+                if !layout.dims.isEmpty { layout.rowOffsets(row, &offsets) }
+                for i in 0..<inner { out[row * inner + i] = cv[offsets[0] + i * stride] }
+            }
             effectiveBeta = beta
+        } else if k == 0 {
+            out.update(repeating: 0, count: m * n)
         }
-        a.withUnsafeBufferPointer { ab in
-            b.withUnsafeBufferPointer { bb in
-                out.withUnsafeMutableBufferPointer { ob in
-                    sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, ab.baseAddress!, lda: aShape[1],
-                          bb.baseAddress!, ldb: bShape[1], beta: effectiveBeta, ob.baseAddress!, ldc: n)
+        sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a, lda: aShape[1], b, ldb: bShape[1],
+              beta: effectiveBeta, out, ldc: n)
+    }
+
+    /// Array form of `gemm` (tests, references).
+    public static func gemm(
+        _ a: [Float], _ aShape: [Int], _ b: [Float], _ bShape: [Int], c: ([Float], [Int])?, alpha: Float, beta: Float,
+        transA: Bool, transB: Bool
+    ) throws -> ([Float], [Int]) {
+        guard aShape.count == 2, bShape.count == 2 else { throw KernelError("Gemm needs 2-D inputs, got \(aShape) and \(bShape)") }
+        let m = transA ? aShape[1] : aShape[0], n = transB ? bShape[0] : bShape[1]
+        var out = [Float](repeating: 0, count: m * n)
+        try a.withUnsafeBufferPointer { ab in
+            try b.withUnsafeBufferPointer { bb in
+                try out.withUnsafeMutableBufferPointer { ob in
+                    try (c?.0 ?? []).withUnsafeBufferPointer { cb in
+                        try gemm(ab.baseAddress!, aShape, bb.baseAddress!, bShape, c: c.map { (cb, $0.1) }, alpha: alpha, beta: beta,
+                                 transA: transA, transB: transB, out: ob.baseAddress!)
+                    }
                 }
             }
         }

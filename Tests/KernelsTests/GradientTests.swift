@@ -789,9 +789,16 @@ final class GradientTests: XCTestCase {
                     let y = resizeRef(x, xs, out, linear: linear, asymmetric: asymmetric)
                     let r = values(y.count)
                     let dx = zeros(x.count)
-                    try Backward.resize(
-                        gradient: ro(r), xShape: xs, outputSize: out, mode: linear ? .linear : .nearest,
-                        asymmetric: asymmetric, dx: dx)
+                    // The reference's rounding for nearest: ties up at half_pixel, floor at asymmetric.
+                    let coordinates: ResampleAxis.Coordinates = asymmetric ? .asymmetric : .halfPixel
+                    let nearest: ResampleAxis.NearestMode? = linear ? nil : (asymmetric ? .floor : .roundPreferCeil)
+                    let ys = ResampleAxis(inSize: xs[2], outSize: out.0, scale: Float(out.0) / Float(xs[2]),
+                                          coordinates: coordinates, nearest: nearest)
+                    let xsAxis = ResampleAxis(inSize: xs[3], outSize: out.1, scale: Float(out.1) / Float(xs[3]),
+                                              coordinates: coordinates, nearest: nearest)
+                    try Backward.resize2d(
+                        gradient: ro(r), planes: xs[0] * xs[1], h: xs[2], w: xs[3], ys: ys, xs: xsAxis, linear: linear,
+                        dx: dx)
                     checkGradient("resize \(xs)→\(out) linear \(linear) asymmetric \(asymmetric)", x, Array(dx), r) {
                         resizeRef($0, xs, out, linear: linear, asymmetric: asymmetric)
                     }

@@ -48,20 +48,18 @@ struct ElementwiseChainKernel: OpKernel {
     static let chunk = 1024
 
     func forward(_ inputs: [DenseTensor?], _ buffers: BufferPool) throws -> [DenseTensor] {
-        let values = try inputs.indices.map { try inputs.required($0).floats }
+        let values = try inputs.indices.map { try inputs.required($0) }
         let y = pooledOutput(layout.shape, buffers) { out in
             withPointers(values, [], 0) { bases in run(bases, out) }
         }
         return [y]
     }
 
-    /// Nests one `withUnsafeBufferPointer` per operand and calls `body` with all base pointers.
-    private func withPointers(_ values: [[Float]], _ acc: [UnsafePointer<Float>], _ i: Int,
+    /// Nests one `withFloatPointer` per operand (a view for float tensors: no copy) and calls `body` with all bases.
+    private func withPointers(_ values: [DenseTensor], _ acc: [UnsafePointer<Float>], _ i: Int,
                               _ body: ([UnsafePointer<Float>]) -> Void) {
         guard i < values.count else { return body(acc) }
-        values[i].withUnsafeBufferPointer { b in
-            withPointers(values, acc + [b.baseAddress ?? UnsafePointer(bitPattern: 64)!], i + 1, body)
-        }
+        values[i].withFloatPointer { base in withPointers(values, acc + [base], i + 1, body) }
     }
 
     private func run(_ bases: [UnsafePointer<Float>], _ out: UnsafeMutablePointer<Float>) {

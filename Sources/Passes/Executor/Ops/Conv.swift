@@ -84,10 +84,23 @@ enum ConvOps {
         let outShape: [Int]
         func forward(_ inputs: [DenseTensor?], _ buffers: BufferPool) throws -> [DenseTensor] {
             let x = try inputs.required(0), w = try inputs.required(1)
-            let bias = inputs.count > 2 ? inputs[2]?.floats : nil
-            let (v, _) = try NeuralOps.convTranspose2d(x.floats, as4D(x.shape), w.floats, as4D(w.shape), bias: bias, window: window,
-                                                       group: group, outputPadding: outputPadding)
-            return [DenseTensor(shape: outShape, floats: v)]
+            let bias = inputs.count > 2 ? inputs[2] : nil
+            let ws = as4D(w.shape), xs = as4D(x.shape)
+            var col = buffers.floats(ws[1] * ws[2] * ws[3] * xs[2] * xs[3])
+            defer { buffers.recycle(DenseTensor(shape: [col.count], floats: col)) }
+            let y = try pooledOutput(outShape, buffers) { out in
+                try x.withFloatPointer { xp in
+                    try w.withFloatPointer { wp in
+                        try withOptionalFloatPointer(bias) { bp in
+                            try col.withUnsafeMutableBufferPointer { cb in
+                                try NeuralOps.convTranspose2d(xp, xs, wp, ws, bias: bp, window: window, group: group,
+                                                              outputPadding: outputPadding, out: out, col: cb.baseAddress!)
+                            }
+                        }
+                    }
+                }
+            }
+            return [y]
         }
     }
 

@@ -28,6 +28,12 @@ func withOptionalFloatPointer<R>(_ t: DenseTensor?, _ body: (UnsafePointer<Float
     return try t.withFloatPointer { try body($0) }
 }
 
+/// The float elements of an optional tensor as a buffer (nil when absent), without a copy.
+func withOptionalFloats<R>(_ t: DenseTensor?, _ body: (UnsafeBufferPointer<Float>?) throws -> R) rethrows -> R {
+    guard let t else { return try body(nil) }
+    return try t.withFloats { try body($0) }
+}
+
 /// A float output of `shape` from the pool, filled by `body` (not called when the output is empty).
 func pooledOutput(_ shape: [Int], _ buffers: BufferPool, _ body: (UnsafeMutablePointer<Float>) throws -> Void) rethrows -> DenseTensor {
     let count = shape.reduce(1, *)

@@ -18,12 +18,21 @@ enum MatMulOps {
 
     struct GemmKernel: OpKernel {
         let alpha: Float, beta: Float, transA: Bool, transB: Bool
+        let outShape: [Int]
         func forward(_ inputs: [DenseTensor?], _ buffers: BufferPool) throws -> [DenseTensor] {
             let a = try inputs.required(0), b = try inputs.required(1)
-            let c = inputs.count > 2 ? inputs[2].map { ($0.floats, $0.shape) } : nil
-            let (v, s) = try NeuralOps.gemm(a.floats, a.shape, b.floats, b.shape, c: c, alpha: alpha, beta: beta,
-                                            transA: transA, transB: transB)
-            return [DenseTensor(shape: s, floats: v)]
+            let c = inputs.count > 2 ? inputs[2] : nil
+            let y = try pooledOutput(outShape, buffers) { out in
+                try a.withFloatPointer { ap in
+                    try b.withFloatPointer { bp in
+                        try withOptionalFloats(c) { cb in
+                            try NeuralOps.gemm(ap, a.shape, bp, b.shape, c: cb.map { ($0, c!.shape) }, alpha: alpha, beta: beta,
+                                               transA: transA, transB: transB, out: out)
+                        }
+                    }
+                }
+            }
+            return [y]
         }
     }
 
@@ -40,7 +49,7 @@ enum MatMulOps {
             }
         }
         let kernel = GemmKernel(alpha: ctx.float("alpha", default: 1), beta: ctx.float("beta", default: 1),
-                                transA: transA, transB: transB)
+                                transA: transA, transB: transB, outShape: [m, n])
         return Prepared([TensorSpec(.float, [m, n])], kernel)
     }
 
