@@ -62,14 +62,20 @@ extension Backward {
         else {
             throw KernelError("Concat gradient: \(g.count) values do not split into \(shapes) along \(axis)")
         }
+        forEachChunk(outer: outer, chunks: chunks) { k, joined, part, count in
+            if let d = dx[k] { for j in 0..<count { d[part + j] += g[joined + j] } }
+        }
+    }
+
+    /// Concat's layout: for each outer index and part k, where part k's chunk starts in the joined tensor and in the
+    /// part. Concat's gradient splits along it, Split's joins (one walk for both).
+    static func forEachChunk(outer: Int, chunks: [Int], _ body: (_ k: Int, _ joined: Int, _ part: Int, _ count: Int) -> Void) {
+        let total = chunks.reduce(0, +)
         for o in 0..<outer {
-            var src = o * total
+            var joined = o * total
             for (k, chunk) in chunks.enumerated() {
-                if let d = dx[k] {
-                    let dst = o * chunk
-                    for j in 0..<chunk { d[dst + j] += g[src + j] }
-                }
-                src += chunk
+                body(k, joined, o * chunk, chunk)
+                joined += chunk
             }
         }
     }
@@ -137,15 +143,8 @@ extension Backward {
         else {
             throw KernelError("Split gradient: outputs \(shapes) do not make \(dx.count) values along \(axis)")
         }
-        for o in 0..<outer {
-            var dst = o * total
-            for (k, chunk) in chunks.enumerated() {
-                if let g = gradients[k] {
-                    let src = o * chunk
-                    for j in 0..<chunk { dx[dst + j] += g[src + j] }
-                }
-                dst += chunk
-            }
+        forEachChunk(outer: outer, chunks: chunks) { k, joined, part, count in
+            if let g = gradients[k] { for j in 0..<count { dx[joined + j] += g[part + j] } }
         }
     }
 
