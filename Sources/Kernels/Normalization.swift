@@ -7,13 +7,23 @@ import Foundation
 //   LayerNormalization              y = (x − mean)/√(var + ε)·γ + β over the trailing `inner` elements
 
 extension NeuralOps {
+    /// BatchNormalization as a per-channel affine map of its input, the one place for the formula:
+    /// k = γ/√(σ² + ε), shift = (b − μ)·k + β, where b is a bias already in the input (a Conv's, when BN is folded into
+    /// it; 0 otherwise). y = x·k + shift.
+    public static func batchNormAffine(
+        scale: [Float], bias: [Float], mean: [Float], variance: [Float], epsilon: Float, inputBias: [Float]? = nil
+    ) -> (k: [Float], shift: [Float]) {
+        let k = scale.indices.map { scale[$0] / (variance[$0] + epsilon).squareRoot() }
+        let shift = k.indices.map { ((inputBias?[$0] ?? 0) - mean[$0]) * k[$0] + bias[$0] }
+        return (k, shift)
+    }
+
     /// Inference BatchNormalization over axis 1 of [N, C, inner...].
     public static func batchNorm(
         _ x: UnsafePointer<Float>, batch: Int, channels: Int, inner: Int, scale: [Float], bias: [Float], mean: [Float],
         variance: [Float], epsilon: Float, out: UnsafeMutablePointer<Float>
     ) {
-        let k = (0..<channels).map { scale[$0] / (variance[$0] + epsilon).squareRoot() }
-        let shift = (0..<channels).map { bias[$0] - mean[$0] * k[$0] }
+        let (k, shift) = batchNormAffine(scale: scale, bias: bias, mean: mean, variance: variance, epsilon: epsilon)
         parallelChunks(batch * channels, work: batch * channels * inner) { range in
             for plane in range {
                 let c = plane % channels, a = k[c], b = shift[c], base = plane * inner

@@ -1,4 +1,5 @@
 import Graph
+import Kernels
 
 // Conv + BatchNormalization folding (the AMCT layout folds these pairs before export, SEMANTICS §6).
 //
@@ -85,9 +86,9 @@ public struct BatchNormFoldingPass: Pass {
     /// W' and b' of the formula above.
     func fold(_ p: Pair, epsilon: Float, bn: String) throws -> (weight: Tensor, bias: Tensor) {
         let channels = p.channels
-        let k: [Float] = p.gamma.withElements(as: Float.self) { g in
-            p.variance.withElements(as: Float.self) { v in (0..<channels).map { g[$0] / (v[$0] + epsilon).squareRoot() } }
-        }
+        let (k, newBias) = NeuralOps.batchNormAffine(
+            scale: p.gamma.floatArray, bias: p.beta.floatArray, mean: p.mean.floatArray, variance: p.variance.floatArray,
+            epsilon: epsilon, inputBias: p.bias?.floatArray ?? [Float](repeating: 0, count: channels))
         if let c = k.indices.first(where: { !k[$0].isFinite }) {
             throw PassError(
                 node: bn, "channel \(c): scale / sqrt(input_var + epsilon) is \(k[c]); the parameters must be finite with input_var + epsilon > 0")
@@ -97,9 +98,6 @@ public struct BatchNormFoldingPass: Pass {
         newWeight.withMutableElements(as: Float.self) { w in
             for c in 0..<channels { for i in (c * perChannel)..<((c + 1) * perChannel) { w[i] *= k[c] } }
         }
-        let b0 = p.bias?.floatArray ?? [Float](repeating: 0, count: channels)
-        let m = p.mean.floatArray, be = p.beta.floatArray
-        let newBias = (0..<channels).map { (b0[$0] - m[$0]) * k[$0] + be[$0] }
         return (newWeight, Tensor(name: nil, dims: [Int64(channels)], floats: newBias))
     }
 

@@ -93,8 +93,9 @@ struct ExecutionPlan {
                    shape.count >= 2, let params = try? (1...4).map({ i -> [Float] in
                        guard let c = inputSpecs[i]?.constant else { throw KernelError("") }
                        return c.floats }) {
-                    let k = (0..<shape[1]).map { params[0][$0] / (params[3][$0] + bn.epsilon).squareRoot() }
-                    let shift = (0..<shape[1]).map { params[1][$0] - params[2][$0] * k[$0] }
+                    guard params.allSatisfy({ $0.count == shape[1] }) else { return nil }
+                    let (k, shift) = NeuralOps.batchNormAffine(scale: params[0], bias: params[1], mean: params[2],
+                                                               variance: params[3], epsilon: bn.epsilon)
                     let pshape = [1, shape[1]] + Array(repeating: 1, count: shape.count - 2)
                     let ks = slot("\(node.displayName)#bn.k"), ss = slot("\(node.displayName)#bn.shift")
                     for (s, v) in [(ks, k), (ss, shift)] {
@@ -174,9 +175,8 @@ struct ExecutionPlan {
                     if bn.parameters.allSatisfy({ $0.count == channels }), bias == nil || bias?.constant?.count == channels {
                         let b = bias?.constant?.floats ?? [Float](repeating: 0, count: channels)
                         let p = bn.parameters
-                        let k = (0..<channels).map { p[0][$0] / (p[3][$0] + bn.epsilon).squareRoot() }
-                        scale = k
-                        shift = (0..<channels).map { (b[$0] - p[2][$0]) * k[$0] + p[1][$0] }
+                        (scale, shift) = NeuralOps.batchNormAffine(scale: p[0], bias: p[1], mean: p[2], variance: p[3],
+                                                                   epsilon: bn.epsilon, inputBias: b)
                     }
                 }
                 if (residual == nil || residual?.spec?.shape == prepared.outputs[0].shape), chain.batchNorm == nil || scale != nil {
