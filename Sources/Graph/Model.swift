@@ -52,8 +52,16 @@ public struct Model: Sendable {
     }
 
     /// The opset version imported for a domain ("" and "ai.onnx" are the default domain).
-    public func opsetVersion(domain: String = "") -> Int64? {
-        let wanted = domain == "ai.onnx" ? "" : domain
-        return opsetImports.first { ($0.domain ?? "") == wanted || ($0.domain == "ai.onnx" && wanted == "") }?.version
+    public func opsetVersion(domain: String = "") -> Int64? { opsetImports.version(domain: domain) }
+}
+
+extension [OpsetImport] {
+    /// Where the import of `domain` is; "" and "ai.onnx" both name the default domain (the one place that rule lives).
+    public func index(domain: String = "") -> Int? {
+        let isDefault = domain.isEmpty || domain == "ai.onnx"
+        return firstIndex { isDefault ? ($0.domain ?? "").isEmpty || $0.domain == "ai.onnx" : $0.domain == domain }
     }
+
+    /// The opset version imported for `domain` (the default domain when empty).
+    public func version(domain: String = "") -> Int64? { index(domain: domain).flatMap { self[$0].version } }
 }

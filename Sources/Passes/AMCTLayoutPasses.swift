@@ -17,6 +17,8 @@ import Kernels
 /// Computes the parameters of every planned layer into the context (after any folding), for the layout passes.
 public struct QuantParametersPass: Pass {
     public let name = "quant-parameters"
+    public var requirements: [PassRequirement] { [.plan, .clips] }
+    public var provides: [PassRequirement] { [.quantParameters] }
     public init() {}
     public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
         context.quantParameters = try LayerQuantParameters.computeAll(graph, context)
@@ -35,10 +37,10 @@ func channelBroadcastDims(_ layer: Layer, channels: Int) -> [Int64] {
     }
 }
 
-/// The layer's bias input (Conv/ConvTranspose input 2, Gemm input C), when it has one.
+/// The index of the layer's bias input, when it has one (Layer.bias says which input that is).
 func biasInput(_ node: Node) -> Int? {
-    guard node.op != "MatMul", node.inputs.count > 2, !node.inputs[2].isEmpty else { return nil }
-    return 2
+    guard let op = Layer.Op(rawValue: node.op), Layer.bias(of: node) != nil else { return nil }
+    return Layer.biasInputIndex(op)
 }
 
 /// The layer in the integer domain: `inputs` replace its leading inputs, it writes a new value (`<output><suffix>`), and
@@ -72,6 +74,7 @@ func checkGemmForIntegerDomain(_ node: Node, _ layer: Layer) throws {
 
 public struct AMCTFakeQuantPass: Pass {
     public let name = "amct-fake-quant"
+    public var requirements: [PassRequirement] { [.quantParameters] }
     public init() {}
 
     public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
@@ -116,6 +119,7 @@ public struct AMCTFakeQuantPass: Pass {
 
 public struct AscendDeployPass: Pass {
     public let name = "ascend-deploy"
+    public var requirements: [PassRequirement] { [.quantParameters] }
     public static let domain = "amct"
     public init() {}
 
@@ -135,8 +139,7 @@ public struct AscendDeployPass: Pass {
             var dims = q.weightDims
             let weight: Tensor
             if q.weightBits == 4 {
-                // Cin is axis 0 of MatMul, Gemm(transB=0) and ConvTranspose weights, axis 1 of Conv and Gemm(transB=1).
-                let cinAxis = layer.op == .matMul || (layer.op == .gemm && (node.int("transB") ?? 0) == 0) || layer.op == .convTranspose ? 0 : 1
+                let cinAxis = layer.inputChannelAxis
                 let outer = dims[..<cinAxis].reduce(1, *), axis = dims[cinAxis], inner = dims[(cinAxis + 1)...].reduce(1, *)
                 let packed = q.integers.withUnsafeBufferPointer { Quantization.packInt4($0, outer: Int(outer), axis: Int(axis), inner: Int(inner)) }
                 dims[cinAxis] = (axis + 1) / 2

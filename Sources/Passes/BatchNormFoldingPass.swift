@@ -13,6 +13,7 @@ import Kernels
 
 public struct BatchNormFoldingPass: Pass {
     public let name = "fold-batchnorm"
+    public var changesLayers: Bool { true }
     public init() {}
 
     /// A pair that folds: the tensors the formula reads, checked against the Conv's output channels.
@@ -71,11 +72,11 @@ public struct BatchNormFoldingPass: Pass {
                 "its \(role) has dims \(t.dims); the Conv '\(conv.displayName)' before it has \(channels) output channels")
         }
         var bias: Tensor?
-        if conv.inputs.count > 2, !conv.inputs[2].isEmpty {
-            guard let b = try foldable(graph, conv.inputs[2], node: conv.displayName, role: "bias") else { return nil }
+        if let biasName = Layer.bias(of: conv) {
+            guard let b = try foldable(graph, biasName, node: conv.displayName, role: "bias") else { return nil }
             guard b.elementCount == channels else {
                 throw PassError(
-                    node: conv.displayName, "its bias '\(conv.inputs[2])' has dims \(b.dims); the Conv has \(channels) output channels")
+                    node: conv.displayName, "its bias '\(biasName)' has dims \(b.dims); the Conv has \(channels) output channels")
             }
             bias = b
         }

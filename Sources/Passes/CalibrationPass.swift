@@ -30,6 +30,8 @@ final class ClipResults: @unchecked Sendable {
 
 public struct CalibrationPass: Pass {
     public let name = "calibrate-ifmr"
+    public var requirements: [PassRequirement] { [.plan] }
+    public var provides: [PassRequirement] { [.clips] }
     public var data: CalibrationData?
     public var batchSize: Int
     /// Called with ("batch", i, n) after each batch and ("IFMR layer", i, n) as searches finish.
@@ -42,7 +44,7 @@ public struct CalibrationPass: Pass {
     }
 
     public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
-        guard let plan = context.plan else { return }
+        guard let plan = context.plan else { throw PipelineError(pass: name, missing: .plan) }
         let needing = plan.layers.enumerated().filter { $0.element.quant.enabled && $0.element.quant.act?.clipMin == nil }
         guard !needing.isEmpty else { return }
         guard let data else {
@@ -50,7 +52,7 @@ public struct CalibrationPass: Pass {
                 node: needing[0].element.layer.name,
                 "these layers need activation clips from IFMR, which needs calibration data (--calib data.npz, or --calib random for a trial): \(needing.map(\.element.layer.name).joined(separator: ", ")). Or give clip_max_min in the config for them")
         }
-        let opset = context.opsetImports.first { ($0.domain ?? "").isEmpty || $0.domain == "ai.onnx" }?.version ?? 13
+        let opset = context.opsetImports.version() ?? 13
         let executor = try GraphExecutor(graph: graph, opset: opset)
         let count = plan.batchNum
         try data.checkBatches(count: count, batchSize: batchSize)

@@ -126,6 +126,35 @@ public struct ConfigErrors: Error, Sendable, CustomStringConvertible {
     public var description: String { errors.map(\.description).joined(separator: "\n") }
 }
 
+/// The six skip lists of a config: which field, whether it holds layer names or layer types, and which feature it
+/// skips (SEMANTICS §2). The one table of them: the reader, layer matching and skip marking all use it.
+public enum SkipList: String, CaseIterable, Sendable {
+    case quantSkipLayers = "quant_skip_layers", skipLayers = "skip_layers"
+    case pruneSkipLayers = "regular_prune_skip_layers"
+    case quantSkipTypes = "quant_skip_types", skipLayerTypes = "skip_layer_types"
+    case pruneSkipTypes = "regular_prune_skip_types"
+
+    public enum Feature: Sendable { case quantization, pruning }
+
+    /// The field name, as the config spells it.
+    public var field: String { rawValue }
+    /// Whether the entries are layer types (else layer names).
+    public var namesTypes: Bool { [.quantSkipTypes, .skipLayerTypes, .pruneSkipTypes].contains(self) }
+    /// The features a layer on this list goes without.
+    public var skips: [Feature] {
+        switch self {
+        case .skipLayers, .skipLayerTypes: return [.quantization, .pruning]
+        case .quantSkipLayers, .quantSkipTypes: return [.quantization]
+        case .pruneSkipLayers, .pruneSkipTypes: return [.pruning]
+        }
+    }
+    /// The lists that skip `feature`, by name or by type, feature lists before the global ones (the first list naming
+    /// a layer is the one reported).
+    public static func lists(skipping feature: Feature, byType: Bool) -> [SkipList] {
+        allCases.filter { $0.namesTypes == byType && $0.skips.contains(feature) }
+    }
+}
+
 /// The whole config.
 public struct CompressionConfig: Sendable {
     public var file: String
@@ -133,12 +162,9 @@ public struct CompressionConfig: Sendable {
     public var data: ActivationQuantConfig?
     public var weight: WeightQuantConfig?
     public var prune: PruneSpec?
-    public var skipLayers: [Located<String>] = []
-    public var skipLayerTypes: [Located<String>] = []
-    public var quantSkipLayers: [Located<String>] = []
-    public var quantSkipTypes: [Located<String>] = []
-    public var pruneSkipLayers: [Located<String>] = []
-    public var pruneSkipTypes: [Located<String>] = []
+    /// The entries of each skip list, in file order.
+    public var skipLists: [SkipList: [Located<String>]] = [:]
+    public func entries(_ list: SkipList) -> [Located<String>] { skipLists[list] ?? [] }
     public var overridesByName: [LayerOverride] = []
     public var overridesByType: [LayerOverride] = []
     public var forceFP16Quant = false
@@ -177,19 +203,12 @@ public struct CompressionConfig: Sendable {
                 return nil
             }
         }
-        skipLayers = strings("skip_layers")
-        skipLayerTypes = strings("skip_layer_types")
-        quantSkipLayers = strings("quant_skip_layers")
-        quantSkipTypes = strings("quant_skip_types")
-        pruneSkipLayers = strings("regular_prune_skip_layers")
-        pruneSkipTypes = strings("regular_prune_skip_types")
-        for (name, list) in [("skip_layers", skipLayers), ("skip_layer_types", skipLayerTypes), ("quant_skip_layers", quantSkipLayers),
-                             ("quant_skip_types", quantSkipTypes), ("regular_prune_skip_layers", pruneSkipLayers),
-                             ("regular_prune_skip_types", pruneSkipTypes)] {
+        for list in SkipList.allCases {
+            skipLists[list] = strings(list.field)
             var seen: [String: SourceLocation] = [:]
-            for item in list {
+            for item in entries(list) {
                 if let first = seen[item.value] {
-                    warnings.append(Diagnostic(.warning, node: nil, "\(item.location): '\(item.value)' is listed twice in \(name) (first at \(first.line):\(first.column))"))
+                    warnings.append(Diagnostic(.warning, node: nil, "\(item.location): '\(item.value)' is listed twice in \(list.field) (first at \(first.line):\(first.column))"))
                 } else {
                     seen[item.value] = item.location
                 }
@@ -206,7 +225,8 @@ public struct CompressionConfig: Sendable {
                     "channel_wise: true on layer type '\(o.key.value)': Gemm/MatMul/Linear/InnerProduct and pooling layers have one weight scale; set channel_wise: false or leave it out"))
             }
         }
-        for t in skipLayerTypes + quantSkipTypes + pruneSkipTypes where !LayerTypeVocabulary.isKnown(t.value) {
+        let types = SkipList.allCases.filter(\.namesTypes).flatMap(entries)
+        for t in types where !LayerTypeVocabulary.isKnown(t.value) {
             errors.append(LayerTypeVocabulary.unknownTypeError(t))
         }
         if case .enumValue(let name, _)? = m.value("fakequant_precision_mode") { forceFP16Quant = name == "FORCE_FP16_QUANT" }

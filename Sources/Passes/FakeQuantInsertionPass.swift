@@ -18,6 +18,7 @@ import Kernels
 
 public struct FakeQuantInsertionPass: Pass {
     public let name = "insert-fake-quant"
+    public var requirements: [PassRequirement] { [.plan, .clips] }
     public init() {}
 
     public func run(_ graph: inout Graph, _ context: inout PassContext) throws {

@@ -1,7 +1,7 @@
 import Graph
 import Kernels
 
-// Filter pruning, BalancedL2NormFilterPruner (SEMANTICS §4), on the groups ChannelCouplingPass found.
+// Filter pruning, BalancedL2NormFilterPruner (SEMANTICS §4), on the channel groups of ChannelCoupling.analyse.
 //
 //   before:  Conv_a[64,32,3,3] ─▶ BN[64] ─▶ Relu ─▶ Conv_b[128,64,3,3]
 //   after:   Conv_a[48,32,3,3] ─▶ BN[48] ─▶ Relu ─▶ Conv_b[128,48,3,3]        (ratio 0.3, ascend_optimized)
@@ -15,10 +15,23 @@ import Kernels
 
 public struct FilterPruningPass: Pass {
     public let name = "prune-filters"
+    public var requirements: [PassRequirement] { [.plan] }
+    public var changesLayers: Bool { true }
     public init() {}
 
     public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
-        guard let plan = context.plan, let coupling = context.coupling else { return }
+        guard let plan = context.plan else { throw PipelineError(pass: name, missing: .plan) }
+        let wanted = plan.layers.contains { p in
+            if p.prune.enabled, case .filter? = p.prune.kind { return true }
+            return false
+        }
+        guard wanted else {
+            context.log.append((name, "no layer is filter-pruned"))
+            return
+        }
+        let coupling = try ChannelCoupling.analyse(graph, layers: plan.layers.map(\.layer))
+        let unprunable = coupling.groups.filter { !$0.producers.isEmpty && $0.blocked != nil }.count
+        context.log.append((name, "\(coupling.groups.filter { !$0.producers.isEmpty }.count) channel groups, \(unprunable) unprunable"))
         var keep: [Int: [Int]] = [:]
         for (g, group) in coupling.groups.enumerated() where !group.producers.isEmpty {
             let producers = group.producers.map { plan.layers[$0] }
@@ -69,17 +82,16 @@ public struct FilterPruningPass: Pass {
             }
             return result
         }
+        var replaced: [String] = []
+        defer { context.replacedTensors += replaced }
         // Producers: output channels of the weight, and the bias.
         for (g, k) in keep {
             for li in coupling.groups[g].producers {
                 let layer = plan.layers[li].layer
-                let node = graph[layer.node]
-                let transB = (node.int("transB") ?? 0) == 1
-                let axis = layer.op == .conv || (layer.op == .gemm && transB) ? 0 : 1
                 let channels = coupling.groups[g].channels
-                try replace(&graph, layer.node, input: 1, axis: axis, channels: channels, keep: k)
-                if let biasAxis = try biasAxis(graph, node, layer, channels: channels) {
-                    try replace(&graph, layer.node, input: 2, axis: biasAxis, channels: channels, keep: k)
+                try replace(&graph, layer.node, input: 1, axis: layer.outputChannelAxis, channels: channels, keep: k, replaced: &replaced)
+                if let biasAxis = try biasAxis(graph, layer, channels: channels), let b = Layer.biasInputIndex(layer.op) {
+                    try replace(&graph, layer.node, input: b, axis: biasAxis, channels: channels, keep: k, replaced: &replaced)
                 }
             }
         }
@@ -90,18 +102,17 @@ public struct FilterPruningPass: Pass {
             guard k.count < n else { continue }
             switch dependent.kind {
             case .batchNorm:
-                for i in 1...4 { try replace(&graph, dependent.node, input: i, axis: 0, channels: n, keep: k) }
+                for i in 1...4 { try replace(&graph, dependent.node, input: i, axis: 0, channels: n, keep: k, replaced: &replaced) }
             case .consumerWeight(let axis):
-                try replace(&graph, dependent.node, input: 1, axis: axis, channels: n, keep: k)
+                try replace(&graph, dependent.node, input: 1, axis: axis, channels: n, keep: k, replaced: &replaced)
             case .depthwise:
-                try replace(&graph, dependent.node, input: 1, axis: 0, channels: n, keep: k)
-                let node = graph[dependent.node]
-                if node.inputs.count > 2, !node.inputs[2].isEmpty {
-                    try replace(&graph, dependent.node, input: 2, axis: 0, channels: n, keep: k)
+                try replace(&graph, dependent.node, input: 1, axis: 0, channels: n, keep: k, replaced: &replaced)
+                if Layer.bias(of: graph[dependent.node]) != nil, let b = Layer.biasInputIndex(.conv) {
+                    try replace(&graph, dependent.node, input: b, axis: 0, channels: n, keep: k, replaced: &replaced)
                 }
                 graph.updateNode(dependent.node) { $0.setAttribute(.int("group", Int64(k.count))) }
             case .constant(let input, let axis):
-                try replace(&graph, dependent.node, input: input, axis: axis, channels: n, keep: k)
+                try replace(&graph, dependent.node, input: input, axis: axis, channels: n, keep: k, replaced: &replaced)
             }
         }
         // Declared shapes of the values whose channels changed.
@@ -125,14 +136,15 @@ public struct FilterPruningPass: Pass {
         let w = try requiredFloatConstant(graph, name, node: layer.name, role: "weight")
         try requireFinite(w, name, node: layer.name, role: "weight")
         let d = w.dims.map(Int.init)
-        let transB = (node.int("transB") ?? 0) == 1
-        if layer.op == .conv || (layer.op == .gemm && transB) { return (w, (1, d[0], d.dropFirst().reduce(1, *))) }
-        return (w, (d[0], d[1], 1))
+        let axis = layer.outputChannelAxis
+        guard axis < d.count else { throw PassError(node: layer.name, "its weight '\(name)' has dims \(w.dims)") }
+        return (w, (d[..<axis].reduce(1, *), d[axis], d[(axis + 1)...].reduce(1, *)))
     }
 
     /// Replaces input `input` of `node` with a new initializer holding only `keep` along `axis`.
     /// `channels` is how many the input must have on `axis` now.
-    func replace(_ graph: inout Graph, _ node: NodeID, input: Int, axis: Int, channels: Int, keep: [Int]) throws {
+    func replace(_ graph: inout Graph, _ node: NodeID, input: Int, axis: Int, channels: Int, keep: [Int],
+                 replaced: inout [String]) throws {
         let nodeName = graph[node].displayName
         let name = try requiredInput(graph[node], input, "input \(input)")
         guard let t = graph.constantTensor(name), let bits = t.dataType.bitsPerElement, bits >= 8, axis < t.dims.count else {
@@ -149,12 +161,12 @@ public struct FilterPruningPass: Pass {
         let tensor = bytes.withUnsafeBytes { Tensor(name: nil, dataType: t.dataType, dims: dims, rawBytes: $0) }
         let newName = graph.addInitializer(tensor, preferredName: "\(name)_pruned")
         graph.updateNode(node) { $0.inputs[input] = newName }
+        replaced.append(name)
     }
 
     /// The axis of the producer's bias that holds its output channels; nil when it has no bias or one value for all.
-    func biasAxis(_ graph: Graph, _ node: Node, _ layer: Layer, channels: Int) throws -> Int? {
-        guard layer.op != .matMul, node.inputs.count > 2, !node.inputs[2].isEmpty else { return nil }
-        let name = node.inputs[2]
+    func biasAxis(_ graph: Graph, _ layer: Layer, channels: Int) throws -> Int? {
+        guard let name = layer.bias(in: graph) else { return nil }
         guard let bias = graph.constantTensor(name) else {
             throw PassError(node: layer.name, "its bias '\(name)' is not a constant, so it cannot lose channels")
         }

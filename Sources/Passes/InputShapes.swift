@@ -78,8 +78,13 @@ public struct InputShape: Sendable, Equatable {
     /// A copy of `model` whose inputs have the shapes given (the model itself keeps its own declarations, so a
     /// compressed model keeps its dynamic dimensions; calibration and execution use the copy).
     public static func applied(parsing texts: [String], to model: Model) throws -> Model {
+        try applied(parseAll(texts), to: model)
+    }
+
+    /// A copy of `model` with these input shapes.
+    public static func applied(_ shapes: [InputShape], to model: Model) throws -> Model {
         var shaped = model
-        try apply(parsing: texts, to: &shaped)
+        try apply(shapes, to: &shaped)
         return shaped
     }
 

@@ -11,19 +11,18 @@ import Graph
 
 public struct LayerMatchingPass: Pass {
     public let name = "match-layers"
+    public var requirements: [PassRequirement] { [.config] }
+    public var provides: [PassRequirement] { [.layers] }
     public init() {}
 
     public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
-        guard let config = context.config else { return }
+        guard let config = context.config else { throw PipelineError(pass: name, missing: .config) }
         let layers = try Layer.find(in: graph)
         let index = LayerNameIndex(layers)
         var errors: [ConfigError] = []
         var resolved: [String: Int] = [:]
-        let named: [(String, [Located<String>])] = [
-            ("skip_layers", config.skipLayers), ("quant_skip_layers", config.quantSkipLayers),
-            ("regular_prune_skip_layers", config.pruneSkipLayers),
-            ("override_layer_configs.layer_name", config.overridesByName.map(\.key)),
-        ]
+        let named: [(String, [Located<String>])] = SkipList.allCases.filter { !$0.namesTypes }.map { ($0.field, config.entries($0)) }
+            + [("override_layer_configs.layer_name", config.overridesByName.map(\.key))]
         for (field, names) in named {
             for name in names {
                 do {
@@ -34,7 +33,7 @@ public struct LayerMatchingPass: Pass {
             }
         }
         if !errors.isEmpty { throw ConfigErrors(errors: errors) }
-        let types = config.skipLayerTypes + config.quantSkipTypes + config.pruneSkipTypes + config.overridesByType.map(\.key)
+        let types = SkipList.allCases.filter(\.namesTypes).flatMap(config.entries) + config.overridesByType.map(\.key)
         for type in types where !layers.contains(where: { LayerTypeVocabulary.matches(type.value, $0) }) {
             context.warn("\(type.location): layer type '\(type.value)' matches no layer of this model")
         }

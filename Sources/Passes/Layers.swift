@@ -15,12 +15,55 @@ public struct Layer: Sendable, Equatable {
     /// The weight's value name and shape.
     public var weight: String
     public var weightShape: [Int64]
+    /// Gemm's transB (false for every other op): it decides which weight axis holds which channels.
+    public var transB: Bool
     /// Input channels the weight reads (Conv: C/group × group; Gemm/MatMul: K).
     public var inputChannels: Int
     /// The PyTorch module name recovered from the node's scopes or the weight's name, when there is one.
     public var moduleName: String?
     /// The op that produces the layer's data input (for the fixed_min rule), if a node does.
     public var inputProducerOp: String?
+
+    /// The weight axes that hold the output and the input channels of a layer of this op: Conv [Cout, Cin/g, …] and
+    /// Gemm(transB=1) [N, K] put output channels on axis 0; ConvTranspose [Cin, Cout/g, …], MatMul [K, N] and
+    /// Gemm(transB=0) [K, N] on axis 1. The one place this rule lives.
+    public static func channelAxes(_ op: Op, transB: Bool) -> (output: Int, input: Int) {
+        op == .conv || (op == .gemm && transB) ? (0, 1) : (1, 0)
+    }
+
+    /// The weight axis holding this layer's output channels (per ConvTranspose group when group > 1).
+    public var outputChannelAxis: Int { Self.channelAxes(op, transB: transB).output }
+    /// The weight axis holding the input channels the layer reads (per group for a grouped Conv).
+    public var inputChannelAxis: Int { Self.channelAxes(op, transB: transB).input }
+    /// Output channels: the weight's size on `outputChannelAxis` (× group for a ConvTranspose).
+    public var outputChannels: Int {
+        Int(weightShape[outputChannelAxis]) * (op == .convTranspose ? group : 1)
+    }
+
+    /// Which input of a node of this op is its bias (Conv/ConvTranspose B, Gemm C); nil for MatMul, which has none.
+    public static func biasInputIndex(_ op: Op) -> Int? { op == .matMul ? nil : 2 }
+
+    /// The name of the node's bias input, when it has one.
+    public static func bias(of node: Node) -> String? {
+        guard let op = Op(rawValue: node.op), let i = biasInputIndex(op), node.inputs.count > i, !node.inputs[i].isEmpty
+        else { return nil }
+        return node.inputs[i]
+    }
+
+    /// This layer's bias input in `graph`, when it has one.
+    public func bias(in graph: Graph) -> String? { Self.bias(of: graph[node]) }
+
+    /// The nodes that read this layer's output.
+    public func consumers(in graph: Graph) -> [NodeID] {
+        graph[node].outputs.first.map { graph.consumers(of: $0) } ?? []
+    }
+
+    /// The same layer as the graph has it now (a pass may have replaced its weight or changed its group); nil when the
+    /// node is no longer a layer (its weight now comes from a DequantizeLinear, say).
+    public func refreshed(in graph: Graph) throws -> Layer? {
+        guard graph.contains(node) else { return nil }
+        return try Layer(node, in: graph)
+    }
 
     public var isConvolution: Bool { op == .conv || op == .convTranspose }
     public var isFilterPrunable: Bool { (op == .conv && kernelRank == 2 && group == 1) || op == .gemm || op == .matMul }
@@ -55,6 +98,7 @@ public struct Layer: Sendable, Equatable {
         var rank = 0
         var group = 1
         var inputChannels = 0
+        let transB = op == .gemm && (node.int("transB") ?? 0) == 1
         switch op {
         case .conv, .convTranspose:
             guard shape.count >= 3 else { return nil }
@@ -71,10 +115,10 @@ public struct Layer: Sendable, Equatable {
             inputChannels = op == .conv ? cin : Int(shape[0])
         case .gemm:
             guard shape.count == 2, (node.int("transA") ?? 0) == 0 else { return nil }
-            inputChannels = Int((node.int("transB") ?? 0) == 1 ? shape[1] : shape[0])
+            inputChannels = Int(shape[Self.channelAxes(op, transB: transB).input])
         case .matMul:
             guard shape.count == 2 else { return nil }
-            inputChannels = Int(shape[0])
+            inputChannels = Int(shape[Self.channelAxes(op, transB: false).input])
         }
         self.node = id
         self.name = node.displayName
@@ -83,6 +127,7 @@ public struct Layer: Sendable, Equatable {
         self.group = group
         self.weight = node.inputs[1]
         self.weightShape = shape
+        self.transB = transB
         self.inputChannels = inputChannels
         self.moduleName = Layer.moduleName(fromNodeName: node.name ?? "")
         self.inputProducerOp = graph.producer(of: node.inputs[0]).map { graph[$0].op }

@@ -21,7 +21,7 @@ public struct OpsetUpgradePass: Pass {
 
     public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
         let target = context.requiredOpset
-        guard let index = context.opsetImports.firstIndex(where: { ($0.domain ?? "") == "" || $0.domain == "ai.onnx" }) else { return }
+        guard let index = context.opsetImports.index() else { return }
         let current = context.opsetImports[index].version ?? 1
         guard target > current else { return }
         guard current >= 11 else {

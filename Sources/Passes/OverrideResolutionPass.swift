@@ -16,10 +16,12 @@ import Graph
 
 public struct OverrideResolutionPass: Pass {
     public let name = "resolve-overrides"
+    public var requirements: [PassRequirement] { [.config, .layers, .skips] }
+    public var provides: [PassRequirement] { [.plan] }
     public init() {}
 
     public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
-        guard let config = context.config else { return }
+        guard let config = context.config else { throw PipelineError(pass: name, missing: .config) }
         var errors: [ConfigError] = []
         var warnedOverrides = Set<String>()
         var layerPlans: [LayerPlan] = []

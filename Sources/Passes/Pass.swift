@@ -1,9 +1,70 @@
 import Graph
 
-/// A named step that rewrites or analyses the graph. Passes share what they need through the context.
+/// A named step that rewrites or analyses the graph. Passes share what they need through the context, and say what
+/// they need and what they provide, so a pipeline can refuse, before any work, a pass whose input nothing provides.
 public protocol Pass {
     var name: String { get }
+    /// What the pass reads from the context; the pipeline checks each before running the pass.
+    var requirements: [PassRequirement] { get }
+    /// What the pass leaves on the context for later passes.
+    var provides: [PassRequirement] { get }
+    /// Whether the pass replaces layer weights, changes their shapes or group counts, or moves their outputs; the
+    /// pipeline then recomputes the layers (`PassContext.refreshLayers`), so no later pass reads stale geometry.
+    var changesLayers: Bool { get }
     func run(_ graph: inout Graph, _ context: inout PassContext) throws
+}
+
+extension Pass {
+    public var requirements: [PassRequirement] { [] }
+    public var provides: [PassRequirement] { [] }
+    public var changesLayers: Bool { false }
+}
+
+/// Something a pass needs on the context, and the pass that provides it in the default pipelines.
+public enum PassRequirement: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// The parsed config (`PassContext.config`).
+    case config
+    /// The quantizable/prunable layers and the config names resolved to them.
+    case layers
+    /// Which layers each feature skips.
+    case skips
+    /// The per-layer plan.
+    case plan
+    /// Activation clips for every quantized layer whose config gives none (IFMR, or retraining).
+    case clips
+    /// The numbers every output layout uses (scales, offsets, integer weights), per quantized layer.
+    case quantParameters
+
+    public var description: String {
+        switch self {
+        case .config: return "a config (PassContext.config)"
+        case .layers: return "the layers (from \(LayerMatchingPass().name))"
+        case .skips: return "the skip lists resolved to layers (from \(SkipMarkingPass().name))"
+        case .plan: return "a plan (from \(OverrideResolutionPass().name))"
+        case .clips: return "activation clips (from \(CalibrationPass(data: nil).name))"
+        case .quantParameters: return "quantization parameters (from \(QuantParametersPass().name))"
+        }
+    }
+
+    /// Whether the context holds it: provided by a pass that ran, or present as data (a context built by hand).
+    func isMet(by context: PassContext) -> Bool {
+        if context.provided.contains(self) { return true }
+        switch self {
+        case .config: return context.config != nil
+        case .plan: return context.plan != nil
+        case .clips: return context.plan.map { p in !p.layers.contains { $0.quant.enabled && $0.quant.act?.clipMin == nil } } ?? false
+        case .layers, .skips, .quantParameters: return false
+        }
+    }
+}
+
+/// A pass that needs what nothing before it provides.
+public struct PipelineError: Error, CustomStringConvertible {
+    public var pass: String
+    public var missing: PassRequirement
+    public var description: String {
+        "pass '\(pass)' needs \(missing), and nothing before it in the pipeline provides it"
+    }
 }
 
 /// A warning or note about one node (or the whole model when `node` is nil).
@@ -37,7 +98,9 @@ public struct PassContext {
     public var opsetImports: [OpsetImport]
     public var diagnostics: [Diagnostic] = []
     public var config: CompressionConfig?
-    /// The quantizable/prunable layers (set by layer matching).
+    /// What passes that ran have provided (see `PassRequirement`).
+    public var provided: Set<PassRequirement> = []
+    /// The quantizable/prunable layers (set by layer matching, refreshed after a pass that changes them).
     public var layers: [Layer] = []
     /// Which layer each name in the config means (set by layer matching).
     public var layerForName: [String: Int] = [:]
@@ -52,12 +115,14 @@ public struct PassContext {
     /// config's and calibration's.
     public var trainedClips: [Int: (Float, Float)] = [:]
     public var trainedWeightClips: [Int: [Float]] = [:]
+    /// What retraining did (set by RetrainPass).
+    public var trainingReport: TrainingReport?
     /// Per quantized layer, the numbers every output layout uses (set by QuantParametersPass).
     public var quantParameters: [LayerQuantParameters] = []
-    /// Channel groups for filter pruning (set by ChannelCouplingPass).
-    public var coupling: ChannelCoupling?
     /// What pruning did, per group and per layer, for the summary.
     public var pruneReport: [String] = []
+    /// Initializers a pruning pass replaced by a pruned or masked copy (PruneFusionPass releases them).
+    public var replacedTensors: [String] = []
     /// The record being built (quantization parameters, prune record).
     public var record = QuantRecord()
     /// The lowest default-domain opset the rewritten graph needs (0: no change).
@@ -70,16 +135,83 @@ public struct PassContext {
     public mutating func warn(_ message: String, node: String? = nil) {
         diagnostics.append(Diagnostic(.warning, node: node, message))
     }
+
+    /// Recomputes every layer (and the plan's copy of it) from the graph as it is now: weight names and shapes, group
+    /// counts, input channels. A layer whose node is no longer a layer (its weight now comes from a DequantizeLinear)
+    /// keeps what was last known of it.
+    public mutating func refreshLayers(in graph: Graph) throws {
+        for i in layers.indices {
+            guard let now = try layers[i].refreshed(in: graph) else { continue }
+            layers[i] = now
+            if plan != nil, i < plan!.layers.count, plan!.layers[i].layer.node == now.node { plan!.layers[i].layer = now }
+        }
+    }
 }
 
-/// Passes run in order over one graph.
-public struct Pipeline {
+/// Passes run in order over one graph. A pipeline checks, before any pass runs, that every pass's requirements are
+/// met by the context or by a pass before it; after a pass that changes layers it recomputes them.
+///
+/// `branches` are models written besides the main one (the AMCT layout's fake-quant and deploy models): each runs its
+/// own passes on a copy of the graph after `passes`; see `Pipeline.run(model:)`.
+public struct Pipeline: CustomStringConvertible {
+    public var name: String
     public var passes: [any Pass]
-    public init(_ passes: [any Pass]) { self.passes = passes }
+    public var branches: [Branch] = []
+    /// The layout the pipeline writes (the summary's onnxruntime advice depends on it).
+    public var format: OutputFormat = .qdq
 
-    public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
-        for pass in passes { try pass.run(&graph, &context) }
+    /// A model the pipeline writes: the suffix its file takes after the output prefix, and the passes that make it.
+    public struct Branch {
+        public var suffix: String
+        public var passes: [any Pass]
+        public init(suffix: String, passes: [any Pass]) {
+            self.suffix = suffix
+            self.passes = passes
+        }
     }
+
+    public init(_ passes: [any Pass], name: String = "custom") {
+        self.passes = passes
+        self.name = name
+    }
+
+    /// Runs the passes over `graph` (not the branches: see `run(model:context:)`).
+    public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
+        try Self.check(passes, context)
+        try Self.runPasses(passes, &graph, &context)
+    }
+
+    static func check(_ passes: [any Pass], _ context: PassContext, provided: Set<PassRequirement> = []) throws {
+        var available = provided
+        for pass in passes {
+            for r in pass.requirements where !available.contains(r) && !r.isMet(by: context) {
+                throw PipelineError(pass: pass.name, missing: r)
+            }
+            available.formUnion(pass.provides)
+        }
+    }
+
+    static func runPasses(_ passes: [any Pass], _ graph: inout Graph, _ context: inout PassContext) throws {
+        for pass in passes {
+            for r in pass.requirements where !r.isMet(by: context) { throw PipelineError(pass: pass.name, missing: r) }
+            try pass.run(&graph, &context)
+            context.provided.formUnion(pass.provides)
+            if pass.changesLayers { try context.refreshLayers(in: graph) }
+        }
+    }
+
+    /// Every pass name, in order, with the branches.
+    public var description: String {
+        var lines = ["pipeline \(name):"]
+        for (i, pass) in passes.enumerated() { lines.append("  \(i + 1). \(pass.name)") }
+        for branch in branches {
+            lines.append("  → *\(branch.suffix): " + branch.passes.map(\.name).joined(separator: " → "))
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// The names of the passes, the branches' after the main ones.
+    public var passNames: [String] { passes.map(\.name) + branches.flatMap { $0.passes.map(\.name) } }
 }
 
 /// Checks the graph before anything rewrites it: every value produced, nodes in topological order (a graph that

@@ -101,16 +101,96 @@ extension LayerPlan {
     }
 }
 
-/// The planning passes, in the order of the default pipeline (steps 2–5).
-public func planningPipeline() -> Pipeline {
-    Pipeline([ValidateGraphPass(), LayerMatchingPass(), SkipMarkingPass(), OverrideResolutionPass()])
-}
-
 /// Plans a model under a config: what each layer will get, and why. Returns the context (plan, diagnostics).
 public func plan(_ model: inout Model, config: CompressionConfig) throws -> PassContext {
     var context = PassContext(opsetImports: model.opsetImports)
     context.config = config
     context.diagnostics += config.warnings
-    try planningPipeline().run(&model.graph, &context)
+    try Pipeline.plan.run(&model.graph, &context)
     return context
+}
+
+/// The plan as an aligned table, one line per layer.
+public struct PlanSummary: CustomStringConvertible, Encodable {
+    public let plan: Plan
+    public let warnings: [Diagnostic]
+    public init(_ plan: Plan, warnings: [Diagnostic]) {
+        self.plan = plan
+        self.warnings = warnings
+    }
+
+    /// `plan --json`: keys in a stable order.
+    public var json: String { plan.json(warnings: warnings).serialized() }
+    public func encode(to encoder: any Encoder) throws { try plan.json(warnings: warnings).encode(to: encoder) }
+
+    static func format(_ f: Float) -> String {
+        f == f.rounded() && abs(f) < 1e6 ? String(Int(f)) : "\(f)"
+    }
+
+    public var description: String {
+        var rows: [[String]] = [["LAYER", "OP", "ACTIVATIONS", "WEIGHTS", "QUANT FROM", "PRUNE", "PRUNE FROM"]]
+        for p in plan.layers {
+            var act = "-", wts = "-"
+            if let a = p.quant.act {
+                let clips = a.clipMin.map { "[\(Self.format($0)), \(Self.format(a.clipMax ?? 0))]" } ?? "IFMR"
+                act = "\(a.type.rawValue) \(clips)\(a.fixedMin ? " min=0" : "")"
+            }
+            if let w = p.quant.wts {
+                wts = "\(w.algorithm.rawValue) \(w.type.rawValue) \(w.channelWise ? "per-channel" : "per-tensor")\(w.notes.isEmpty ? "" : " *")"
+            }
+            var prune = "-"
+            switch p.prune.kind {
+            case .filter(let r, let a)? where p.prune.enabled: prune = "filter \(Self.format(r))\(a ? " ×16" : "")"
+            case .twoOfFour(let f)? where p.prune.enabled: prune = "2:4" + (f > 0 ? " freq \(f)" : "")
+            default: break
+            }
+            let op = p.layer.op.rawValue + (p.layer.kernelRank > 0 ? "\(p.layer.kernelRank)d" : "") + (p.layer.group > 1 ? " g\(p.layer.group)" : "")
+            rows.append([p.layer.name, op, act, wts, p.quant.source.description, prune, p.prune.source.description])
+        }
+        let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max() ?? 0 }
+        var lines = rows.map { row in
+            zip(row, widths).enumerated().map { i, pair in i == row.count - 1 ? pair.0 : pair.0.padding(toLength: pair.1, withPad: " ", startingAt: 0) }
+                .joined(separator: "  ")
+        }
+        lines.insert(String(repeating: "-", count: min(160, widths.reduce(0, +) + 2 * (widths.count - 1))), at: 1)
+        let quantized = plan.layers.filter(\.quant.enabled).count
+        let pruned = plan.layers.filter(\.prune.enabled).count
+        lines.append("")
+        lines.append("\(plan.layers.count) layers: \(quantized) quantized, \(pruned) pruned; batch_num \(plan.batchNum)"
+            + (plan.forceFP16Quant ? "; scale_d rounded to float16 (FORCE_FP16_QUANT)" : ""))
+        let notes = plan.layers.flatMap { p in (p.quant.wts?.notes ?? []).map { "* \(p.layer.name): \($0)" } }
+        lines += notes
+        lines += warnings.map { $0.description }
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension JSONValue: Encodable {
+    struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        switch self {
+        case .object(let pairs):
+            var c = encoder.container(keyedBy: Key.self)
+            for (k, v) in pairs { try c.encode(v, forKey: Key(stringValue: k)) }
+        case .array(let items):
+            var c = encoder.unkeyedContainer()
+            for v in items { try c.encode(v) }
+        default:
+            var c = encoder.singleValueContainer()
+            switch self {
+            case .string(let s): try c.encode(s)
+            case .number(let d): try c.encode(d)
+            case .float(let f): try c.encode(f)
+            case .int(let i): try c.encode(i)
+            case .bool(let b): try c.encode(b)
+            default: try c.encodeNil()
+            }
+        }
+    }
 }

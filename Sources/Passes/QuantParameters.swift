@@ -56,9 +56,8 @@ public struct LayerQuantParameters: Sendable {
         guard weight.elementCount > 0, weight.dims.count == p.layer.weightShape.count else {
             throw PassError(node: p.layer.name, "its weight '\(weightName)' has dims \(weight.dims); a \(p.layer.op.rawValue) weight needs \(p.layer.weightShape.count) non-zero dimensions")
         }
-        let transB = (node.int("transB") ?? 0) == 1
-        let layout = WeightLayout(layer: p.layer, weightShape: weight.dims, transB: transB, channelWise: wts.channelWise)
-        let outputChannels = WeightLayout(layer: p.layer, weightShape: weight.dims, transB: transB, channelWise: true).layout.channels
+        let layout = WeightLayout(layer: p.layer, weightShape: weight.dims, channelWise: wts.channelWise)
+        let outputChannels = WeightLayout(layer: p.layer, weightShape: weight.dims, channelWise: true).layout.channels
         let bits = wts.type.bits
         var integers = [Int8](repeating: 0, count: weight.elementCount)
         let scales = weight.withElements(as: Float.self) { w -> [Float] in

@@ -11,34 +11,32 @@ import Graph
 
 public struct SkipMarkingPass: Pass {
     public let name = "mark-skips"
+    public var requirements: [PassRequirement] { [.config, .layers] }
+    public var provides: [PassRequirement] { [.skips] }
     public init() {}
 
     public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
-        guard let config = context.config else { return }
-        func mark(byName: [(String, [Located<String>])], byType: [(String, [Located<String>])]) -> [Int: SkipReason] {
+        guard let config = context.config else { throw PipelineError(pass: name, missing: .config) }
+        func mark(_ feature: SkipList.Feature) -> [Int: SkipReason] {
             var result: [Int: SkipReason] = [:]
-            for (list, names) in byName {
-                for n in names {
+            for list in SkipList.lists(skipping: feature, byType: false) {
+                for n in config.entries(list) {
                     if let i = context.layerForName[n.value], result[i] == nil {
-                        result[i] = SkipReason(list: list, type: nil, location: n.location)
+                        result[i] = SkipReason(list: list.field, type: nil, location: n.location)
                     }
                 }
             }
-            for (list, types) in byType {
-                for t in types {
+            for list in SkipList.lists(skipping: feature, byType: true) {
+                for t in config.entries(list) {
                     for (i, layer) in context.layers.enumerated() where result[i] == nil && LayerTypeVocabulary.matches(t.value, layer) {
-                        result[i] = SkipReason(list: list, type: t.value, location: t.location)
+                        result[i] = SkipReason(list: list.field, type: t.value, location: t.location)
                     }
                 }
             }
             return result
         }
-        context.quantSkips = mark(
-            byName: [("quant_skip_layers", config.quantSkipLayers), ("skip_layers", config.skipLayers)],
-            byType: [("quant_skip_types", config.quantSkipTypes), ("skip_layer_types", config.skipLayerTypes)])
-        context.pruneSkips = mark(
-            byName: [("regular_prune_skip_layers", config.pruneSkipLayers), ("skip_layers", config.skipLayers)],
-            byType: [("regular_prune_skip_types", config.pruneSkipTypes), ("skip_layer_types", config.skipLayerTypes)])
+        context.quantSkips = mark(.quantization)
+        context.pruneSkips = mark(.pruning)
         context.log.append((name, "\(context.quantSkips.count) layers skip quantization, \(context.pruneSkips.count) skip pruning"))
     }
 }

@@ -12,10 +12,12 @@ import Kernels
 
 public struct TwoOfFourPruningPass: Pass {
     public let name = "prune-2of4"
+    public var requirements: [PassRequirement] { [.plan] }
+    public var changesLayers: Bool { true }
     public init() {}
 
     public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
-        guard let plan = context.plan else { return }
+        guard let plan = context.plan else { throw PipelineError(pass: name, missing: .plan) }
         var count = 0
         for p in plan.layers where p.prune.enabled {
             guard case .twoOfFour(let freq)? = p.prune.kind else { continue }
@@ -26,10 +28,11 @@ public struct TwoOfFourPruningPass: Pass {
             guard d.count == p.layer.weightShape.count else {
                 throw PassError(node: p.layer.name, "its weight '\(name)' has dims \(w.dims); a \(p.layer.op.rawValue) weight has rank \(p.layer.weightShape.count)")
             }
-            let (outer, cin, inner) = Self.groups(p.layer, node: node, dims: d)
+            let (outer, cin, inner) = Self.groups(p.layer, dims: d)
             let zeroed = w.withMutableElements(as: Float.self) { Pruning.applyTwoOfFour($0, outer: outer, cin: cin, inner: inner) }
             let newName = graph.addInitializer(w, preferredName: "\(name)_2of4")
             graph.updateNode(p.layer.node) { $0.inputs[1] = newName }
+            context.replacedTensors.append(name)
             let zeros = w.withElements(as: Float.self) { $0.filter { $0 == 0 }.count }
             context.record.pruneEntries[p.layer.name, default: []] += ["two_of_four_zeroed: \(zeroed)", "update_freq: \(freq)"]
             context.pruneReport.append("2:4: \(p.layer.name): \(zeros) of \(w.elementCount) weights are 0 (\(zeroed) zeroed now)\(cin <= 2 ? "; Cin ≤ 2, left alone" : "")")
@@ -40,8 +43,8 @@ public struct TwoOfFourPruningPass: Pass {
 
     /// A layer's weight seen as [outer, Cin, inner], the groups of 4 running along Cin: axis 1 of Conv and
     /// Gemm(transB=1) weights, axis 0 of ConvTranspose, MatMul and Gemm(transB=0) weights.
-    public static func groups(_ layer: Layer, node: Node, dims: [Int]) -> (outer: Int, cin: Int, inner: Int) {
-        let cinAxis = layer.op == .conv || (layer.op == .gemm && (node.int("transB") ?? 0) == 1) ? 1 : 0
+    public static func groups(_ layer: Layer, dims: [Int]) -> (outer: Int, cin: Int, inner: Int) {
+        let cinAxis = layer.inputChannelAxis
         guard cinAxis < dims.count else { return (1, 1, dims.reduce(1, *)) }
         return (dims[..<cinAxis].reduce(1, *), dims[cinAxis], dims[(cinAxis + 1)...].reduce(1, *))
     }

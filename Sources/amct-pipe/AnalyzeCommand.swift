@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import Graph
 import Passes
 
 // `amct-pipe analyze`: per-layer quantization sensitivity on calibration data (Passes/Analysis), as a table worst
@@ -51,11 +50,9 @@ struct AnalyzeCommand: ParsableCommand {
         try reportingErrors {
             let model = try ModelFile.load(input)
             let config = try CompressionConfig.load(cfg)
-            let shaped = try InputShape.applied(parsing: inputShapes, to: model)
-            let data: CalibrationData? = try calib.map {
-                $0 == "random" ? try CalibrationData.random(for: shaped, batches: config.batchNum, batchSize: batchSize)
-                    : try CalibrationData.load($0, for: shaped)
-            }
+            let calibration = CompressOptions(calibration: CalibrationSource(argument: calib), batchSize: batchSize,
+                                              inputShapes: try InputShape.parseAll(inputShapes))
+            let data = try calibration.calibrationData(for: model, batches: config.batchNum)
             let session = try SensitivitySession(model, config: config, data: data, batchSize: batchSize,
                                                  progress: !quiet && isatty(2) != 0 ? progressBar : nil)
             let result = try session.analyze()

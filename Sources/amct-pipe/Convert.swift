@@ -1,5 +1,5 @@
 import ArgumentParser
-import Graph
+import Passes
 
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(

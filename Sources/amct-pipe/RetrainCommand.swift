@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import Graph
 import Passes
 
 struct RetrainCommand: ParsableCommand {
@@ -83,37 +82,28 @@ struct RetrainCommand: ParsableCommand {
     }
 
     func execute() throws {
-        do {
-            let model = try ModelFile.load(input)
-            let config = try CompressionConfig.load(cfg)
-            let shaped = try InputShape.applied(parsing: inputShapes, to: model)
-            let training = try TrainingData.load(data, for: shaped, labels: labels)
-            var validation: TrainingData?
-            if let val { validation = try TrainingData.load(val, for: shaped, labels: labels) }
-            var options = TrainingOptions()
-            options.epochs = epochs
-            options.maxSteps = steps
-            options.batchSize = batchSize
-            options.learningRate = lr
-            options.optimizer = optimizer
-            options.seed = seed
-            let showProgress = !quiet && isatty(2) != 0
-            let progress: ((TrainingProgress) -> Void)? = showProgress ? { Self.showProgress($0) } : nil
-            let calibration = CalibrationPass(data: try CalibrationData.load(data, for: shaped), batchSize: batchSize)
-            let result = try retrain(
-                model, config: config, format: format, data: training, validation: validation, options: options,
-                calibration: calibration, checkpoints: CheckpointOptions(directory: checkpoint, resume: resume),
-                progress: progress)
-            if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
-            let paths = result.compression.paths(for: output)
-            for ((_, compressed), path) in zip(result.compression.models, paths) { try ModelFile.save(compressed, to: path) }
-            if let record {
-                try Data(result.compression.context.record.text.utf8).write(to: URL(fileURLWithPath: record), options: .atomic)
-            }
-            let summary = RunSummary(input: input, outputs: paths, context: result.compression.context, format: format,
-                                     parametersBefore: RunSummary.parameters(model), after: result.compression.models.first?.model)
-            print(json ? Self.json(summary, result.report).serialized() : summary.text + "\n" + Self.text(result.report))
-        }
+        let model = try ModelFile.load(input)
+        let config = try CompressionConfig.load(cfg)
+        let shaped = try InputShape.applied(parsing: inputShapes, to: model)
+        let training = try TrainingData.load(data, for: shaped, labels: labels)
+        let validation = try val.map { try TrainingData.load($0, for: shaped, labels: labels) }
+        var options = TrainingOptions()
+        options.epochs = epochs
+        options.maxSteps = steps
+        options.batchSize = batchSize
+        options.learningRate = lr
+        options.optimizer = optimizer
+        options.seed = seed
+        let showProgress = !quiet && isatty(2) != 0
+        let progress: ((TrainingProgress) -> Void)? = showProgress ? { Self.showProgress($0) } : nil
+        let calibration = CalibrationPass(data: try CalibrationData.load(data, for: shaped), batchSize: batchSize)
+        var result = try retrain(
+            model, config: config, format: format, data: training, validation: validation, options: options,
+            calibration: calibration, checkpoints: CheckpointOptions(directory: checkpoint, resume: resume),
+            progress: progress)
+        if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
+        try result.save(to: output, record: record)
+        print(json ? result.summary.json : result.summary.description)
     }
 
     static func showProgress(_ p: TrainingProgress) {
@@ -123,46 +113,6 @@ struct RetrainCommand: ParsableCommand {
         FileHandle.standardError.write(Data(line.utf8))
     }
 
-    static func score(_ s: Score) -> String {
-        "loss \(String(format: "%.4f", s.loss))" + (s.accuracy.map { String(format: ", accuracy %.2f%%", 100 * $0) } ?? "")
-    }
-
-    static func text(_ r: TrainingReport) -> String {
-        var lines = ["  retrain    \(r.loss); \(r.steps) steps, \(r.epochs.count) epochs, \(String(format: "%.1f", r.seconds)) s"
-                     + (r.resumedFromEpoch.map { " (resumed after epoch \($0))" } ?? "")]
-        lines.append("  before     \(score(r.before)) on \(r.scoredOn) (compressed, before training)")
-        lines.append("  after      \(score(r.after)) (epoch \(r.writtenEpoch) written)")
-        for e in r.epochs {
-            var line = "  epoch \(e.epoch)    train loss \(String(format: "%.4f", e.trainLoss))"
-            if let v = e.validationLoss { line += ", val loss \(String(format: "%.4f", v))" }
-            if let a = e.validationAccuracy { line += String(format: ", val accuracy %.2f%%", 100 * a) }
-            line += String(format: ", %.0f samples/s", e.samplesPerSecond)
-            lines.append(line)
-        }
-        return lines.joined(separator: "\n")
-    }
-
-    static func json(_ summary: RunSummary, _ r: TrainingReport) -> JSONValue {
-        guard case .object(var fields) = summary.json else { return summary.json }
-        func score(_ s: Score) -> JSONValue {
-            .object([("loss", .float(s.loss)), ("accuracy", s.accuracy.map { .float($0) } ?? .null)])
-        }
-        fields.append(("retrain", .object([
-            ("loss", .string(r.loss)), ("before", score(r.before)), ("after", score(r.after)), ("scored_on", .string(r.scoredOn)),
-            ("steps", .int(r.steps)), ("seconds", .float(Float(r.seconds))), ("written_epoch", .int(r.writtenEpoch)),
-            ("resumed_from_epoch", r.resumedFromEpoch.map { .int($0) } ?? .null),
-            ("epochs", .array(r.epochs.map { e in
-                .object([
-                    ("epoch", .int(e.epoch)), ("train_loss", .float(e.trainLoss)),
-                    ("train_accuracy", e.trainAccuracy.map { .float($0) } ?? .null),
-                    ("val_loss", e.validationLoss.map { .float($0) } ?? .null),
-                    ("val_accuracy", e.validationAccuracy.map { .float($0) } ?? .null),
-                    ("seconds", .float(Float(e.seconds))), ("samples_per_second", .float(Float(e.samplesPerSecond))),
-                ])
-            })),
-        ])))
-        return .object(fields)
-    }
 }
 
 extension OptimizerKind: ExpressibleByArgument {}

@@ -1,7 +1,5 @@
 import ArgumentParser
 import Foundation
-import Graph
-import Kernels
 import Passes
 
 struct RunCommand: ParsableCommand {
@@ -26,21 +24,10 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            var model = try ModelFile.load(input)
-            try InputShape.apply(parsing: inputShapes, to: &model)
-            let executor = try GraphExecutor(graph: model.graph, opset: model.opsetVersion() ?? 13)
-            let feeds = try CalibrationData.load(inputs, for: model).wholeArrays()
-            executor.profiling = profile
-            let outputs = try executor.run(feeds)
-            if profile { FileHandle.standardError.write(Data(executor.profile.table.utf8)) }
-            let arrays: [(String, NumpyArray)] = model.graph.outputs.compactMap { o in
-                guard let name = o.name, let t = outputs[name] else { return nil }
-                switch t.elements {
-                case .float, .floatView: return (name, NumpyArray(shape: t.shape, values: .float(t.floats), dtype: "<f4"))
-                default: return (name, NumpyArray(shape: t.shape, values: .int64(t.ints), dtype: "<i8"))
-                }
-            }
-            try NumpyArchive.save(arrays, to: output)
+            let run = try ModelRun(ModelFile.load(input), inputs: inputs, inputShapes: InputShape.parseAll(inputShapes),
+                                   profiling: profile)
+            if let table = run.profile { FileHandle.standardError.write(Data(table.utf8)) }
+            try run.save(to: output)
         }
     }
 }

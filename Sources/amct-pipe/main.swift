@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import Graph
 import Passes
 
 struct AMCTPipe: ParsableCommand {

@@ -70,7 +70,7 @@ public final class SensitivitySession {
         self.data = data
         self.batchSize = batchSize
         self.progress = progress
-        opset = context.opsetImports.first { ($0.domain ?? "").isEmpty || $0.domain == "ai.onnx" }?.version ?? 13
+        opset = context.opsetImports.version() ?? 13
         let indices = plan.layers.indices.filter { plan.layers[$0].quant.enabled }
         parameters = Array(zip(indices, params))
         for (i, p) in parameters where p.clipsFrom == "ifmr" {

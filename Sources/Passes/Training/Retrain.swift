@@ -23,9 +23,43 @@ public struct TrainingReport: Sendable, Codable {
     public var loss: String
 }
 
-public struct RetrainResult {
-    public var compression: CompressionResult
-    public var report: TrainingReport
+extension TrainingReport: CustomStringConvertible {
+    enum CodingKeys: String, CodingKey {
+        case before, after, scoredOn = "scored_on", epochs, writtenEpoch = "written_epoch", steps, seconds
+        case resumedFromEpoch = "resumed_from_epoch", loss
+    }
+
+    public func encode(to encoder: any Encoder) throws {  // nil as null
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(before, forKey: .before)
+        try c.encode(after, forKey: .after)
+        try c.encode(scoredOn, forKey: .scoredOn)
+        try c.encode(epochs, forKey: .epochs)
+        try c.encode(writtenEpoch, forKey: .writtenEpoch)
+        try c.encode(steps, forKey: .steps)
+        try c.encode(seconds, forKey: .seconds)
+        try c.encode(resumedFromEpoch, forKey: .resumedFromEpoch)
+        try c.encode(loss, forKey: .loss)
+    }
+
+    /// The lines the CLI prints under the compress summary.
+    public var description: String {
+        func score(_ s: Score) -> String {
+            "loss \(String(format: "%.4f", s.loss))" + (s.accuracy.map { String(format: ", accuracy %.2f%%", 100 * $0) } ?? "")
+        }
+        var lines = ["  retrain    \(loss); \(steps) steps, \(epochs.count) epochs, \(String(format: "%.1f", seconds)) s"
+                     + (resumedFromEpoch.map { " (resumed after epoch \($0))" } ?? "")]
+        lines.append("  before     \(score(before)) on \(scoredOn) (compressed, before training)")
+        lines.append("  after      \(score(after)) (epoch \(writtenEpoch) written)")
+        for e in epochs {
+            var line = "  epoch \(e.epoch)    train loss \(String(format: "%.4f", e.trainLoss))"
+            if let v = e.validationLoss { line += ", val loss \(String(format: "%.4f", v))" }
+            if let a = e.validationAccuracy { line += String(format: ", val accuracy %.2f%%", 100 * a) }
+            line += String(format: ", %.0f samples/s", e.samplesPerSecond)
+            lines.append(line)
+        }
+        return lines.joined(separator: "\n")
+    }
 }
 
 /// Where and how often retraining saves its state.
@@ -38,54 +72,106 @@ public struct CheckpointOptions: Sendable {
     }
 }
 
+extension Pipeline {
+    /// `Pipeline.compress` with retraining after calibration (step 9b): BatchNormalization folded, then `RetrainPass`.
+    public static func retrain(format: OutputFormat = .qdq, calibration: CalibrationPass, training: RetrainPass) -> Pipeline {
+        var pipeline = compress(format: format, calibration: calibration)
+        pipeline.name = "retrain (\(format.rawValue))"
+        let at = (pipeline.passes.firstIndex { $0.name == calibration.name } ?? pipeline.passes.count - 1) + 1
+        pipeline.passes.insert(contentsOf: [BatchNormFoldingPass(), training] as [any Pass], at: at)
+        return pipeline
+    }
+}
+
+/// Compresses a model under a config and trains it (SEMANTICS §7): `Pipeline.retrain`. The summary carries the
+/// training report.
 public func retrain(
     _ input: Model, config: CompressionConfig, format: OutputFormat = .qdq, data: TrainingData, validation: TrainingData? = nil,
     options: TrainingOptions, calibration: CalibrationPass, checkpoints: CheckpointOptions = CheckpointOptions(),
     progress: ((TrainingProgress) -> Void)? = nil
-) throws -> RetrainResult {
-    let started = Date()
-    var (model, context) = try prepareCompression(input, config: config, calibration: calibration)
-    guard let plan = context.plan else { throw PassError(node: "config", "there is no plan to retrain") }
-    try BatchNormFoldingPass().run(&model.graph, &context)
-    let opset = Int(context.opsetImports.first { ($0.domain ?? "").isEmpty || $0.domain == "ai.onnx" }?.version ?? 13)
-    let trainer = try Trainer(graph: model.graph, opset: opset, plan: plan, clips: context.calibratedClips,
-                              teacher: data.labels == nil ? input.graph : nil, options: options)
-    var state = TrainingState()
-    if let resume = checkpoints.resume { state = try Checkpoint.restore(trainer, from: resume) }
-    let scored = validation ?? data
-    let before = try state.before ?? trainer.evaluate(scored)
-    state.before = before
-    var epoch = state.epochsDone
-    while epoch < options.epochs && trainer.store.step < trainer.totalSteps(samples: data.count) {
-        var report = try trainer.trainEpoch(data, epoch: epoch, progress: progress)
-        if let validation {
-            let s = try trainer.evaluate(validation)
-            report.validationLoss = s.loss
-            report.validationAccuracy = s.accuracy
-            if state.best == nil || s.isBetter(than: state.best!.score) {
-                state.best = (report.epoch, s, trainer.store.values)
-            }
+) throws -> CompressionResult {
+    let training = RetrainPass(data: data, validation: validation, options: options, checkpoints: checkpoints,
+                               teacher: data.labels == nil ? input.graph : nil, progress: progress)
+    return try Pipeline.retrain(format: format, calibration: calibration, training: training).run(input, config: config)
+}
+
+// Retraining as a pass: the Trainer runs epochs over the prepared (pruned, calibrated, BN-folded) graph; the learned
+// weights go into the graph, the learned clips into the context, the report into `context.trainingReport`.
+//
+//   before: W (pruned/masked float), clips from config or IFMR
+//   after:  W' (trained float), context.trainedClips / trainedWeightClips (the export quantizes with these)
+public struct RetrainPass: Pass {
+    public let name = "retrain"
+    public var requirements: [PassRequirement] { [.plan, .clips] }
+    public var changesLayers: Bool { true }
+    public var data: TrainingData
+    public var validation: TrainingData?
+    public var options: TrainingOptions
+    public var checkpoints: CheckpointOptions
+    /// The float model whose outputs are the target when the data has no labels (distillation).
+    public var teacher: Graph?
+    public var progress: ((TrainingProgress) -> Void)?
+
+    public init(data: TrainingData, validation: TrainingData? = nil, options: TrainingOptions,
+                checkpoints: CheckpointOptions = CheckpointOptions(), teacher: Graph? = nil,
+                progress: ((TrainingProgress) -> Void)? = nil) {
+        self.data = data
+        self.validation = validation
+        self.options = options
+        self.checkpoints = checkpoints
+        self.teacher = teacher
+        self.progress = progress
+    }
+
+    public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
+        let started = Date()
+        guard let plan = context.plan else { throw PipelineError(pass: name, missing: .plan) }
+        if data.labels == nil && teacher == nil {
+            throw PassError(node: "model", "training data without labels needs the float model as teacher (distillation)")
         }
-        state.reports.append(report)
-        epoch += 1
-        state.epochsDone = epoch
-        if let dir = checkpoints.directory { try Checkpoint.save(trainer, state, to: dir) }
+        let opset = Int(context.opsetImports.version() ?? 13)
+        let trainer = try Trainer(graph: graph, opset: opset, plan: plan, clips: context.calibratedClips,
+                                  teacher: data.labels == nil ? teacher : nil, options: options)
+        var state = TrainingState()
+        if let resume = checkpoints.resume { state = try Checkpoint.restore(trainer, from: resume) }
+        let scored = validation ?? data
+        let before = try state.before ?? trainer.evaluate(scored)
+        state.before = before
+        try trainEpochs(trainer, &state)
+        if let best = state.best { trainer.restore(values: best.values) }
+        let after = try trainer.evaluate(scored)
+        for (name, tensor) in trainer.learnedTensors {
+            graph.setInitializer(Tensor(name: name, dims: tensor.shape.map(Int64.init), floats: tensor.values))
+        }
+        context.trainedClips = trainer.learnedClips
+        context.trainedWeightClips = trainer.learnedWeightClips
+        context.log.append((name, "\(trainer.store.step) steps over \(state.reports.count) epochs"))
+        context.trainingReport = TrainingReport(
+            before: before, after: after, scoredOn: validation?.source ?? data.source, epochs: state.reports,
+            writtenEpoch: state.best?.epoch ?? state.reports.last?.epoch ?? 0, steps: trainer.store.step,
+            seconds: Date().timeIntervalSince(started), resumedFromEpoch: checkpoints.resume == nil ? nil : state.resumedFrom,
+            loss: data.labels == nil ? "distillation (MSE against the float model)" : "cross-entropy")
     }
-    if let best = state.best { trainer.restore(values: best.values) }
-    let after = try trainer.evaluate(scored)
-    for (name, tensor) in trainer.learnedTensors {
-        model.graph.setInitializer(Tensor(name: name, dims: tensor.shape.map(Int64.init), floats: tensor.values))
+
+    /// Epochs until options.epochs or the step budget; validation scored each epoch (the best kept), a checkpoint each.
+    func trainEpochs(_ trainer: Trainer, _ state: inout TrainingState) throws {
+        var epoch = state.epochsDone
+        while epoch < options.epochs && trainer.store.step < trainer.totalSteps(samples: data.count) {
+            var report = try trainer.trainEpoch(data, epoch: epoch, progress: progress)
+            if let validation {
+                let s = try trainer.evaluate(validation)
+                report.validationLoss = s.loss
+                report.validationAccuracy = s.accuracy
+                if state.best == nil || s.isBetter(than: state.best!.score) {
+                    state.best = (report.epoch, s, trainer.store.values)
+                }
+            }
+            state.reports.append(report)
+            epoch += 1
+            state.epochsDone = epoch
+            if let dir = checkpoints.directory { try Checkpoint.save(trainer, state, to: dir) }
+        }
     }
-    context.trainedClips = trainer.learnedClips
-    context.trainedWeightClips = trainer.learnedWeightClips
-    context.log.append(("retrain", "\(trainer.store.step) steps over \(state.reports.count) epochs"))
-    let result = try exportCompressed(model, context, format: format)
-    let report = TrainingReport(
-        before: before, after: after, scoredOn: validation?.source ?? data.source, epochs: state.reports,
-        writtenEpoch: state.best?.epoch ?? state.reports.last?.epoch ?? 0, steps: trainer.store.step,
-        seconds: Date().timeIntervalSince(started), resumedFromEpoch: checkpoints.resume == nil ? nil : state.resumedFrom,
-        loss: data.labels == nil ? "distillation (MSE against the float model)" : "cross-entropy")
-    return RetrainResult(compression: result, report: report)
 }
 
 extension Score {

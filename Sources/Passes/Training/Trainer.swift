@@ -36,6 +36,22 @@ public struct EpochReport: Sendable, Codable {
     public var validationAccuracy: Float?
     public var seconds: Double
     public var samplesPerSecond: Double
+
+    enum CodingKeys: String, CodingKey {
+        case epoch, trainLoss = "train_loss", trainAccuracy = "train_accuracy", validationLoss = "val_loss"
+        case validationAccuracy = "val_accuracy", seconds, samplesPerSecond = "samples_per_second"
+    }
+
+    public func encode(to encoder: any Encoder) throws {  // nil as null
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(epoch, forKey: .epoch)
+        try c.encode(trainLoss, forKey: .trainLoss)
+        try c.encode(trainAccuracy, forKey: .trainAccuracy)
+        try c.encode(validationLoss, forKey: .validationLoss)
+        try c.encode(validationAccuracy, forKey: .validationAccuracy)
+        try c.encode(seconds, forKey: .seconds)
+        try c.encode(samplesPerSecond, forKey: .samplesPerSecond)
+    }
 }
 
 /// Progress of a run, for a terminal.
@@ -50,6 +66,12 @@ public struct TrainingProgress: Sendable {
 public struct Score: Sendable, Codable {
     public var loss: Float
     public var accuracy: Float?
+
+    public func encode(to encoder: any Encoder) throws {  // nil as null
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(loss, forKey: .loss)
+        try c.encode(accuracy, forKey: .accuracy)
+    }
 }
 
 public final class Trainer {
@@ -107,7 +129,7 @@ public final class Trainer {
             let node = graph[p.layer.node]
             let weightName = node.inputs.count > 1 ? node.inputs[1] : ""
             if p.prune.enabled, case .twoOfFour(let freq)? = p.prune.kind, let w = store.index(of: weightName) {
-                let g = TwoOfFourPruningPass.groups(p.layer, node: node, dims: store.shapes[w])
+                let g = TwoOfFourPruningPass.groups(p.layer, dims: store.shapes[w])
                 masks.append(TwoOfFourMask(parameter: w, layerName: p.layer.name, outer: g.outer, cin: g.cin, inner: g.inner,
                                            updateFreq: Int(freq)))
             }
@@ -119,7 +141,7 @@ public final class Trainer {
                 throw PassError(node: p.layer.name, "its weight '\(weightName)' is not a float32 initializer, so it cannot be trained")
             }
             let layout = WeightLayout(layer: p.layer, weightShape: store.shapes[weight].map(Int64.init),
-                                      transB: (node.int("transB") ?? 0) == 1, channelWise: wts.channelWise).layout
+                                      channelWise: wts.channelWise).layout
             guard layout.elementCount == store.values[weight].count else {
                 throw PassError(node: p.layer.name, "its weight of shape \(store.shapes[weight]) does not fit its channel layout")
             }

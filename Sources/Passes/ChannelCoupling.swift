@@ -1,7 +1,7 @@
 import Graph
 
 // Channel coupling (SEMANTICS §5): which output channels must be pruned together, as a dependency graph in the
-// manner of Torch-Pruning's DepGraph. This pass only analyses.
+// manner of Torch-Pruning's DepGraph. An analysis FilterPruningPass calls; it changes nothing.
 //
 //   Conv_a ─▶ BN ─▶ Relu ─┬─▶ Conv_b          group {Conv_a out} with dependents BN (params), Conv_b (input axis)
 //                         └─▶ Add ◀── Conv_c   and Conv_c's output joins the group (residual Add unites groups)
@@ -55,30 +55,15 @@ public struct ChannelCoupling: Sendable {
     public var values: [String: (axis: Int, segments: [ChannelSegment])]
 }
 
-public struct ChannelCouplingPass: Pass {
-    public let name = "analyse-channel-coupling"
-    public init() {}
-
+extension ChannelCoupling {
+    /// Ops that pass channels through unchanged (elementwise on one input, pooling, padding off the channel axis).
     static let transparent: Set<String> = [
         "Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Erf", "Gelu", "Elu", "Selu", "Softplus",
         "Abs", "Neg", "Exp", "Sqrt", "Reciprocal", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Dropout",
         "Identity", "Cast", "Pad", "Resize",
     ]
 
-    public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
-        let wanted = context.plan?.layers.contains { p in
-            if p.prune.enabled, case .filter? = p.prune.kind { return true }
-            return false
-        } ?? true
-        guard wanted else {
-            context.log.append((name, "no layer is filter-pruned; not analysed"))
-            return
-        }
-        context.coupling = try Self.analyse(graph, layers: context.layers)
-        let blocked = context.coupling!.groups.filter { $0.blocked != nil }.count
-        context.log.append((name, "\(context.coupling!.groups.count) channel groups, \(blocked) unprunable"))
-    }
-
+    /// The coupling of the graph as it is now (an analysis: computed when needed, never stored on the context).
     public static func analyse(_ graph: Graph, layers: [Layer]) throws -> ChannelCoupling {
         var parent: [Int] = []
         var groups: [ChannelGroup] = []
@@ -185,7 +170,8 @@ public struct ChannelCouplingPass: Pass {
                 case "ConvTranspose" where mappedInputs[0].offset == 0 && first.axis == 1 && (node.int("group") ?? 1) == 1,
                     "Gemm" where mappedInputs[0].offset == 0 && first.rank == 2 && first.axis == 1 && (node.int("transA") ?? 0) == 0,
                     "MatMul" where mappedInputs[0].offset == 0 && first.axis == first.rank - 1:
-                    let axis = node.op == "Gemm" && (node.int("transB") ?? 0) == 1 ? 1 : 0
+                    let op = Layer.Op(rawValue: node.op) ?? .matMul
+                    let axis = Layer.channelAxes(op, transB: (node.int("transB") ?? 0) == 1).input
                     let channels = first.segments.reduce(0) { $0 + $1.count }
                     let w = try consumerWeight(node, axis: axis, channels: channels)
                     if w == nil {
@@ -278,8 +264,7 @@ public struct ChannelCouplingPass: Pass {
             // A filter-prunable layer starts a group of its output channels.
             if let li = layerAt[id], layers[li].isFilterPrunable, let out = node.outputs.first {
                 let layer = layers[li]
-                let transB = (node.int("transB") ?? 0) == 1
-                let channels = Int(layer.op == .conv || (layer.op == .gemm && transB) ? layer.weightShape[0] : layer.weightShape[1])
+                let channels = layer.outputChannels
                 let g = groups.count
                 parent.append(g)
                 var blocked: String?
