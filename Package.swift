@@ -5,6 +5,8 @@ let package = Package(
     name: "amct-pipe",
     products: [
         .executable(name: "amct-pipe", targets: ["amct-pipe"]),
+        // The runnable library example: the default compress pipeline with a user-written pass inserted.
+        .executable(name: "custom-pipeline", targets: ["custom-pipeline"]),
         // The library others link: the IR, the kernels and the passes.
         .library(name: "AMCTPipe", targets: ["Graph", "Kernels", "Passes"]),
     ],
@@ -44,8 +46,9 @@ let package = Package(
         ),
         .executableTarget(
             name: "amct-pipe",
-            dependencies: ["Passes", "Graph", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Passes", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        .executableTarget(name: "custom-pipeline", dependencies: ["Passes"], path: "Examples/CustomPipeline"),
         .testTarget(name: "GraphTests", dependencies: ["Graph", "CProtoSchemas", "CProtobufC"]),
         .testTarget(name: "PassesTests", dependencies: ["Passes", "Graph", "Kernels"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),

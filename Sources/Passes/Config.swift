@@ -176,13 +176,20 @@ public struct CompressionConfig: Sendable {
 
     /// Reads and validates a config file.
     public static func load(_ path: String) throws -> CompressionConfig {
-        let parsed: ParsedText
+        try parsing { try TextFormat.parse(contentsOf: path, schema: .amctRetrainConfig) }.config(file: path)
+    }
+
+    /// Reads and validates a config given as text (`file` names it in messages).
+    public init(text: String, file: String = "<config text>") throws {
+        self = try Self.parsing { try TextFormat.parse(text, file: file, schema: .amctRetrainConfig) }.config(file: file)
+    }
+
+    private static func parsing(_ body: () throws -> ParsedText) throws -> ParsedText {
         do {
-            parsed = try TextFormat.parse(contentsOf: path, schema: .amctRetrainConfig)
+            return try body()
         } catch let e as TextFormatErrors {
             throw ConfigErrors(errors: e.errors.map { ConfigError(.textFormat, $0.location, $0.message) })
         }
-        return try CompressionConfig(parsed.message, file: path)
     }
 
     /// Builds the config from a parsed `AMCTRetrainConfig`, checking every rule of SEMANTICS §3 that needs no model.
@@ -342,4 +349,8 @@ public struct CompressionConfig: Sendable {
         }
         return result
     }
+}
+
+extension ParsedText {
+    func config(file: String) throws -> CompressionConfig { try CompressionConfig(message, file: file) }
 }

@@ -62,6 +62,10 @@ public enum PassRequirement: String, Sendable, CaseIterable, CustomStringConvert
 public struct PipelineError: Error, CustomStringConvertible {
     public var pass: String
     public var missing: PassRequirement
+    public init(pass: String, missing: PassRequirement) {
+        self.pass = pass
+        self.missing = missing
+    }
     public var description: String {
         "pass '\(pass)' needs \(missing), and nothing before it in the pipeline provides it"
     }
