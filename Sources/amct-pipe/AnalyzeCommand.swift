@@ -58,16 +58,12 @@ struct AnalyzeCommand: ParsableCommand {
             let result = try session.analyze()
             var suggestion: ConfigSuggestion?
             if let suggest, let minSQNR {
-                suggestion = try writeSuggestion(session, result, to: suggest, minSQNR: minSQNR)
+                suggestion = try session.writeSuggestion(result, minSQNR: minSQNR, configFile: cfg,
+                                                         model: ModelFile.load(input), to: suggest)
             }
             if let report { try explainingWrite(report, "the report") { try result.writeFiles(to: report) } }
             if json {
-                var object = try JSONSerialization.jsonObject(with: result.jsonData()) as? [String: Any] ?? [:]
-                if let suggestion {
-                    object["suggestion"] = try JSONSerialization.jsonObject(with: suggestion.jsonData())
-                }
-                let out = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
-                print(String(decoding: out, as: UTF8.self))
+                print(try result.json(with: suggestion))
             } else {
                 print(result.table)
                 if let suggestion, let suggest { print(suggestion.summary(path: suggest)) }
@@ -75,41 +71,6 @@ struct AnalyzeCommand: ParsableCommand {
             fflush(nil)
             Foundation.exit(0)
         }
-    }
-}
-
-extension AnalyzeCommand {
-    /// Suggests a config and writes it, once it has been parsed back (with the reader compress uses) and planned
-    /// as measured; nothing is left at `path` otherwise.
-    func writeSuggestion(_ session: SensitivitySession, _ result: SensitivityReport, to path: String,
-                         minSQNR: Double) throws -> ConfigSuggestion {
-        let text = try String(contentsOfFile: cfg, encoding: .utf8)
-        let suggestion = try session.suggest(result, minSQNR: minSQNR, configText: text)
-        let temporary = path + ".partial-\(getpid())"
-        defer { try? FileManager.default.removeItem(atPath: temporary) }
-        try explainingWrite(path, "the suggested config") {
-            try Data(suggestion.text.utf8).write(to: URL(fileURLWithPath: temporary))
-        }
-        try session.verify(suggestion, config: CompressionConfig.load(temporary), model: ModelFile.load(input))
-        guard rename(temporary, path) == 0 else {
-            throw AnalyzeWriteError(description: "\(path): cannot write the suggested config: "
-                + String(cString: strerror(errno)))
-        }
-        return suggestion
-    }
-}
-
-struct AnalyzeWriteError: Error, CustomStringConvertible {
-    var description: String
-}
-
-/// Runs a write; a file-system error becomes one line naming the path and the system's reason.
-func explainingWrite(_ path: String, _ what: String, _ body: () throws -> Void) throws {
-    do {
-        try body()
-    } catch let error as NSError where error.domain == NSCocoaErrorDomain {
-        let reason = (error.userInfo[NSUnderlyingErrorKey] as? NSError)?.localizedDescription ?? error.localizedDescription
-        throw AnalyzeWriteError(description: "\(path): cannot write \(what): \(reason)")
     }
 }
 

@@ -72,15 +72,7 @@ public struct SensitivityReport: Codable, Sendable {
     public func jsonData() throws -> Data { try analysisJSON(self) }
 }
 
-/// Pretty JSON with sorted snake_case keys (as `plan --json`); infinities and NaN as the strings "inf", "-inf", "nan".
-func analysisJSON<T: Encodable>(_ value: T) throws -> Data {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    encoder.keyEncodingStrategy = .convertToSnakeCase
-    encoder.nonConformingFloatEncodingStrategy = .convertToString(
-        positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-    return try encoder.encode(value)
-}
+func analysisJSON<T: Encodable>(_ value: T) throws -> Data { try jsonData(value) }
 
 /// Σ ref² and Σ (ref − q)² over float values, in double.
 struct SQNRAccumulator {
