@@ -51,7 +51,8 @@ func main() throws {
         throw UsageError()
     }
     let model = try ModelFile.load(arguments[0])
-    let config = try cfg.map(CompressionConfig.load) ?? CompressionConfig(text: defaultConfig, file: "custom-pipeline's default config")
+    let config = try cfg.map(CompressionConfig.load)
+        ?? CompressionConfig(text: defaultConfig, file: "custom-pipeline's default config")
     let options = CompressOptions(calibration: CalibrationSource(argument: calib))
     let calibration = CalibrationPass(data: try options.calibrationData(for: model, batches: config.batchNum))
 

@@ -124,7 +124,8 @@ extension Pipeline {
             }
         }
         var summary = CompressionSummary(
-            context: merged, format: format, elementsBefore: elementsBefore, elementsAfter: models.first.map { parameterElements($0.1) } ?? 0)
+            context: merged, format: format, elementsBefore: elementsBefore,
+            elementsAfter: models.first.map { parameterElements($0.1) } ?? 0)
         if let source {
             summary.input = source
             summary.sizeBefore = fileSize(source)
@@ -142,8 +143,8 @@ extension Pipeline {
 
 /// Compresses a model under a config: the `Pipeline.compress` of the options, with calibration data resolved against
 /// the model (`--input-shape` shapes fix its symbolic dimensions for calibration only; the output keeps them).
-public func compress(_ input: consuming Model, config: CompressionConfig, options: CompressOptions = CompressOptions()) throws
-    -> CompressionResult
+public func compress(_ input: consuming Model, config: CompressionConfig,
+                     options: CompressOptions = CompressOptions()) throws -> CompressionResult
 {
     let model = input
     let data = try options.calibrationData(for: model, batches: config.batchNum)
@@ -153,8 +154,8 @@ public func compress(_ input: consuming Model, config: CompressionConfig, option
 
 /// What `amct-pipe compress` does, for a Swift caller: loads the model and the config, compresses, writes every output
 /// whole (and the record), and returns the summary the CLI prints.
-public func compressFile(_ input: String, config cfg: String, output: String, options: CompressOptions = CompressOptions(),
-                         record: String? = nil) throws -> CompressionSummary
+public func compressFile(_ input: String, config cfg: String, output: String,
+                         options: CompressOptions = CompressOptions(), record: String? = nil) throws -> CompressionSummary
 {
     let model = try ModelFile.load(input)
     let config = try CompressionConfig.load(cfg)

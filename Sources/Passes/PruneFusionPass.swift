@@ -8,8 +8,9 @@ import Graph
 //
 // Filter pruning and 2:4 masking already write each changed weight once, as a new initializer with the channels
 // removed or the mask applied (a mask is never kept beside its weight), so what is left to fuse is settling: every
-// pruned layer's weight must still be a float constant of its layer's rank (checked here, naming the layer), and the tensors the pruning passes replaced are released when nothing else reads them, so
-// calibration runs on, and memory holds, only the pruned model. A replaced tensor another node still reads stays.
+// pruned layer's weight must still be a float constant of its layer's rank (checked here, naming the layer), and the
+// tensors the pruning passes replaced are released when nothing else reads them, so calibration runs on, and memory
+// holds, only the pruned model. A replaced tensor another node still reads stays.
 
 public struct PruneFusionPass: Pass {
     public let name = "fuse-pruning"
@@ -25,7 +26,8 @@ public struct PruneFusionPass: Pass {
             let weightName = try requiredInput(node, 1, "weight")
             let weight = try requiredFloatConstant(graph, weightName, node: p.layer.name, role: "weight")
             guard let now = try p.layer.refreshed(in: graph), now.weightShape.count == p.layer.weightShape.count else {
-                throw PassError(node: p.layer.name, "after pruning its weight '\(weightName)' has dims \(weight.dims), which no longer fit a \(p.layer.op.rawValue)")
+                throw PassError(node: p.layer.name, "after pruning its weight '\(weightName)' has dims \(weight.dims), "
+                                + "which no longer fit a \(p.layer.op.rawValue)")
             }
             settled += 1
         }
@@ -39,6 +41,7 @@ public struct PruneFusionPass: Pass {
             }
         }
         context.replacedTensors = []
-        context.log.append((name, "\(settled) pruned layers settled; \(released) replaced tensors released (\(formatBytes(bytes)))"))
+        let summary = "\(settled) pruned layers settled; \(released) replaced tensors released (\(formatBytes(bytes)))"
+        context.log.append((name, summary))
     }
 }

@@ -108,7 +108,8 @@ public struct CompressionSummary: Codable, Sendable, CustomStringConvertible {
     public var groups: [(key: String, count: Int)] {
         var counts: [String: Int] = [:]
         for q in quantized {
-            counts["\(q.op) act \(q.actType) / wts \(q.wtsType)\(q.channelWise ? " per-channel" : " per-tensor")", default: 0] += 1
+            let granularity = q.channelWise ? "per-channel" : "per-tensor"
+            counts["\(q.op) act \(q.actType) / wts \(q.wtsType) \(granularity)", default: 0] += 1
         }
         return counts.map { ($0.key, $0.value) }.sorted { $0.key < $1.key }
     }
@@ -122,7 +123,8 @@ public struct CompressionSummary: Codable, Sendable, CustomStringConvertible {
         if let calibration { lines.append("  calibrated \(calibration)") }
         lines.append("  opset      \(opset)")
         if let sizeBefore, !sizeAfter.isEmpty {
-            lines.append("  size       \(formatBytes(sizeBefore)) → " + sizeAfter.map(formatBytes).joined(separator: ", "))
+            let after = sizeAfter.map(formatBytes).joined(separator: ", ")
+            lines.append("  size       \(formatBytes(sizeBefore)) → \(after)")
         }
         lines.append("  elements   \(elementsBefore) → \(elementsAfter) in initializers (weights, biases, scales)")
         lines.append("  runtime    \(runtime)")
@@ -140,7 +142,8 @@ public func jsonData<T: Encodable>(_ value: T) throws -> Data {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     encoder.keyEncodingStrategy = .convertToSnakeCase
-    encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+    encoder.nonConformingFloatEncodingStrategy = .convertToString(
+        positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
     return try encoder.encode(value)
 }
 
