@@ -9,12 +9,13 @@ import Graph
 // Every filter-prunable layer (2-D Conv with group 1, Gemm, MatMul) starts a group of its output channels. Each value
 // carries a channel map: the segments (group, count) along its channel axis. Walking the graph in order, each node
 // that reads a mapped value asks its op's rule (ChannelRules.swift, one entry per op family): channel-transparent ops
-// pass the map on; BatchNormalization and broadcast constants on C are dependents; a Conv, Gemm or MatMul reading the
-// value takes the pruned input channels (weight input axis); a depthwise Conv passes the map through and shrinks its
-// group count; Add/Sub/Mul of two mapped values unite their groups segment by segment; Concat on the channel axis
-// concatenates maps (an unmapped input is a fixed segment); GlobalAveragePool → Flatten/Reshape keeps channel c as
-// feature c. Anything else that reads a mapped value (a graph output, an op without a rule such as Split, Slice,
-// Transpose, a shared weight, ...) blocks the groups it touches, and the group keeps the reason.
+// pass the map on; BatchNormalization, InstanceNormalization, PRelu slopes and broadcast constants on C are
+// dependents; a Conv, Gemm or MatMul reading the value takes the pruned input channels (weight input axis); a
+// depthwise Conv passes the map through and shrinks its group count; Add/Sub/Mul of two mapped values unite their
+// groups segment by segment; Concat on the channel axis concatenates maps (an unmapped input is a fixed segment);
+// GlobalAveragePool → Flatten/Reshape keeps channel c as feature c. Anything else that reads a mapped value (a graph
+// output, an op without a rule such as Split, Slice, Transpose, a shared weight, ...) blocks the groups it touches,
+// and the group keeps the reason.
 
 /// A node that must change with a pruned group besides its producers' output channels (its rule says how).
 public struct ChannelDependent: Sendable, Hashable {
@@ -22,9 +23,9 @@ public struct ChannelDependent: Sendable, Hashable {
         /// The node reads the channels and ends them (Torch-Pruning's prune_in_channels): a Conv/Gemm/MatMul weight.
         case reads
         /// The node's output carries the same channels (in = out): its per-channel parameters follow them
-        /// (BatchNormalization, a depthwise Conv with its group count).
+        /// (BatchNormalization, InstanceNormalization, a depthwise Conv with its group count).
         case follows
-        /// A constant input of the node (an elementwise operand) follows them on `axis` of that input.
+        /// A constant input of the node (an elementwise operand, PRelu's slope) follows them on `axis` of that input.
         case constant(input: Int, axis: Int)
     }
     public var node: NodeID

@@ -137,6 +137,8 @@ public struct ChannelRuleTable: Sendable {
         (["Pad"], ChannelRules.pad),
         (["Resize"], ChannelRules.resize),
         (["BatchNormalization"], ChannelRules.normalization(parameters: ["scale", "B", "input_mean", "input_var"])),
+        (["InstanceNormalization"], ChannelRules.normalization(parameters: ["scale", "B"])),
+        (["PRelu"], ChannelRules.broadcastParameter(input: 1, role: "slope")),
         (["Conv"], ChannelRules.conv),
         (["ConvTranspose"], ChannelRules.convTranspose),
         (["Gemm"], ChannelRules.gemm),
@@ -190,7 +192,7 @@ public enum ChannelRules {
     }
 
     /// A normalization with one constant per channel in each of `parameters` (inputs 1, 2, …, all [C], on axis 1 of
-    /// its input): BatchNormalization. Its output carries the channels; the parameters follow.
+    /// its input): BatchNormalization, InstanceNormalization. Its output carries the channels; the parameters follow.
     static func normalization(parameters: [String]) -> ChannelRule {
         ChannelRule(
             flow: { step in
@@ -209,7 +211,8 @@ public enum ChannelRules {
                     }
                     guard t.dims == [Int64(first.channels)] else {
                         throw PassError(
-                            node: step.name, "its \(role) '\(name)' has dims \(t.dims); its input has \(first.channels) channels")
+                            node: step.name,
+                            "its \(role) '\(name)' has dims \(t.dims); its input has \(first.channels) channels")
                     }
                 }
                 guard constant else {
@@ -219,6 +222,20 @@ public enum ChannelRules {
                 return first
             },
             prune: { _, _ in ChannelEdit(parameters.indices.map { ChannelEdit.Input($0 + 1, axis: 0) }) })
+    }
+
+    /// An op with a constant parameter broadcast against its data input (PRelu's slope): the parameter follows the
+    /// channels when it has one value per channel.
+    static func broadcastParameter(input: Int, role: String) -> ChannelRule {
+        ChannelRule(
+            flow: { step in
+                guard step.readsDataInputOnly else { return step.cannotFollow() }
+                guard let c = step.graph.constantTensor(try requiredInput(step.node, input, role)) else {
+                    return step.block("\(step.node.op) at '\(step.name)' has a \(role) that is not a constant")
+                }
+                return broadcast(&step, constant: c, input: input)
+            },
+            prune: constantEdit)
     }
 
     /// A constant input `input` broadcast against the first mapped value: a dependent when it has one value per

@@ -114,6 +114,45 @@ final class ChannelRulesTests: XCTestCase {
         XCTAssertTrue(coupling.dependents.isEmpty)
     }
 
+    func testInstanceNormalizationFollowsWithScaleAndB() throws {
+        let g = chain { g, a in
+            g.node("InstanceNormalization", "in", [a, g.constant("in.scale", [4]), g.constant("in.B", [4])])
+        }
+        let coupling = try g.analyse()
+        XCTAssertNil(try group(of: "a", coupling, g.graph).blocked)
+        XCTAssertEqual(coupling.dependent(try g.id("in"))?.kind, .follows)
+        XCTAssertEqual(try g.edit(coupling, "in"), ChannelEdit([.init(1, axis: 0), .init(2, axis: 0)]))
+
+        let computed = chain { g, a in g.node("InstanceNormalization", "in", [a, "x", g.constant("in.B", [4])]) }
+        XCTAssertEqual(try group(of: "a", try computed.analyse(), computed.graph).blocked,
+                       "InstanceNormalization at 'in' has parameters that are not constants")
+        let wrong = chain { g, a in
+            g.node("InstanceNormalization", "in", [a, g.constant("in.scale", [3]), g.constant("in.B", [4])])
+        }
+        XCTAssertThrowsError(try wrong.analyse()) { error in
+            XCTAssertEqual("\(error)", "node 'in': its scale 'in.scale' has dims [3]; its input has 4 channels")
+        }
+    }
+
+    func testPReluSlopeFollowsWhenPerChannel() throws {
+        // Slope [4,1,1] against [N,4,H,W]: axis 0 of the slope; [1] is one slope for all channels.
+        let perChannel = chain { g, a in g.node("PRelu", "prelu", [a, g.constant("slope", [4, 1, 1])]) }
+        let coupling = try perChannel.analyse()
+        XCTAssertNil(try group(of: "a", coupling, perChannel.graph).blocked)
+        XCTAssertEqual(try perChannel.edit(coupling, "prelu"), ChannelEdit([.init(1, axis: 0)]))
+
+        let shared = chain { g, a in g.node("PRelu", "prelu", [a, g.constant("slope", [1])]) }
+        let sharedCoupling = try shared.analyse()
+        XCTAssertNil(try group(of: "a", sharedCoupling, shared.graph).blocked)
+        XCTAssertNil(sharedCoupling.dependent(try shared.id("prelu")))
+
+        let computed = chain { g, a in
+            g.node("PRelu", "prelu", [a, g.node("Abs", "abs", [g.constant("s", [4, 1, 1])])])
+        }
+        XCTAssertEqual(try group(of: "a", try computed.analyse(), computed.graph).blocked,
+                       "PRelu at 'prelu' has a slope that is not a constant")
+    }
+
     func testResidualAddUnitesGroups() throws {
         var g = CouplingGraph()
         let a = g.conv("a", "x", cout: 4, cin: 2)
