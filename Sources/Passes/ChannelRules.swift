@@ -160,7 +160,9 @@ public enum ChannelRules {
 
     /// A rule that passes the channels of input 0 through, unless `blocks` gives a reason (an op reading the
     /// channels on another input reads them as a parameter and blocks them).
-    static func passThrough(unless blocks: @escaping @Sendable (ChannelStep) -> String? = { _ in nil }) -> ChannelRule {
+    public static func passThrough(unless blocks: @escaping @Sendable (ChannelStep) -> String? = { _ in nil })
+        -> ChannelRule
+    {
         ChannelRule { step in
             guard step.readsDataInputOnly else {
                 return step.block("\(step.node.op) at '\(step.name)' reads the channels as a parameter")
@@ -170,7 +172,7 @@ public enum ChannelRules {
         }
     }
 
-    static let unary = passThrough()
+    public static let unary = passThrough()
 
     /// Pad passes channels through unless it pads the channel axis.
     static let pad = passThrough { s in
@@ -193,7 +195,7 @@ public enum ChannelRules {
 
     /// A normalization with one constant per channel in each of `parameters` (inputs 1, 2, …, all [C], on axis 1 of
     /// its input): BatchNormalization, InstanceNormalization. Its output carries the channels; the parameters follow.
-    static func normalization(parameters: [String]) -> ChannelRule {
+    public static func normalization(parameters: [String]) -> ChannelRule {
         ChannelRule(
             flow: { step in
                 guard step.readsDataInputOnly else { return step.cannotFollow() }
@@ -226,7 +228,7 @@ public enum ChannelRules {
 
     /// An op with a constant parameter broadcast against its data input (PRelu's slope): the parameter follows the
     /// channels when it has one value per channel.
-    static func broadcastParameter(input: Int, role: String) -> ChannelRule {
+    public static func broadcastParameter(input: Int, role: String) -> ChannelRule {
         ChannelRule(
             flow: { step in
                 guard step.readsDataInputOnly else { return step.cannotFollow() }
@@ -300,7 +302,7 @@ public enum ChannelRules {
 
     /// A layer that reads the channels through a constant weight and ends them (ConvTranspose, Gemm, MatMul), when
     /// `applies` holds (the channels on the axis its weight reads); its weight's input-channel axis shrinks.
-    static func consumer(where applies: @escaping @Sendable (ChannelStep) -> Bool) -> ChannelRule {
+    public static func consumer(where applies: @escaping @Sendable (ChannelStep) -> Bool) -> ChannelRule {
         ChannelRule(
             flow: { step in
                 guard step.readsDataInputOnly, applies(step), let op = Layer.Op(rawValue: step.node.op) else {
