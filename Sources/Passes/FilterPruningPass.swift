@@ -18,7 +18,9 @@ public struct FilterPruningPass: Pass {
     public let name = "prune-filters"
     public var requirements: [PassRequirement] { [.plan] }
     public var changesLayers: Bool { true }
-    public init() {}
+    /// The per-op channel rules the coupling analysis and the pruning follow (ChannelRules.swift).
+    public var rules: ChannelRuleTable
+    public init(rules: ChannelRuleTable = .standard) { self.rules = rules }
 
     public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
         guard let plan = context.plan else { throw PipelineError(pass: name, missing: .plan) }
@@ -30,7 +32,7 @@ public struct FilterPruningPass: Pass {
             context.log.append((name, "no layer is filter-pruned"))
             return
         }
-        let coupling = try ChannelCoupling.analyse(graph, layers: plan.layers.map(\.layer))
+        let coupling = try ChannelCoupling.analyse(graph, layers: plan.layers.map(\.layer), rules: rules)
         let unprunable = coupling.groups.filter { !$0.producers.isEmpty && $0.blocked != nil }.count
         context.log.append((name, "\(coupling.groups.filter { !$0.producers.isEmpty }.count) channel groups, \(unprunable) unprunable"))
         var keep: [Int: [Int]] = [:]

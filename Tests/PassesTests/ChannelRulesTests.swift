@@ -245,10 +245,16 @@ final class ChannelRulesTests: XCTestCase {
         let coupling = try ChannelCoupling.analyse(g.graph, layers: Layer.find(in: g.graph), rules: rules)
         XCTAssertNil(try group(of: "a", coupling, g.graph).blocked)
         XCTAssertEqual(coupling.dependent(try g.id("b"))?.segments.map(\.count), [4])
+        // The pass takes the table too: a's 4 channels go to 2, and b reads 2.
+        let standard = try prune(g.graph).1.pruneReport
+        XCTAssertTrue(standard.contains { $0.hasPrefix("left alone: a (4 channels): Softsign") }, "\(standard)")
+        let (pruned, context) = try prune(g.graph, rules: rules)
+        XCTAssertTrue(context.pruneReport.contains("pruned: a: 4 → 2 channels (ratio 0.5)"), "\(context.pruneReport)")
+        XCTAssertEqual(try floats(pruned, "b", input: 1).0, [3, 2, 1, 1])
     }
 
     /// Prunes `graph` at ratio 0.5 (no 16-alignment) with every layer but `b` filter-pruned; returns the result.
-    func prune(_ graph: Graph) throws -> (Graph, PassContext) {
+    func prune(_ graph: Graph, rules: ChannelRuleTable = .standard) throws -> (Graph, PassContext) {
         var model = Model(graph: graph)
         let config = try CompressionConfig(
             TextFormat.parse(
@@ -260,7 +266,7 @@ final class ChannelRulesTests: XCTestCase {
                 """, file: "t.cfg", schema: .amctRetrainConfig
             ).message, file: "t.cfg")
         var context = try plan(&model, config: config)
-        try FilterPruningPass().run(&model.graph, &context)
+        try FilterPruningPass(rules: rules).run(&model.graph, &context)
         return (model.graph, context)
     }
 
