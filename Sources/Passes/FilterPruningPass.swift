@@ -9,15 +9,18 @@ import Kernels
 // score_c = ‖W_c‖₂ / elements per channel, min-max normalised per producer; a group scores a channel by the mean over
 // its producers. ratio = the smallest of the members'; remain = C − round_half_even(C·ratio), with ascend_optimized
 // ⌈remain/16⌉·16 (16 if 0), never above C; the lowest scores go, ties taking the lower index. Channels are removed
-// physically from producers (weight, bias), BatchNormalization parameters, broadcast constants, depthwise convs (with
-// their group count) and the input channels of every consumer; value_info shapes follow. Each changed tensor is a new
+// physically from producers (weight, bias) and from every dependent as its op's rule says (ChannelRules.swift:
+// BatchNormalization parameters, broadcast constants, depthwise convs with their group count, the input channels of
+// every consumer); value_info shapes follow. Each changed tensor is a new
 // initializer, so a tensor another layer shares is left as it was. A group left alone says why in the report.
 
 public struct FilterPruningPass: Pass {
     public let name = "prune-filters"
     public var requirements: [PassRequirement] { [.plan] }
     public var changesLayers: Bool { true }
-    public init() {}
+    /// The per-op channel rules the coupling analysis and the pruning follow (ChannelRules.swift).
+    public var rules: ChannelRuleTable
+    public init(rules: ChannelRuleTable = .standard) { self.rules = rules }
 
     public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
         guard let plan = context.plan else { throw PipelineError(pass: name, missing: .plan) }
@@ -29,7 +32,7 @@ public struct FilterPruningPass: Pass {
             context.log.append((name, "no layer is filter-pruned"))
             return
         }
-        let coupling = try ChannelCoupling.analyse(graph, layers: plan.layers.map(\.layer))
+        let coupling = try ChannelCoupling.analyse(graph, layers: plan.layers.map(\.layer), rules: rules)
         let unprunable = coupling.groups.filter { !$0.producers.isEmpty && $0.blocked != nil }.count
         context.log.append((name, "\(coupling.groups.filter { !$0.producers.isEmpty }.count) channel groups, \(unprunable) unprunable"))
         var keep: [Int: [Int]] = [:]
@@ -84,8 +87,9 @@ public struct FilterPruningPass: Pass {
         }
         var replaced: [String] = []
         defer { context.replacedTensors += replaced }
-        // Producers: output channels of the weight, and the bias.
-        for (g, k) in keep {
+        // Producers: output channels of the weight, and the bias (groups in order, so the output is reproducible).
+        for g in keep.keys.sorted() {
+            let k = keep[g]!
             for li in coupling.groups[g].producers {
                 let layer = plan.layers[li].layer
                 let channels = coupling.groups[g].channels
@@ -95,25 +99,20 @@ public struct FilterPruningPass: Pass {
                 }
             }
         }
-        // Everything that follows the channels.
-        for (dependent, segments) in coupling.dependents {
-            let k = indices(segments)
-            let n = segments.reduce(0, { $0 + $1.count })
+        // Everything that follows the channels, as its op's rule says (ChannelRules.swift).
+        for dependent in coupling.dependents {
+            let k = indices(dependent.segments)
+            let n = dependent.segments.reduce(0, { $0 + $1.count })
             guard k.count < n else { continue }
-            switch dependent.kind {
-            case .batchNorm:
-                for i in 1...4 { try replace(&graph, dependent.node, input: i, axis: 0, channels: n, keep: k, replaced: &replaced) }
-            case .consumerWeight(let axis):
-                try replace(&graph, dependent.node, input: 1, axis: axis, channels: n, keep: k, replaced: &replaced)
-            case .depthwise:
-                try replace(&graph, dependent.node, input: 1, axis: 0, channels: n, keep: k, replaced: &replaced)
-                if Layer.bias(of: graph[dependent.node]) != nil, let b = Layer.biasInputIndex(.conv) {
-                    try replace(&graph, dependent.node, input: b, axis: 0, channels: n, keep: k, replaced: &replaced)
-                }
-                graph.updateNode(dependent.node) { $0.setAttribute(.int("group", Int64(k.count))) }
-            case .constant(let input, let axis):
-                try replace(&graph, dependent.node, input: input, axis: axis, channels: n, keep: k, replaced: &replaced)
+            let node = graph[dependent.node]
+            guard let prune = coupling.rules.rule(for: node)?.prune else {
+                throw PassError(node: node.displayName, "no channel rule says how \(node.op) loses channels")
             }
+            let edit = try prune(node, dependent.kind)
+            for input in edit.inputs {
+                try replace(&graph, dependent.node, input: input.index, axis: input.axis, channels: n, keep: k, replaced: &replaced)
+            }
+            if edit.setsGroup { graph.updateNode(dependent.node) { $0.setAttribute(.int("group", Int64(k.count))) } }
         }
         // Declared shapes of the values whose channels changed.
         for i in graph.valueInfo.indices {
