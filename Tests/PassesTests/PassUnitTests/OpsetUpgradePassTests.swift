@@ -1,0 +1,102 @@
+// OpsetUpgradePass: opset 11 → 13 moves Squeeze/Unsqueeze axes and Split's split from attributes to inputs; → 18 the
+// Reduce* axes too; below 11 and removed ops are refused.
+
+import XCTest
+
+@testable import Graph
+@testable import Kernels
+@testable import Passes
+
+final class OpsetUpgradePassUnitTests: XCTestCase {
+    /// x[1,3] ─▶ Squeeze{axes=[0]} ─▶ Unsqueeze{axes=[1]} ─▶ Split{axis=0, split=[1,2]} ─▶ a, b;  x ─▶ ReduceMean{axes=[1]}
+    func opset11Graph() -> Graph {
+        var t = TestGraph()
+        t.input("x", [1, 3])
+        t.node("Squeeze", "squeeze", ["x"], ["s"], [.ints("axes", [0])])
+        t.node("Unsqueeze", "unsqueeze", ["s"], ["u"], [.ints("axes", [1])])
+        t.node("Split", "split", ["u"], ["a", "b"], [.int("axis", 0), .ints("split", [1, 2])])
+        t.node("ReduceMean", "mean", ["x"], ["m"], [.ints("axes", [1])])
+        for o in ["a", "b", "m"] { t.output(o) }
+        return t.graph
+    }
+
+    func upgrade(_ graph: inout Graph, from: Int64, to: Int64) throws -> PassContext {
+        var context = PassContext(opsetImports: [OpsetImport(domain: "ai.onnx", version: from)])
+        context.requiredOpset = to
+        try Pipeline([OpsetUpgradePass()]).run(&graph, &context)
+        return context
+    }
+
+    func testOpset11To13MovesAxesAndSplitToInputs() throws {
+        var g = opset11Graph()
+        let context = try upgrade(&g, from: 11, to: 13)
+        XCTAssertEqual(context.opsetImports.version(), 13)
+        let squeeze = try nodeNamed(g, "squeeze"), unsqueeze = try nodeNamed(g, "unsqueeze"), split = try nodeNamed(g, "split")
+        XCTAssertEqual(squeeze.inputs.count, 2)
+        XCTAssertNil(squeeze.attribute("axes"))
+        XCTAssertEqual(g.constantTensor(squeeze.inputs[1])?.int64Array, [0])
+        XCTAssertNil(unsqueeze.attribute("axes"))
+        XCTAssertEqual(g.constantTensor(unsqueeze.inputs[1])?.int64Array, [1])
+        XCTAssertNil(split.attribute("split"))
+        XCTAssertEqual(split.int("axis"), 0, "other attributes stay")
+        XCTAssertEqual(g.constantTensor(split.inputs[1])?.int64Array, [1, 2])
+        // ReduceMean keeps its attribute until opset 18.
+        XCTAssertEqual(try nodeNamed(g, "mean").ints("axes"), [1])
+        XCTAssertEqual(try nodeNamed(g, "mean").inputs, ["x"])
+        XCTAssertEqual(context.log.last?.summary, "opset 11 → 13; 3 nodes converted")
+    }
+
+    /// The converted Squeeze/Unsqueeze run at opset 13 as the originals do at 11.
+    func testConvertedNodesComputeTheSame() throws {
+        var t = TestGraph()
+        t.input("x", [1, 3])
+        t.node("Squeeze", "squeeze", ["x"], ["s"], [.ints("axes", [0])])
+        t.node("Unsqueeze", "unsqueeze", ["s"], ["u"], [.ints("axes", [1])])
+        t.output("u")
+        var g = t.graph
+        let original = g
+        _ = try upgrade(&g, from: 11, to: 13)
+        let x = DenseTensor(shape: [1, 3], floats: [1, 2, 3])
+        let before = try XCTUnwrap(GraphExecutor(graph: original, opset: 11).run(["x": x])["u"])
+        let after = try XCTUnwrap(GraphExecutor(graph: g, opset: 13).run(["x": x])["u"])
+        XCTAssertEqual(before.shape, [3, 1])
+        XCTAssertEqual(after.shape, [3, 1])
+        XCTAssertEqual(after.floats, [1, 2, 3])
+    }
+
+    func testTo18AlsoMovesReduceAxes() throws {
+        var g = opset11Graph()
+        let context = try upgrade(&g, from: 11, to: 18)
+        let mean = try nodeNamed(g, "mean")
+        XCTAssertNil(mean.attribute("axes"))
+        XCTAssertEqual(g.constantTensor(mean.inputs[1])?.int64Array, [1])
+        XCTAssertEqual(context.opsetImports.version(), 18)
+    }
+
+    func testRefusesModelsBelowOpset11() throws {
+        var g = opset11Graph()
+        let error = expectError(PassError.self) { try upgrade(&g, from: 10, to: 13) }
+        XCTAssertEqual(error?.node, "model")
+        XCTAssertTrue(error?.message.hasPrefix("its opset is 10;") ?? false, error?.message ?? "")
+        XCTAssertNotNil(try nodeNamed(g, "squeeze").attribute("axes"), "nothing is converted")
+    }
+
+    func testNothingToDoWhenTheOpsetIsHighEnough() throws {
+        var g = opset11Graph()
+        let context = try upgrade(&g, from: 13, to: 13)
+        XCTAssertEqual(context.opsetImports.version(), 13)
+        XCTAssertEqual(try nodeNamed(g, "squeeze").inputs, ["x"], "an opset-13 model is taken as it is")
+        XCTAssertTrue(context.log.isEmpty)
+    }
+
+    func testRefusesAnOpRemovedOnTheWay() throws {
+        var t = TestGraph()
+        t.input("x", [1, 1, 2, 2])
+        t.floats("scales", [4], [1, 1, 2, 2])
+        t.node("Upsample", "up", ["x", "scales"], ["y"])
+        t.output("y")
+        var g = t.graph
+        let error = expectError(PassError.self) { try upgrade(&g, from: 11, to: 13) }
+        XCTAssertEqual(error?.node, "up")
+    }
+}
