@@ -78,4 +78,43 @@ final class FakeQuantInsertionPassUnitTests: XCTestCase {
         XCTAssertEqual(try nodeNamed(g, "g1").inputs[0], try nodeNamed(g, "g2").inputs[0])
         XCTAssertEqual(context.log.last?.summary, "2 layers quantized, 1 activation quantizers")
     }
+
+    /// ConvTranspose w[Cin=2, Cout=2, 1, 1] = [[0.5, 0.2], [−0.3, −0.8]]: output channels run along axis 1, so channel 0
+    /// is [0.5, −0.3] (s = 0.5/127, q = [127, −76]) and channel 1 is [0.2, −0.8] (s = 0.00625, q = [32, −128]); the
+    /// integers stay in the weight's layout and the DequantizeLinear takes axis 1.
+    func testConvTransposeScalesRunAlongAxisOne() throws {
+        var t = TestGraph()
+        t.input("x", [1, 2, 1, 1])
+        t.floats("w", [2, 2, 1, 1], [0.5, 0.2, -0.3, -0.8])
+        t.node("ConvTranspose", "deconv", ["x", "w"], ["y"])
+        t.output("y")
+        var g = t.graph
+        var context = try planned(&g, UnitConfigs.quant(clipMin: -1, clipMax: 1))
+        try FakeQuantInsertionPass().run(&g, &context)
+        XCTAssertEqual(try elementsOf(g, "w_quantized", as: Int8.self), [127, 32, -76, -128])
+        assertClose(try floatsOf(g, "w_scale"), [Float(0.5) / 127, 0.00625], accuracy: 1e-9)
+        XCTAssertEqual(try nodeNamed(g, "deconv/weight_DequantizeLinear").int("axis"), 1)
+    }
+
+    /// INT4 weights: an INT4 tensor packed two per byte (low nibble first) and opset 21. w[1,4,1,1] =
+    /// [0.7, −0.28, 0.1, −0.42]: s = 0.7/7, q = [7, −3, 1, −4] → bytes 0xD7, 0xC1.
+    func testINT4WeightsArePackedAndNeedOpset21() throws {
+        var t = TestGraph()
+        t.input("x", [1, 4, 1, 1])
+        t.floats("w", [1, 4, 1, 1], [0.7, -0.28, 0.1, -0.42])
+        t.node("Conv", "conv", ["x", "w"], ["y"])
+        t.output("y")
+        var g = t.graph
+        var context = try planned(&g, """
+            retrain_data_quant_config { ulq_quantize { clip_max_min { clip_max: 1 clip_min: -1 } } }
+            retrain_weight_quant_config { arq_retrain { dst_type: INT4 } }
+            """)
+        try FakeQuantInsertionPass().run(&g, &context)
+        let w = try XCTUnwrap(g.constantTensor("w_quantized"))
+        XCTAssertEqual(w.dataType, .int4)
+        XCTAssertEqual(w.dims, [1, 4, 1, 1])
+        XCTAssertEqual(w.withElements(as: UInt8.self) { Array($0) }, [0xD7, 0xC1])
+        XCTAssertEqual(g.constantTensor("w_zero_point")?.dataType, .int4)
+        XCTAssertEqual(context.requiredOpset, 21)
+    }
 }

@@ -153,4 +153,30 @@ final class FilterPruningPassUnitTests: XCTestCase {
         try FilterPruningPass().run(&g, &context)
         XCTAssertEqual(try floatsOf(g, try nodeNamed(g, "conv_b").inputs[1]), [2, 3, 4])
     }
+
+    /// Gemm(transB=1) ─▶ Relu ─▶ Gemm(transB=0) ─▶ MatMul: output channels on axis 0 of w1 and axis 1 of w2 (and of the
+    /// MatMul weight), input channels on axis 0 of w2 and w3. Ratio 0.3: w1 rows (3,4), (0.3,0.4), (6,8), (0.6,0.8)
+    /// have norms 5, 0.5, 10, 1, and 4 − round(1.2) = 3 stay, so channel 1 goes; the MatMul is skipped.
+    func testGemmAndMatMulAxes() throws {
+        var t = TestGraph()
+        t.input("x", [1, 2])
+        t.floats("w1", [4, 2], [3, 4, 0.3, 0.4, 6, 8, 0.6, 0.8])
+        // w2 [K=4, N=3]: column norms 0.1, 2, 3 → column 0 goes at ratio 0.3 (remain 3 − round(0.9) = 2).
+        t.floats("w2", [4, 3], [0.1, 2, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0])
+        t.floats("w3", [3, 1], [7, 8, 9])
+        t.node("Gemm", "g1", ["x", "w1"], ["h"], [.int("transB", 1)])
+        t.node("Relu", "relu", ["h"], ["r"])
+        t.node("Gemm", "g2", ["r", "w2"], ["h2"])
+        t.node("MatMul", "mm", ["h2", "w3"], ["y"])
+        t.output("y")
+        var g = t.graph
+        var context = try planned(&g, UnitConfigs.filter(0.3) + "\nregular_prune_skip_layers: \"mm\"")
+        try FilterPruningPass().run(&g, &context)
+        XCTAssertEqual(try floatsOf(g, try nodeNamed(g, "g1").inputs[1]), [3, 4, 6, 8, 0.6, 0.8])
+        // g2 loses input row 1 and output column 0.
+        let w2 = try nodeNamed(g, "g2").inputs[1]
+        XCTAssertEqual(g.constantTensor(w2)?.dims, [3, 2])
+        XCTAssertEqual(try floatsOf(g, w2), [2, 0, 0, 0, 0, 0])
+        XCTAssertEqual(try floatsOf(g, try nodeNamed(g, "mm").inputs[1]), [8, 9])
+    }
 }
