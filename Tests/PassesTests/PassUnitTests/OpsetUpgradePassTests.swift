@@ -1,6 +1,7 @@
 // OpsetUpgradePass: opset 11 → 13 moves Squeeze/Unsqueeze axes and Split's split from attributes to inputs; → 18 the
 // Reduce* axes too; below 11 and removed ops are refused.
 
+import Foundation
 import XCTest
 
 @testable import Graph
@@ -98,5 +99,58 @@ final class OpsetUpgradePassUnitTests: XCTestCase {
         var g = t.graph
         let error = expectError(PassError.self) { try upgrade(&g, from: 11, to: 13) }
         XCTAssertEqual(error?.node, "up")
+    }
+
+    /// Dropout's ratio became an input at opset 12: a float scalar.
+    func testDropoutRatioBecomesAnInput() throws {
+        var t = TestGraph()
+        t.input("x", [1, 2])
+        t.node("Dropout", "drop", ["x"], ["y"], [.float("ratio", 0.3)])
+        t.output("y")
+        var g = t.graph
+        _ = try upgrade(&g, from: 11, to: 13)
+        let drop = try nodeNamed(g, "drop")
+        XCTAssertNil(drop.attribute("ratio"))
+        XCTAssertEqual(drop.inputs.count, 2)
+        XCTAssertEqual(g.constantTensor(drop.inputs[1])?.dims, [])
+        XCTAssertEqual(try floatsOf(g, drop.inputs[1]), [0.3])
+    }
+
+    /// Softmax on [1, 3] with the old default axis 1: the last axis, written out (the default became −1).
+    func testSoftmaxOnItsLastAxisGetsTheAxisWrittenOut() throws {
+        var t = TestGraph()
+        t.input("x", [1, 3])
+        t.node("Softmax", "softmax", ["x"], ["y"])
+        t.output("y")
+        var g = t.graph
+        _ = try upgrade(&g, from: 11, to: 13)
+        XCTAssertEqual(opTypes(g), ["Softmax"])
+        XCTAssertEqual(try nodeNamed(g, "softmax").int("axis"), -1)
+    }
+
+    /// Softmax over x[1,2,2,2] at axis 1 before opset 13 normalises all 8 values together (the input flattened to
+    /// [1, 8]); at 13 the same node would normalise each of the 4 pixels over 2 channels. The conversion keeps the
+    /// old meaning: Flatten → Softmax(−1) → Reshape, so the 8 outputs still sum to 1.
+    func testSoftmaxOnAnInnerAxisIsFlattenedAndReshaped() throws {
+        var t = TestGraph()
+        t.input("x", [1, 2, 2, 2])
+        t.node("Softmax", "softmax", ["x"], ["y"], [.int("axis", 1)])
+        t.output("y")
+        var g = t.graph
+        let original = g
+        _ = try upgrade(&g, from: 11, to: 13)
+        XCTAssertEqual(opTypes(g), ["Shape", "Flatten", "Softmax", "Reshape"])
+        XCTAssertEqual(try nodeNamed(g, "softmax/Flatten").int("axis"), 1)
+        XCTAssertEqual(try nodeNamed(g, "softmax").int("axis"), -1)
+        XCTAssertEqual(try nodeNamed(g, "softmax/Reshape").outputs, ["y"])
+
+        let xs: [Float] = [0.5, -1, 2, 0, 1, 1.5, -0.5, 0.25]
+        let x = DenseTensor(shape: [1, 2, 2, 2], floats: xs)
+        let after = try XCTUnwrap(GraphExecutor(graph: g, opset: 13).run(["x": x])["y"])
+        XCTAssertEqual(after.shape, [1, 2, 2, 2])
+        let total = xs.map { exp(Double($0)) }.reduce(0, +)
+        assertClose(after.floats, xs.map { Float(exp(Double($0)) / total) }, accuracy: 1e-6)
+        let before = try XCTUnwrap(GraphExecutor(graph: original, opset: 11).run(["x": x])["y"])
+        assertClose(after.floats, before.floats, accuracy: 1e-6)
     }
 }
