@@ -117,4 +117,15 @@ final class FakeQuantInsertionPassUnitTests: XCTestCase {
         XCTAssertEqual(g.constantTensor("w_zero_point")?.dataType, .int4)
         XCTAssertEqual(context.requiredOpset, 21)
     }
+
+    /// FORCE_FP16_QUANT: the written s_d is 8/255 rounded to float16: 2^−5 · 1028/1024 = 0.0313720703125 (8/255 =
+    /// 2^−5 · 1.0039216, and 1.0039216·1024 = 1028.016); o_d stays −64, computed from the unrounded scale.
+    func testForceFP16RoundsTheWrittenScale() throws {
+        var g = UnitGraphs.oneConv()
+        var context = try planned(&g, UnitConfigs.quant(clipMin: -2, clipMax: 6) + "\nfakequant_precision_mode: FORCE_FP16_QUANT")
+        try FakeQuantInsertionPass().run(&g, &context)
+        XCTAssertEqual(try floatsOf(g, "x_scale"), [0.0313720703125])
+        XCTAssertEqual(try elementsOf(g, "x_zero_point", as: Int8.self), [-64])
+        XCTAssertEqual(context.record.entries.first?.scaleD, 0.0313720703125)
+    }
 }

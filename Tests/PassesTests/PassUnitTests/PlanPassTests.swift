@@ -160,4 +160,46 @@ final class PlanPassUnitTests: XCTestCase {
         XCTAssertEqual(plan.layers[1].quant.act?.fixedMin, false)
         XCTAssertEqual(plan.layers[1].quant.act?.fixedMinReason, "config")
     }
+
+    /// INT4 weights need an even input-channel count and group 1: a Conv with Cin = 3 falls back to INT8 with a note
+    /// and a warning; channel_wise: true from the global config is dropped on a Gemm (one weight scale).
+    func testOverrideResolutionAdjustsWeightPlansPerLayer() throws {
+        var t = TestGraph()
+        t.input("img", [1, 3, 1, 1])
+        t.floats("w3", [2, 3, 1, 1], [1, 2, 3, 4, 5, 6])
+        t.floats("wg", [2, 2], [1, 2, 3, 4])
+        t.node("Conv", "odd", ["img", "w3"], ["c"])
+        t.node("Flatten", "flat", ["c"], ["f"])
+        t.node("Gemm", "fc", ["f", "wg"], ["y"], [.int("transB", 1)])
+        t.output("y")
+        var g = t.graph
+        let context = try planned(&g, """
+            retrain_data_quant_config { ulq_quantize { clip_max_min { clip_max: 1 clip_min: -1 } } }
+            retrain_weight_quant_config { arq_retrain { dst_type: INT4 channel_wise: true } }
+            """)
+        let plan = try XCTUnwrap(context.plan)
+        let odd = try XCTUnwrap(plan.layer(named: "odd")), fc = try XCTUnwrap(plan.layer(named: "fc"))
+        XCTAssertEqual(odd.quant.wts?.type, .int8)
+        XCTAssertEqual(odd.quant.wts?.notes, ["INT4 weights fall back to INT8: odd input-channel count (3)"])
+        XCTAssertEqual(context.diagnostics.filter { $0.node == "odd" }.count, 1)
+        XCTAssertEqual(fc.quant.wts?.type, .int4)
+        XCTAssertEqual(fc.quant.wts?.channelWise, false)
+        XCTAssertEqual(fc.quant.wts?.notes, ["global channel_wise ignored: Gemm has one weight scale"])
+    }
+
+    /// channel_wise: true in an override that names a Gemm is an error at the place it is set.
+    func testOverrideResolutionRefusesChannelWiseOnAGemmOverride() throws {
+        var g = graph()
+        let errors = expectError(ConfigErrors.self) {
+            try planned(&g, Self.globalQuant + """
+
+                override_layer_configs {
+                  layer_name: "fc"
+                  retrain_weight_quant_config { arq_retrain { channel_wise: true } }
+                }
+                """)
+        }
+        XCTAssertEqual(errors?.errors.map(\.kind), [.channelWiseOnLinear])
+        XCTAssertEqual(errors?.errors.first?.location.line, 5)
+    }
 }
