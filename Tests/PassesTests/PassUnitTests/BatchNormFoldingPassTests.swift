@@ -56,7 +56,8 @@ final class BatchNormFoldingPassUnitTests: XCTestCase {
         let k = [2 / (3 + 1e-5).squareRoot(), 0.5 / (3 + 1e-5).squareRoot()]
         let w: [Double] = [1, 2, 3, 4]
         assertClose(try floatsOf(g, "w_bnfolded"), (0..<4).map { Float(w[$0] * k[$0 / 2]) })
-        assertClose(try floatsOf(g, try nodeNamed(g, "conv").inputs[2]), [Float(-1 * k[0] + 0.1), Float(1 * k[1] - 0.1)])
+        let bias = try nodeNamed(g, "conv").inputs[2]
+        assertClose(try floatsOf(g, bias), [Float(-1 * k[0] + 0.1), Float(1 * k[1] - 0.1)])
     }
 
     /// The Conv's output is also read elsewhere: folding would change that reader, so the pair stays.

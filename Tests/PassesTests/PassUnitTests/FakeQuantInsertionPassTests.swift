@@ -79,9 +79,9 @@ final class FakeQuantInsertionPassUnitTests: XCTestCase {
         XCTAssertEqual(context.log.last?.summary, "2 layers quantized, 1 activation quantizers")
     }
 
-    /// ConvTranspose w[Cin=2, Cout=2, 1, 1] = [[0.5, 0.2], [−0.3, −0.8]]: output channels run along axis 1, so channel 0
-    /// is [0.5, −0.3] (s = 0.5/127, q = [127, −76]) and channel 1 is [0.2, −0.8] (s = 0.00625, q = [32, −128]); the
-    /// integers stay in the weight's layout and the DequantizeLinear takes axis 1.
+    /// ConvTranspose w[Cin=2, Cout=2, 1, 1] = [[0.5, 0.2], [−0.3, −0.8]]: output channels run along axis 1, so
+    /// channel 0 is [0.5, −0.3] (s = 0.5/127, q = [127, −76]) and channel 1 is [0.2, −0.8] (s = 0.00625,
+    /// q = [32, −128]); the integers stay in the weight's layout and the DequantizeLinear takes axis 1.
     func testConvTransposeScalesRunAlongAxisOne() throws {
         var t = TestGraph()
         t.input("x", [1, 2, 1, 1])
@@ -122,7 +122,8 @@ final class FakeQuantInsertionPassUnitTests: XCTestCase {
     /// 2^−5 · 1.0039216, and 1.0039216·1024 = 1028.016); o_d stays −64, computed from the unrounded scale.
     func testForceFP16RoundsTheWrittenScale() throws {
         var g = UnitGraphs.oneConv()
-        var context = try planned(&g, UnitConfigs.quant(clipMin: -2, clipMax: 6) + "\nfakequant_precision_mode: FORCE_FP16_QUANT")
+        let config = UnitConfigs.quant(clipMin: -2, clipMax: 6) + "\nfakequant_precision_mode: FORCE_FP16_QUANT"
+        var context = try planned(&g, config)
         try FakeQuantInsertionPass().run(&g, &context)
         XCTAssertEqual(try floatsOf(g, "x_scale"), [0.0313720703125])
         XCTAssertEqual(try elementsOf(g, "x_zero_point", as: Int8.self), [-64])

@@ -54,7 +54,8 @@ final class FilterPruningPassUnitTests: XCTestCase {
         // The originals are left for PruneFusionPass to release; the record keeps the indices.
         XCTAssertEqual(Set(context.replacedTensors), ["wa", "ba", "gamma", "beta", "mean", "var", "wb"])
         XCTAssertEqual(context.record.pruneEntries["conv_a"], ["kept_channels: \"1,3\""])
-        XCTAssertTrue(context.pruneReport.contains("pruned: conv_a: 4 → 2 channels (ratio 0.5)"), "\(context.pruneReport)")
+        XCTAssertTrue(context.pruneReport.contains("pruned: conv_a: 4 → 2 channels (ratio 0.5)"),
+                      "\(context.pruneReport)")
 
         // The pruned channels fed conv_b with weight 0: both graphs compute the same y.
         let x = DenseTensor(shape: [1, 2, 1, 1], floats: [0.7, -1.3])
@@ -69,8 +70,8 @@ final class FilterPruningPassUnitTests: XCTestCase {
         var context = try planned(&g, UnitConfigs.filter(0.5))
         try FilterPruningPass().run(&g, &context)
         XCTAssertEqual(g.constantTensor(try nodeNamed(g, "conv_b").inputs[1])?.dims.first, 3)
-        XCTAssertTrue(context.pruneReport.contains("left alone: conv_b (3 channels): its channels reach graph output 'y'"),
-                      "\(context.pruneReport)")
+        let reason = "left alone: conv_b (3 channels): its channels reach graph output 'y'"
+        XCTAssertTrue(context.pruneReport.contains(reason), "\(context.pruneReport)")
         XCTAssertNil(context.record.pruneEntries["conv_b"])
     }
 

@@ -55,11 +55,13 @@ final class GraphExecutorPassUnitTests: XCTestCase {
         var g = graph()
         g.inputs = [ValueInfo(name: "x", type: .tensor(.float, [2, 1, 3, 3]))]
         let executor = try GraphExecutor(graph: g, opset: 13)
-        let two = DenseTensor(shape: [2, 1, 3, 3], floats: [1, 2, 3, 4, 5, 6, 7, 8, 9] + [Float](repeating: 0, count: 9))
+        let zeros = [Float](repeating: 0, count: 9)
+        let two = DenseTensor(shape: [2, 1, 3, 3], floats: [1, 2, 3, 4, 5, 6, 7, 8, 9] + zeros)
         for _ in 0..<2 {
             let y = try XCTUnwrap(executor.run(["x": two])["y"])
             XCTAssertEqual(y.shape, [2, 2])
-            // Sample 2 is all zeros: c = 0.5 everywhere, g = [0.5·(1 + 0 + 1 − 1) + 1, 0.5·(0 + 1 + 1 + 2) − 1] = [1.5, 1].
+            // Sample 2 is all zeros: c = 0.5 everywhere,
+            // g = [0.5·(1 + 0 + 1 − 1) + 1, 0.5·(0 + 1 + 1 + 2) − 1] = [1.5, 1], y = [11.5, 21].
             assertClose(y.floats, [9.5, 45, 11.5, 21], accuracy: 1e-5)
         }
     }

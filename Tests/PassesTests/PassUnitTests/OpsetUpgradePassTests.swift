@@ -9,7 +9,8 @@ import XCTest
 @testable import Passes
 
 final class OpsetUpgradePassUnitTests: XCTestCase {
-    /// x[1,3] ─▶ Squeeze{axes=[0]} ─▶ Unsqueeze{axes=[1]} ─▶ Split{axis=0, split=[1,2]} ─▶ a, b;  x ─▶ ReduceMean{axes=[1]}
+    /// x[1,3] ─▶ Squeeze{axes=[0]} ─▶ Unsqueeze{axes=[1]} ─▶ Split{axis=0, split=[1,2]} ─▶ a, b;
+    /// x ─▶ ReduceMean{axes=[1]} ─▶ m
     func opset11Graph() -> Graph {
         var t = TestGraph()
         t.input("x", [1, 3])
@@ -32,7 +33,8 @@ final class OpsetUpgradePassUnitTests: XCTestCase {
         var g = opset11Graph()
         let context = try upgrade(&g, from: 11, to: 13)
         XCTAssertEqual(context.opsetImports.version(), 13)
-        let squeeze = try nodeNamed(g, "squeeze"), unsqueeze = try nodeNamed(g, "unsqueeze"), split = try nodeNamed(g, "split")
+        let squeeze = try nodeNamed(g, "squeeze"), unsqueeze = try nodeNamed(g, "unsqueeze")
+        let split = try nodeNamed(g, "split")
         XCTAssertEqual(squeeze.inputs.count, 2)
         XCTAssertNil(squeeze.attribute("axes"))
         XCTAssertEqual(g.constantTensor(squeeze.inputs[1])?.int64Array, [0])

@@ -38,22 +38,25 @@ final class PassRequirementUnitTests: XCTestCase {
             assertRefuses(pass, configured, missing: .quantParameters,
                           names: "needs quantization parameters (from quant-parameters)")
         }
-        let data = try TrainingData(arrays: ["x": NumpyArray(shape: [1, 2, 2, 2], values: .float(.init(repeating: 0, count: 8)), dtype: "<f4")],
-                                    labels: [0], source: "unit")
-        assertRefuses(RetrainPass(data: data, options: TrainingOptions()), configured, missing: .plan, names: "needs a plan")
+        let x = NumpyArray(shape: [1, 2, 2, 2], values: .float(.init(repeating: 0, count: 8)), dtype: "<f4")
+        let data = try TrainingData(arrays: ["x": x], labels: [0], source: "unit")
+        assertRefuses(RetrainPass(data: data, options: TrainingOptions()), configured, missing: .plan,
+                      names: "needs a plan")
     }
 
     /// A plan whose layer takes its clips from IFMR: the layout passes need calibration first.
     func testClipsAreNeededWhenTheConfigGivesNone() throws {
         var g = UnitGraphs.oneConv()
         let context = try planned(&g, UnitConfigs.quantIFMR)
-        assertRefuses(FakeQuantInsertionPass(), context, missing: .clips, names: "needs activation clips (from calibrate-ifmr)")
+        assertRefuses(FakeQuantInsertionPass(), context, missing: .clips,
+                      names: "needs activation clips (from calibrate-ifmr)")
         assertRefuses(QuantParametersPass(), context, missing: .clips, names: "activation clips")
         // Calibration before them provides the clips: the check passes (without running anything).
         XCTAssertNoThrow(try Pipeline.check([CalibrationPass(data: nil), FakeQuantInsertionPass()], context))
         // Clips in the config meet the requirement with no calibration.
         var h = UnitGraphs.oneConv()
-        XCTAssertNoThrow(try Pipeline.check([FakeQuantInsertionPass()], try planned(&h, UnitConfigs.quant(clipMin: -1, clipMax: 1))))
+        let withClips = try planned(&h, UnitConfigs.quant(clipMin: -1, clipMax: 1))
+        XCTAssertNoThrow(try Pipeline.check([FakeQuantInsertionPass()], withClips))
     }
 
     /// The last pass needs a plan nothing before it provides: the pipeline fails before validate-graph sorts the
@@ -97,7 +100,8 @@ final class PassRequirementUnitTests: XCTestCase {
     /// The default AMCT pipeline runs whole on the one-Conv graph: two models, each with its layer rewritten.
     func testTheAMCTPipelineWritesBothModels() throws {
         let model = Model(graph: UnitGraphs.oneConv())
-        let result = try Pipeline.compress(format: .amct).run(model, config: try unitConfig(UnitConfigs.quant(clipMin: -2, clipMax: 6)))
+        let config = try unitConfig(UnitConfigs.quant(clipMin: -2, clipMax: 6))
+        let result = try Pipeline.compress(format: .amct).run(model, config: config)
         XCTAssertEqual(result.models.map(\.suffix), ["_fake_quant_model.onnx", "_deploy_model.onnx"])
         XCTAssertEqual(opTypes(result.models[0].model.graph), ["Mul", "Round", "Add", "Clip", "Sub", "Conv", "Mul"])
         XCTAssertEqual(opTypes(result.models[1].model.graph), ["AscendQuant", "Conv", "AscendDequant"])

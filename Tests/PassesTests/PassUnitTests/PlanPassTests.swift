@@ -132,7 +132,8 @@ final class PlanPassUnitTests: XCTestCase {
         let plan = try XCTUnwrap(context.plan)
         XCTAssertEqual(plan.layers.count, 3)
         let conv1 = plan.layers[0], conv2 = plan.layers[1], gemm = plan.layers[2]
-        XCTAssertEqual(conv1.quant.source, .overrideByType("Conv", SourceLocation(file: "unit.cfg", line: 5, column: 15)))
+        let typeLine = SourceLocation(file: "unit.cfg", line: 5, column: 15)
+        XCTAssertEqual(conv1.quant.source, .overrideByType("Conv", typeLine))
         XCTAssertEqual(conv1.quant.act, ActivationPlan(type: .int8, clipMin: -4, clipMax: 4, fixedMin: false,
                                                        fixedMinReason: "default: input not from Relu"))
         XCTAssertEqual(conv2.quant.source, .overrideByName(SourceLocation(file: "unit.cfg", line: 9, column: 15)))

@@ -27,8 +27,8 @@ final class PruneFusionPassUnitTests: XCTestCase {
         XCTAssertEqual(try floatsOf(g, "w2_2of4"), [4, 3, 0, 0, -1, 0, -2, 0])
         XCTAssertTrue(context.replacedTensors.isEmpty)
         XCTAssertEqual(context.log.last?.pass, "fuse-pruning")
-        XCTAssertTrue(context.log.last?.summary.hasPrefix("2 pruned layers settled; 2 replaced tensors released") ?? false,
-                      context.log.last?.summary ?? "")
+        let summary = context.log.last?.summary ?? ""
+        XCTAssertTrue(summary.hasPrefix("2 pruned layers settled; 2 replaced tensors released"), summary)
     }
 
     /// g2 is skipped and still reads w after g1's copy was masked: w stays, and g2 is unchanged.
@@ -40,8 +40,8 @@ final class PruneFusionPassUnitTests: XCTestCase {
         XCTAssertEqual(try nodeNamed(g, "g1").inputs[1], "w_2of4")
         XCTAssertEqual(try nodeNamed(g, "g2").inputs[1], "w")
         XCTAssertEqual(try floatsOf(g, "w"), [0.9, -0.1, 0.4, -0.7, 1, 2, 3, 4])
-        XCTAssertTrue(context.log.last?.summary.hasPrefix("1 pruned layers settled; 0 replaced tensors released") ?? false,
-                      context.log.last?.summary ?? "")
+        let summary = context.log.last?.summary ?? ""
+        XCTAssertTrue(summary.hasPrefix("1 pruned layers settled; 0 replaced tensors released"), summary)
     }
 
     /// The same after filter pruning: a Gemm → Gemm chain whose first layer loses half its outputs.

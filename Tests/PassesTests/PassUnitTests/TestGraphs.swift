@@ -97,7 +97,8 @@ func expectError<E: Error, R>(_ errorType: E.Type, file: StaticString = #filePat
 }
 
 /// Asserts two float arrays agree element by element within `accuracy`.
-func assertClose(_ a: [Float], _ b: [Float], accuracy: Float = 1e-6, file: StaticString = #filePath, line: UInt = #line) {
+func assertClose(_ a: [Float], _ b: [Float], accuracy: Float = 1e-6,
+                 file: StaticString = #filePath, line: UInt = #line) {
     XCTAssertEqual(a.count, b.count, "lengths differ: \(a) vs \(b)", file: file, line: line)
     for (i, (x, y)) in zip(a, b).enumerated() {
         XCTAssertEqual(x, y, accuracy: accuracy, "element \(i): \(a) vs \(b)", file: file, line: line)
@@ -106,10 +107,11 @@ func assertClose(_ a: [Float], _ b: [Float], accuracy: Float = 1e-6, file: Stati
 
 /// Configs the tests share.
 enum UnitConfigs {
-    /// INT8 activations with clips [clipMin, clipMax], INT8 ARQ weights (channel_wise left to the layer's default).
+    /// INT8 activations (the default type) with clips [clipMin, clipMax], INT8 ARQ weights (channel_wise left to the
+    /// layer's default).
     static func quant(clipMin: Float, clipMax: Float) -> String {
         """
-        retrain_data_quant_config { ulq_quantize { clip_max_min { clip_max: \(clipMax) clip_min: \(clipMin) } dst_type: INT8 } }
+        retrain_data_quant_config { ulq_quantize { clip_max_min { clip_max: \(clipMax) clip_min: \(clipMin) } } }
         retrain_weight_quant_config { arq_retrain { dst_type: INT8 } }
         """
     }
@@ -121,9 +123,11 @@ enum UnitConfigs {
         """
     /// Filter pruning at `ratio` without 16-alignment.
     static func filter(_ ratio: Float) -> String {
-        "prune_config { filter_pruner { balanced_l2_norm_filter_prune { prune_ratio: \(ratio) ascend_optimized: false } } }"
+        "prune_config { filter_pruner { balanced_l2_norm_filter_prune { "
+            + "prune_ratio: \(ratio) ascend_optimized: false } } }"
     }
-    static let twoOfFour = "prune_config { n_out_of_m_pruner { l1_selective_prune { n_out_of_m_type: M4N2 update_freq: 3 } } }"
+    static let twoOfFour =
+        "prune_config { n_out_of_m_pruner { l1_selective_prune { n_out_of_m_type: M4N2 update_freq: 3 } } }"
 }
 
 /// Reusable graphs.
