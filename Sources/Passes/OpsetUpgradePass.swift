@@ -9,7 +9,8 @@ import Graph
 // 11/12 → 13: Squeeze, Unsqueeze, ReduceSum take axes as an input; Split takes `split` as an input; Dropout (at 12)
 // takes `ratio` as an input; Softmax, LogSoftmax and Hardmax normalise along `axis` alone (default −1 instead of
 // flattening to 2-D at `axis`, default 1), so they get an explicit last axis, or Flatten before and Reshape after.
-// → 18: ReduceMean/Max/Min/Prod/L1/L2/LogSum/LogSumExp/SumSquare take axes as an input.
+// → 18: ReduceMean/Max/Min/Prod/L1/L2/LogSum/LogSumExp/SumSquare take axes as an input; a Split into equal parts
+// (no `split`) says how many in `num_outputs`.
 // Models older than opset 11, and ops removed or replaced on the way (Upsample, Scatter), are refused by name.
 
 public struct OpsetUpgradePass: Pass {
@@ -84,6 +85,13 @@ public struct OpsetUpgradePass: Pass {
                     n.inputs.append(input)
                 }
                 changed += 1
+            }
+            if from < 18 && to >= 18 && node.op == "Split" {
+                let now = graph[id]
+                if now.inputs.count < 2 || now.inputs[1].isEmpty, now.attribute("num_outputs") == nil {
+                    graph.updateNode(id) { $0.setAttribute(.int("num_outputs", Int64(now.outputs.count))) }
+                    changed += 1
+                }
             }
             if !node.subgraphs.isEmpty {
                 var inner = 0

@@ -155,4 +155,22 @@ final class OpsetUpgradePassUnitTests: XCTestCase {
         let before = try XCTUnwrap(GraphExecutor(graph: original, opset: 11).run(["x": x])["y"])
         assertClose(after.floats, before.floats, accuracy: 1e-6)
     }
+
+    /// From opset 18 a Split needs a `split` input or `num_outputs`: an equal Split gets num_outputs = its outputs;
+    /// one with sizes (moved to an input at 13) keeps them and gets no num_outputs.
+    func testEqualSplitGetsNumOutputsAt18() throws {
+        var t = TestGraph()
+        t.input("x", [1, 6])
+        t.node("Split", "equal", ["x"], ["a", "b", "c"], [.int("axis", 1)])
+        t.node("Split", "sized", ["x"], ["d", "e"], [.int("axis", 1), .ints("split", [2, 4])])
+        for o in ["a", "b", "c", "d", "e"] { t.output(o) }
+        var g = t.graph
+        let context = try upgrade(&g, from: 11, to: 21)
+        XCTAssertEqual(try nodeNamed(g, "equal").int("num_outputs"), 3)
+        XCTAssertEqual(try nodeNamed(g, "equal").inputs, ["x"])
+        let sized = try nodeNamed(g, "sized")
+        XCTAssertNil(sized.attribute("num_outputs"))
+        XCTAssertEqual(g.constantTensor(sized.inputs[1])?.int64Array, [2, 4])
+        XCTAssertEqual(context.log.last?.summary, "opset 11 → 21; 2 nodes converted")
+    }
 }
