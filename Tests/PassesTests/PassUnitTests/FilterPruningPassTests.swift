@@ -178,4 +178,76 @@ final class FilterPruningPassUnitTests: XCTestCase {
         XCTAssertEqual(try floatsOf(g, w2), [2, 0, 0, 0, 0, 0])
         XCTAssertEqual(try floatsOf(g, try nodeNamed(g, "mm").inputs[1]), [8, 9])
     }
+
+    /// x ─┬─▶ conv_a (wa[2,2,1,1]) ─┐
+    ///    └─▶ conv_b (wb[2,2,1,1]) ─┴─▶ Concat(axis 1) ─▶ conv_d (wd[1,4,1,1]) ─▶ y
+    /// Ratio 0.5 keeps 1 of 2 channels per producer: wa norms 1, 5 keep channel 1; wb norms 4, 2 keep channel 0. In the
+    /// concatenation those are channels 1 and 2 + 0 = 2, so conv_d keeps input channels 1 and 2.
+    func testConcatMapsEachInputAtItsOffset() throws {
+        var t = TestGraph()
+        t.input("x", [1, 2, 1, 1])
+        t.floats("wa", [2, 2, 1, 1], [0.6, 0.8, 3, 4])
+        t.floats("wb", [2, 2, 1, 1], [2.4, 3.2, 1.2, 1.6])
+        t.floats("wd", [1, 4, 1, 1], [1, 2, 3, 4])
+        t.node("Conv", "conv_a", ["x", "wa"], ["a"])
+        t.node("Conv", "conv_b", ["x", "wb"], ["b"])
+        t.node("Concat", "concat", ["a", "b"], ["c"], [.int("axis", 1)])
+        t.node("Conv", "conv_d", ["c", "wd"], ["y"])
+        t.output("y")
+        var g = t.graph
+        var context = try planned(&g, UnitConfigs.filter(0.5))
+        try FilterPruningPass().run(&g, &context)
+        XCTAssertEqual(try floatsOf(g, try nodeNamed(g, "conv_a").inputs[1]), [3, 4])
+        XCTAssertEqual(try floatsOf(g, try nodeNamed(g, "conv_b").inputs[1]), [2.4, 3.2])
+        XCTAssertEqual(try floatsOf(g, try nodeNamed(g, "conv_d").inputs[1]), [2, 3])
+    }
+
+    /// conv_a (the 4-channel weight of convBNReluConv, keeping channels 1 and 3) ─▶ depthwise Conv (group 4,
+    /// w [1, 2, 3, 4], b [0.1, 0.2, 0.3, 0.4]) ─▶ conv_b (w [5, 6, 7, 8]) ─▶ y: the depthwise conv keeps weights and
+    /// bias of channels 1 and 3 with group 2, and conv_b reads those two.
+    func testDepthwiseConvFollowsWithItsGroupCount() throws {
+        var t = TestGraph()
+        t.input("x", [1, 2, 1, 1])
+        t.floats("wa", [4, 2, 1, 1], [0.6, 0.8, 6, 8, 0.3, 0.4, 3, 4])
+        t.floats("wdw", [4, 1, 1, 1], [1, 2, 3, 4])
+        t.floats("bdw", [4], [0.1, 0.2, 0.3, 0.4])
+        t.floats("wb", [1, 4, 1, 1], [5, 6, 7, 8])
+        t.node("Conv", "conv_a", ["x", "wa"], ["a"])
+        t.node("Conv", "dw", ["a", "wdw", "bdw"], ["d"], [.int("group", 4)])
+        t.node("Conv", "conv_b", ["d", "wb"], ["y"])
+        t.output("y")
+        var g = t.graph
+        var context = try planned(&g, UnitConfigs.filter(0.5))
+        try Pipeline([FilterPruningPass()]).run(&g, &context)
+        let dw = try nodeNamed(g, "dw")
+        XCTAssertEqual(try floatsOf(g, dw.inputs[1]), [2, 4])
+        XCTAssertEqual(try floatsOf(g, dw.inputs[2]), [0.2, 0.4])
+        XCTAssertEqual(dw.int("group"), 2)
+        XCTAssertEqual(try floatsOf(g, try nodeNamed(g, "conv_b").inputs[1]), [6, 8])
+        XCTAssertEqual(context.layers[1].group, 2, "the refreshed depthwise layer")
+    }
+
+    /// conv_a (keeping channels 1 and 3, as above) ─▶ Mul(s[1,4,1,1]) ─▶ GlobalAveragePool ─▶ Flatten
+    ///   ─▶ Gemm (w[2,4], transB=1) ─▶ y: the broadcast constant loses channels 0 and 2, and channel c of the pool
+    /// is feature c of the Gemm, whose weight keeps columns 1 and 3.
+    func testBroadcastConstantAndPoolFlattenGemm() throws {
+        var t = TestGraph()
+        t.input("x", [1, 2, 1, 1])
+        t.floats("wa", [4, 2, 1, 1], [0.6, 0.8, 6, 8, 0.3, 0.4, 3, 4])
+        t.floats("s", [1, 4, 1, 1], [10, 20, 30, 40])
+        t.floats("wfc", [2, 4], [1, 2, 3, 4, 5, 6, 7, 8])
+        t.node("Conv", "conv_a", ["x", "wa"], ["a"])
+        t.node("Mul", "scale", ["a", "s"], ["m"])
+        t.node("GlobalAveragePool", "gap", ["m"], ["p"])
+        t.node("Flatten", "flatten", ["p"], ["f"])
+        t.node("Gemm", "fc", ["f", "wfc"], ["y"], [.int("transB", 1)])
+        t.output("y")
+        var g = t.graph
+        var context = try planned(&g, UnitConfigs.filter(0.5))
+        try FilterPruningPass().run(&g, &context)
+        let s = try nodeNamed(g, "scale").inputs[1]
+        XCTAssertEqual(g.constantTensor(s)?.dims, [1, 2, 1, 1])
+        XCTAssertEqual(try floatsOf(g, s), [20, 40])
+        XCTAssertEqual(try floatsOf(g, try nodeNamed(g, "fc").inputs[1]), [2, 4, 6, 8])
+    }
 }
