@@ -129,8 +129,8 @@ public struct OpsetUpgradePass: Pass {
         let base = node.name ?? node.op
         let shape = graph.uniqueValueName("\(y)_shape"), flat = graph.uniqueValueName("\(y)_2d")
         let flatOut = graph.uniqueValueName("\(y)_2d_\(node.op)")
-        graph.insertNode(
-            Node(opType: "Shape", name: graph.uniqueNodeName("\(base)/Shape"), inputs: [x], outputs: [shape]), before: id)
+        let shapeNode = Node(opType: "Shape", name: graph.uniqueNodeName("\(base)/Shape"), inputs: [x], outputs: [shape])
+        graph.insertNode(shapeNode, before: id)
         graph.insertNode(
             Node(opType: "Flatten", name: graph.uniqueNodeName("\(base)/Flatten"), inputs: [x], outputs: [flat],
                  attributes: [.int("axis", axis)]),
@@ -140,8 +140,8 @@ public struct OpsetUpgradePass: Pass {
             n.outputs[0] = flatOut
             n.setAttribute(.int("axis", -1))
         }
-        graph.insertNode(
-            Node(opType: "Reshape", name: graph.uniqueNodeName("\(base)/Reshape"), inputs: [flatOut, shape], outputs: [y]),
-            after: id)
+        let reshape = Node(
+            opType: "Reshape", name: graph.uniqueNodeName("\(base)/Reshape"), inputs: [flatOut, shape], outputs: [y])
+        graph.insertNode(reshape, after: id)
     }
 }
