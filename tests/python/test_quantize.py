@@ -227,3 +227,30 @@ def test_opset_11_model_is_converted(tmp_path):
     assert len(converted) == 4 and all(len(n.input) == 2 for n in converted)
     assert all(a.name not in ("axes", "split") for n in converted for a in n.attribute)
     check_against_reference(str(src), out, plan)
+
+
+@pytest.mark.parametrize("weights,opset", [("INT8", 13), ("INT4", 21)])
+def test_opset_11_semantics_kept_through_the_upgrade(tmp_path, weights, opset):
+    """(Cin 4: INT4 weights need an even input-channel count.) Softmax on an inner axis (pre-13: flatten at the axis), Dropout's ratio attribute, and an equal Split keep their
+    meaning when the model is raised to 13 (INT8) or 21 (INT4 weights): the output equals the opset-11 reference."""
+    from onnx import helper, TensorProto
+    w = numpy_helper.from_array(np.random.default_rng(1).standard_normal((4, 4, 3, 3)).astype(np.float32), "conv.weight")
+    nodes = [helper.make_node("Conv", ["x", "conv.weight"], ["c"], name="/conv/Conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Softmax", ["c"], ["s"], name="/softmax", axis=1),
+             helper.make_node("Dropout", ["s"], ["d"], name="/drop", ratio=0.3),
+             helper.make_node("Split", ["d"], ["d0", "d1"], name="/split", axis=1),
+             helper.make_node("Sub", ["d0", "d1"], ["y"], name="/sub")]
+    g = helper.make_graph(nodes, "old", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 6, 6])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 6, 6])], initializer=[w])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 11)])
+    m.ir_version = 6
+    src = tmp_path / "old.onnx"
+    onnx.save(m, str(src))
+    cfg = tmp_path / "c.cfg"
+    cfg.write_text(GENERIC_INT8.replace("channel_wise: true", f"channel_wise: true dst_type: {weights}"))
+    out = tmp_path / "q.onnx"
+    _, plan = compress(str(src), cfg, out)
+    q = onnx.load(str(out))
+    assert q.opset_import[0].version == opset
+    assert not any(a.name == "ratio" for n in q.graph.node if n.op_type == "Dropout" for a in n.attribute)
+    check_against_reference(str(src), out, plan)
