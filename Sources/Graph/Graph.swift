@@ -40,6 +40,9 @@ public struct Graph: Sendable {
     /// freed by editing `inputs`/`outputs` directly only makes a later name less small, never taken twice).
     private var nodeSuffixFloor: [String: Int] = [:]
     private var valueSuffixFloor: [String: Int] = [:]
+    /// Every name entered into `initializers`, `producerByValue` or `consumersByValue` (and maybe names since gone):
+    /// `isValueTaken` skips the three lookups for a name it never saw.
+    private var enteredValues = NameFilter()
 
     public init(name: String? = nil) { self.name = name }
 
@@ -158,6 +161,7 @@ public struct Graph: Sendable {
             }
             for value in newUsed where !(small ? used.contains(value) : oldSet.contains(value)) {
                 consumersByValue[value, default: []].append(id)
+                enterValueName(value)
             }
         }
         if node.name != name {
@@ -190,6 +194,7 @@ public struct Graph: Sendable {
         nodeNameCounts = [:]
         nodeSuffixFloor = [:]
         reserveNodeTables(nodes: nodes.count, values: nodes.count * 2)
+        enteredValues.reserve(nodes.count * 2)
         // Moved out one by one (last first, so reversed once): no node is copied.
         var remaining = nodes
         remaining.reverse()
@@ -201,11 +206,13 @@ public struct Graph: Sendable {
     public mutating func reserveCapacity(nodes: Int, values: Int) {
         reserveNodeTables(nodes: nodes, values: values)
         reserveInitializers(values)
+        enteredValues.reserve(values)
     }
 
     /// Room for `count` more initializers (the loader calls it with the file's count).
     mutating func reserveInitializers(_ count: Int) {
         initializers.reserveCapacity(initializers.count + count)
+        enteredValues.reserve(count)
     }
 
     /// Room for `nodes` more nodes and the `values` more values they read or write. A node writes about one value,
@@ -248,6 +255,7 @@ public struct Graph: Sendable {
         for output in node.outputs where !output.isEmpty { producerByValue[output] = id }
         Graph.forEachUsedValue(node) { value in
             consumersByValue[value, default: []].append(id)
+            enterValueName(value)
         }
         if let name = node.name { addNodeName(name) }
         for output in node.outputs where !output.isEmpty { noteValueAdded(output) }
@@ -318,9 +326,13 @@ public struct Graph: Sendable {
     }
 
     private func isValueTaken(_ n: String) -> Bool {
-        initializers.index(forKey: n) != nil || producerByValue[n] != nil || consumersByValue[n] != nil
-            || inputs.contains { $0.name == n } || outputs.contains { $0.name == n }
+        if inputs.contains(where: { $0.name == n }) || outputs.contains(where: { $0.name == n }) { return true }
+        guard enteredValues.mightContain(n) else { return false }
+        return initializers.index(forKey: n) != nil || producerByValue[n] != nil || consumersByValue[n] != nil
     }
+
+    /// Notes that `name` went into one of the value tables (for `isValueTaken`).
+    private mutating func enterValueName(_ name: String) { enteredValues.insert(name) }
 
     private static func firstFree(_ base: String, from floor: Int, _ taken: (String) -> Bool) -> String {
         if !taken(base) { return base }
@@ -368,6 +380,7 @@ public struct Graph: Sendable {
     }
 
     private mutating func noteValueAdded(_ name: String) {
+        enterValueName(name)
         guard Graph.suffixed(name) != nil else { return }
         var floors = valueSuffixFloor
         valueSuffixFloor = [:]

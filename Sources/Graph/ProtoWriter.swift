@@ -425,64 +425,77 @@ struct ProtoWriter {
 
 /// A `ProtobufCBuffer` whose `append` writes to a file descriptor through a 1 MiB buffer; large appends (tensor
 /// bytes) go straight to `write`. Used with `pack_to_buffer`, so a model is never packed whole in memory.
+/// protobuf-c calls `append` for every field, so its state is a plain struct behind the buffer (no object is
+/// retained or released per call).
 final class FileSink {
-    private let fd: Int32
-    private let capacity = 1 << 20
-    private let buffer: UnsafeMutableRawPointer
-    private var used = 0
-    private(set) var failure: Int32 = 0
-    private(set) var written = 0
-    /// Memory laid out as a `ProtobufCBuffer` followed by a pointer back to this sink.
+    private struct State {
+        var fd: Int32
+        var failure: Int32 = 0
+        var buffer: UnsafeMutableRawPointer
+        var capacity: Int
+        var used = 0
+        var written = 0
+    }
+
+    /// Memory laid out as a `ProtobufCBuffer` followed by a pointer to the state.
     let protobufBuffer: UnsafeMutablePointer<ProtobufCBuffer>
+    private let state: UnsafeMutablePointer<State>
+    var failure: Int32 { state.pointee.failure }
+    var written: Int { state.pointee.written }
 
     init(fd: Int32) {
-        self.fd = fd
-        buffer = malloc(capacity)!
+        let capacity = 1 << 20
+        state = UnsafeMutablePointer<State>.allocate(capacity: 1)
+        state.initialize(to: State(fd: fd, buffer: malloc(capacity)!, capacity: capacity))
         let raw = malloc(MemoryLayout<ProtobufCBuffer>.stride + MemoryLayout<UnsafeRawPointer>.stride)!
         protobufBuffer = raw.bindMemory(to: ProtobufCBuffer.self, capacity: 1)
         protobufBuffer.pointee.append = { buf, len, data in
             guard let buf, let data else { return }
-            let context = UnsafeRawPointer(buf).load(fromByteOffset: MemoryLayout<ProtobufCBuffer>.stride, as: UnsafeRawPointer.self)
-            Unmanaged<FileSink>.fromOpaque(context).takeUnretainedValue().append(UnsafeRawPointer(data), len)
+            let state = UnsafeRawPointer(buf).load(fromByteOffset: MemoryLayout<ProtobufCBuffer>.stride, as: UnsafeMutableRawPointer.self)
+            FileSink.append(state.assumingMemoryBound(to: State.self), UnsafeRawPointer(data), len)
         }
         raw.storeBytes(
-            of: UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque()),
-            toByteOffset: MemoryLayout<ProtobufCBuffer>.stride, as: UnsafeRawPointer.self)
+            of: UnsafeMutableRawPointer(state), toByteOffset: MemoryLayout<ProtobufCBuffer>.stride,
+            as: UnsafeMutableRawPointer.self)
     }
 
     deinit {
-        free(buffer)
+        free(state.pointee.buffer)
+        state.deinitialize(count: 1)
+        state.deallocate()
         free(UnsafeMutableRawPointer(protobufBuffer))
     }
 
-    func append(_ data: UnsafeRawPointer, _ count: Int) {
-        guard failure == 0 else { return }
-        if used + count > capacity { flush() }
-        if count >= capacity {
-            writeAll(data, count)
+    private static func append(_ state: UnsafeMutablePointer<State>, _ data: UnsafeRawPointer, _ count: Int) {
+        guard state.pointee.failure == 0 else { return }
+        if state.pointee.used + count > state.pointee.capacity { flush(state) }
+        if count >= state.pointee.capacity {
+            writeAll(state, data, count)
         } else {
-            (buffer + used).copyMemory(from: data, byteCount: count)
-            used += count
+            (state.pointee.buffer + state.pointee.used).copyMemory(from: data, byteCount: count)
+            state.pointee.used += count
         }
     }
 
-    func flush() {
-        guard used > 0 else { return }
-        writeAll(UnsafeRawPointer(buffer), used)
-        used = 0
+    func flush() { FileSink.flush(state) }
+
+    private static func flush(_ state: UnsafeMutablePointer<State>) {
+        guard state.pointee.used > 0 else { return }
+        writeAll(state, UnsafeRawPointer(state.pointee.buffer), state.pointee.used)
+        state.pointee.used = 0
     }
 
-    private func writeAll(_ data: UnsafeRawPointer, _ count: Int) {
+    private static func writeAll(_ state: UnsafeMutablePointer<State>, _ data: UnsafeRawPointer, _ count: Int) {
         var done = 0
-        while done < count && failure == 0 {
-            let n = write(fd, data + done, count - done)
+        while done < count && state.pointee.failure == 0 {
+            let n = write(state.pointee.fd, data + done, count - done)
             if n < 0 {
                 if errno == EINTR { continue }
-                failure = errno
+                state.pointee.failure = errno
             } else {
                 done += n
             }
         }
-        written += done
+        state.pointee.written += done
     }
 }
