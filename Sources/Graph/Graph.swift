@@ -40,6 +40,9 @@ public struct Graph: Sendable {
     /// freed by editing `inputs`/`outputs` directly only makes a later name less small, never taken twice).
     private var nodeSuffixFloor: [String: Int] = [:]
     private var valueSuffixFloor: [String: Int] = [:]
+    /// Every name entered into `initializers`, `producerByValue` or `consumersByValue` (and maybe names since gone):
+    /// `isValueTaken` skips the three lookups for a name it never saw.
+    private var enteredValues = NameFilter()
 
     public init(name: String? = nil) { self.name = name }
 
@@ -85,14 +88,14 @@ public struct Graph: Sendable {
     // MARK: Editing nodes
 
     @discardableResult
-    public mutating func appendNode(_ node: Node) -> NodeID {
+    public mutating func appendNode(_ node: consuming Node) -> NodeID {
         let id = allocate(node)
         link(id.raw, after: tailRaw)
         return id
     }
 
     @discardableResult
-    public mutating func insertNode(_ node: Node, before anchor: NodeID) -> NodeID {
+    public mutating func insertNode(_ node: consuming Node, before anchor: NodeID) -> NodeID {
         guard contains(anchor) else { preconditionFailure("node \(anchor) is not in the graph") }
         let id = allocate(node)
         link(id.raw, after: previousRaw[anchor.raw])
@@ -100,7 +103,7 @@ public struct Graph: Sendable {
     }
 
     @discardableResult
-    public mutating func insertNode(_ node: Node, after anchor: NodeID) -> NodeID {
+    public mutating func insertNode(_ node: consuming Node, after anchor: NodeID) -> NodeID {
         guard contains(anchor) else { preconditionFailure("node \(anchor) is not in the graph") }
         let id = allocate(node)
         link(id.raw, after: anchor.raw)
@@ -158,6 +161,7 @@ public struct Graph: Sendable {
             }
             for value in newUsed where !(small ? used.contains(value) : oldSet.contains(value)) {
                 consumersByValue[value, default: []].append(id)
+                enterValueName(value)
             }
         }
         if node.name != name {
@@ -178,7 +182,7 @@ public struct Graph: Sendable {
     }
 
     /// Replaces every node with the given ones (used by the loader and by a topological sort).
-    public mutating func setNodes(_ nodes: [Node]) {
+    public mutating func setNodes(_ nodes: consuming [Node]) {
         nodeStore = []
         nextRaw = []
         previousRaw = []
@@ -189,29 +193,45 @@ public struct Graph: Sendable {
         consumersByValue = [:]
         nodeNameCounts = [:]
         nodeSuffixFloor = [:]
-        nodeStore.reserveCapacity(nodes.count)
-        reserveCapacity(nodes: nodes.count, values: nodes.count * 2)
-        for node in nodes { appendNode(node) }
+        reserveNodeTables(nodes: nodes.count, values: nodes.count * 2)
+        enteredValues.reserve(nodes.count * 2)
+        // Moved out one by one (last first, so reversed once): no node is copied.
+        var remaining = nodes
+        remaining.reverse()
+        while let node = remaining.popLast() { appendNode(node) }
     }
 
     /// Makes room for `nodes` more nodes and `values` more values and initializers, so a pass that adds many grows
     /// its tables once.
     public mutating func reserveCapacity(nodes: Int, values: Int) {
+        reserveNodeTables(nodes: nodes, values: values)
+        reserveInitializers(values)
+        enteredValues.reserve(values)
+    }
+
+    /// Room for `count` more initializers (the loader calls it with the file's count).
+    mutating func reserveInitializers(_ count: Int) {
+        initializers.reserveCapacity(initializers.count + count)
+        enteredValues.reserve(count)
+    }
+
+    /// Room for `nodes` more nodes and the `values` more values they read or write. A node writes about one value,
+    /// so the producer table grows by the smaller of the two.
+    private mutating func reserveNodeTables(nodes: Int, values: Int) {
         nodeStore.reserveCapacity(nodeStore.count + nodes)
         nextRaw.reserveCapacity(nextRaw.count + nodes)
         previousRaw.reserveCapacity(previousRaw.count + nodes)
         nodeNameCounts.reserveCapacity(nodeNameCounts.count + nodes)
-        producerByValue.reserveCapacity(producerByValue.count + values)
+        producerByValue.reserveCapacity(producerByValue.count + min(nodes, values))
         consumersByValue.reserveCapacity(consumersByValue.count + values)
-        initializers.reserveCapacity(initializers.count + values)
     }
 
-    private mutating func allocate(_ node: Node) -> NodeID {
+    private mutating func allocate(_ node: consuming Node) -> NodeID {
         let id = NodeID(raw: nodeStore.count)
+        index(id, node)
         nodeStore.append(node)
         nextRaw.append(-1)
         previousRaw.append(-1)
-        index(id)
         return id
     }
 
@@ -231,11 +251,11 @@ public struct Graph: Sendable {
         orderChanged()
     }
 
-    private mutating func index(_ id: NodeID) {
-        let node = self[id]
+    private mutating func index(_ id: NodeID, _ node: borrowing Node) {
         for output in node.outputs where !output.isEmpty { producerByValue[output] = id }
         Graph.forEachUsedValue(node) { value in
             consumersByValue[value, default: []].append(id)
+            enterValueName(value)
         }
         if let name = node.name { addNodeName(name) }
         for output in node.outputs where !output.isEmpty { noteValueAdded(output) }
@@ -266,10 +286,17 @@ public struct Graph: Sendable {
     // MARK: Initializers and constants
 
     /// Adds or replaces an initializer under its own name.
-    public mutating func setInitializer(_ tensor: Tensor) {
+    public mutating func setInitializer(_ tensor: consuming Tensor) {
         guard let name = tensor.name else { preconditionFailure("an initializer needs a name") }
         initializers[name] = tensor
         noteValueAdded(name)
+    }
+
+    /// Adds an initializer the loader read under its own name `name`; false when an initializer has that name already.
+    mutating func addLoadedInitializer(_ tensor: consuming Tensor, name: String) -> Bool {
+        guard initializers.updateValue(tensor, forKey: name) == nil else { return false }
+        noteValueAdded(name)
+        return true
     }
 
     @discardableResult
@@ -280,11 +307,10 @@ public struct Graph: Sendable {
 
     /// Adds an initializer under a name no other value of the graph has (`base`, else `base_1`, `base_2`, ...).
     @discardableResult
-    public mutating func addInitializer(_ tensor: Tensor, preferredName base: String) -> String {
+    public mutating func addInitializer(_ tensor: consuming Tensor, preferredName base: String) -> String {
         let name = uniqueValueName(base)
-        var named = tensor
-        named.name = name
-        initializers[name] = named
+        tensor.name = name
+        initializers[name] = tensor
         noteValueAdded(name)
         return name
     }
@@ -300,9 +326,13 @@ public struct Graph: Sendable {
     }
 
     private func isValueTaken(_ n: String) -> Bool {
-        initializers.index(forKey: n) != nil || producerByValue[n] != nil || consumersByValue[n] != nil
-            || inputs.contains { $0.name == n } || outputs.contains { $0.name == n }
+        if inputs.contains(where: { $0.name == n }) || outputs.contains(where: { $0.name == n }) { return true }
+        guard enteredValues.mightContain(n) else { return false }
+        return initializers.index(forKey: n) != nil || producerByValue[n] != nil || consumersByValue[n] != nil
     }
+
+    /// Notes that `name` went into one of the value tables (for `isValueTaken`).
+    private mutating func enterValueName(_ name: String) { enteredValues.insert(name) }
 
     private static func firstFree(_ base: String, from floor: Int, _ taken: (String) -> Bool) -> String {
         if !taken(base) { return base }
@@ -350,6 +380,7 @@ public struct Graph: Sendable {
     }
 
     private mutating func noteValueAdded(_ name: String) {
+        enterValueName(name)
         guard Graph.suffixed(name) != nil else { return }
         var floors = valueSuffixFloor
         valueSuffixFloor = [:]
@@ -447,6 +478,9 @@ public struct Graph: Sendable {
     /// Checks that every value a node reads is defined somewhere (a graph input, an initializer, a node output,
     /// or `outerScope` for a subgraph) and that no value has two producers. Order is not required (see `validate`).
     public func checkReferences(outerScope: Set<String> = []) throws {
+        if let positions = indexedPositions() {
+            return try checkByIndex(positions, outerScope: outerScope, order: false)
+        }
         var defined = outerScope
         defined.formUnion(inputs.compactMap(\.name))
         defined.formUnion(initializers.keys)
@@ -481,6 +515,9 @@ public struct Graph: Sendable {
     /// a node reads it. One pass over the nodes (the use lists say whether a value read too early is produced later);
     /// an order problem is reported only when the references are otherwise sound.
     public func validate(outerScope: Set<String> = []) throws {
+        if let positions = indexedPositions() {
+            return try checkByIndex(positions, outerScope: outerScope, order: true)
+        }
         var defined = outerScope
         defined.formUnion(inputs.compactMap(\.name))
         defined.formUnion(initializers.keys)
@@ -506,6 +543,48 @@ public struct Graph: Sendable {
         }
         for output in outputs {
             if let name = output.name, !defined.contains(name) {
+                throw GraphError.undefinedValue(node: "graph output", value: name)
+            }
+        }
+        if let orderError { throw orderError }
+    }
+
+    /// Each node's position in the order (by raw id), when the use lists alone can answer `checkReferences` and
+    /// `validate`: no value has two producers (as many producer entries as outputs) and no node holds a subgraph.
+    /// Nil otherwise (then the full checks run, which find the first such problem in order).
+    private func indexedPositions() -> [Int]? {
+        var positions = [Int](repeating: -1, count: nodeStore.count)
+        var outputCount = 0
+        for (i, id) in order.enumerated() {
+            let node = nodeStore[id.raw]!
+            for output in node.outputs where !output.isEmpty { outputCount += 1 }
+            if node.attributes.contains(where: { $0.g != nil || !$0.graphs.isEmpty }) { return nil }
+            positions[id.raw] = i
+        }
+        return outputCount == producerByValue.count ? positions : nil
+    }
+
+    /// `checkReferences` (`order` false) or `validate` (`order` true) through the use lists, with no set of every
+    /// defined name: a value is defined by a graph input, `outerScope`, an initializer or its one producer, and is
+    /// defined in time when that producer comes earlier. Same errors, in the same precedence, as the full checks.
+    private func checkByIndex(_ positions: [Int], outerScope: Set<String>, order checkOrder: Bool) throws {
+        var scope = outerScope
+        scope.formUnion(inputs.compactMap(\.name))
+        func definedOutsideNodes(_ value: String) -> Bool {
+            initializers.index(forKey: value) != nil || scope.contains(value)
+        }
+        var orderError: GraphError?
+        for (i, id) in order.enumerated() {
+            for input in nodeStore[id.raw]!.inputs where !input.isEmpty {
+                let producer = producerByValue[input]
+                if let producer, !checkOrder || positions[producer.raw] < i { continue }
+                if definedOutsideNodes(input) { continue }
+                guard producer != nil else { throw GraphError.undefinedValue(node: self[id].displayName, value: input) }
+                if orderError == nil { orderError = .notTopologicallySorted(node: self[id].displayName, value: input) }
+            }
+        }
+        for output in outputs {
+            if let name = output.name, producerByValue[name] == nil, !definedOutsideNodes(name) {
                 throw GraphError.undefinedValue(node: "graph output", value: name)
             }
         }
@@ -554,28 +633,57 @@ public struct Graph: Sendable {
         // every node is looked at once plus once per consumer removed.
         var pending = order
         while let id = pending.popLast() {
-            guard contains(id) else { continue }
-            let node = self[id]
-            let used = node.outputs.contains { !$0.isEmpty && (outputNames.contains($0) || consumersByValue[$0] != nil) }
-            guard !used else { continue }
-            Graph.forEachUsedValue(node) { value in
+            guard contains(id), !isRead(nodeStore[id.raw]!.outputs, outputNames) else { continue }
+            Graph.forEachUsedValue(nodeStore[id.raw]!) { value in
                 if let p = producerByValue[value] { pending.append(p) }
             }
             removeNode(id)
             removedNodes += 1
         }
+        return (removedNodes, removeUnreadInitializers(outputNames))
+    }
+
+    /// Whether a graph output or a node reads one of `values`.
+    private func isRead(_ values: [String], _ outputNames: Set<String>) -> Bool {
+        values.contains { !$0.isEmpty && (consumersByValue[$0] != nil || outputNames.contains($0)) }
+    }
+
+    /// Removes the initializers that no node reads and that are not graph inputs or outputs, keeping the order of the
+    /// rest. One pass over the names, then (when some go) one compaction that moves the entries and hashes the kept
+    /// names once (removing entries one by one from an OrderedDictionary is linear each).
+    private mutating func removeUnreadInitializers(_ outputNames: Set<String>) -> Int {
         let inputNames = Set(inputs.compactMap(\.name))
-        let before = initializers.count
-        // One pass (removing keys one by one from an OrderedDictionary is linear each).
-        let read = consumersByValue
-        var removed: [String] = []
-        initializers.removeAll { name, _ in
-            let dead = read[name] == nil && !outputNames.contains(name) && !inputNames.contains(name)
-            if dead { removed.append(name) }
-            return dead
+        var keep: [Bool] = []
+        keep.reserveCapacity(initializers.count)
+        for name in initializers.keys {
+            keep.append(consumersByValue[name] != nil || outputNames.contains(name) || inputNames.contains(name))
         }
+        let kept = keep.reduce(0) { $0 + ($1 ? 1 : 0) }
+        guard kept < keep.count else { return 0 }
+        var names = initializers.keys.elements
+        var tensors = initializers.values.elements
+        initializers = [:]  // the two arrays are now the only references to their storage, so moves need no copy
+        var removed: [String] = []
+        removed.reserveCapacity(keep.count - kept)
+        names.withUnsafeMutableBufferPointer { names in
+            tensors.withUnsafeMutableBufferPointer { tensors in
+                var next = 0
+                for i in keep.indices {
+                    if keep[i] {
+                        names.swapAt(next, i)
+                        tensors.swapAt(next, i)
+                        next += 1
+                    } else {
+                        removed.append(names[i])
+                    }
+                }
+            }
+        }
+        names.removeLast(names.count - kept)
+        tensors.removeLast(tensors.count - kept)
+        initializers = OrderedDictionary(uncheckedUniqueKeys: names, values: tensors)
         for name in removed { noteValueRemoved(name) }
-        return (removedNodes, before - initializers.count)
+        return removed.count
     }
 }
 

@@ -250,6 +250,8 @@ struct ExternalLayout {
     }
     private(set) var files: [File] = []
     private var entries: [String: [StringPair]] = [:]
+    /// The initializers whose encoding `apply` may change: the planned ones and those that were external.
+    private var touched: [String] = []
 
     init(model: Model, outputURL: URL, policy: ExternalDataPolicy, protectedFiles: [String]) throws {
         let directory = outputURL.deletingLastPathComponent()
@@ -262,16 +264,22 @@ struct ExternalLayout {
                 groups.append((location, [item]))
             }
         }
-        for (name, tensor) in model.graph.initializers {
-            guard case .bytes = tensor.data, policy != .inline else { continue }
-            if case .external(let original) = tensor.encoding {
-                let info = try ExternalDataInfo(original, tensor: name)
-                var location = info.location
-                let target = directory.appendingPathComponent(location).path
-                if protectedFiles.contains(where: { ModelFile.sameFile($0, target) }) { location = defaultLocation }
-                add(location, (name, tensor, location == info.location ? info : nil, original))
-            } else if case .moveLarge(let threshold) = policy, tensor.byteCount >= threshold {
-                add(defaultLocation, (name, tensor, nil, []))
+        // Tensors are read in place; only the few that go to external files are copied (a copy retains its parts).
+        let names = model.graph.initializers.keys
+        try model.graph.initializers.values.withUnsafeBufferPointer { tensors in
+            for (i, name) in names.enumerated() {
+                if case .external = tensors[i].encoding { touched.append(name) }
+                guard case .bytes = tensors[i].data, policy != .inline else { continue }
+                if case .external(let original) = tensors[i].encoding {
+                    let info = try ExternalDataInfo(original, tensor: name)
+                    var location = info.location
+                    let target = directory.appendingPathComponent(location).path
+                    if protectedFiles.contains(where: { ModelFile.sameFile($0, target) }) { location = defaultLocation }
+                    add(location, (name, tensors[i], location == info.location ? info : nil, original))
+                } else if case .moveLarge(let threshold) = policy, tensors[i].byteCount >= threshold {
+                    add(defaultLocation, (name, tensors[i], nil, []))
+                    touched.append(name)
+                }
             }
         }
         for group in groups {
@@ -307,7 +315,8 @@ struct ExternalLayout {
 
     /// Sets each tensor's encoding: the planned entries for external ones, raw bytes for formerly external ones.
     func apply(to model: inout Model) {
-        for (name, var tensor) in model.graph.initializers {
+        for name in touched {
+            guard var tensor = model.graph.initializers[name] else { continue }
             if let e = entries[name] {
                 tensor.encoding = .external(e)
                 tensor.dataLocation = 1

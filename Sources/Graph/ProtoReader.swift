@@ -49,11 +49,11 @@ struct ProtoReader {
     func graph(_ g: UnsafeMutablePointer<Onnx__GraphProto>, topLevel: Bool = false) throws -> Graph {
         var graph = Graph(name: string(g.pointee.name))
         graph.docString = string(g.pointee.doc_string)
+        graph.reserveInitializers(g.pointee.n_initializer)
         for (index, t) in list(g.pointee.initializer, g.pointee.n_initializer).enumerated() {
             let tensor = try self.tensor(t, keepExternal: topLevel)
             guard let name = tensor.name else { throw GraphError.unnamedInitializer(index: index) }
-            guard graph.initializers[name] == nil else { throw GraphError.duplicateInitializer(name: name) }
-            graph.setInitializer(tensor)
+            guard graph.addLoadedInitializer(tensor, name: name) else { throw GraphError.duplicateInitializer(name: name) }
         }
         graph.sparseInitializers = list(g.pointee.sparse_initializer, g.pointee.n_sparse_initializer).map(preserved)
         graph.inputs = list(g.pointee.input, g.pointee.n_input).map(valueInfo)

@@ -6,28 +6,53 @@ import Foundation
 // them together; tensor bytes are *borrowed* (raw_data and same-typed repeated fields point into the IR's buffers),
 // so packing a model never holds a second copy of its weights. The model must outlive the arena's use.
 
+/// Zeroed memory handed out from large chunks (a bump allocator): a model of a million messages costs a few hundred
+/// `calloc`s instead of millions of `malloc`/`free` pairs, and it is freed chunk by chunk.
 final class Arena {
-    private var allocations: [UnsafeMutableRawPointer] = []
+    private static let chunkSize = 4 << 20
+    private var chunks: [UnsafeMutableRawPointer] = []
+    private var next: UnsafeMutableRawPointer?
+    private var remaining = 0
     private var unpacked: [() -> Void] = []
 
     deinit {
-        for p in allocations { free(p) }
+        for p in chunks { free(p) }
         for release in unpacked { release() }
     }
 
+    /// `byteCount` zeroed bytes aligned to `alignment` (a power of two of at most 16).
+    private func allocateBytes(_ byteCount: Int, alignment: Int) -> UnsafeMutableRawPointer {
+        if let next {
+            let padding = (alignment - Int(bitPattern: next) & (alignment - 1)) & (alignment - 1)
+            if padding + byteCount <= remaining {
+                remaining -= padding + byteCount
+                self.next = next + padding + byteCount
+                return next + padding
+            }
+        }
+        // A new chunk (calloc: fresh pages come zeroed); one larger than a chunk gets its own allocation.
+        let size = max(byteCount, Arena.chunkSize)
+        let chunk = calloc(size, 1)!
+        chunks.append(chunk)
+        if size > Arena.chunkSize { return chunk }
+        next = chunk + byteCount
+        remaining = size - byteCount
+        return chunk
+    }
+
     func allocate<T>(_ type: T.Type, count: Int = 1) -> UnsafeMutablePointer<T> {
-        let raw = calloc(max(count, 1), MemoryLayout<T>.stride)!
-        allocations.append(raw)
-        return raw.bindMemory(to: T.self, capacity: max(count, 1))
+        let n = max(count, 1)
+        let raw = allocateBytes(n * MemoryLayout<T>.stride, alignment: max(MemoryLayout<T>.alignment, 8))
+        return raw.bindMemory(to: T.self, capacity: n)
     }
 
     func cString(_ s: String?) -> UnsafeMutablePointer<CChar>? {
-        guard let s else { return nil }
-        let utf8 = Array(s.utf8)
-        let p = allocate(CChar.self, count: utf8.count + 1)
-        for (i, byte) in utf8.enumerated() { p[i] = CChar(bitPattern: byte) }
-        p[utf8.count] = 0
-        return p
+        guard var s else { return nil }
+        return s.withUTF8 { utf8 in
+            let p = allocate(CChar.self, count: utf8.count + 1)  // zeroed, so the terminator is there
+            if let source = utf8.baseAddress { UnsafeMutableRawPointer(p).copyMemory(from: source, byteCount: utf8.count) }
+            return p
+        }
     }
 
     func array<T>(_ values: [T]) -> UnsafeMutablePointer<T>? {
@@ -83,9 +108,13 @@ struct ProtoWriter {
     func graph(_ graph: Graph) -> UnsafeMutablePointer<Onnx__GraphProto> {
         let g = arena.allocate(Onnx__GraphProto.self)
         onnx__graph_proto__init(g)
-        (g.pointee.n_node, g.pointee.node) = messages(graph.nodes, node)
+        let order = graph.order
+        (g.pointee.n_node, g.pointee.node) = messages(count: order.count) { node(graph[order[$0]]) }
         g.pointee.name = arena.cString(graph.name)
-        (g.pointee.n_initializer, g.pointee.initializer) = messages(Array(graph.initializers.values), tensor)
+        let initializers = graph.initializers.values
+        (g.pointee.n_initializer, g.pointee.initializer) = messages(count: initializers.count) {
+            tensor(initializers[initializers.startIndex + $0])
+        }
         (g.pointee.n_sparse_initializer, g.pointee.sparse_initializer) = messages(graph.sparseInitializers) {
             unpack($0, onnx__sparse_tensor_proto__unpack, onnx__sparse_tensor_proto__free_unpacked)
         }
@@ -342,6 +371,14 @@ struct ProtoWriter {
         return (values.count, p)
     }
 
+    /// `count` messages made by `make(i)`, without gathering the values into an array first.
+    private func messages<M>(count: Int, _ make: (Int) -> UnsafeMutablePointer<M>) -> (Int, UnsafeMutablePointer<UnsafeMutablePointer<M>?>?) {
+        guard count > 0 else { return (0, nil) }
+        let p = arena.allocate(UnsafeMutablePointer<M>?.self, count: count)
+        for i in 0..<count { p[i] = make(i) }
+        return (count, p)
+    }
+
     private func strings(_ values: [String]) -> (Int, UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) {
         guard !values.isEmpty else { return (0, nil) }
         let p = arena.allocate(UnsafeMutablePointer<CChar>?.self, count: values.count)
@@ -388,64 +425,77 @@ struct ProtoWriter {
 
 /// A `ProtobufCBuffer` whose `append` writes to a file descriptor through a 1 MiB buffer; large appends (tensor
 /// bytes) go straight to `write`. Used with `pack_to_buffer`, so a model is never packed whole in memory.
+/// protobuf-c calls `append` for every field, so its state is a plain struct behind the buffer (no object is
+/// retained or released per call).
 final class FileSink {
-    private let fd: Int32
-    private let capacity = 1 << 20
-    private let buffer: UnsafeMutableRawPointer
-    private var used = 0
-    private(set) var failure: Int32 = 0
-    private(set) var written = 0
-    /// Memory laid out as a `ProtobufCBuffer` followed by a pointer back to this sink.
+    private struct State {
+        var fd: Int32
+        var failure: Int32 = 0
+        var buffer: UnsafeMutableRawPointer
+        var capacity: Int
+        var used = 0
+        var written = 0
+    }
+
+    /// Memory laid out as a `ProtobufCBuffer` followed by a pointer to the state.
     let protobufBuffer: UnsafeMutablePointer<ProtobufCBuffer>
+    private let state: UnsafeMutablePointer<State>
+    var failure: Int32 { state.pointee.failure }
+    var written: Int { state.pointee.written }
 
     init(fd: Int32) {
-        self.fd = fd
-        buffer = malloc(capacity)!
+        let capacity = 1 << 20
+        state = UnsafeMutablePointer<State>.allocate(capacity: 1)
+        state.initialize(to: State(fd: fd, buffer: malloc(capacity)!, capacity: capacity))
         let raw = malloc(MemoryLayout<ProtobufCBuffer>.stride + MemoryLayout<UnsafeRawPointer>.stride)!
         protobufBuffer = raw.bindMemory(to: ProtobufCBuffer.self, capacity: 1)
         protobufBuffer.pointee.append = { buf, len, data in
             guard let buf, let data else { return }
-            let context = UnsafeRawPointer(buf).load(fromByteOffset: MemoryLayout<ProtobufCBuffer>.stride, as: UnsafeRawPointer.self)
-            Unmanaged<FileSink>.fromOpaque(context).takeUnretainedValue().append(UnsafeRawPointer(data), len)
+            let state = UnsafeRawPointer(buf).load(fromByteOffset: MemoryLayout<ProtobufCBuffer>.stride, as: UnsafeMutableRawPointer.self)
+            FileSink.append(state.assumingMemoryBound(to: State.self), UnsafeRawPointer(data), len)
         }
         raw.storeBytes(
-            of: UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque()),
-            toByteOffset: MemoryLayout<ProtobufCBuffer>.stride, as: UnsafeRawPointer.self)
+            of: UnsafeMutableRawPointer(state), toByteOffset: MemoryLayout<ProtobufCBuffer>.stride,
+            as: UnsafeMutableRawPointer.self)
     }
 
     deinit {
-        free(buffer)
+        free(state.pointee.buffer)
+        state.deinitialize(count: 1)
+        state.deallocate()
         free(UnsafeMutableRawPointer(protobufBuffer))
     }
 
-    func append(_ data: UnsafeRawPointer, _ count: Int) {
-        guard failure == 0 else { return }
-        if used + count > capacity { flush() }
-        if count >= capacity {
-            writeAll(data, count)
+    private static func append(_ state: UnsafeMutablePointer<State>, _ data: UnsafeRawPointer, _ count: Int) {
+        guard state.pointee.failure == 0 else { return }
+        if state.pointee.used + count > state.pointee.capacity { flush(state) }
+        if count >= state.pointee.capacity {
+            writeAll(state, data, count)
         } else {
-            (buffer + used).copyMemory(from: data, byteCount: count)
-            used += count
+            (state.pointee.buffer + state.pointee.used).copyMemory(from: data, byteCount: count)
+            state.pointee.used += count
         }
     }
 
-    func flush() {
-        guard used > 0 else { return }
-        writeAll(UnsafeRawPointer(buffer), used)
-        used = 0
+    func flush() { FileSink.flush(state) }
+
+    private static func flush(_ state: UnsafeMutablePointer<State>) {
+        guard state.pointee.used > 0 else { return }
+        writeAll(state, UnsafeRawPointer(state.pointee.buffer), state.pointee.used)
+        state.pointee.used = 0
     }
 
-    private func writeAll(_ data: UnsafeRawPointer, _ count: Int) {
+    private static func writeAll(_ state: UnsafeMutablePointer<State>, _ data: UnsafeRawPointer, _ count: Int) {
         var done = 0
-        while done < count && failure == 0 {
-            let n = write(fd, data + done, count - done)
+        while done < count && state.pointee.failure == 0 {
+            let n = write(state.pointee.fd, data + done, count - done)
             if n < 0 {
                 if errno == EINTR { continue }
-                failure = errno
+                state.pointee.failure = errno
             } else {
                 done += n
             }
         }
-        written += done
+        state.pointee.written += done
     }
 }
