@@ -149,20 +149,21 @@ public func compress(_ input: consuming Model, config: CompressionConfig,
     let model = input
     let data = try options.calibrationData(for: model, batches: config.batchNum)
     let calibration = CalibrationPass(data: data, batchSize: options.batchSize, progress: options.progress)
-    return try Pipeline.compress(format: options.format, calibration: calibration).run(model, config: config)
+    return try Pipeline.compress(format: options.format, calibration: calibration).run(consume model, config: config)
 }
 
 /// What `amct-pipe compress` does, for a Swift caller: loads the model and the config, compresses, writes every output
-/// whole (and the record), and returns the summary the CLI prints.
+/// whole (and the record), and returns the result, whose `summary` the CLI prints. (The models come back too, so a
+/// caller that ends the process next need not free them first.)
 public func compressFile(_ input: String, config cfg: String, output: String,
-                         options: CompressOptions = CompressOptions(), record: String? = nil) throws -> CompressionSummary
+                         options: CompressOptions = CompressOptions(), record: String? = nil) throws -> CompressionResult
 {
     let model = try ModelFile.load(input)
     let config = try CompressionConfig.load(cfg)
-    var result = try compress(model, config: config, options: options)
+    var result = try compress(consume model, config: config, options: options)
     result.summary.input = input
     try result.save(to: output, record: record)
-    return result.summary
+    return result
 }
 
 /// Options of a compress run beyond the config.

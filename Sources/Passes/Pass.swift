@@ -145,7 +145,15 @@ public struct PassContext {
     /// keeps what was last known of it.
     public mutating func refreshLayers(in graph: Graph) throws {
         for i in layers.indices {
-            guard let now = try layers[i].refreshed(in: graph) else { continue }
+            // A pass that changes a weight writes a new initializer (and a new group count with it), so a layer whose
+            // weight input and group are as they were is unchanged: one lookup, not a new Layer, per layer.
+            let layer = layers[i]
+            guard graph.contains(layer.node) else { continue }
+            let node = graph[layer.node]
+            if node.inputs.count > 1, node.inputs[1] == layer.weight, (node.int("group") ?? 1) == Int64(layer.group) {
+                continue
+            }
+            guard let now = try layer.refreshed(in: graph) else { continue }
             layers[i] = now
             if plan != nil, i < plan!.layers.count, plan!.layers[i].layer.node == now.node { plan!.layers[i].layer = now }
         }

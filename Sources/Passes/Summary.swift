@@ -154,8 +154,11 @@ public func encodeJSON<T: Encodable>(_ value: T) -> String {
 
 /// Elements in the float, int8 and int4 initializers of a model (weights, biases, scales).
 func parameterElements(_ model: Model) -> Int {
-    model.graph.initializers.values.filter { $0.dataType == .float || $0.dataType == .int8 || $0.dataType == .int4 }
-        .reduce(0) { $0 + $1.elementCount }
+    var count = 0
+    for t in model.graph.initializers.values where t.dataType == .float || t.dataType == .int8 || t.dataType == .int4 {
+        count += t.elementCount
+    }
+    return count
 }
 
 /// A file's size in bytes (0 when it cannot be read).

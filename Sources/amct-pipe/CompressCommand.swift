@@ -47,11 +47,12 @@ struct CompressCommand: ParsableCommand {
             let options = CompressOptions(
                 format: format, calibration: CalibrationSource(argument: calib), batchSize: batchSize,
                 inputShapes: try InputShape.parseAll(inputShapes), progress: showProgress ? calibrationProgress : nil)
-            let summary = try compressFile(input, config: cfg, output: output, options: options, record: record)
-            print(json ? summary.json : summary.description)
-            // Done: end here rather than free the models one object at a time (a tenth of a large model's run).
+            let result = try compressFile(input, config: cfg, output: output, options: options, record: record)
+            print(json ? result.summary.json : result.summary.description)
+            // Done: end here, the models still held, rather than free them one object at a time (a tenth of a large
+            // model's run).
             fflush(nil)
-            Foundation.exit(0)
+            withExtendedLifetime(result) { Foundation.exit(0) }
         }
     }
 }
