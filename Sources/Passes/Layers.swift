@@ -53,11 +53,6 @@ public struct Layer: Sendable, Equatable {
     /// This layer's bias input in `graph`, when it has one.
     public func bias(in graph: Graph) -> String? { Self.bias(of: graph[node]) }
 
-    /// The nodes that read this layer's output.
-    public func consumers(in graph: Graph) -> [NodeID] {
-        graph[node].outputs.first.map { graph.consumers(of: $0) } ?? []
-    }
-
     /// The same layer as the graph has it now (a pass may have replaced its weight or changed its group); nil when the
     /// node is no longer a layer (its weight now comes from a DequantizeLinear, say).
     public func refreshed(in graph: Graph) throws -> Layer? {

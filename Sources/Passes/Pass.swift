@@ -204,8 +204,7 @@ public struct Pipeline: CustomStringConvertible {
     }
 
     static func runPasses(_ passes: [any Pass], _ graph: inout Graph, _ context: inout PassContext) throws {
-        for pass in passes {
-            for r in pass.requirements where !r.isMet(by: context) { throw PipelineError(pass: pass.name, missing: r) }
+        for pass in passes {  // requirements were checked by `check` before the first pass
             try pass.run(&graph, &context)
             context.provided.formUnion(pass.provides)
             if pass.changesLayers { try context.refreshLayers(in: graph) }

@@ -1,55 +1,14 @@
 import Graph
 
-/// A JSON value that keeps its keys in the order given (stable output for `plan --json` and run summaries).
-public indirect enum JSONValue: Sendable, Equatable {
+/// A JSON value built by hand (the plan's layout), encoded by `jsonData` like every other `--json`.
+public indirect enum JSONValue: Sendable {
     case object([(String, JSONValue)])
     case array([JSONValue])
     case string(String)
-    case number(Double)
     case float(Float)
     case int(Int)
     case bool(Bool)
     case null
-
-    public static func == (a: JSONValue, b: JSONValue) -> Bool { a.serialized() == b.serialized() }
-
-    public func serialized(indent: Int = 0, pretty: Bool = true) -> String {
-        let pad = pretty ? String(repeating: "  ", count: indent + 1) : ""
-        let end = pretty ? String(repeating: "  ", count: indent) : ""
-        let newline = pretty ? "\n" : ""
-        switch self {
-        case .object(let pairs):
-            if pairs.isEmpty { return "{}" }
-            let body = pairs.map { "\(pad)\(JSONValue.quote($0.0)): \($0.1.serialized(indent: indent + 1, pretty: pretty))" }
-            return "{" + newline + body.joined(separator: "," + newline) + newline + end + "}"
-        case .array(let items):
-            if items.isEmpty { return "[]" }
-            let body = items.map { pad + $0.serialized(indent: indent + 1, pretty: pretty) }
-            return "[" + newline + body.joined(separator: "," + newline) + newline + end + "]"
-        case .string(let s): return JSONValue.quote(s)
-        case .number(let d): return d.isFinite ? "\(d)" : JSONValue.quote("\(d)")
-        case .float(let f): return f.isFinite ? "\(f)" : JSONValue.quote("\(f)")
-        case .int(let i): return "\(i)"
-        case .bool(let b): return b ? "true" : "false"
-        case .null: return "null"
-        }
-    }
-
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            default:
-                if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
-            }
-        }
-        return out + "\""
-    }
 }
 
 private func optional(_ f: Float?) -> JSONValue { f.map(JSONValue.float) ?? .null }
@@ -119,8 +78,8 @@ public struct PlanSummary: CustomStringConvertible, Encodable {
         self.warnings = warnings
     }
 
-    /// `plan --json`: keys in a stable order.
-    public var json: String { plan.json(warnings: warnings).serialized() }
+    /// `plan --json`.
+    public var json: String { encodeJSON(self) }
     public func encode(to encoder: any Encoder) throws { try plan.json(warnings: warnings).encode(to: encoder) }
 
     static func format(_ f: Float) -> String {
@@ -185,7 +144,6 @@ extension JSONValue: Encodable {
             var c = encoder.singleValueContainer()
             switch self {
             case .string(let s): try c.encode(s)
-            case .number(let d): try c.encode(d)
             case .float(let f): try c.encode(f)
             case .int(let i): try c.encode(i)
             case .bool(let b): try c.encode(b)

@@ -9,18 +9,20 @@ FIXTURES = os.path.join(ROOT, "fixtures")
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 
-def binary():
-    path = os.environ.get("AMCT_PIPE") or os.path.join(ROOT, ".build", "debug", "amct-pipe")
+def binary(name="amct-pipe"):
+    """A product of the Swift build: amct-pipe (AMCT_PIPE overrides its path) or one beside it (custom-pipeline)."""
+    main = os.environ.get("AMCT_PIPE") or os.path.join(ROOT, ".build", "debug", "amct-pipe")
+    path = main if name == "amct-pipe" else os.path.join(os.path.dirname(main), name)
     if not os.path.exists(path):
         pytest.fail(f"{path} is missing: run `swift build` (make test does) or set AMCT_PIPE")
     return path
 
 
-def run(*args, check=True):
-    """Runs amct-pipe; returns the CompletedProcess (text)."""
-    result = subprocess.run([binary(), *map(str, args)], capture_output=True, text=True, timeout=600)
+def run(*args, check=True, program="amct-pipe"):
+    """Runs amct-pipe (or another product); returns the CompletedProcess (text)."""
+    result = subprocess.run([binary(program), *map(str, args)], capture_output=True, text=True, timeout=600)
     if check and result.returncode != 0:
-        raise AssertionError(f"amct-pipe {' '.join(map(str, args))} failed ({result.returncode}):\n{result.stderr}")
+        raise AssertionError(f"{program} {' '.join(map(str, args))} failed ({result.returncode}):\n{result.stderr}")
     return result
 
 

@@ -3,7 +3,6 @@ inserted), that it and the CLI print the same summary, and that the CLI is a thi
 import json
 import os
 import re
-import subprocess
 
 import numpy as np
 import onnx
@@ -11,23 +10,13 @@ import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
 
-from conftest import FIXTURES, ROOT, binary, run
+from conftest import FIXTURES, ROOT, run
 
 RESIDUAL = os.path.join(FIXTURES, "residual.onnx")
 
 
-def example():
-    path = os.path.join(os.path.dirname(binary()), "custom-pipeline")
-    if not os.path.exists(path):
-        pytest.fail(f"{path} is missing: run `swift build` (make test does)")
-    return path
-
-
 def run_example(*args, check=True):
-    result = subprocess.run([example(), *map(str, args)], capture_output=True, text=True, timeout=600)
-    if check and result.returncode != 0:
-        raise AssertionError(f"custom-pipeline {' '.join(map(str, args))} failed:\n{result.stderr}")
-    return result
+    return run(*args, check=check, program="custom-pipeline")
 
 
 def weight_sources(model):
