@@ -97,6 +97,29 @@ public enum NumpyArchive {
         }
     }
 
+    /// CRC-32 (zlib's) of arrays, in name order: each name, shape and element bytes. What a file that carries a
+    /// checksum of its own arrays (a retraining checkpoint) stores and checks.
+    public static func checksum(_ arrays: [String: NumpyArray]) -> UInt32 {
+        var crc = crc32(0, nil, 0)
+        func add(_ bytes: UnsafeRawBufferPointer) {
+            var rest = bytes
+            while !rest.isEmpty {  // zlib takes a 32-bit length
+                let n = min(rest.count, 1 << 30)
+                crc = crc32(crc, rest.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt32(n))
+                rest = UnsafeRawBufferPointer(rebasing: rest[n...])
+            }
+        }
+        for name in arrays.keys.sorted() {
+            let a = arrays[name]!
+            Array("\(name)\u{0}\(a.shape)\u{0}".utf8).withUnsafeBytes(add)
+            switch a.values {
+            case .float(let f): f.withUnsafeBytes(add)
+            case .int64(let i): i.withUnsafeBytes(add)
+            }
+        }
+        return UInt32(truncatingIfNeeded: crc)
+    }
+
     static func npyBytes(_ array: NumpyArray) -> [UInt8] {
         let descr: String
         var data: [UInt8]

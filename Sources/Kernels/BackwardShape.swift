@@ -99,7 +99,8 @@ extension Backward {
             return
         }
         let strides = stridesOf(xShape)
-        let step = (0..<rank).map { steps[$0] * strides[$0] }
+        // An axis of one element never steps (its step may be anything, 2^62 included).
+        let step = (0..<rank).map { counts[$0] > 1 ? steps[$0] * strides[$0] : 0 }
         let last = counts[rank - 1]
         let lastStep = step[rank - 1]
         var index = [Int](repeating: 0, count: rank)
@@ -123,8 +124,11 @@ extension Backward {
     /// The first and last index a slice axis reads both lie in 0..<size.
     static func sliceFits(_ size: Int, _ start: Int, _ step: Int, _ count: Int) -> Bool {
         guard count > 0 else { return true }
-        let last = start + (count - 1) * step
-        return start >= 0 && start < size && last >= 0 && last < size
+        guard start >= 0, start < size else { return false }
+        guard count > 1 else { return true }
+        let (span, overflow) = (count - 1).multipliedReportingOverflow(by: step)
+        let (last, past) = start.addingReportingOverflow(span)
+        return !overflow && !past && last >= 0 && last < size
     }
 
     /// Split along `axis` into outputs of `shapes`; `gradients[k]` nil means output k has no gradient.

@@ -23,11 +23,15 @@ public struct ConvGeometry: Sendable {
         guard group > 0, channels % group == 0, outChannels % group == 0 else {
             throw KernelError("group \(group) does not divide the \(channels) input and \(outChannels) output channels")
         }
-        guard weight[1] * group == channels else {
+        let perGroup = weight[1].multipliedReportingOverflow(by: group)
+        guard !perGroup.overflow, perGroup.partialValue == channels else {
             throw KernelError("the weight \(weight) takes \(weight[1]) channels per group; the input has \(channels) in \(group) group(s)")
         }
         (outH, outW) = window.outputSize(height, width)
         guard outH > 0, outW > 0 else { throw KernelError("the output would be empty (\(outH)×\(outW)) for input \(input)") }
+        // scratchPerImage and outputCount are then products that cannot overflow.
+        _ = try Checked.product([batch, outChannels, outH, outW], what: "the output of \(input) convolved by \(weight)")
+        _ = try Checked.product([channels / group, kernelH, kernelW, outH, outW], what: "the im2col scratch of \(input)")
     }
 
     public var channelsPerGroup: Int { channels / group }

@@ -121,3 +121,30 @@ extension Int64 {
         }
     }
 }
+
+/// Size arithmetic on numbers a model gives (dims, attributes, constant inputs): an overflow is a `KernelError`
+/// naming `what`, never a trap.
+public enum Checked {
+    public static func sum(_ terms: Int..., what: String) throws -> Int { try sum(terms, what: what) }
+    public static func product(_ factors: Int..., what: String) throws -> Int { try product(factors, what: what) }
+
+    public static func sum(_ terms: [Int], what: String) throws -> Int {
+        var total = 0
+        for t in terms {
+            let (s, overflow) = total.addingReportingOverflow(t)
+            guard !overflow else { throw KernelError("\(what) overflows (\(terms.map(String.init).joined(separator: " + ")))") }
+            total = s
+        }
+        return total
+    }
+
+    public static func product(_ factors: [Int], what: String) throws -> Int {
+        var total = 1
+        for f in factors {
+            let (p, overflow) = total.multipliedReportingOverflow(by: f)
+            guard !overflow else { throw KernelError("\(what) overflows (\(factors.map(String.init).joined(separator: " × ")))") }
+            total = p
+        }
+        return total
+    }
+}

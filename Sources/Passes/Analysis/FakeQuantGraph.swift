@@ -18,11 +18,9 @@ enum AnalysisOps {
     struct FakeQuantKernel: OpKernel {
         let scale: Float, offset: Int, bits: Int
         func forward(_ inputs: [DenseTensor?], _ buffers: BufferPool) throws -> [DenseTensor] {
-            guard let x = inputs[0], case .float(let values) = x.elements else {
-                throw KernelError("needs a float input")
-            }
-            var out = buffers.floats(values.count)
-            values.withUnsafeBufferPointer { v in
+            guard let x = inputs[0], x.isFloat else { throw KernelError("needs a float input") }
+            var out = buffers.floats(x.count)
+            x.withFloats { v in  // a float array or a view of an initializer's bytes (a small boundary value)
                 out.withUnsafeMutableBufferPointer {
                     Quantization.fakeQuantizeAsymmetric(v, scale: scale, offset: offset, bits: bits, into: $0)
                 }

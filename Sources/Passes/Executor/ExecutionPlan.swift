@@ -55,6 +55,9 @@ struct ExecutionPlan {
             return slotCount - 1
         }
         for (name, spec) in inputs {
+            do { try Self.checkSize(spec.shape) } catch let e as KernelError {
+                throw PassError(node: name, "graph input '\(name)': \(e.message)")
+            }
             let s = slot(name)
             specs[s] = spec
             inputSlots.append((name, s))
@@ -323,11 +326,13 @@ struct ExecutionPlan {
         PassError(node: node.displayName, "\(node.op) (opset \(opset)): \(message)")
     }
 
+    /// A shape a value may take: dims ≥ 0 whose product, zeros left out (so strides never overflow either), is within
+    /// `elementLimit`.
     static func checkSize(_ shape: [Int]) throws {
         var count = 1
         for d in shape {
             guard d >= 0 else { throw KernelError("a dimension of \(d) in shape \(shape)") }
-            let (p, overflow) = count.multipliedReportingOverflow(by: d)
+            let (p, overflow) = count.multipliedReportingOverflow(by: max(d, 1))
             guard !overflow, p <= elementLimit else {
                 throw KernelError("an output of shape \(shape) is larger than this machine's memory allows")
             }
@@ -338,12 +343,8 @@ struct ExecutionPlan {
     /// An initializer as an executor value (converted once per plan).
     static func dense(_ t: Tensor) -> Result<DenseTensor, KernelError> {
         let shape = t.dims.map { Int(clamping: $0) }
-        var count = 1
-        for d in shape {
-            let (p, overflow) = count.multipliedReportingOverflow(by: d)
-            guard d >= 0, !overflow else { return .failure(KernelError("initializer '\(t.name ?? "")' has dims \(t.dims)")) }
-            count = p
-        }
+        do { try checkSize(shape) } catch { return .failure(KernelError("initializer '\(t.name ?? "")' has dims \(t.dims)")) }
+        let count = shape.reduce(1, *)
         guard let size = t.dataType.byteCount(elements: count), size == t.byteCount || t.dataType == .bool && t.byteCount == count else {
             return .failure(KernelError("initializer '\(t.name ?? "")' holds \(t.byteCount) bytes, not what dims \(t.dims) of \(t.dataType) need"))
         }

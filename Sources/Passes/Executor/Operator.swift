@@ -85,15 +85,23 @@ public struct OpContext {
         return c.floats
     }
 
+    /// The range an integer attribute may take: far beyond any real axis, size, stride or pad, and small enough
+    /// that sums and products of a few of them with a dim stay far from Int's bounds.
+    public static let attributeRange = -(1 << 40) + 1...(1 << 40) - 1
+
     public func int(_ name: String, default value: Int) throws -> Int {
         guard let raw = node.int(name) else { return value }
-        guard let v = Int(exactly: raw), abs(v) < 1 << 40 else { throw KernelError("attribute \(name) = \(raw) is out of range") }
+        guard let v = Int(exactly: raw), Self.attributeRange.contains(v) else {
+            throw KernelError("attribute \(name) = \(raw) is out of range")
+        }
         return v
     }
     public func ints(_ name: String) throws -> [Int]? {
         guard let raw = node.ints(name) else { return nil }
         return try raw.map { r in
-            guard let v = Int(exactly: r), abs(v) < 1 << 40 else { throw KernelError("attribute \(name) value \(r) is out of range") }
+            guard let v = Int(exactly: r), Self.attributeRange.contains(v) else {
+                throw KernelError("attribute \(name) value \(r) is out of range")
+            }
             return v
         }
     }

@@ -6,13 +6,17 @@ import Kernels
 // interrupted run (Ctrl-C included) always leaves the last whole checkpoint. It holds every parameter, both optimizer
 // moments, the 2:4 masks, the best epoch's parameters, and a JSON record (epochs done, step, scores, names and shapes,
 // the options that must match on resume). Resuming restores all of it, so a resumed run ends with the same
-// parameters as an uninterrupted one (same seed and thread count).
+// parameters as an uninterrupted one (same seed and thread count). A `checksum` array (CRC-32 of every other
+// array, `NumpyArchive.checksum`) and a checked record make a damaged or edited checkpoint an error, never a resume.
 
 enum Checkpoint {
     static let file = "checkpoint.npz"
 
+    /// The record's version: 2 since checkpoints carry a checksum.
+    static let version = 2
+
     struct Record: Codable {
-        var version = 1
+        var version = Checkpoint.version
         var epochsDone: Int
         var step: Int
         var names: [String]
@@ -48,6 +52,8 @@ enum Checkpoint {
         for (k, m) in trainer.masks.enumerated() {
             arrays.append(("mask.\(k)", NumpyArray(shape: [m.mask.count], values: .int64(m.mask.map(Int64.init)), dtype: "<i8")))
         }
+        let sum = NumpyArchive.checksum(Dictionary(arrays, uniquingKeysWith: { a, _ in a }))
+        arrays.append(("checksum", NumpyArray(shape: [1], values: .int64([Int64(sum)]), dtype: "<i8")))
         let path = (directory as NSString).appendingPathComponent(file)
         let temporary = path + ".tmp-\(getpid())"
         try NumpyArchive.save(arrays, to: temporary)
@@ -57,13 +63,40 @@ enum Checkpoint {
         }
     }
 
-    static func restore(_ trainer: Trainer, from directory: String) throws -> TrainingState {
-        let path = (directory as NSString).appendingPathComponent(file)
-        let arrays = try NumpyArchive.load(path)
+    /// The arrays and the record of a checkpoint file, its checksum and record checked.
+    static func read(_ path: String) throws -> (arrays: [String: NumpyArray], record: Record) {
+        var arrays = try NumpyArchive.load(path)
         guard let raw = arrays["record"], case .int64(let bytes) = raw.values,
               let record = try? JSONDecoder().decode(Record.self, from: Data(bytes.map { UInt8(truncatingIfNeeded: $0) })) else {
             throw PassError(node: path, "is not an amct-pipe retraining checkpoint (no readable record)")
         }
+        guard record.version == version else {
+            throw PassError(node: path, "is a checkpoint of version \(record.version); this amct-pipe reads version \(version) "
+                + "(start again without --resume)")
+        }
+        guard let stored = arrays.removeValue(forKey: "checksum"), case .int64(let sum) = stored.values, sum.count == 1,
+              sum[0] == Int64(NumpyArchive.checksum(arrays)) else {
+            throw PassError(node: path, "is damaged: its checksum does not match its contents (resume from an intact copy, "
+                + "or start again without --resume)")
+        }
+        try check(record, path)
+        return (arrays, record)
+    }
+
+    /// A record whose numbers a resume can trust (the checksum says the file is as written; this, that it was written
+    /// by a run).
+    static func check(_ r: Record, _ path: String) throws {
+        let consistent = r.epochsDone >= 0 && r.epochsDone == r.reports.count && r.step >= 0 && r.batchSize >= 1
+            && r.names.count == r.shapes.count && (r.bestEpoch.map { (1...max(r.epochsDone, 1)).contains($0) } ?? true)
+        guard consistent else {
+            throw PassError(node: path, "is damaged: its record (epochs done \(r.epochsDone), \(r.reports.count) epoch reports, "
+                + "step \(r.step), best epoch \(r.bestEpoch.map(String.init) ?? "none")) does not hold together")
+        }
+    }
+
+    static func restore(_ trainer: Trainer, from directory: String) throws -> TrainingState {
+        let path = (directory as NSString).appendingPathComponent(file)
+        let (arrays, record) = try read(path)
         let o = trainer.options
         guard record.names == trainer.store.names, record.shapes == trainer.store.shapes else {
             throw PassError(node: path, "was written for another model or config (its parameters differ from this run's)")

@@ -376,7 +376,8 @@ public final class Trainer {
 
     /// a + b elementwise (b alone when a is nil), reusing a's storage.
     static func sum(_ a: DenseTensor?, _ b: DenseTensor) -> DenseTensor {
-        guard var a, case .float(var values) = a.elements, values.count == b.count else { return b }
+        guard var a, a.isFloat, a.count == b.count else { return b }
+        var values = a.floats  // a's own array (no copy once the tensor lets go of it), or a view's copy
         a.elements = .bool([])
         let other = b.floats
         values.withUnsafeMutableBufferPointer { v in other.withUnsafeBufferPointer { o in for i in 0..<v.count { v[i] += o[i] } } }
@@ -423,7 +424,8 @@ public final class Trainer {
     /// The run's total optimizer steps.
     public func totalSteps(samples: Int) -> Int {
         let perEpoch = max(1, samples / options.batchSize)
-        return min(options.maxSteps ?? Int.max, perEpoch * options.epochs)
+        let (all, overflow) = perEpoch.multipliedReportingOverflow(by: options.epochs)  // --epochs may be Int.max
+        return min(options.maxSteps ?? Int.max, overflow ? Int.max : all)
     }
 
     /// Trains one epoch (`epoch` counts from 0); stops early at `maxSteps`.
@@ -446,7 +448,7 @@ public final class Trainer {
             let rate = Double(seen) / max(elapsed, 1e-9)
             progress?(TrainingProgress(epoch: epoch + 1, epochs: options.epochs, step: b + 1, stepsPerEpoch: perEpoch,
                                        loss: Float(lossSum / Double(steps)), samplesPerSecond: rate,
-                                       secondsLeft: Double((total - store.step) * batchSize) / max(rate, 1e-9)))
+                                       secondsLeft: Double(total - store.step) * Double(batchSize) / max(rate, 1e-9)))
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         return EpochReport(epoch: epoch + 1, trainLoss: Float(lossSum / Double(max(steps, 1))),

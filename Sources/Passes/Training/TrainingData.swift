@@ -71,7 +71,7 @@ public struct TrainingData: Sendable {
 
     /// The sample order of an epoch: a permutation seeded by (seed, epoch), the same on every run.
     public func order(seed: UInt64, epoch: Int) -> [Int] {
-        var state = seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(epoch) &* 0xBF58_476D_1CE4_E5B9 &+ 1
+        var state = seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(truncatingIfNeeded: epoch) &* 0xBF58_476D_1CE4_E5B9 &+ 1
         func next() -> UInt64 {
             state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
             var z = state

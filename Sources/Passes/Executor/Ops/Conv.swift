@@ -133,16 +133,16 @@ enum ConvOps {
             throw KernelError("strides \(strides) and dilations \(dilations) must be \(spatial) values ≥ 1")
         }
         let dims = Array(x.shape.dropFirst(2))
-        let full = (0..<spatial).map { (i: Int) -> Int in
-            let span: Int = (kernel[i] - 1) * dilations[i] + 1
-            return strides[i] * (dims[i] - 1) + op[i] + span
+        let full = try (0..<spatial).map { (i: Int) -> Int in
+            try Checked.sum(try Checked.product(strides[i], dims[i] - 1, what: "the output size"), op[i],
+                            try windowSpan(kernel[i], dilations[i]), what: "the output size")
         }
         var wanted: [Int]?
         if let shape = try ctx.ints("output_shape") {
             wanted = shape.count == spatial ? shape : (shape.count == spatial + 2 ? Array(shape.dropFirst(2)) : nil)
             guard wanted != nil else { throw KernelError("output_shape \(shape) does not give \(spatial) spatial sizes") }
         } else if autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER" {
-            wanted = (0..<spatial).map { dims[$0] * strides[$0] }
+            wanted = try (0..<spatial).map { try Checked.product(dims[$0], strides[$0], what: "the output size") }
         } else if autoPad == "VALID" {
             explicit = Array(repeating: 0, count: 2 * spatial)
         } else if autoPad != "NOTSET" {
@@ -168,7 +168,7 @@ enum ConvOps {
             ? NeuralOps.Window(kernel: (1, kernel[0]), strides: (1, strides[0]), dilations: (1, dilations[0]), pads: (0, pads[0], 0, pads[1]))
             : NeuralOps.Window(kernel: (kernel[0], kernel[1]), strides: (strides[0], strides[1]), dilations: (dilations[0], dilations[1]),
                                pads: (pads[0], pads[1], pads[2], pads[3]))
-        let m = w.shape[1] * group
+        let m = try Checked.product(w.shape[1], group, what: "the output channels")
         try checkBias(ctx, length: m)
         let out = (0..<spatial).map { (i: Int) -> Int in full[i] - pads[i] - pads[i + spatial] }
         guard out.allSatisfy({ $0 > 0 }) else { throw KernelError("the output would be empty (\(out))") }

@@ -68,18 +68,29 @@ func windowAttributes(_ ctx: OpContext, input: [Int], kernel: [Int], ceilMode: B
     case let mode where mode == "SAME_UPPER" || mode == "SAME_LOWER":
         for i in 0..<spatial {
             let out = (dims[i] + s[i] - 1) / s[i]
-            let total = max(0, (out - 1) * s[i] + (kernel[i] - 1) * d[i] + 1 - dims[i])
+            let reach = try Checked.sum(try Checked.product(out - 1, s[i], what: "the window's reach"),
+                                        try windowSpan(kernel[i], d[i]), what: "the window's reach")
+            let total = max(0, reach - dims[i])
             let small = total / 2, big = total - small
             p[i] = mode == "SAME_UPPER" ? small : big
             p[i + spatial] = mode == "SAME_UPPER" ? big : small
         }
     case let other: throw KernelError("auto_pad \(other) is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID")
     }
+    for i in 0..<spatial {  // every size outputSize forms, checked once here
+        _ = try windowSpan(kernel[i], d[i])
+        _ = try Checked.sum(dims[i], p[i], p[i + spatial], what: "axis \(i + 2) padded by \(p)")
+    }
     if spatial == 1 {
         return NeuralOps.Window(kernel: (1, kernel[0]), strides: (1, s[0]), dilations: (1, d[0]), pads: (0, p[0], 0, p[1]))
     }
     return NeuralOps.Window(kernel: (kernel[0], kernel[1]), strides: (s[0], s[1]), dilations: (d[0], d[1]),
                             pads: (p[0], p[1], p[2], p[3]))
+}
+
+/// (k − 1)·d + 1: the input a kernel of `k` taps dilated by `d` spans.
+func windowSpan(_ k: Int, _ d: Int) throws -> Int {
+    try Checked.sum(try Checked.product(k - 1, d, what: "kernel \(k) dilated by \(d)"), 1, what: "kernel \(k) dilated by \(d)")
 }
 
 /// NCHW view of a 1-D or 2-D spatial shape.
@@ -92,8 +103,7 @@ func fromAs4D(_ shape: [Int], like: [Int]) -> [Int] { like.count == 3 ? [shape[0
 extension DenseTensor {
     /// The float elements as a buffer (a view for float tensors; converted for others).
     func withFloatBuffer<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
-        let values = floats
-        return try values.withUnsafeBufferPointer { try body($0) }
+        try withFloats { try body($0) }
     }
 }
 

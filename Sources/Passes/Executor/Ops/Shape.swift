@@ -83,7 +83,12 @@ enum ShapeOpsRegistry {
         let inferred = target.indices.filter { target[$0] == -1 }
         guard inferred.count <= 1, target.allSatisfy({ $0 >= -1 }) else { throw KernelError("shape \(target) is not a valid Reshape target") }
         if let m = inferred.first {
-            let known = target.enumerated().filter { $0.offset != m }.reduce(1) { $0 * $1.element }
+            var known = 1
+            for (i, d) in target.enumerated() where i != m {
+                let (p, overflow) = known.multipliedReportingOverflow(by: d)
+                guard !overflow else { throw KernelError("cannot reshape \(x.shape) to \(target)") }
+                known = p
+            }
             guard known > 0, x.count % known == 0 else { throw KernelError("cannot reshape \(x.shape) to \(target)") }
             target[m] = x.count / known
         }
@@ -193,7 +198,8 @@ enum ShapeOpsRegistry {
         let n = ctx.node.outputs.count, dim = x.shape[axis]
         let sizes: [Int]
         if let given {
-            guard given.count == n, given.allSatisfy({ $0 >= 0 }), given.reduce(0, +) == dim else {
+            let total = given.allSatisfy({ $0 >= 0 }) ? try? Checked.sum(given, what: "split") : nil
+            guard given.count == n, total == dim else {
                 throw KernelError("split \(given) does not divide axis \(axis) of size \(dim) into \(n) outputs")
             }
             sizes = given
@@ -230,9 +236,12 @@ enum ShapeOpsRegistry {
             func clamp(_ v: Int, _ lo: Int, _ hi: Int) -> Int { min(max(v < 0 ? v + dim : v, lo), hi) }
             let s = step > 0 ? clamp(starts[i], 0, dim) : clamp(starts[i], 0, dim - 1)
             let e = step > 0 ? clamp(ends[i], 0, dim) : clamp(ends[i], -1, dim - 1)
+            // The window's length, without `step ± 1` arithmetic (a step may be INT64_MIN or INT64_MAX); a window of
+            // one element or none steps by 1, so no stride product with a huge step is ever formed.
+            let span = step > 0 ? e - s : s - e
+            counts[axis] = span > 0 ? Int((UInt(span - 1) / step.magnitude) + 1) : 0
             st[axis] = s
-            steps[axis] = step
-            counts[axis] = step > 0 ? max(0, (e - s + step - 1) / step) : max(0, (s - e - step - 1) / -step)
+            steps[axis] = counts[axis] > 1 ? step : 1
         }
         return Prepared([TensorSpec(x.kind, counts)], WindowCopyKernel(windows: [(st, steps, counts)]))
     }
@@ -264,6 +273,7 @@ enum ShapeOpsRegistry {
         let x = try ctx.input(0)
         guard let shape = try ctx.constantInts(1, what: "shape") else { throw KernelError("the shape input is required") }
         guard shape.allSatisfy({ $0 >= 0 }) else { throw KernelError("shape \(shape) has a negative dim") }
+        try ExecutionPlan.checkSize(shape)
         let layout = try BroadcastLayout([x.shape, shape])
         try ExecutionPlan.checkSize(layout.shape)
         return Prepared([TensorSpec(x.kind, layout.shape)], ExpandKernel(layout: layout))
@@ -312,7 +322,7 @@ enum ShapeOpsRegistry {
         }
         guard pads.count == 2 * x.rank else { throw KernelError("pads has \(pads.count) values; a rank-\(x.rank) input needs \(2 * x.rank)") }
         let out = try (0..<x.rank).map { i -> Int in
-            let d = x.shape[i] + pads[i] + pads[i + x.rank]
+            let d = try Checked.sum(x.shape[i], pads[i], pads[i + x.rank], what: "axis \(i) padded by \(pads)")
             guard d >= 0 else { throw KernelError("pads \(pads) cut axis \(i) of size \(x.shape[i]) below 0") }
             return d
         }

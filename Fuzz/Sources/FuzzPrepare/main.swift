@@ -1,0 +1,124 @@
+// Fuzz target: the executor's prepare on structurally mutated graphs. The input bytes build a chain of up to three
+// nodes of the registry's ops, with integer extremes in any attribute (INT64_MIN/MAX, ±2^62, 2^40, -1, 0, …; huge
+// pads, strides, kernels, dims), constant int64 inputs of the same extremes, small float constants, absent optional
+// inputs and a graph input of any shape. Planning must succeed or throw a typed error; a plan that succeeds on a small
+// input then runs one batch of zeros, which must succeed or throw too. Nothing may trap.
+import CLibFuzzer
+import Foundation
+import Graph
+import Passes
+
+/// The fuzz input read front to back; past its end every read is 0.
+struct ByteReader {
+    let bytes: UnsafeRawBufferPointer
+    var at = 0
+    mutating func next() -> Int {
+        guard at < bytes.count else { return 0 }
+        defer { at += 1 }
+        return Int(bytes[at])
+    }
+    mutating func pick<T>(_ choices: [T]) -> T { choices[next() % choices.count] }
+    var exhausted: Bool { at >= bytes.count }
+}
+
+let extremes: [Int64] = [
+    0, 1, 2, 3, 4, -1, -2, -3, 7, 8, 64, 8000, 1 << 20, 1 << 31, -(1 << 31), (1 << 40) - 1, 1 << 40, -(1 << 40),
+    1 << 62, -(1 << 62), .max, .min, .max - 1, .min + 1, 255, 16,
+]
+let inputDims: [Int64] = [1, 1, 2, 3, 4, 8, 0, 5, 16, 1 << 20, 1 << 31, 1 << 40, 1 << 62, .max]
+let floatValues: [Float] = [0, 1, -1, 0.5, 2, 1e30, -1e30, .infinity, -.infinity, .nan, 3, 6]
+let intAttributes = [
+    "axis", "group", "to", "allowzero", "keepdims", "start", "end", "ceil_mode", "count_include_pad", "transA",
+    "transB", "noop_with_empty_axes", "training_mode", "antialias", "bits", "offset", "exclude_outside", "select_last_index",
+]
+let intsAttributes = ["axes", "pads", "strides", "dilations", "kernel_shape", "perm", "split", "output_padding", "output_shape", "shape"]
+let floatAttributes = ["alpha", "beta", "epsilon", "min", "max", "value", "scale", "cubic_coeff_a", "extrapolation_value"]
+let stringAttributes: [(String, [String])] = [
+    ("mode", ["constant", "reflect", "edge", "wrap", "nearest", "linear", "cubic", "bogus", ""]),
+    ("auto_pad", ["NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID", "x"]),
+    ("coordinate_transformation_mode", ["half_pixel", "asymmetric", "align_corners", "pytorch_half_pixel", "tf_crop_and_resize"]),
+    ("nearest_mode", ["round_prefer_floor", "floor", "ceil", "round_prefer_ceil"]),
+    ("approximate", ["none", "tanh", "x"]),
+]
+let opTypes = Array(Set(OperatorRegistry.standard.operators.map(\.opType))).sorted()
+let opsets: [Int64] = [7, 9, 10, 11, 12, 13, 17, 18, 21]
+
+func attributes(_ r: inout ByteReader) -> [Attribute] {
+    var out: [Attribute] = []
+    let count = r.next() % 6
+    for _ in 0..<count {
+        switch r.next() % 5 {
+        case 0: out.append(.int(r.pick(intAttributes), r.pick(extremes)))
+        case 1, 2:
+            let name = r.pick(intsAttributes)
+            out.append(.ints(name, (0..<(r.next() % 9)).map { _ in r.pick(extremes) }))
+        case 3: out.append(.float(r.pick(floatAttributes), r.pick(floatValues)))
+        default:
+            let (name, values) = r.pick(stringAttributes)
+            out.append(.string(name, r.pick(values)))
+        }
+    }
+    if r.next() % 16 == 0 {  // a tensor `value` (Constant, ConstantOfShape)
+        out.append(.tensor("value", Tensor(name: nil, dims: r.next() % 2 == 0 ? [] : [1], floats: [r.pick(floatValues)])))
+    }
+    return out
+}
+
+/// One input of a node: the graph input, an earlier node's output, an int64 or float constant, or absent ("").
+func argument(_ r: inout ByteReader, _ graph: inout Graph, previous: String?, index: Int) -> String {
+    let name = "c\(graph.initializers.count)"
+    switch r.next() % 6 {
+    case 0: return "x"
+    case 1: return previous ?? "x"
+    case 2, 3:
+        let values = (0..<(r.next() % 9)).map { _ in r.pick(extremes) }
+        let dims: [Int64] = r.next() % 4 == 0 && values.count == 1 ? [] : [Int64(values.count)]
+        values.withUnsafeBytes { graph.setInitializer(Tensor(name: name, dataType: .int64, dims: dims, rawBytes: $0)) }
+        return name
+    case 4:
+        let dims = (0..<(r.next() % 4)).map { _ in Int64(r.pick([1, 2, 3, 4, 0])) }
+        let count = Int(dims.reduce(1, *))
+        graph.setInitializer(Tensor(name: name, dims: dims, floats: (0..<count).map { _ in r.pick(floatValues) }))
+        return name
+    default: return index == 0 ? "x" : ""
+    }
+}
+
+func model(_ r: inout ByteReader) -> (Graph, Int64, [Int]) {
+    var graph = Graph(name: "fuzz")
+    let rank = r.next() % 6
+    let shape = (0..<rank).map { _ in r.pick(inputDims) }
+    graph.inputs = [ValueInfo(name: "x", type: .tensor(.float, shape))]
+    var previous: String?
+    let nodes = 1 + r.next() % 3
+    for k in 0..<nodes where !r.exhausted || k == 0 {
+        let op = r.pick(opTypes)
+        let inputs = (0..<(1 + r.next() % 5)).map { argument(&r, &graph, previous: previous, index: $0) }
+        let outputs = (0..<(1 + (r.next() % 8 == 0 ? r.next() % 3 : 0))).map { "y\(k).\($0)" }
+        _ = graph.appendNode(Node(opType: op, name: "n\(k)", inputs: inputs, outputs: outputs, attributes: attributes(&r)))
+        previous = outputs[0]
+    }
+    graph.outputs = [ValueInfo(name: previous, type: nil)]
+    return (graph, r.pick(opsets), shape.map { Int(clamping: $0) })
+}
+
+func fuzzPrepare(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    guard let data else { return 0 }
+    var reader = ByteReader(bytes: UnsafeRawBufferPointer(start: data, count: size))
+    let (graph, opset, shape) = model(&reader)
+    do {
+        let executor = try GraphExecutor(graph: graph, opset: opset)
+        try executor.prepare(["x": TensorSpec(.float, shape)])
+        // A plan that holds little memory runs one batch of zeros.
+        guard let bytes = executor.plannedBytes, bytes <= 1 << 24 else { return 0 }
+        let count = shape.reduce(1, *)
+        _ = try executor.run(["x": DenseTensor(shape: shape, floats: [Float](repeating: 0, count: count))])
+    } catch {
+        _ = String(describing: error)
+    }
+    return 0
+}
+
+var argc = CommandLine.argc
+var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+exit(LLVMFuzzerRunDriver(&argc, &argv, { fuzzPrepare($0, $1) }))
