@@ -17,7 +17,7 @@ public enum InputLimit {
     }
 
     /// "123", "64K", "512M", "2G", "1T" (powers of 1024); nil when not a positive size.
-    static func parse(_ text: String) -> Int? {
+    public static func parse(_ text: String) -> Int? {
         var digits = text.trimmingCharacters(in: .whitespaces)
         var scale = 1
         if let last = digits.last?.uppercased(), let shift = ["K": 10, "M": 20, "G": 30, "T": 40][last] {

@@ -173,12 +173,7 @@ public enum ModelFile {
         return files
     }
 
-    static func sameFile(_ a: String, _ b: String) -> Bool {
-        var sa = stat()
-        var sb = stat()
-        guard stat(a, &sa) == 0, stat(b, &sb) == 0 else { return false }
-        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
-    }
+    static func sameFile(_ a: String, _ b: String) -> Bool { FileRoles.sameFile(a, b) }
 }
 
 /// A protobuf-c allocator (plain malloc/free, so adopted buffers are still freed with `free`) that drops the resident

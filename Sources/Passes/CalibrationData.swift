@@ -110,6 +110,9 @@ public struct CalibrationData {
     /// Every array whole (for `amct-pipe run`).
     public func wholeArrays() throws -> [String: DenseTensor] { arrays.filter { k, _ in inputs.contains { $0.name == k } }.mapValues(dense) }
 
+    /// The model's fixed batch dimension (of its first input that fixes one), if any.
+    public var fixedBatch: Int? { inputs.lazy.compactMap { $0.type?.tensorShape?.dims.first?.size }.first }
+
     /// The samples per batch: the model's fixed batch dimension, else `batchSize`.
     public func samplesPerBatch(batchSize: Int) -> Int { Self.samplesPerBatch(inputs, batchSize: batchSize) }
 
@@ -169,7 +172,15 @@ public struct CalibrationSizeError: Error, Sendable, CustomStringConvertible {
 
 /// Memory a run may allocate: what the system reports available (Linux MemAvailable), else the physical memory.
 public enum MemoryBudget {
+    /// Caps what is counted available (bytes, or with a K/M/G/T suffix): to try a smaller machine's limit.
+    public static let environmentVariable = "AMCT_PIPE_MAX_MEMORY_BYTES"
+
     public static var availableBytes: Int {
+        let cap = ProcessInfo.processInfo.environment[environmentVariable].flatMap(InputLimit.parse) ?? Int.max
+        return min(cap, systemAvailableBytes)
+    }
+
+    static var systemAvailableBytes: Int {
         if let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) {
             for line in text.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
                 let fields = line.split(separator: " ")

@@ -68,9 +68,12 @@ public struct CompressionResult {
 
     /// The file each model goes to: QDQ at `output`; AMCT at `<output without .onnx>_fake_quant_model.onnx` and
     /// `..._deploy_model.onnx`.
-    public func paths(for output: String) -> [String] {
+    public func paths(for output: String) -> [String] { models.map { Self.path(output, suffix: $0.suffix) } }
+
+    /// The file of the model with `suffix` ("" for the -o path itself).
+    static func path(_ output: String, suffix: String) -> String {
         let prefix = output.hasSuffix(".onnx") ? String(output.dropLast(5)) : output
-        return models.map { $0.suffix.isEmpty ? output : prefix + $0.suffix }
+        return suffix.isEmpty ? output : prefix + suffix
     }
 
     /// Writes every model (each whole or not at all) and, when asked, the record; the summary then names the files
@@ -87,6 +90,24 @@ public struct CompressionResult {
 }
 
 extension Pipeline {
+    /// The files the pipeline's models go to for `-o output`, before it runs (`CompressionResult.paths`, after).
+    public func outputPaths(for output: String) -> [String] {
+        branches.isEmpty ? [output] : branches.map { CompressionResult.path(output, suffix: $0.suffix) }
+    }
+
+    /// The files a compress or retrain run reads (the model and its external data, the config, the calibration
+    /// file) and writes (every model, the record), for the one check that no output replaces an input.
+    public static func fileRoles(model: Model, config: String, output: String, format: OutputFormat,
+                                 calibration: CalibrationSource = .none, record: String? = nil) -> FileRoles {
+        var roles = FileRoles()
+        roles.inputs(of: model)
+        roles.input(config, "the config (--cfg)")
+        if case .file(let path) = calibration { roles.input(path, "the calibration data (--calib)") }
+        for path in compress(format: format).outputPaths(for: output) { roles.output(path, "the output model (-o)") }
+        roles.output(record, "the record (--record)")
+        return roles
+    }
+
     /// Runs the pipeline on a model under a config: the main passes, then each branch on its own copy of the graph.
     /// Every requirement of every pass (branches included) is checked before the first pass runs.
     public func run(_ input: consuming Model, config: CompressionConfig?, context start: PassContext? = nil) throws
@@ -159,6 +180,8 @@ public func compressFile(_ input: String, config cfg: String, output: String,
                          options: CompressOptions = CompressOptions(), record: String? = nil) throws -> CompressionResult
 {
     let model = try ModelFile.load(input)
+    try Pipeline.fileRoles(model: model, config: cfg, output: output, format: options.format,
+                           calibration: options.calibration, record: record).check()
     let config = try CompressionConfig.load(cfg)
     var result = try compress(consume model, config: config, options: options)
     result.summary.input = input

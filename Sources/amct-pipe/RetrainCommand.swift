@@ -83,6 +83,12 @@ struct RetrainCommand: ParsableCommand {
 
     func execute() throws {
         let model = try ModelFile.load(input)
+        let checkpoints = CheckpointOptions(directory: checkpoint, resume: resume)
+        var roles = Pipeline.fileRoles(model: model, config: cfg, output: output, format: format, record: record)
+        roles.input(data, "the training data (--data)")
+        roles.input(val, "the validation data (--val)")
+        checkpoints.addRoles(to: &roles)
+        try roles.check()
         let config = try CompressionConfig.load(cfg)
         let shaped = try InputShape.applied(parsing: inputShapes, to: model)
         let training = try TrainingData.load(data, for: shaped, labels: labels)
@@ -99,7 +105,7 @@ struct RetrainCommand: ParsableCommand {
         let calibration = CalibrationPass(data: try CalibrationData.load(data, for: shaped), batchSize: batchSize)
         var result = try retrain(
             model, config: config, format: format, data: training, validation: validation, options: options,
-            calibration: calibration, checkpoints: CheckpointOptions(directory: checkpoint, resume: resume),
+            calibration: calibration, checkpoints: checkpoints,
             progress: progress)
         if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
         try result.save(to: output, record: record)

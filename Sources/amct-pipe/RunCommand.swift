@@ -22,10 +22,19 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("input-shape"), help: ArgumentHelp(inputShapeHelp, valueName: "name:d0,d1,..."))
     var inputShapes: [String] = []
 
+    @Option(help: "Samples per batch (the data runs through the model in batches along axis 0; outputs are concatenated). Default: the model's fixed batch, else as many as fit in memory, at most \(ModelRun.defaultBatchLimit).")
+    var batchSize: Int?
+
+    func validate() throws {
+        if let batchSize, batchSize < 1 { throw ValidationError("--batch-size must be at least 1 (it is \(batchSize))") }
+    }
+
     func run() throws {
         try reportingErrors {
-            let run = try ModelRun(ModelFile.load(input), inputs: inputs, inputShapes: InputShape.parseAll(inputShapes),
-                                   profiling: profile)
+            let model = try ModelFile.load(input)
+            try ModelRun.fileRoles(model: model, inputs: inputs, output: output).check()
+            let run = try ModelRun(model, inputs: inputs, inputShapes: InputShape.parseAll(inputShapes),
+                                   batchSize: batchSize, profiling: profile)
             if let table = run.profile { FileHandle.standardError.write(Data(table.utf8)) }
             try run.save(to: output)
         }

@@ -5,12 +5,15 @@ import Foundation
 // table: layer, op, shapes, bit widths, SQNRs, the config place that decided the settings). Static files, no script.
 
 extension SensitivityReport {
+    /// The files `writeFiles` writes into its folder.
+    public static let files = ["report.json", "sensitivity.svg", "index.html"]
+
     public func writeFiles(to directory: String) throws {
         let url = URL(fileURLWithPath: directory)
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        try jsonData().write(to: url.appendingPathComponent("report.json"), options: .atomic)
-        try Data(svg.utf8).write(to: url.appendingPathComponent("sensitivity.svg"), options: .atomic)
-        try Data(html.utf8).write(to: url.appendingPathComponent("index.html"), options: .atomic)
+        for (name, data) in zip(Self.files, [try jsonData(), Data(svg.utf8), Data(html.utf8)]) {
+            try data.write(to: url.appendingPathComponent(name), options: .atomic)
+        }
     }
 
     static let colours = [("INT4", "#d62728"), ("INT8", "#1f77b4"), ("INT16", "#2ca02c")]

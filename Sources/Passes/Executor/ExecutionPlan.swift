@@ -27,6 +27,8 @@ struct ExecutionPlan {
     }
 
     var slotCount = 0
+    /// Memory of a batch (PlanMemory.swift): its peak and the step reaching it, every value at once, folded values.
+    var peakBytes = 0, peakStep: Int?, valueBytes = 0, foldedBytes = 0
     var constants: [(slot: Int, value: DenseTensor)] = []
     var steps: [Step] = []
     var inputSlots: [(name: String, slot: Int)] = []
@@ -214,6 +216,8 @@ struct ExecutionPlan {
             let outSlots = node.outputs.enumerated().map { i, name in name.isEmpty ? -1 : slot(name) }
             let foldable = argSpecs.allSatisfy { $0 == nil || $0?.constant != nil }
             if foldable {
+                foldedBytes += prepared.outputs.reduce(0) { $0 + $1.byteCount }
+                try Self.checkMemory(foldedBytes, node, opset, "its values, computed before the data runs,")
                 let values: [DenseTensor]
                 do {
                     values = try prepared.kernel.forward(argSpecs.map { $0?.constant }, BufferPool(limit: 0))
@@ -251,6 +255,10 @@ struct ExecutionPlan {
         var floatCounts: [Int: Int] = [:]
         for (s, spec) in specs where spec.kind == .float && spec.constant == nil { floatCounts[s] = spec.count }
         scheduleReleases(producedAt: producedAt, floatCounts: floatCounts)
+        measureMemory(specs)
+        if let at = peakStep {
+            try Self.checkMemory(peakBytes, nodes[steps[at].node] ?? graph[steps[at].node], opset, "a batch")
+        }
     }
 
     /// The node a step runs (a fused step: the first node of its chain).
@@ -259,7 +267,7 @@ struct ExecutionPlan {
     /// The value name of each slot.
     private(set) var names: [String] = []
 
-    private var aliasOf: [Int: Int] = [:]
+    private(set) var aliasOf: [Int: Int] = [:]
 
     /// Sets each step's `release` and `recycle` lists from the last reader of every slot and of every storage.
     private mutating func scheduleReleases(producedAt: [Int: Int], floatCounts: [Int: Int]) {

@@ -52,6 +52,8 @@ public struct GraphExecutor: @unchecked Sendable {
         nonmutating set { state.profiling = newValue }
     }
     public var profile: Profile { state.profile }
+    /// The most memory a batch of the current plan holds at once (PlanMemory.swift); nil before `prepare`.
+    public var plannedBytes: Int? { state.plan?.peakBytes }
 
     /// Builds (or reuses) the plan for inputs of these specs; every attribute and shape is checked here.
     public func prepare(_ inputs: [String: TensorSpec], observe: Set<String> = []) throws {

@@ -70,6 +70,21 @@ public struct CheckpointOptions: Sendable {
         self.directory = directory
         self.resume = resume
     }
+
+    /// The checkpoint file in a --checkpoint or --resume folder.
+    public static func file(in directory: String) -> String {
+        (directory as NSString).appendingPathComponent(Checkpoint.file)
+    }
+
+    /// Adds the checkpoint written (an output) and the one resumed from (an input, unless it is the one written: a
+    /// run that resumes and checkpoints in one folder replaces its checkpoint, as intended).
+    public func addRoles(to roles: inout FileRoles) {
+        let written = directory.map(Self.file)
+        roles.output(written, "the checkpoint (--checkpoint)")
+        if let read = resume.map(Self.file), written.map({ !FileRoles.sameFile($0, read) }) ?? true {
+            roles.input(read, "the checkpoint resumed from (--resume)")
+        }
+    }
 }
 
 extension Pipeline {

@@ -206,6 +206,10 @@ public final class Trainer {
             specs[name] = TensorSpec(.float, store.shapes[i])
         }
         let plan = try ExecutionPlan(graph: graph, opset: opset, registry: .standard, inputs: specs, fuse: false)
+        // The tape keeps every value of the batch, and backward makes a gradient of each.
+        if let last = plan.steps.last {
+            try ExecutionPlan.checkMemory(2 * plan.valueBytes, plan.node(last), opset, "a training step (values and gradients)")
+        }
         var parameterSlots: [Int: Int] = [:]
         for (i, name) in store.names.enumerated() { if let s = plan.slotByName[name] { parameterSlots[i] = s } }
         guard let first = plan.outputSlots.first else { throw PassError(node: "graph outputs", "the model has no output to train on") }

@@ -220,3 +220,7 @@ extension ConvOps.ConvTransposeKernel: DifferentiableKernel {
         }
     }
 }
+
+extension ConvOps.ConvKernel: ScratchingKernel {
+    var scratchElements: Int { geometry.scratchCount }
+}
