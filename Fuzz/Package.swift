@@ -13,6 +13,8 @@ let package = Package(
         .executableTarget(name: "FuzzConfig", dependencies: ["CLibFuzzer", .product(name: "AMCTPipe", package: "amct-pipe")]),
         .executableTarget(name: "FuzzNumpy", dependencies: ["CLibFuzzer", .product(name: "AMCTPipe", package: "amct-pipe")]),
         .executableTarget(name: "FuzzPlan", dependencies: ["CLibFuzzer", .product(name: "AMCTPipe", package: "amct-pipe")]),
+        .executableTarget(name: "FuzzPrepare", dependencies: ["CLibFuzzer", .product(name: "AMCTPipe", package: "amct-pipe")]),
+        .executableTarget(name: "FuzzCheckpoint", dependencies: ["CLibFuzzer", .product(name: "AMCTPipe", package: "amct-pipe")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -245,3 +245,169 @@ def test_flipped_bit_is_an_error(tmp_path, small_data, checkpoint, name, index):
 def test_checkpoint_without_checksum_is_an_error(tmp_path, small_data, checkpoint):
     arrays = {k: v for k, v in checkpoint.items() if k != "checksum"}
     clean_error(resume_from(tmp_path, small_data, arrays, reseal=False), "checksum")
+
+
+# --- outputs that would replace an input ---------------------------------------------------------------------------
+
+@pytest.fixture
+def files(tmp_path):
+    """The digits MLP, its config, 8 samples of data (twice), a symlink to the data, a folder."""
+    d = np.load(TEST)
+    (tmp_path / "m.onnx").write_bytes(open(MLP, "rb").read())
+    (tmp_path / "c.cfg").write_text(open(MLP_CFG).read())
+    np.savez(tmp_path / "x.npz", input=d["input"][:8], label=d["label"][:8])
+    np.savez(tmp_path / "v.npz", input=d["input"][8:16], label=d["label"][8:16])
+    os.symlink("x.npz", tmp_path / "link.npz")
+    (tmp_path / "rep").mkdir()
+    return tmp_path
+
+
+RETRAIN = ["retrain", "m.onnx", "--cfg", "c.cfg", "--labels", "label", "--quiet", "--batch-size", "4", "--epochs", "1"]
+CONFLICTS = [
+    (["run", "m.onnx", "--inputs", "x.npz", "-o", "m.onnx"], "m.onnx", "the input model"),
+    (["run", "m.onnx", "--inputs", "x.npz", "-o", "x.npz"], "x.npz", "--inputs"),
+    (["run", "m.onnx", "--inputs", "x.npz", "-o", "./x.npz"], "./x.npz", "--inputs"),
+    (["run", "m.onnx", "--inputs", "x.npz", "-o", "link.npz"], "link.npz", "--inputs"),
+    (["run", "m.onnx", "--inputs", "link.npz", "-o", "rep/../x.npz"], "rep/../x.npz", "--inputs"),
+    (["m.onnx", "--cfg", "c.cfg", "--calib", "x.npz", "-o", "x.npz"], "x.npz", "--calib"),
+    (["m.onnx", "--cfg", "c.cfg", "-o", "c.cfg"], "c.cfg", "--cfg"),
+    (["m.onnx", "--cfg", "c.cfg", "-o", "./m.onnx"], "./m.onnx", "the input model"),
+    (["m.onnx", "--cfg", "c.cfg", "-o", "o.onnx", "--record", "m.onnx"], "m.onnx", "the input model"),
+    (["m.onnx", "--cfg", "c.cfg", "-o", "o.onnx", "--record", "o.onnx"], "o.onnx", "are one file"),
+    (["m.onnx", "--cfg", "c.cfg", "--format", "amct", "-o", "x"], "x_deploy_model.onnx", "--calib"),
+    (RETRAIN + ["--data", "x.npz", "-o", "x.npz"], "x.npz", "--data"),
+    (RETRAIN + ["--data", "x.npz", "--val", "v.npz", "-o", "o.onnx", "--record", "v.npz"], "v.npz", "--val"),
+    (RETRAIN + ["--data", "rep/checkpoint.npz", "-o", "o.onnx", "--checkpoint", "rep"], "rep/checkpoint.npz", "--data"),
+    (["analyze", "m.onnx", "--cfg", "c.cfg", "--calib", "x.npz", "--suggest", "c.cfg", "--min-sqnr", "20"], "c.cfg", "--cfg"),
+    (["analyze", "m.onnx", "--cfg", "c.cfg", "--calib", "rep/report.json", "--report", "rep"], "rep/report.json", "--calib"),
+]
+
+
+@pytest.mark.parametrize("argv,output,input_what", CONFLICTS, ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+def test_output_that_would_replace_an_input_is_refused(files, argv, output, input_what, monkeypatch):
+    monkeypatch.chdir(files)
+    if "rep/checkpoint.npz" in argv:
+        os.replace("v.npz", "rep/checkpoint.npz")
+    if "rep/report.json" in argv:
+        os.replace("v.npz", "rep/report.json")
+    if "x_deploy_model.onnx" == output:  # the AMCT layout writes x_deploy_model.onnx: make that the calibration data
+        os.replace("v.npz", "x_deploy_model.onnx")
+        argv = argv[:3] + ["--calib", "x_deploy_model.onnx"] + argv[3:]
+    before = {p: digest(p) for p in os.listdir(".") if os.path.isfile(p)}
+    r = run(*argv, check=False)
+    clean_error(r, output, input_what)
+    assert {p: digest(p) for p in os.listdir(".") if os.path.isfile(p)} == before
+
+
+def test_resume_and_checkpoint_in_one_folder_is_allowed(files, monkeypatch):
+    monkeypatch.chdir(files)
+    run(*RETRAIN, "--data", "x.npz", "-o", "o.onnx", "--checkpoint", "ck")
+    r = run(*RETRAIN, "--data", "x.npz", "-o", "o2.onnx", "--checkpoint", "ck", "--resume", "ck", "--epochs", "2",
+            check=False)
+    assert r.returncode == 0, r.stderr
+
+
+# --- memory: refused up front ----------------------------------------------------------------------------------
+
+def conv_pad(pad):
+    """The campaign's 526-byte model: x[1,1,8,8] → Conv(4 filters) → Pad(`pad` on each side of H and W) → y."""
+    w = np.full((4, 1, 3, 3), 0.1, np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Pad", ["c", "pads"], ["y"], name="pad")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              initializer=[numpy_helper.from_array(w, "w"),
+                                           numpy_helper.from_array(np.array([0, 0, pad, pad] * 2, np.int64), "pads")])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    return m
+
+
+def run_with_memory(tmp_path, model, limit, *extra):
+    src = save(tmp_path, model)
+    np.savez(tmp_path / "x.npz", x=np.ones((1, 1, 8, 8), np.float32))
+    env = {**os.environ, "AMCT_PIPE_MAX_MEMORY_BYTES": limit}
+    import subprocess
+    from conftest import binary
+    return subprocess.run([binary(), "run", src, "--inputs", tmp_path / "x.npz", "-o", tmp_path / "y.npz", *extra],
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_working_set_over_the_memory_available_is_refused_naming_the_node(tmp_path):
+    r = run_with_memory(tmp_path, conv_pad(8000), "256M")  # the Pad's output alone is 3.8 GiB
+    clean_error(r, "node 'pad'", "of memory is available")
+    assert not (tmp_path / "y.npz").exists()
+
+
+def test_working_set_within_the_memory_available_runs(tmp_path):
+    r = run_with_memory(tmp_path, conv_pad(20), "256M")
+    assert r.returncode == 0, r.stderr
+    assert np.load(tmp_path / "y.npz")["y"].shape == (1, 4, 48, 48)
+
+
+def test_value_over_the_machine_is_refused_without_a_limit(tmp_path):
+    r = run_with_memory(tmp_path, conv_pad(2 ** 20), "1T")
+    clean_error(r, "node 'pad'", "larger than this machine's memory allows")
+
+
+# --- run streams its data in batches ---------------------------------------------------------------------------
+
+def test_run_streams_batches_and_concatenates_in_order(tmp_path):
+    import onnxruntime as ort
+    x = np.load(TEST)["input"][:50]
+    np.savez(tmp_path / "x.npz", input=x)
+    want = ort.InferenceSession(MLP, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    for extra in ([], ["--batch-size", "7"], ["--batch-size", "50"], ["--batch-size", "1000"]):
+        run("run", MLP, "--inputs", tmp_path / "x.npz", "-o", tmp_path / "y.npz", *extra)
+        got = np.load(tmp_path / "y.npz")["logits"]
+        assert got.shape == want.shape and np.allclose(got, want, atol=1e-4), extra
+
+
+def test_run_takes_a_fixed_batch_model_one_batch_at_a_time(tmp_path):
+    import onnxruntime as ort
+    src = save(tmp_path, base_model())  # x[1,3,8,8]
+    x = np.random.default_rng(2).standard_normal((5, 3, 8, 8)).astype(np.float32)
+    np.savez(tmp_path / "x.npz", x=x)
+    run("run", src, "--inputs", tmp_path / "x.npz", "-o", tmp_path / "y.npz")
+    session = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
+    want = np.concatenate([session.run(None, {"x": x[i:i + 1]})[0] for i in range(5)])
+    assert np.allclose(np.load(tmp_path / "y.npz")["y"], want, atol=1e-4)
+
+
+def test_run_refuses_to_concatenate_outputs_without_a_batch_axis(tmp_path):
+    node = helper.make_node("ReduceMean", ["x"], ["y"], name="mean", keepdims=0, axes=[0])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    src = save(tmp_path, m)
+    np.savez(tmp_path / "x.npz", x=np.ones((10, 4), np.float32))
+    clean_error(run("run", src, "--inputs", tmp_path / "x.npz", "-o", tmp_path / "y.npz", "--batch-size", 3,
+                    check=False), "not batched along axis 0")
+    run("run", src, "--inputs", tmp_path / "x.npz", "-o", tmp_path / "y.npz", "--batch-size", 10)
+    assert np.load(tmp_path / "y.npz")["y"].shape == (4,)
+
+
+# --- both npz flavours -----------------------------------------------------------------------------------------
+
+@pytest.fixture(params=["savez", "savez_compressed"])
+def flavour(request, tmp_path):
+    d = np.load(TEST)
+    path = tmp_path / f"{request.param}.npz"
+    getattr(np, request.param)(path, input=d["input"][:32], label=d["label"][:32])
+    return path
+
+
+@pytest.mark.parametrize("batch", ["1", "8"])
+def test_analyze_reads_both_npz_flavours(tmp_path, flavour, batch):
+    r = run("analyze", MLP, "--cfg", MLP_CFG, "--calib", flavour, "--batch-size", batch, "--json", check=False)
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)["layers"]) == 3
+
+
+def test_run_and_retrain_read_both_npz_flavours(tmp_path, flavour):
+    run("run", MLP, "--inputs", flavour, "-o", tmp_path / "y.npz")
+    assert np.load(tmp_path / "y.npz")["logits"].shape == (32, 10)
+    r = run("retrain", MLP, "--cfg", MLP_CFG, "--data", flavour, "--labels", "label", "-o", tmp_path / "r.onnx",
+            "--batch-size", 8, "--epochs", 1, "--quiet", check=False)
+    assert r.returncode == 0, r.stderr

@@ -63,40 +63,10 @@ enum Checkpoint {
         }
     }
 
-    /// The arrays and the record of a checkpoint file, its checksum and record checked.
-    static func read(_ path: String) throws -> (arrays: [String: NumpyArray], record: Record) {
-        var arrays = try NumpyArchive.load(path)
-        guard let raw = arrays["record"], case .int64(let bytes) = raw.values,
-              let record = try? JSONDecoder().decode(Record.self, from: Data(bytes.map { UInt8(truncatingIfNeeded: $0) })) else {
-            throw PassError(node: path, "is not an amct-pipe retraining checkpoint (no readable record)")
-        }
-        guard record.version == version else {
-            throw PassError(node: path, "is a checkpoint of version \(record.version); this amct-pipe reads version \(version) "
-                + "(start again without --resume)")
-        }
-        guard let stored = arrays.removeValue(forKey: "checksum"), case .int64(let sum) = stored.values, sum.count == 1,
-              sum[0] == Int64(NumpyArchive.checksum(arrays)) else {
-            throw PassError(node: path, "is damaged: its checksum does not match its contents (resume from an intact copy, "
-                + "or start again without --resume)")
-        }
-        try check(record, path)
-        return (arrays, record)
-    }
-
-    /// A record whose numbers a resume can trust (the checksum says the file is as written; this, that it was written
-    /// by a run).
-    static func check(_ r: Record, _ path: String) throws {
-        let consistent = r.epochsDone >= 0 && r.epochsDone == r.reports.count && r.step >= 0 && r.batchSize >= 1
-            && r.names.count == r.shapes.count && (r.bestEpoch.map { (1...max(r.epochsDone, 1)).contains($0) } ?? true)
-        guard consistent else {
-            throw PassError(node: path, "is damaged: its record (epochs done \(r.epochsDone), \(r.reports.count) epoch reports, "
-                + "step \(r.step), best epoch \(r.bestEpoch.map(String.init) ?? "none")) does not hold together")
-        }
-    }
-
     static func restore(_ trainer: Trainer, from directory: String) throws -> TrainingState {
         let path = (directory as NSString).appendingPathComponent(file)
-        let (arrays, record) = try read(path)
+        let file = try CheckpointFile(arrays: NumpyArchive.load(path), path: path)
+        let (arrays, record) = (file.arrays, file.record)
         let o = trainer.options
         guard record.names == trainer.store.names, record.shapes == trainer.store.shapes else {
             throw PassError(node: path, "was written for another model or config (its parameters differ from this run's)")
@@ -124,9 +94,59 @@ enum Checkpoint {
         trainer.store.step = record.step
         if let epoch = record.bestEpoch, let score = record.bestScore { state.best = (epoch, score, best) }
         for k in trainer.masks.indices {
-            guard let a = arrays["mask.\(k)"], case .int64(let v) = a.values else { throw PassError(node: path, "mask \(k) is missing") }
+            guard let a = arrays["mask.\(k)"], case .int64(let v) = a.values, v.count == trainer.masks[k].mask.count else {
+                throw PassError(node: path, "mask \(k) is missing or of the wrong size")
+            }
             trainer.masks[k].mask = v.map { UInt8(truncatingIfNeeded: $0) }
         }
         return state
+    }
+}
+
+/// A checkpoint's arrays and record, checked as far as they can be without the run resuming: the checksum (CRC-32 of
+/// every other array), the record's version and numbers, and one array of its recorded shape per parameter for the
+/// values and both moments (and the best epoch's values). `Checkpoint.restore` then checks it against the run.
+public struct CheckpointFile {
+    let arrays: [String: NumpyArray]
+    let record: Checkpoint.Record
+
+    /// The arrays of a checkpoint file (`NumpyArchive.load`); `path` is for messages.
+    public init(arrays given: [String: NumpyArray], path: String) throws {
+        var arrays = given
+        guard let raw = arrays["record"], case .int64(let bytes) = raw.values,
+              let record = try? JSONDecoder().decode(Checkpoint.Record.self, from: Data(bytes.map { UInt8(truncatingIfNeeded: $0) }))
+        else {
+            throw PassError(node: path, "is not an amct-pipe retraining checkpoint (no readable record)")
+        }
+        guard record.version == Checkpoint.version else {
+            throw PassError(node: path, "is a checkpoint of version \(record.version); this amct-pipe reads version "
+                + "\(Checkpoint.version) (start again without --resume)")
+        }
+        guard let stored = arrays.removeValue(forKey: "checksum"), case .int64(let sum) = stored.values, sum.count == 1,
+              sum[0] == Int64(NumpyArchive.checksum(arrays)) else {
+            throw PassError(node: path, "is damaged: its checksum does not match its contents (resume from an intact copy, "
+                + "or start again without --resume)")
+        }
+        try Self.check(record, path)
+        for (i, shape) in record.shapes.enumerated() {
+            let count = shape.allSatisfy { $0 >= 0 } ? try? Checked.product(shape, what: "") : nil
+            for name in ["value", "first", "second"] + (record.bestEpoch == nil ? [] : ["best"]) {
+                guard let a = arrays["\(name).\(i)"], case .float(let v) = a.values, v.count == count else {
+                    throw PassError(node: path, "is damaged: array \(name).\(i) is missing or not of shape \(shape)")
+                }
+            }
+        }
+        self.arrays = arrays
+        self.record = record
+    }
+
+    /// A record whose numbers a resume can trust (the checksum says the file is as written; this, that a run wrote it).
+    static func check(_ r: Checkpoint.Record, _ path: String) throws {
+        let consistent = r.epochsDone >= 0 && r.epochsDone == r.reports.count && r.step >= 0 && r.batchSize >= 1
+            && r.names.count == r.shapes.count && (r.bestEpoch.map { (1...max(r.epochsDone, 1)).contains($0) } ?? true)
+        guard consistent else {
+            throw PassError(node: path, "is damaged: its record (epochs done \(r.epochsDone), \(r.reports.count) epoch "
+                + "reports, step \(r.step), best epoch \(r.bestEpoch.map(String.init) ?? "none")) does not hold together")
+        }
     }
 }
