@@ -14,6 +14,14 @@ public struct NumpyArray: Sendable {
 
     public var count: Int { shape.reduce(1, *) }
 
+    /// The element bytes (little-endian, as in memory here).
+    public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        switch values {
+        case .float(let f): return try f.withUnsafeBytes(body)
+        case .int64(let i): return try i.withUnsafeBytes(body)
+        }
+    }
+
     /// Bytes the values take in memory.
     public var byteCount: Int {
         switch values {
@@ -64,68 +72,97 @@ public enum NumpyArchive {
         throw NumpyError(path: path, message: "neither a .npy array nor a .npz archive")
     }
 
-    /// Writes arrays as an uncompressed `.npz` (what `np.savez` writes), through a temporary file and a rename.
+    /// Writes arrays as an uncompressed `.npz` (what `np.savez` writes), streamed to a temporary file and renamed: no
+    /// copy of the arrays is made. Zip64 is not written, so an archive over 4 GiB is refused before any byte is.
     public static func save(_ arrays: [(String, NumpyArray)], to path: String) throws {
-        var out: [UInt8] = []
+        var total = 22  // end of central directory
+        for (name, array) in arrays { total += 76 + 2 * (name.utf8.count + 4) + npyHeader(array).count + array.byteCount }
+        guard total <= Int(UInt32.max) else {
+            throw NumpyError(path: path, message: "the arrays take \(total) bytes; an .npz over 4 GiB (zip64) is not written")
+        }
+        let temporary = path + ".tmp-\(getpid())"
+        guard let file = fopen(temporary, "wb") else {
+            throw NumpyError(path: path, message: "cannot write: \(String(cString: strerror(errno)))")
+        }
+        var committed = false
+        defer { if !committed { unlink(temporary) } }
+        var failed = false, written = 0
+        func put(_ bytes: UnsafeRawBufferPointer) {
+            guard !failed, let base = bytes.baseAddress else { return }
+            failed = fwrite(base, 1, bytes.count, file) != bytes.count
+            written += bytes.count
+        }
         var central: [UInt8] = []
-        func u16(_ v: Int, _ a: inout [UInt8]) { a += [UInt8(v & 0xFF), UInt8((v >> 8) & 0xFF)] }
-        func u32(_ v: Int, _ a: inout [UInt8]) { u16(v & 0xFFFF, &a); u16((v >> 16) & 0xFFFF, &a) }
         for (name, array) in arrays {
-            let member = npyBytes(array)
-            let crc = member.withUnsafeBufferPointer { Int(crc32(0, $0.baseAddress, UInt32($0.count))) }
-            let fileName = Array((name + ".npy").utf8)
-            let offset = out.count
-            u32(0x0403_4B50, &out); u16(20, &out); u16(0, &out); u16(0, &out); u16(0, &out); u16(0, &out)
-            u32(crc, &out); u32(member.count, &out); u32(member.count, &out); u16(fileName.count, &out); u16(0, &out)
-            out += fileName + member
-            u32(0x0201_4B50, &central); u16(20, &central); u16(20, &central); u16(0, &central); u16(0, &central); u16(0, &central); u16(0, &central)
-            u32(crc, &central); u32(member.count, &central); u32(member.count, &central); u16(fileName.count, &central)
-            u16(0, &central); u16(0, &central); u16(0, &central); u16(0, &central); u32(0, &central); u32(offset, &central)
+            let header = npyHeader(array), fileName = Array((name + ".npy").utf8)
+            let size = header.count + array.byteCount, offset = written
+            let crc = header.withUnsafeBytes { h in array.withBytes { d in crc32(of: [h, d]) } }
+            var local: [UInt8] = []
+            zipHeader(&local, signature: 0x0403_4B50, crc: crc, size: size, name: fileName, offset: nil)
+            (local + fileName + header).withUnsafeBytes(put)
+            array.withBytes(put)
+            zipHeader(&central, signature: 0x0201_4B50, crc: crc, size: size, name: fileName, offset: offset)
             central += fileName
         }
-        let centralOffset = out.count
-        out += central
-        u32(0x0605_4B50, &out); u16(0, &out); u16(0, &out); u16(arrays.count, &out); u16(arrays.count, &out)
-        u32(central.count, &out); u32(centralOffset, &out); u16(0, &out)
-        let temporary = path + ".tmp-\(getpid())"
-        do {
-            try Data(out).write(to: URL(fileURLWithPath: temporary))
-            guard rename(temporary, path) == 0 else { throw NumpyError(path: path, message: String(cString: strerror(errno))) }
-        } catch {
-            unlink(temporary)
-            throw NumpyError(path: path, message: "cannot write: \(error)")
+        let centralOffset = written
+        var end = central
+        le(0x0605_4B50, 4, &end); le(0, 2, &end); le(0, 2, &end); le(arrays.count, 2, &end); le(arrays.count, 2, &end)
+        le(central.count, 4, &end); le(centralOffset, 4, &end); le(0, 2, &end)
+        end.withUnsafeBytes(put)
+        let closed = fclose(file) == 0
+        guard !failed, closed, rename(temporary, path) == 0 else {
+            throw NumpyError(path: path, message: "cannot write: \(String(cString: strerror(errno)))")
         }
+        committed = true
+    }
+
+    /// A stored (not compressed) member's local header (offset nil) or central directory entry, without its name.
+    static func zipHeader(_ a: inout [UInt8], signature: Int, crc: Int, size: Int, name: [UInt8], offset: Int?) {
+        le(signature, 4, &a)
+        if offset != nil { le(20, 2, &a) }  // version made by
+        le(20, 2, &a); le(0, 2, &a); le(0, 2, &a); le(0, 2, &a); le(0, 2, &a)  // needed, flags, method, time, date
+        le(crc, 4, &a); le(size, 4, &a); le(size, 4, &a); le(name.count, 2, &a); le(0, 2, &a)
+        if let offset { le(0, 2, &a); le(0, 2, &a); le(0, 2, &a); le(0, 4, &a); le(offset, 4, &a) }
+    }
+
+    /// `v` as `bytes` little-endian bytes.
+    static func le(_ v: Int, _ bytes: Int, _ a: inout [UInt8]) {
+        for i in 0..<bytes { a.append(UInt8((v >> (8 * i)) & 0xFF)) }
+    }
+
+    /// zlib's CRC-32 of buffers in turn, fed in pieces of at most 1 GiB (its length is 32-bit).
+    static func crc32(of buffers: [UnsafeRawBufferPointer], from start: Int = 0) -> Int {
+        var crc = UInt(start)
+        for buffer in buffers {
+            var rest = buffer
+            while let base = rest.baseAddress, !rest.isEmpty {
+                let n = min(rest.count, 1 << 30)
+                crc = CZlib.crc32(crc, base.assumingMemoryBound(to: UInt8.self), UInt32(n))
+                rest = UnsafeRawBufferPointer(rebasing: rest[n...])
+            }
+        }
+        return Int(crc)
     }
 
     /// CRC-32 (zlib's) of arrays, in name order: each name, shape and element bytes. What a file that carries a
     /// checksum of its own arrays (a retraining checkpoint) stores and checks.
     public static func checksum(_ arrays: [String: NumpyArray]) -> UInt32 {
-        var crc = crc32(0, nil, 0)
-        func add(_ bytes: UnsafeRawBufferPointer) {
-            var rest = bytes
-            while !rest.isEmpty {  // zlib takes a 32-bit length
-                let n = min(rest.count, 1 << 30)
-                crc = crc32(crc, rest.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt32(n))
-                rest = UnsafeRawBufferPointer(rebasing: rest[n...])
-            }
-        }
+        var crc = 0
         for name in arrays.keys.sorted() {
             let a = arrays[name]!
-            Array("\(name)\u{0}\(a.shape)\u{0}".utf8).withUnsafeBytes(add)
-            switch a.values {
-            case .float(let f): f.withUnsafeBytes(add)
-            case .int64(let i): i.withUnsafeBytes(add)
-            }
+            let label = Array("\(name)\u{0}\(a.shape)\u{0}".utf8)
+            let next = label.withUnsafeBytes { l in a.withBytes { d in crc32(of: [l, d], from: crc) } }
+            crc = next
         }
         return UInt32(truncatingIfNeeded: crc)
     }
 
-    static func npyBytes(_ array: NumpyArray) -> [UInt8] {
+    /// The .npy header of an array (magic, version 1.0, the dict padded to 64 bytes); its data follows.
+    static func npyHeader(_ array: NumpyArray) -> [UInt8] {
         let descr: String
-        var data: [UInt8]
         switch array.values {
-        case .float(let f): descr = "<f4"; data = f.withUnsafeBytes { Array($0) }
-        case .int64(let i): descr = "<i8"; data = i.withUnsafeBytes { Array($0) }
+        case .float: descr = "<f4"
+        case .int64: descr = "<i8"
         }
         let shape = array.shape.count == 1 ? "(\(array.shape[0]),)" : "(" + array.shape.map(String.init).joined(separator: ", ") + ")"
         var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shape), }"
@@ -134,8 +171,7 @@ public enum NumpyArchive {
         var bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0]
         bytes += [UInt8(header.utf8.count & 0xFF), UInt8(header.utf8.count >> 8)]
         bytes += Array(header.utf8)
-        data.insert(contentsOf: bytes, at: 0)
-        return data
+        return bytes
     }
 
     static func le16(_ b: UnsafeRawBufferPointer, _ i: Int) -> Int { Int(b[i]) | Int(b[i + 1]) << 8 }
