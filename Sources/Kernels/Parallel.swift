@@ -9,8 +9,9 @@ struct UncheckedSendable<T>: @unchecked Sendable {
 }
 
 /// Elements one tensor may hold before a kernel or the executor's plan refuses it (a guard against shapes that would
-/// exhaust memory): a quarter of physical memory in float32.
-public let kernelElementLimit = Int(min(ProcessInfo.processInfo.physicalMemory / 16, UInt64(Int.max / 8)))
+/// exhaust memory): a quarter of physical memory in float32, and never past Int32.max, so every dimension fits the
+/// 32-bit sizes BLAS takes (an M×K operand's M and K are each at most its element count).
+public let kernelElementLimit = Int(min(ProcessInfo.processInfo.physicalMemory / 16, UInt64(Int32.max)))
 
 /// Cores the kernels spread large work over.
 public let kernelThreads = max(1, ProcessInfo.processInfo.activeProcessorCount)

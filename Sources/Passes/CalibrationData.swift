@@ -176,7 +176,7 @@ public enum MemoryBudget {
     public static let environmentVariable = "AMCT_PIPE_MAX_MEMORY_BYTES"
 
     public static var availableBytes: Int {
-        let cap = ProcessInfo.processInfo.environment[environmentVariable].flatMap(InputLimit.parse) ?? Int.max
+        let cap = getenv(environmentVariable).flatMap { InputLimit.parse(String(cString: $0)) } ?? Int.max
         return min(cap, systemAvailableBytes)
     }
 
