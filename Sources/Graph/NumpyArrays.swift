@@ -76,9 +76,12 @@ public enum NumpyArchive {
     /// copy of the arrays is made. Zip64 is not written, so an archive over 4 GiB is refused before any byte is.
     public static func save(_ arrays: [(String, NumpyArray)], to path: String) throws {
         var total = 22  // end of central directory
-        for (name, array) in arrays { total += 76 + 2 * (name.utf8.count + 4) + npyHeader(array).count + array.byteCount }
+        for (name, array) in arrays {  // headers of 30 (local) and 46 (central) bytes, each with the name
+            total += 76 + 2 * (name.utf8.count + 4) + npyHeader(array).count + array.byteCount
+        }
         guard total <= Int(UInt32.max) else {
-            throw NumpyError(path: path, message: "the arrays take \(total) bytes; an .npz over 4 GiB (zip64) is not written")
+            throw NumpyError(path: path, message: "the arrays take \(total) bytes; an .npz over 4 GiB (zip64) is not "
+                + "written")
         }
         let temporary = path + ".tmp-\(getpid())"
         guard let file = fopen(temporary, "wb") else {

@@ -132,7 +132,9 @@ public enum Checked {
         var total = 0
         for t in terms {
             let (s, overflow) = total.addingReportingOverflow(t)
-            guard !overflow else { throw KernelError("\(what) overflows (\(terms.map(String.init).joined(separator: " + ")))") }
+            guard !overflow else {
+                throw KernelError("\(what) overflows (\(terms.map(String.init).joined(separator: " + ")))")
+            }
             total = s
         }
         return total
@@ -142,7 +144,9 @@ public enum Checked {
         var total = 1
         for f in factors {
             let (p, overflow) = total.multipliedReportingOverflow(by: f)
-            guard !overflow else { throw KernelError("\(what) overflows (\(factors.map(String.init).joined(separator: " × ")))") }
+            guard !overflow else {
+                throw KernelError("\(what) overflows (\(factors.map(String.init).joined(separator: " × ")))")
+            }
             total = p
         }
         return total

@@ -6,6 +6,7 @@
 import CLibFuzzer
 import Foundation
 import Graph
+import Kernels
 import Passes
 
 /// The fuzz input read front to back; past its end every read is 0.
@@ -29,14 +30,18 @@ let inputDims: [Int64] = [1, 1, 2, 3, 4, 8, 0, 5, 16, 1 << 20, 1 << 31, 1 << 40,
 let floatValues: [Float] = [0, 1, -1, 0.5, 2, 1e30, -1e30, .infinity, -.infinity, .nan, 3, 6]
 let intAttributes = [
     "axis", "group", "to", "allowzero", "keepdims", "start", "end", "ceil_mode", "count_include_pad", "transA",
-    "transB", "noop_with_empty_axes", "training_mode", "antialias", "bits", "offset", "exclude_outside", "select_last_index",
+    "transB", "noop_with_empty_axes", "training_mode", "antialias", "bits", "offset", "exclude_outside",
+    "select_last_index",
 ]
-let intsAttributes = ["axes", "pads", "strides", "dilations", "kernel_shape", "perm", "split", "output_padding", "output_shape", "shape"]
+let intsAttributes = [
+    "axes", "pads", "strides", "dilations", "kernel_shape", "perm", "split", "output_padding", "output_shape", "shape",
+]
 let floatAttributes = ["alpha", "beta", "epsilon", "min", "max", "value", "scale", "cubic_coeff_a", "extrapolation_value"]
 let stringAttributes: [(String, [String])] = [
     ("mode", ["constant", "reflect", "edge", "wrap", "nearest", "linear", "cubic", "bogus", ""]),
     ("auto_pad", ["NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID", "x"]),
-    ("coordinate_transformation_mode", ["half_pixel", "asymmetric", "align_corners", "pytorch_half_pixel", "tf_crop_and_resize"]),
+    ("coordinate_transformation_mode",
+     ["half_pixel", "asymmetric", "align_corners", "pytorch_half_pixel", "tf_crop_and_resize"]),
     ("nearest_mode", ["round_prefer_floor", "floor", "ceil", "round_prefer_ceil"]),
     ("approximate", ["none", "tanh", "x"]),
 ]
@@ -59,7 +64,8 @@ func attributes(_ r: inout ByteReader) -> [Attribute] {
         }
     }
     if r.next() % 16 == 0 {  // a tensor `value` (Constant, ConstantOfShape)
-        out.append(.tensor("value", Tensor(name: nil, dims: r.next() % 2 == 0 ? [] : [1], floats: [r.pick(floatValues)])))
+        let dims: [Int64] = r.next() % 2 == 0 ? [] : [1]
+        out.append(.tensor("value", Tensor(name: nil, dims: dims, floats: [r.pick(floatValues)])))
     }
     return out
 }
@@ -95,7 +101,8 @@ func model(_ r: inout ByteReader) -> (Graph, Int64, [Int]) {
         let op = r.pick(opTypes)
         let inputs = (0..<(1 + r.next() % 5)).map { argument(&r, &graph, previous: previous, index: $0) }
         let outputs = (0..<(1 + (r.next() % 8 == 0 ? r.next() % 3 : 0))).map { "y\(k).\($0)" }
-        _ = graph.appendNode(Node(opType: op, name: "n\(k)", inputs: inputs, outputs: outputs, attributes: attributes(&r)))
+        let node = Node(opType: op, name: "n\(k)", inputs: inputs, outputs: outputs, attributes: attributes(&r))
+        _ = graph.appendNode(node)
         previous = outputs[0]
     }
     graph.outputs = [ValueInfo(name: previous, type: nil)]

@@ -351,7 +351,9 @@ struct ExecutionPlan {
     /// An initializer as an executor value (converted once per plan).
     static func dense(_ t: Tensor) -> Result<DenseTensor, KernelError> {
         let shape = t.dims.map { Int(clamping: $0) }
-        do { try checkSize(shape) } catch { return .failure(KernelError("initializer '\(t.name ?? "")' has dims \(t.dims)")) }
+        do { try checkSize(shape) } catch {
+            return .failure(KernelError("initializer '\(t.name ?? "")' has dims \(t.dims)"))
+        }
         let count = shape.reduce(1, *)
         guard let size = t.dataType.byteCount(elements: count), size == t.byteCount || t.dataType == .bool && t.byteCount == count else {
             return .failure(KernelError("initializer '\(t.name ?? "")' holds \(t.byteCount) bytes, not what dims \(t.dims) of \(t.dataType) need"))

@@ -24,15 +24,17 @@ public struct ModelRun {
         let executor = try GraphExecutor(graph: model.graph, opset: model.opsetVersion() ?? 13)
         let data = try CalibrationData.load(inputs, for: model)
         let feeds = try data.wholeArrays()
-        let samples = try Self.sampleCount(feeds, source: inputs)
         executor.profiling = profiling
-        self.batchSize = try Self.batchSize(batchSize, fixed: data.fixedBatch, samples: samples, executor, feeds)
+        // Inputs of different lengths along axis 0 (one broadcast against another) run whole, as one batch.
+        let counts = Set(feeds.values.map { $0.shape.first ?? 1 }), whole = counts.count != 1
+        let samples = whole ? 1 : counts.first!
+        self.batchSize = whole ? 1 : try Self.batchSize(batchSize, fixed: data.fixedBatch, samples: samples, executor, feeds)
         var gathered: [String: NumpyArray] = [:]
         var start = 0
         repeat {
             let end = min(samples, start + self.batchSize)
-            let results = try executor.run(feeds.mapValues { $0.rows(start..<end) })
-            if start == 0 { try Self.checkOutputMemory(results, batches: (samples + self.batchSize - 1) / self.batchSize) }
+            let results = try executor.run(whole ? feeds : feeds.mapValues { $0.rows(start..<end) })
+            if start == 0 { try Self.checkOutputMemory(results, batches: 1 + (samples - 1) / self.batchSize) }
             try Self.checkBatched(results, rows: end - start, batches: samples > self.batchSize)
             for (name, t) in results { Self.append(t, to: &gathered[name]) }
             start = end
@@ -58,14 +60,6 @@ public struct ModelRun {
 
     // MARK: Batches
 
-    static func sampleCount(_ feeds: [String: DenseTensor], source: String) throws -> Int {
-        let counts = Set(feeds.values.map { $0.shape.first ?? 1 })
-        guard counts.count <= 1 else {
-            throw NumpyError(path: source, message: "the inputs hold different numbers of samples (\(counts.sorted())) along axis 0")
-        }
-        return counts.first ?? 0
-    }
-
     /// The caller's size, the model's fixed batch (which must divide the samples), or what fits: the plan of one
     /// sample says how much memory a sample takes.
     static func batchSize(_ asked: Int?, fixed: Int?, samples: Int, _ executor: GraphExecutor,
@@ -87,8 +81,8 @@ public struct ModelRun {
     static func checkBatched(_ results: [String: DenseTensor], rows: Int, batches: Bool) throws {
         guard batches else { return }
         for (name, t) in results where t.shape.first != rows {
-            throw PassError(node: name, "output '\(name)' has shape \(t.shape) for a batch of \(rows) samples: it is not "
-                + "batched along axis 0, so batches cannot be concatenated; give --batch-size the number of samples")
+            throw PassError(node: name, "output '\(name)' has shape \(t.shape) for a batch of \(rows) samples: it is "
+                + "not batched along axis 0, so batches cannot be concatenated; give --batch-size the number of samples")
         }
     }
 

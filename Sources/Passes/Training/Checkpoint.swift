@@ -94,7 +94,8 @@ enum Checkpoint {
         trainer.store.step = record.step
         if let epoch = record.bestEpoch, let score = record.bestScore { state.best = (epoch, score, best) }
         for k in trainer.masks.indices {
-            guard let a = arrays["mask.\(k)"], case .int64(let v) = a.values, v.count == trainer.masks[k].mask.count else {
+            guard let a = arrays["mask.\(k)"], case .int64(let v) = a.values, v.count == trainer.masks[k].mask.count
+            else {
                 throw PassError(node: path, "mask \(k) is missing or of the wrong size")
             }
             trainer.masks[k].mask = v.map { UInt8(truncatingIfNeeded: $0) }
@@ -114,7 +115,8 @@ public struct CheckpointFile {
     public init(arrays given: [String: NumpyArray], path: String) throws {
         var arrays = given
         guard let raw = arrays["record"], case .int64(let bytes) = raw.values,
-              let record = try? JSONDecoder().decode(Checkpoint.Record.self, from: Data(bytes.map { UInt8(truncatingIfNeeded: $0) }))
+              let record = try? JSONDecoder().decode(Checkpoint.Record.self,
+                                                     from: Data(bytes.map { UInt8(truncatingIfNeeded: $0) }))
         else {
             throw PassError(node: path, "is not an amct-pipe retraining checkpoint (no readable record)")
         }

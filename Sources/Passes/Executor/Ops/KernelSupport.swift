@@ -90,7 +90,8 @@ func windowAttributes(_ ctx: OpContext, input: [Int], kernel: [Int], ceilMode: B
 
 /// (k − 1)·d + 1: the input a kernel of `k` taps dilated by `d` spans.
 func windowSpan(_ k: Int, _ d: Int) throws -> Int {
-    try Checked.sum(try Checked.product(k - 1, d, what: "kernel \(k) dilated by \(d)"), 1, what: "kernel \(k) dilated by \(d)")
+    let what = "kernel \(k) dilated by \(d)"
+    return try Checked.sum(try Checked.product(k - 1, d, what: what), 1, what: what)
 }
 
 /// NCHW view of a 1-D or 2-D spatial shape.

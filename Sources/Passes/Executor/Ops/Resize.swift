@@ -29,7 +29,9 @@ enum ResizeOps {
     static func prepare(_ ctx: OpContext) throws -> Prepared {
         let x = try ctx.floatInput(0)
         guard x.rank == 4 else { throw KernelError("input of shape \(x.shape): only rank-4 (N, C, H, W) Resize is run") }
-        guard x.shape[2] > 0, x.shape[3] > 0 else { throw KernelError("input of shape \(x.shape) has no pixels to resize") }
+        guard x.shape[2] > 0, x.shape[3] > 0 else {
+            throw KernelError("input of shape \(x.shape) has no pixels to resize")
+        }
         let mode = ctx.string("mode", default: "nearest")
         guard mode == "nearest" || mode == "linear" else { throw KernelError("mode \(mode) is not run (nearest and linear are)") }
         guard try ctx.int("antialias", default: 0) == 0 else { throw KernelError("antialias is not supported") }

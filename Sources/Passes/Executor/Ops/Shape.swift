@@ -139,6 +139,10 @@ enum ShapeOpsRegistry {
         let axis: Int, outShape: [Int], kind: TensorSpec.Kind
         func forward(_ inputs: [DenseTensor?], _ buffers: BufferPool) throws -> [DenseTensor] {
             let parts = inputs.compactMap { $0 }.filter { $0.count > 0 }
+            guard !parts.isEmpty else {  // every input empty: so is the output
+                return [kind == .float ? DenseTensor(shape: outShape, floats: [])
+                        : kind == .int64 ? DenseTensor(shape: outShape, ints: []) : DenseTensor(shape: outShape, bools: [])]
+            }
             guard kind == .float else {
                 let (v, s) = ShapeOps.concat(parts.map { ($0.ints, $0.shape) }, axis: axis)
                 return kind == .int64 ? [DenseTensor(shape: s, ints: v)] : [DenseTensor(shape: s, bools: v.map { $0 != 0 })]
@@ -159,6 +163,7 @@ enum ShapeOpsRegistry {
     static func prepareConcat(_ ctx: OpContext) throws -> Prepared {
         let parts = ctx.inputs.compactMap { $0 }
         guard let first = parts.first else { throw KernelError("Concat has no inputs") }
+        guard first.rank > 0 else { throw KernelError("Concat of scalars (rank 0): there is no axis to join along") }
         let axis = try ctx.axis(try ctx.int("axis", default: 0), rank: first.rank)
         var shape = first.shape
         shape[axis] = 0
@@ -194,6 +199,7 @@ enum ShapeOpsRegistry {
 
     static func prepareSplit(_ ctx: OpContext, sizes given: [Int]?) throws -> Prepared {
         let x = try ctx.input(0)
+        guard x.rank > 0 else { throw KernelError("Split of a scalar (rank 0): there is no axis to split") }
         let axis = try ctx.axis(try ctx.int("axis", default: 0), rank: x.rank)
         let n = ctx.node.outputs.count, dim = x.shape[axis]
         let sizes: [Int]
