@@ -2,7 +2,8 @@
 // nodes of the registry's ops, with integer extremes in any attribute (INT64_MIN/MAX, ±2^62, 2^40, -1, 0, …; huge
 // pads, strides, kernels, dims), constant int64 inputs of the same extremes, small float constants, absent optional
 // inputs and a graph input of any shape. Planning must succeed or throw a typed error; a plan that succeeds on a small
-// input then runs one batch of zeros, which must succeed or throw too. Nothing may trap.
+// input then runs one batch of zeros, and a one-node graph also its gradient (the node's kernel forward, then backward
+// from gradients of ones, as retraining calls it); each must succeed or throw. Nothing may trap.
 import CLibFuzzer
 import Foundation
 import Graph
@@ -70,6 +71,9 @@ func attributes(_ r: inout ByteReader) -> [Attribute] {
     return out
 }
 
+/// The constants of the graph being built, as executor values (for the one-node gradient).
+nonisolated(unsafe) var constants: [String: DenseTensor] = [:]
+
 /// One input of a node: the graph input, an earlier node's output, an int64 or float constant, or absent ("").
 func argument(_ r: inout ByteReader, _ graph: inout Graph, previous: String?, index: Int) -> String {
     let name = "c\(graph.initializers.count)"
@@ -80,11 +84,14 @@ func argument(_ r: inout ByteReader, _ graph: inout Graph, previous: String?, in
         let values = (0..<(r.next() % 9)).map { _ in r.pick(extremes) }
         let dims: [Int64] = r.next() % 4 == 0 && values.count == 1 ? [] : [Int64(values.count)]
         values.withUnsafeBytes { graph.setInitializer(Tensor(name: name, dataType: .int64, dims: dims, rawBytes: $0)) }
+        constants[name] = DenseTensor(shape: dims.map { Int($0) }, ints: values)
         return name
     case 4:
         let dims = (0..<(r.next() % 4)).map { _ in Int64(r.pick([1, 2, 3, 4, 0])) }
         let count = Int(dims.reduce(1, *))
-        graph.setInitializer(Tensor(name: name, dims: dims, floats: (0..<count).map { _ in r.pick(floatValues) }))
+        let values = (0..<count).map { _ in r.pick(floatValues) }
+        graph.setInitializer(Tensor(name: name, dims: dims, floats: values))
+        constants[name] = DenseTensor(shape: dims.map { Int($0) }, floats: values)
         return name
     default: return index == 0 ? "x" : ""
     }
@@ -109,17 +116,37 @@ func model(_ r: inout ByteReader) -> (Graph, Int64, [Int]) {
     return (graph, r.pick(opsets), shape.map { Int(clamping: $0) })
 }
 
+/// A one-node graph's node prepared alone, run forward on `x`, then backward from output gradients of ones.
+func gradient(_ graph: Graph, _ opset: Int64, _ x: DenseTensor) throws {
+    guard graph.order.count == 1, let id = graph.order.first else { return }
+    let node = graph[id]
+    guard let op = OperatorRegistry.standard.lookup(domain: "", opType: node.op, opset: Int(opset)), op.hasGradient,
+          node.inputs.allSatisfy({ $0.isEmpty || $0 == "x" || constants[$0] != nil }) else { return }
+    let values: [DenseTensor?] = node.inputs.map { $0 == "x" ? x : constants[$0] }
+    let specs: [TensorSpec?] = node.inputs.map { name in
+        name == "x" ? TensorSpec(.float, x.shape) : constants[name].map { TensorSpec(constant: $0) }
+    }
+    let prepared = try op.prepare(OpContext(node: node, opset: Int(opset), inputs: specs))
+    guard let kernel = prepared.kernel as? any DifferentiableKernel else { return }
+    let pool = BufferPool()
+    let outputs = try kernel.forward(values, pool)
+    let ones = outputs.map { $0.isFloat ? DenseTensor(shape: $0.shape, floats: .init(repeating: 1, count: $0.count)) : nil }
+    _ = try kernel.backward(inputs: values, outputs: outputs, outputGradients: ones, needs: values.map { $0 != nil }, pool)
+}
+
 func fuzzPrepare(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard let data else { return 0 }
     var reader = ByteReader(bytes: UnsafeRawBufferPointer(start: data, count: size))
+    constants = [:]
     let (graph, opset, shape) = model(&reader)
     do {
         let executor = try GraphExecutor(graph: graph, opset: opset)
         try executor.prepare(["x": TensorSpec(.float, shape)])
         // A plan that holds little memory runs one batch of zeros.
         guard let bytes = executor.plannedBytes, bytes <= 1 << 24 else { return 0 }
-        let count = shape.reduce(1, *)
-        _ = try executor.run(["x": DenseTensor(shape: shape, floats: [Float](repeating: 0, count: count))])
+        let x = DenseTensor(shape: shape, floats: [Float](repeating: 0.5, count: shape.reduce(1, *)))
+        _ = try executor.run(["x": x])
+        try gradient(graph, opset, x)
     } catch {
         _ = String(describing: error)
     }

@@ -82,11 +82,13 @@ enum ConvOps {
         let group: Int
         let outputPadding: (Int, Int)
         let outShape: [Int]
+        /// Floats of the col buffer: (M/group)·kh·kw × H·W of the input (counted in the plan's memory).
+        let colCount: Int
         func forward(_ inputs: [DenseTensor?], _ buffers: BufferPool) throws -> [DenseTensor] {
             let x = try inputs.required(0), w = try inputs.required(1)
             let bias = inputs.count > 2 ? inputs[2] : nil
             let ws = as4D(w.shape), xs = as4D(x.shape)
-            var col = buffers.floats(ws[1] * ws[2] * ws[3] * xs[2] * xs[3])
+            var col = buffers.floats(colCount)
             defer { buffers.recycle(DenseTensor(shape: [col.count], floats: col)) }
             let y = try pooledOutput(outShape, buffers) { out in
                 try x.withFloatPointer { xp in
@@ -174,8 +176,12 @@ enum ConvOps {
         guard out.allSatisfy({ $0 > 0 }) else { throw KernelError("the output would be empty (\(out))") }
         let outShape = [x.shape[0], m] + out
         let padding = spatial == 1 ? (0, op[0]) : (op[0], op[1])
-        return Prepared([TensorSpec(.float, outShape)],
-                        ConvTransposeKernel(window: window, group: group, outputPadding: padding, outShape: outShape))
+        let (ws, xs) = (as4D(w.shape), as4D(x.shape))
+        let col = try Checked.product([ws[1], ws[2], ws[3], xs[2], xs[3]], what: "the col buffer of \(x.shape)")
+        try ExecutionPlan.checkSize([col])
+        return Prepared([TensorSpec(.float, outShape)], ConvTransposeKernel(window: window, group: group,
+                                                                             outputPadding: padding, outShape: outShape,
+                                                                             colCount: col))
     }
 }
 
@@ -223,4 +229,8 @@ extension ConvOps.ConvTransposeKernel: DifferentiableKernel {
 
 extension ConvOps.ConvKernel: ScratchingKernel {
     var scratchElements: Int { geometry.scratchCount }
+}
+
+extension ConvOps.ConvTransposeKernel: ScratchingKernel {
+    var scratchElements: Int { colCount }
 }
