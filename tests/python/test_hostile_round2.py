@@ -132,6 +132,20 @@ def test_conv_geometry_at_the_attribute_bound_is_clean(tmp_path, attr, value):
         clean_error(r, "node 'conv1'")
 
 
+@pytest.mark.parametrize("op,attrs,outputs", [("Squeeze", {"axes": [0]}, 1), ("Concat", {"axis": 0}, 1),
+                                              ("Split", {"axis": 0}, 2), ("Softmax", {"axis": 0}, 1)])
+def test_axis_of_a_scalar_is_an_error(tmp_path, op, attrs, outputs):
+    """Found by FuzzPrepare: ops indexing a rank-0 input's shape with axis 0."""
+    node = helper.make_node(op, ["x"], [f"y{i}" for i in range(outputs)], name="the_op", **attrs)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [])],
+                              [helper.make_tensor_value_info("y0", TensorProto.FLOAT, None)])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
+    m.ir_version = 7
+    src = save(tmp_path, m)
+    np.save(tmp_path / "x.npy", np.float32(1))
+    clean_error(run("run", src, "--inputs", tmp_path / "x.npy", "-o", tmp_path / "y.npz", check=False), "node 'the_op'")
+
+
 # --- traps in retraining ---------------------------------------------------------------------------------------
 
 def slice_model():

@@ -108,8 +108,13 @@ public struct OpContext {
     public func float(_ name: String, default value: Float) -> Float { node.float(name) ?? value }
     public func string(_ name: String, default value: String) -> String { node.string(name) ?? value }
 
-    /// The axis attribute or value normalized against `rank`.
-    public func axis(_ raw: Int, rank: Int) throws -> Int { try normalizedAxis(raw, rank: rank) }
+    /// The axis attribute or value normalized against `rank`: one of the input's axes (a scalar has none), so the
+    /// op can index its shape with it.
+    public func axis(_ raw: Int, rank: Int) throws -> Int {
+        let a = raw < 0 ? raw + rank : raw
+        guard (0..<rank).contains(a) else { throw KernelError("axis \(raw) is out of range for rank \(rank)") }
+        return a
+    }
 }
 
 /// An op with its attributes settled and its output shapes known: runs one batch.
