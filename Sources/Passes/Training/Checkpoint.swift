@@ -94,8 +94,8 @@ enum Checkpoint {
         trainer.store.step = record.step
         if let epoch = record.bestEpoch, let score = record.bestScore { state.best = (epoch, score, best) }
         for k in trainer.masks.indices {
-            guard let a = arrays["mask.\(k)"], case .int64(let v) = a.values, v.count == trainer.masks[k].mask.count
-            else {
+            let size = trainer.store.values[trainer.masks[k].parameter].count  // one mask entry per weight element
+            guard let a = arrays["mask.\(k)"], case .int64(let v) = a.values, v.count == size else {
                 throw PassError(node: path, "mask \(k) is missing or of the wrong size")
             }
             trainer.masks[k].mask = v.map { UInt8(truncatingIfNeeded: $0) }
