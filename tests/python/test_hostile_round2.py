@@ -116,6 +116,7 @@ def test_reshape_with_huge_target_is_an_error(tmp_path):
     ("Split", [("split", np.array([INT64_MAX, INT64_MAX], np.int64))], {"axis": 1}),
     ("Expand", [("shape", np.array([0, 2 ** 62, 4, 4], np.int64))], {}),
     ("Pad", [("pads", np.array([0, 0, INT64_MAX, 0, 0, 0, INT64_MAX, 0], np.int64))], {}),
+    ("Slice", [("starts", np.zeros(5, np.int64)), ("ends", np.ones(5, np.int64))], {}),  # 5 starts, rank 4 (fuzz)
 ])
 def test_constant_inputs_at_integer_extremes_are_errors(tmp_path, op, inits, attrs):
     clean_error(run_on(tmp_path, one_op(op, [1, 3, 8, 8], inits, **attrs), X), "node 'the_op'")

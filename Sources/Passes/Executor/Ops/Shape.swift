@@ -230,7 +230,10 @@ enum ShapeOpsRegistry {
         guard let starts = try ctx.constantInts(1, what: "starts"), let ends = try ctx.constantInts(2, what: "ends") else {
             throw KernelError("starts and ends are required")
         }
-        let axes = try (try ctx.constantInts(3, what: "axes"))?.map { try ctx.axis($0, rank: x.rank) } ?? Array(0..<starts.count)
+        guard let axes = try (try ctx.constantInts(3, what: "axes"))?.map({ try ctx.axis($0, rank: x.rank) })
+            ?? (starts.count <= x.rank ? Array(0..<starts.count) : nil) else {
+            throw KernelError("\(starts.count) starts for an input of rank \(x.rank)")
+        }
         let stepsIn = try ctx.constantInts(4, what: "steps") ?? Array(repeating: 1, count: starts.count)
         guard ends.count == starts.count, axes.count == starts.count, stepsIn.count == starts.count, Set(axes).count == axes.count else {
             throw KernelError("starts \(starts), ends \(ends), axes \(axes) and steps \(stepsIn) must have one value per axis")
