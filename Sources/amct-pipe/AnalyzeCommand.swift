@@ -52,8 +52,12 @@ struct AnalyzeCommand: ParsableCommand {
             var roles = FileRoles()
             roles.inputs(of: model)
             roles.input(cfg, "the config (--cfg)")
-            if case .file(let path) = CalibrationSource(argument: calib) { roles.input(path, "the calibration data (--calib)") }
-            for name in SensitivityReport.files { roles.output(report.map { "\($0)/\(name)" }, "the report (--report)") }
+            if case .file(let path) = CalibrationSource(argument: calib) {
+                roles.input(path, "the calibration data (--calib)")
+            }
+            for name in SensitivityReport.files {
+                roles.output(report.map { "\($0)/\(name)" }, "the report (--report)")
+            }
             roles.output(suggest, "the suggested config (--suggest)")
             try roles.check()
             let config = try CompressionConfig.load(cfg)

@@ -22,7 +22,10 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("input-shape"), help: ArgumentHelp(inputShapeHelp, valueName: "name:d0,d1,..."))
     var inputShapes: [String] = []
 
-    @Option(help: "Samples per batch (the data runs through the model in batches along axis 0; outputs are concatenated). Default: the model's fixed batch, else as many as fit in memory, at most \(ModelRun.defaultBatchLimit).")
+    @Option(help: """
+        Samples per batch (the data runs through the model in batches along axis 0; outputs are concatenated). \
+        Default: the model's fixed batch, else as many as fit in memory, at most \(ModelRun.defaultBatchLimit).
+        """)
     var batchSize: Int?
 
     func validate() throws {

@@ -28,7 +28,8 @@ public struct ModelRun {
         // Inputs of different lengths along axis 0 (one broadcast against another) run whole, as one batch.
         let counts = Set(feeds.values.map { $0.shape.first ?? 1 }), whole = counts.count != 1
         let samples = whole ? 1 : counts.first!
-        self.batchSize = whole ? 1 : try Self.batchSize(batchSize, fixed: data.fixedBatch, samples: samples, executor, feeds)
+        self.batchSize = whole
+            ? 1 : try Self.batchSize(batchSize, fixed: data.fixedBatch, samples: samples, executor, feeds)
         var gathered: [String: NumpyArray] = [:]
         var start = 0
         repeat {

@@ -208,7 +208,8 @@ public final class Trainer {
         let plan = try ExecutionPlan(graph: graph, opset: opset, registry: .standard, inputs: specs, fuse: false)
         // The tape keeps every value of the batch, and backward makes a gradient of each.
         if let last = plan.steps.last {
-            try ExecutionPlan.checkMemory(2 * plan.valueBytes, plan.node(last), opset, "a training step (values and gradients)")
+            try ExecutionPlan.checkMemory(2 * plan.valueBytes, plan.node(last), opset,
+                                          "a training step (values and gradients)")
         }
         var parameterSlots: [Int: Int] = [:]
         for (i, name) in store.names.enumerated() { if let s = plan.slotByName[name] { parameterSlots[i] = s } }

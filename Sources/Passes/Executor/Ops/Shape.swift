@@ -140,8 +140,11 @@ enum ShapeOpsRegistry {
         func forward(_ inputs: [DenseTensor?], _ buffers: BufferPool) throws -> [DenseTensor] {
             let parts = inputs.compactMap { $0 }.filter { $0.count > 0 }
             guard !parts.isEmpty else {  // every input empty: so is the output
-                return [kind == .float ? DenseTensor(shape: outShape, floats: [])
-                        : kind == .int64 ? DenseTensor(shape: outShape, ints: []) : DenseTensor(shape: outShape, bools: [])]
+                switch kind {
+                case .float: return [DenseTensor(shape: outShape, floats: [])]
+                case .int64: return [DenseTensor(shape: outShape, ints: [])]
+                case .bool: return [DenseTensor(shape: outShape, bools: [])]
+                }
             }
             guard kind == .float else {
                 let (v, s) = ShapeOps.concat(parts.map { ($0.ints, $0.shape) }, axis: axis)
