@@ -72,6 +72,7 @@ public struct OpContext {
         guard let c = spec.constant else {
             throw KernelError("the \(what) (input \(i)) is computed from the data at run time; only constant \(what) run")
         }
+        try Self.checkListLength(c.count, "the \(what) (input \(i))")
         return try c.ints.map { v in
             guard let n = Int(exactly: v) else { throw KernelError("\(what) value \(v) is out of range") }
             return n
@@ -82,6 +83,7 @@ public struct OpContext {
         guard let c = spec.constant else {
             throw KernelError("the \(what) (input \(i)) is computed from the data at run time; only a constant \(what) runs")
         }
+        try Self.checkListLength(c.count, "the \(what) (input \(i))")
         return c.floats
     }
 
@@ -98,6 +100,7 @@ public struct OpContext {
     }
     public func ints(_ name: String) throws -> [Int]? {
         guard let raw = node.ints(name) else { return nil }
+        try Self.checkListLength(raw.count, "attribute \(name)")
         return try raw.map { r in
             guard let v = Int(exactly: r), Self.attributeRange.contains(v) else {
                 throw KernelError("attribute \(name) value \(r) is out of range")
@@ -105,6 +108,16 @@ public struct OpContext {
             return v
         }
     }
+    /// The most values a list the executor reads takes (axes, pads, starts, a shape: at most a few per axis), so no
+    /// message or loop ever spends its time on a list of millions.
+    public static let listLimit = 1024
+
+    static func checkListLength(_ count: Int, _ what: String) throws {
+        guard count <= listLimit else {
+            throw KernelError("\(what) holds \(count) values; a list of values per axis holds at most \(listLimit)")
+        }
+    }
+
     public func float(_ name: String, default value: Float) -> Float { node.float(name) ?? value }
     public func string(_ name: String, default value: String) -> String { node.string(name) ?? value }
 

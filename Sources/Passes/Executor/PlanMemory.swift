@@ -62,6 +62,14 @@ extension ExecutionPlan {
         valueBytes = total
     }
 
+    /// Throws when a value an op makes in `prepare` (ConstantOfShape, Range) would not fit in the memory available.
+    static func checkConstant(bytes: Int) throws {
+        let available = MemoryBudget.availableBytes
+        guard bytes > available else { return }
+        throw KernelError("its value would need \(MemoryBudget.formatSize(bytes)); \(MemoryBudget.formatSize(available)) "
+            + "of memory is available")
+    }
+
     /// Throws, naming the node, when `bytes` exceed the memory available (MemoryBudget).
     static func checkMemory(_ bytes: Int, _ node: Node, _ opset: Int, _ what: String) throws {
         let available = MemoryBudget.availableBytes

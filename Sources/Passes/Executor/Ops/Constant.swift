@@ -15,6 +15,7 @@ enum ConstantOps {
         guard let shape = try ctx.constantInts(0, what: "shape") else { throw KernelError("the shape input is required") }
         try ExecutionPlan.checkSize(shape)
         let count = shape.reduce(1, *)
+        try ExecutionPlan.checkConstant(bytes: 8 * count)  // made here, before the plan measures its memory
         var fill = DenseTensor(shape: [], floats: [0])
         if let t = ctx.node.attribute("value")?.t {
             let v = try ExecutionPlan.dense(t).get()

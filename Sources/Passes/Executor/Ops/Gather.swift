@@ -63,6 +63,7 @@ enum GatherOps {
         guard steps.isFinite else { throw KernelError("the range has no finite length") }
         let n = max(0, steps.rounded(.up))
         try ExecutionPlan.checkSize([Int(min(n, 1e15))])
+        try ExecutionPlan.checkConstant(bytes: 8 * Int(n))  // made in prepare, before the plan measures its memory
         return Int(n)
     }
 }
