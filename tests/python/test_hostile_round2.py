@@ -426,3 +426,20 @@ def test_run_and_retrain_read_both_npz_flavours(tmp_path, flavour):
     r = run("retrain", MLP, "--cfg", MLP_CFG, "--data", flavour, "--labels", "label", "-o", tmp_path / "r.onnx",
             "--batch-size", 8, "--epochs", 1, "--quiet", check=False)
     assert r.returncode == 0, r.stderr
+
+
+def test_constant_of_shape_past_the_memory_available_is_refused_before_it_is_made(tmp_path):
+    """Found by FuzzPrepare: ConstantOfShape's value is made while planning, before the plan's own memory check."""
+    node = helper.make_node("ConstantOfShape", ["shape"], ["y"], name="big")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              initializer=[numpy_helper.from_array(np.array([1 << 28], np.int64), "shape")])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    clean_error(run_with_memory(tmp_path, m, "256M"), "node 'big'", "of memory is available")
+
+
+def test_a_list_of_a_million_pads_is_refused_quickly(tmp_path):
+    """Found by FuzzPrepare: a message printing a million-value list took longer than the fuzzer's timeout."""
+    m = one_op("Pad", [1, 3, 8, 8], [("pads", np.zeros(1 << 20, np.int64))])
+    clean_error(run_on(tmp_path, m, X), "node 'the_op'", "holds 1048576 values")
