@@ -36,7 +36,7 @@ extension NeuralOps {
             if bShape.count == 1 { shape.removeLast() }
             outShape = shape
             stacked = bBatch.reduce(1, *) == 1 && aBatch.reduce(1, *) == batches
-            if stacked || batches == 0 {
+            if stacked || batches == 0 || m == 0 || n == 0 {  // stacked, or an empty output: no offsets to walk
                 aOffsets = []
                 bOffsets = []
             } else {
@@ -61,6 +61,7 @@ extension NeuralOps {
     }
 
     public static func matmul(_ l: MatMulLayout, a: UnsafePointer<Float>, b: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) {
+        guard l.outputCount > 0 else { return }
         if l.k == 0 {
             out.update(repeating: 0, count: l.outputCount)
             return
