@@ -443,3 +443,20 @@ def test_a_list_of_a_million_pads_is_refused_quickly(tmp_path):
     """Found by FuzzPrepare: a message printing a million-value list took longer than the fuzzer's timeout."""
     m = one_op("Pad", [1, 3, 8, 8], [("pads", np.zeros(1 << 20, np.int64))])
     clean_error(run_on(tmp_path, m, X), "node 'the_op'", "holds 1048576 values")
+
+
+def test_matmul_of_an_empty_output_with_many_batches_is_quick(tmp_path):
+    """Found by FuzzPrepare: MatMul built one offset per batch even when the output is empty (2^28 of them here)."""
+    import time
+    node = helper.make_node("MatMul", ["a", "b"], ["y"], name="mm")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["N", 0, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              initializer=[numpy_helper.from_array(np.ones((2, 3), np.float32), "b")])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    src = save(tmp_path, m)
+    np.savez(tmp_path / "a.npz", a=np.zeros((1 << 28, 0, 2), np.float32))
+    start = time.monotonic()
+    run("run", src, "--inputs", tmp_path / "a.npz", "-o", tmp_path / "y.npz", "--batch-size", 1 << 28)
+    assert time.monotonic() - start < 20
+    assert np.load(tmp_path / "y.npz")["y"].shape == (1 << 28, 0, 3)
