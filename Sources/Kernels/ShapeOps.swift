@@ -67,17 +67,21 @@ public enum ShapeOps {
     @inlinable
     public static func gather<T>(_ x: [T], _ shape: [Int], indices: [Int64], indicesShape: [Int], axis: Int) throws -> ([T], [Int]) {
         let outer = shape[..<axis].reduce(1, *), inner = shape[(axis + 1)...].reduce(1, *), n = shape[axis]
+        let outShape = Array(shape[..<axis]) + indicesShape + Array(shape[(axis + 1)...])
+        for raw in indices where !(-Int64(n)..<Int64(n)).contains(raw) {
+            throw KernelError("Gather: index \(raw) is out of range for axis of size \(n)")
+        }
+        guard outer > 0, inner > 0 else { return ([], outShape) }  // empty: no loop over the other axes
         var out = [T]()
         out.reserveCapacity(outer * indices.count * inner)
         for o in 0..<outer {
             for raw in indices {
                 let i = raw < 0 ? Int(raw) + n : Int(raw)
-                guard i >= 0 && i < n else { throw KernelError("Gather: index \(raw) is out of range for axis of size \(n)") }
                 let base = (o * n + i) * inner
                 out.append(contentsOf: x[base..<(base + inner)])
             }
         }
-        return (out, Array(shape[..<axis]) + indicesShape + Array(shape[(axis + 1)...]))
+        return (out, outShape)
     }
 
     public enum PadMode: String, Sendable { case constant, reflect, edge }
