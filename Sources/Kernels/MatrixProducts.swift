@@ -40,6 +40,10 @@ extension NeuralOps {
                 aOffsets = []
                 bOffsets = []
             } else {
+                // One offset pair per batch, made here, before a plan can weigh it: at most 2^22 (64 MiB).
+                guard batches <= 1 << 22 else {
+                    throw KernelError("MatMul of \(aShape) × \(bShape) broadcasts over \(batches) batches; at most 4194304 run")
+                }
                 var ao: [Int] = [], bo: [Int] = []
                 ao.reserveCapacity(batches)
                 bo.reserveCapacity(batches)

@@ -154,8 +154,9 @@ func fuzzPrepare(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     return 0
 }
 
-// Memory a plan may take: well under libFuzzer's -rss_limit_mb (2 GiB), so a plan the budget admits never trips it.
-setenv(MemoryBudget.environmentVariable, "256M", 1)
+// Memory a plan may take: well under libFuzzer's -rss_limit_mb (2 GiB), and small enough that ASan's cost of
+// allocating and freeing it stays under -timeout.
+setenv(MemoryBudget.environmentVariable, "64M", 1)
 var argc = CommandLine.argc
 var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
 exit(LLVMFuzzerRunDriver(&argc, &argv, { fuzzPrepare($0, $1) }))
