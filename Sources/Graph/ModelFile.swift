@@ -57,8 +57,9 @@ public enum ModelFile {
             throw GraphError.notAModel(path: path)
         }
         defer { onnx__model_proto__free_unpacked(message, allocator) }
-        let model = try ProtoReader(baseDirectory: baseDirectory).model(message, path: path)
+        var model = try ProtoReader(baseDirectory: baseDirectory).model(message, path: path)
         try model.graph.checkReferences()
+        model.canonicalize()
         return model
     }
 

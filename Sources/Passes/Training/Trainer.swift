@@ -6,7 +6,7 @@ import Kernels
 // Quantization-aware training (SEMANTICS §7) on the executor's plan.
 //
 //   step:  2:4 masks when due → forward (every value kept: the tape), the training ops around each quantized layer
-//          → loss (cross-entropy with labels, else MSE against the float teacher) → backward: steps in reverse, each
+//          → loss (cross-entropy with labels, else distillation from the float teacher: Distillation.swift) → backward: steps in reverse, each
 //          operator's DifferentiableKernel, gradients summed where a value has several readers → optimizer → masks
 //
 // Trained: every float initializer a layer reads as weight or bias, BatchNormalization/LayerNormalization scale and
@@ -22,6 +22,10 @@ public struct TrainingOptions: Sendable {
     public var learningRate: Float?
     public var optimizer = OptimizerKind.adam
     public var seed: UInt64 = 0
+    /// Without labels: the distillation terms (the outputs, or the outputs and every quantized layer's output).
+    public var distillation = DistillationMode.outputs
+    /// The temperature τ of the KL terms of distillation.
+    public var temperature: Float = 1
 
     public init() {}
     public var effectiveLearningRate: Float { learningRate ?? (optimizer == .adam ? 3e-3 : 1e-2) }
@@ -82,6 +86,8 @@ public final class Trainer {
     var quantizers: [NodeID: StepQuantizer] = [:]
     var masks: [TwoOfFourMask] = []
     let teacher: GraphExecutor?
+    /// The output channels filter pruning kept, by layer name (feature distillation reads the teacher's there).
+    let keptChannels: [String: [Int]]
     let pool = BufferPool()
     private var plans: [[Int]: TrainingPlan] = [:]
 
@@ -89,11 +95,13 @@ public final class Trainer {
     ///   - graph: the compressed float graph (filter pruning applied, BatchNormalization folded).
     ///   - plan: the config's per-layer plan; `clips` the calibrated clips of layers whose config gives none.
     ///   - teacher: the original float graph, for distillation (nil: cross-entropy against labels).
+    ///   - keptChannels: the output channels filter pruning kept, by layer name.
     public init(graph: Graph, opset: Int, plan: Plan, clips: [Int: (Float, Float)], teacher: Graph?,
-                options: TrainingOptions) throws {
+                options: TrainingOptions, keptChannels: [String: [Int]] = [:]) throws {
         self.graph = graph
         self.opset = opset
         self.options = options
+        self.keptChannels = keptChannels
         self.teacher = try teacher.map { try GraphExecutor(graph: $0, opset: Int64(opset)) }
         try addParameters()
         try addTrainingOps(plan, clips: clips)
@@ -196,16 +204,23 @@ public final class Trainer {
         let lossSlot: Int
         let outputSlots: [(name: String, slot: Int)]
         let requiresGradient: [Bool]
+        /// Without labels: the distillation terms.
+        let targets: [DistillationTarget]
     }
 
     func trainingPlan(_ feeds: [String: DenseTensor], labels: Bool) throws -> TrainingPlan {
+        try trainingPlan(specs: feeds.mapValues { TensorSpec($0.isFloat ? .float : .int64, $0.shape) }, labels: labels)
+    }
+
+    func trainingPlan(specs feeds: [String: TensorSpec], labels: Bool) throws -> TrainingPlan {
         let key = feeds.keys.sorted().flatMap { feeds[$0]!.shape } + [labels ? 1 : 0]
         if let p = plans[key] { return p }
-        var specs: [String: TensorSpec] = feeds.mapValues { TensorSpec($0.isFloat ? .float : .int64, $0.shape) }
+        var specs = feeds
         for (i, name) in store.names.enumerated() where graph.initializers[name] != nil {
             specs[name] = TensorSpec(.float, store.shapes[i])
         }
-        let plan = try ExecutionPlan(graph: graph, opset: opset, registry: .standard, inputs: specs, fuse: false)
+        let build = { try ExecutionPlan(graph: self.graph, opset: self.opset, registry: .standard, inputs: specs, fuse: false) }
+        let plan = try BatchOverride.find(graph, specs).map { try $0.plan(build, graph: graph) } ?? build()
         var parameterSlots: [Int: Int] = [:]
         for (i, name) in store.names.enumerated() { if let s = plan.slotByName[name] { parameterSlots[i] = s } }
         guard let first = plan.outputSlots.first else { throw PassError(node: "graph outputs", "the model has no output to train on") }
@@ -219,8 +234,13 @@ public final class Trainer {
         for step in plan.steps where quantizers[step.node] != nil || step.inputs.contains(where: { $0 >= 0 && requires[$0] }) {
             for s in step.outputs where s >= 0 { requires[s] = true }
         }
+        if labels { try Self.checkLogits(plan, lossSlot) }
+        let targets = labels ? [] : teacher.map { distillationTargets(plan, teacher: $0.graph, keptChannels: keptChannels) } ?? []
+        if !labels && targets.isEmpty {
+            throw PassError(node: "graph outputs", "no graph output of the model is one the float model has; nothing to distill")
+        }
         var reaches = [Bool](repeating: false, count: plan.slotCount)
-        for o in (labels ? [lossSlot] : plan.outputSlots.map(\.slot)) { reaches[o] = true }
+        for o in (labels ? [lossSlot] : targets.map(\.slot)) { reaches[o] = true }
         for step in plan.steps.reversed() where step.outputs.contains(where: { $0 >= 0 && reaches[$0] }) {
             for s in step.inputs where s >= 0 { reaches[s] = true }
             let carries = step.inputs.contains { $0 >= 0 && requires[$0] } || quantizers[step.node] != nil
@@ -230,10 +250,22 @@ public final class Trainer {
             }
         }
         let result = TrainingPlan(plan: plan, parameterSlots: parameterSlots, lossSlot: lossSlot, outputSlots: plan.outputSlots,
-                                  requiresGradient: requires)
+                                  requiresGradient: requires, targets: targets)
         plans[key] = result
         return result
     }
+
+    /// Cross-entropy against one label per sample needs logits [N, classes] (a final Softmax's input is taken).
+    static func checkLogits(_ plan: ExecutionPlan, _ slot: Int) throws {
+        guard let shape = plan.shapes[slot], shape.count >= 2, shape.dropFirst(2).allSatisfy({ $0 == 1 }) else {
+            let shape = plan.shapes[slot].map { "\($0)" } ?? "unknown"
+            throw PassError(node: plan.names[slot], "cross-entropy against one class index per sample needs logits "
+                            + "[N, classes]; this output has shape \(shape). Train without --labels (distillation)")
+        }
+    }
+
+    /// The number of classes the loss compares labels against (dimension 1 of the logits).
+    func classCount(_ tp: TrainingPlan) -> Int? { tp.plan.shapes[tp.lossSlot].flatMap { $0.count >= 2 ? $0[1] : nil } }
 
     // MARK: Forward
 
@@ -295,22 +327,17 @@ public final class Trainer {
             if gradient { seeds[tp.lossSlot] = DenseTensor(shape: logits.shape, floats: g) }
             return (value, Self.correct(logits, labels), seeds)
         }
-        guard let teacher else { throw PassError(node: "graph outputs", "distillation needs the float model") }
-        let targets = try teacher.run(feeds)
-        var total: Float = 0
-        for (name, slot) in tp.outputSlots {
-            guard let p = tape.values[slot], p.isFloat, let t = targets[name], t.count == p.count else { continue }
-            var g = gradient ? [Float](repeating: 0, count: p.count) : []
-            total += try p.floats.withUnsafeBufferPointer { pb in
-                try t.floats.withUnsafeBufferPointer { tb in
-                    try g.withUnsafeMutableBufferPointer { gb in
-                        try Loss.meanSquaredError(pb, target: tb, gradient: gradient ? gb : nil)
-                    }
-                }
-            }
-            if gradient { seeds[slot] = DenseTensor(shape: p.shape, floats: g) }
-        }
-        return (total, nil, seeds)
+        let distilled = try distillationLoss(tp, tape, feeds: feeds, gradient: gradient)
+        return (distilled.loss, nil, distilled.seeds)
+    }
+
+    /// The distillation terms of the plans built so far, for the summary.
+    public var distillationSummary: String {
+        guard let targets = plans.values.first?.targets else { return "no plan built" }
+        var parts = targets.filter { !$0.isFeature }.map(\.label)
+        let features = targets.filter(\.isFeature).count
+        if features > 0 { parts.append("+ \(features) quantized layers' outputs (\(DistillationKind.normalizedMSE))") }
+        return parts.joined(separator: "; ")
     }
 
     /// Predictions (argmax over axis 1) equal to the labels.
