@@ -1321,21 +1321,21 @@ void   caffe__exp_parameter__init
 size_t caffe__exp_parameter__get_packed_size
                      (const Caffe__ExpParameter *message)
 {
-  assert(message->base.descriptor == &caffe__exp_parameter__descriptor);
+  assert(message->base_message.descriptor == &caffe__exp_parameter__descriptor);
   return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
 }
 size_t caffe__exp_parameter__pack
                      (const Caffe__ExpParameter *message,
                       uint8_t       *out)
 {
-  assert(message->base.descriptor == &caffe__exp_parameter__descriptor);
+  assert(message->base_message.descriptor == &caffe__exp_parameter__descriptor);
   return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
 }
 size_t caffe__exp_parameter__pack_to_buffer
                      (const Caffe__ExpParameter *message,
                       ProtobufCBuffer *buffer)
 {
-  assert(message->base.descriptor == &caffe__exp_parameter__descriptor);
+  assert(message->base_message.descriptor == &caffe__exp_parameter__descriptor);
   return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
 }
 Caffe__ExpParameter *
@@ -1354,7 +1354,7 @@ void   caffe__exp_parameter__free_unpacked
 {
   if(!message)
     return;
-  assert(message->base.descriptor == &caffe__exp_parameter__descriptor);
+  assert(message->base_message.descriptor == &caffe__exp_parameter__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
 void   caffe__flatten_parameter__init
@@ -1726,21 +1726,21 @@ void   caffe__log_parameter__init
 size_t caffe__log_parameter__get_packed_size
                      (const Caffe__LogParameter *message)
 {
-  assert(message->base.descriptor == &caffe__log_parameter__descriptor);
+  assert(message->base_message.descriptor == &caffe__log_parameter__descriptor);
   return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
 }
 size_t caffe__log_parameter__pack
                      (const Caffe__LogParameter *message,
                       uint8_t       *out)
 {
-  assert(message->base.descriptor == &caffe__log_parameter__descriptor);
+  assert(message->base_message.descriptor == &caffe__log_parameter__descriptor);
   return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
 }
 size_t caffe__log_parameter__pack_to_buffer
                      (const Caffe__LogParameter *message,
                       ProtobufCBuffer *buffer)
 {
-  assert(message->base.descriptor == &caffe__log_parameter__descriptor);
+  assert(message->base_message.descriptor == &caffe__log_parameter__descriptor);
   return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
 }
 Caffe__LogParameter *
@@ -1759,7 +1759,7 @@ void   caffe__log_parameter__free_unpacked
 {
   if(!message)
     return;
-  assert(message->base.descriptor == &caffe__log_parameter__descriptor);
+  assert(message->base_message.descriptor == &caffe__log_parameter__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
 void   caffe__lrnparameter__init

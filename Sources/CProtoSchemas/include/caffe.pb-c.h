@@ -1626,7 +1626,7 @@ struct  Caffe__EmbedParameter
  */
 struct  Caffe__ExpParameter
 {
-  ProtobufCMessage base;
+  ProtobufCMessage base_message;
   /*
    * ExpLayer computes outputs y = base ^ (shift + scale * x), for base > 0.
    * Or if base is set to the default (-1), base is set to e,
@@ -1870,7 +1870,7 @@ struct  Caffe__InputParameter
  */
 struct  Caffe__LogParameter
 {
-  ProtobufCMessage base;
+  ProtobufCMessage base_message;
   /*
    * LogLayer computes outputs y = log_base(shift + scale * x), for base > 0.
    * Or if base is set to the default (-1), base is set to e,
