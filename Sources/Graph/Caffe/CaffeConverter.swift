@@ -251,7 +251,9 @@ public enum CaffeModel {
         return try withExtendedLifetime((net, weightsFile)) {
             let layers = try net.layers(weights: weightsFile)
             var graph = try convert(net, layers: layers)
-            graph.name = net.net.pointee.name.map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+            // The net's name, else the prototxt's (ONNX requires one).
+            let name = net.net.pointee.name.map { String(cString: $0) } ?? ""
+            graph.name = name.isEmpty ? URL(fileURLWithPath: prototxt).deletingPathExtension().lastPathComponent : name
             try graph.checkReferences()
             var model = Model(graph: graph, irVersion: 8, opsetImports: [OpsetImport(domain: "", version: 13)],
                               producerName: "amct-pipe", docString: "converted from the Caffe net \(prototxt)")
