@@ -93,7 +93,7 @@ extension Pipeline {
         -> CompressionResult
     {
         var model = input
-        let elementsBefore = parameterElements(model), source = model.sourcePath
+        let elementsBefore = parameterElements(model), source = model.sourcePath, companions = model.companionPaths
         var context = start ?? PassContext(opsetImports: model.opsetImports)
         if start == nil, let config {
             context.config = config
@@ -128,7 +128,7 @@ extension Pipeline {
             elementsAfter: models.first.map { parameterElements($0.1) } ?? 0)
         if let source {
             summary.input = source
-            summary.sizeBefore = fileSize(source)
+            summary.sizeBefore = ([source] + companions).map(fileSize).reduce(0, +)  // a Caffe net: with its caffemodel
         }
         return CompressionResult(models: models, context: merged, summary: summary)
     }

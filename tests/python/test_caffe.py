@@ -416,7 +416,7 @@ def hostile_cases():
     ]
 
 
-@pytest.mark.parametrize("make,message", hostile_cases(), ids=lambda c: getattr(c, "__name__", ""))
+@pytest.mark.parametrize("make,message", [pytest.param(m, e, id=m.__name__) for m, e in hostile_cases()])
 def test_hostile_net_is_a_clear_error(make, message, tmp_path):
     p, m = make(tmp_path)
     files = [f for f in (p, m) if f]
