@@ -248,18 +248,30 @@ public enum CaffeModel {
     public static func load(prototxt: String, weights: String?) throws -> Model {
         let net = try CaffeNetFile.prototxt(prototxt)
         let weightsFile = try weights.map { try CaffeNetFile.caffemodel($0) }
-        return try withExtendedLifetime((net, weightsFile)) {
-            let layers = try net.layers(weights: weightsFile)
+        var model = try model(net, weights: weightsFile)
+        model.sourcePath = URL(fileURLWithPath: prototxt).standardizedFileURL.path
+        if let weights { model.companionPaths = [URL(fileURLWithPath: weights).standardizedFileURL.path] }
+        return model
+    }
+
+    /// The same from memory: the prototxt's text and the caffemodel's bytes (`file` names the prototxt in messages).
+    public static func decode(prototxt text: String, caffemodel: UnsafeRawBufferPointer?,
+                              file: String = "<prototxt>") throws -> Model {
+        let net = try CaffeNetFile.prototxt(text: text, file: file)
+        let weights = try caffemodel.map { try CaffeNetFile.caffemodel(bytes: $0, path: "<caffemodel>") }
+        return try model(net, weights: weights)
+    }
+
+    static func model(_ net: CaffeNetFile, weights: CaffeNetFile?) throws -> Model {
+        try withExtendedLifetime((net, weights)) {
+            let layers = try net.layers(weights: weights)
             var graph = try convert(net, layers: layers)
             // The net's name, else the prototxt's (ONNX requires one).
             let name = net.net.pointee.name.map { String(cString: $0) } ?? ""
-            graph.name = name.isEmpty ? URL(fileURLWithPath: prototxt).deletingPathExtension().lastPathComponent : name
+            graph.name = name.isEmpty ? URL(fileURLWithPath: net.path).deletingPathExtension().lastPathComponent : name
             try graph.checkReferences()
-            var model = Model(graph: graph, irVersion: 8, opsetImports: [OpsetImport(domain: "", version: 13)],
-                              producerName: "amct-pipe", docString: "converted from the Caffe net \(prototxt)")
-            model.sourcePath = URL(fileURLWithPath: prototxt).standardizedFileURL.path
-            if let weights { model.companionPaths = [URL(fileURLWithPath: weights).standardizedFileURL.path] }
-            return model
+            return Model(graph: graph, irVersion: 8, opsetImports: [OpsetImport(domain: "", version: 13)],
+                         producerName: "amct-pipe", docString: "converted from the Caffe net \(net.path)")
         }
     }
 
@@ -284,6 +296,9 @@ public enum CaffeModel {
         var inputs: [[Int]] = []
         var outputs: [[Int]] = []
         for (li, layer) in layers.enumerated() {
+            if (layer.bottoms + layer.tops).contains("") {
+                throw CaffeError.badLayer(layer.place, "a bottom or top has no name")
+            }
             var ids: [Int] = []
             for bottom in layer.bottoms {
                 guard let id = latest[bottom] else { throw CaffeError.undefinedBottom(layer.place, bottom: bottom) }
@@ -363,6 +378,7 @@ public enum CaffeModel {
     static func addLegacyInputs(_ net: Caffe__NetParameter, names: [String], ids: [Int], path: String,
                                 into b: inout CaffeBuilder) throws {
         guard !names.isEmpty else { return }
+        if names.contains("") { throw CaffeError.badNet(path: path, "an input has no name") }
         var shapes: [[Int]] = []
         if net.n_input_shape > 0 {
             guard net.n_input_shape == names.count else {

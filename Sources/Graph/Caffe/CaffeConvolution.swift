@@ -101,7 +101,9 @@ extension CaffeLayerRule {
         let weightShape = transposed ? [channels, outputs / group] + g.kernel : [outputs, channels / group] + g.kernel
         let w = try b.constant("weight", dims: weightShape, b.blob(0, expected: weightShape, "weight"))
         var inputs = [x.name, w]
-        if p.bias_term != 0 { inputs.append(try b.constant("bias", dims: [outputs], b.blob(1, expected: [outputs], "bias"))) }
+        if p.bias_term != 0 {
+            inputs.append(try b.constant("bias", dims: [outputs], b.blob(1, expected: [outputs], "bias")))
+        }
         b.node(transposed ? "ConvTranspose" : "Conv", inputs, g.attributes + [.int("group", Int64(group))],
                output: b.outputName(0))
         b.setOutput(0, shape: shape)

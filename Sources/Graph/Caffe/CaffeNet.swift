@@ -94,10 +94,30 @@ final class CaffeNetFile {
 
     /// A prototxt: text format through `TextFormat` (an unknown field is an error at its line:column).
     static func prototxt(_ path: String) throws -> CaffeNetFile {
-        let parsed = try TextFormat.parse(contentsOf: path, schema: .caffeNet)
+        try prototxt(parsed: TextFormat.parse(contentsOf: path, schema: .caffeNet), path: path)
+    }
+
+    /// A prototxt's text (`file` names it in messages).
+    static func prototxt(text: String, file: String) throws -> CaffeNetFile {
+        try prototxt(parsed: TextFormat.parse(text, file: file, schema: .caffeNet), path: file)
+    }
+
+    private static func prototxt(parsed: ParsedText, path: String) throws -> CaffeNetFile {
         let net = parsed.serialized.withUnsafeBufferPointer { caffe__net_parameter__unpack(nil, $0.count, $0.baseAddress) }
         guard let net else { throw CaffeError.badNet(path: path, "the text does not make a NetParameter") }
         return CaffeNetFile(path: path, net: net, text: parsed.message)
+    }
+
+    /// A caffemodel's bytes (`path` names it in messages).
+    static func caffemodel(bytes: UnsafeRawBufferPointer, path: String) throws -> CaffeNetFile {
+        guard bytes.count > 0 else { throw CaffeError.notANet(path: path) }
+        let net = caffe__net_parameter__unpack(nil, bytes.count, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        guard let net else { throw CaffeError.notANet(path: path) }
+        let file = CaffeNetFile(path: path, net: net, text: nil)
+        if net.pointee.n_layer == 0 && net.pointee.n_layers == 0 {
+            throw CaffeError.badNet(path: path, "the caffemodel parses but holds no layers (not a caffemodel?)")
+        }
+        return file
     }
 
     /// A caffemodel: the binary NetParameter.
@@ -110,16 +130,7 @@ final class CaffeNetFile {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw GraphError.cannotRead(path: path, reason: "cannot open it for reading")
         }
-        guard !data.isEmpty else { throw CaffeError.notANet(path: path) }
-        let net = data.withUnsafeBytes {
-            caffe__net_parameter__unpack(nil, $0.count, $0.baseAddress?.assumingMemoryBound(to: UInt8.self))
-        }
-        guard let net else { throw CaffeError.notANet(path: path) }
-        let file = CaffeNetFile(path: path, net: net, text: nil)
-        if net.pointee.n_layer == 0 && net.pointee.n_layers == 0 {
-            throw CaffeError.badNet(path: path, "the caffemodel parses but holds no layers (not a caffemodel?)")
-        }
-        return file
+        return try data.withUnsafeBytes { try caffemodel(bytes: $0, path: path) }
     }
 
     /// The blobs of each named layer (V2 and V1 layers; the first layer of a name wins).

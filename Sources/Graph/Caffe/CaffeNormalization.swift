@@ -10,8 +10,8 @@ import CProtoSchemas
 //   Scale { axis, num_axes, bias_term } alone, blobs γ [β]
 //       → Mul(x, γ) [→ Add(β)], γ and β shaped to broadcast over the axes after axis + num_axes
 //   LRN { ACROSS_CHANNELS, local_size, alpha, beta, k } → LRN(size, alpha, beta, bias = k)
-//   LRN { WITHIN_CHANNEL }  → Mul(x, x) → AveragePool(size², pad (size−1)/2) → Mul(alpha) → Add(1) → Pow(−beta)
-//                             → Mul(x, ·)   (Caffe's own composition; k plays no part there)
+//   LRN { WITHIN_CHANNEL }  → Mul(x, x) → AveragePool(size², pad (size−1)/2) → Mul(alpha) → Add(1)
+//                             → Pow(−beta) → Mul(x, ·)   (Caffe's own composition; k plays no part there)
 
 extension CaffeLayerRule {
     static let batchNorm = CaffeLayerRule(type: "BatchNorm", bottoms: 1...1, tops: 1...1) { layer, b in
@@ -64,7 +64,8 @@ extension CaffeLayerRule {
         }
         let broadcast = shape + Array(repeating: 1, count: rank - end)
         let product = beta == nil ? b.outputName(0) : b.temporary("mul")
-        b.node("Mul", [x.name, b.constant("scale", dims: broadcast, gamma)], output: product, part: beta == nil ? nil : "mul")
+        b.node("Mul", [x.name, b.constant("scale", dims: broadcast, gamma)], output: product,
+               part: beta == nil ? nil : "mul")
         if let beta {
             b.node("Add", [product, b.constant("bias", dims: broadcast, beta)], output: b.outputName(0))
         }

@@ -42,7 +42,9 @@ extension CaffeLayerRule {
         func pair(_ field: String, _ one: UInt32, _ hasOne: Bool, _ h: UInt32, _ hasH: Bool, _ w: UInt32, _ hasW: Bool,
                   default d: Int?) throws -> [Int] {
             if hasH || hasW {
-                guard hasH && hasW && !hasOne else { throw b.fail("\(field)_h and \(field)_w go together, without \(field)") }
+                guard hasH && hasW && !hasOne else {
+                    throw b.fail("\(field)_h and \(field)_w go together, without \(field)")
+                }
                 return [Int(h), Int(w)]
             }
             if hasOne { return [Int(one), Int(one)] }

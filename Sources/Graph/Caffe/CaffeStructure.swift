@@ -84,7 +84,9 @@ extension CaffeLayerRule {
         for (i, d) in dims.enumerated() {
             switch d {
             case 0:
-                guard start + i < rank else { throw b.fail("shape dim \(i) is 0 (copy) but the input has no axis \(start + i)") }
+                guard start + i < rank else {
+                    throw b.fail("shape dim \(i) is 0 (copy) but the input has no axis \(start + i)")
+                }
                 middle.append(x.shape[start + i])
             case -1:
                 guard inferred == nil else { throw b.fail("shape has more than one -1") }
@@ -99,7 +101,9 @@ extension CaffeLayerRule {
         let total = x.shape.reduce(1, *)
         guard let known = CaffeBuilder.count(shape), known > 0 else { throw b.fail("the shape's element count overflows") }
         if let inferred {
-            guard total % known == 0 else { throw b.fail("cannot infer the -1: \(total) elements do not divide by \(known)") }
+            guard total % known == 0 else {
+                throw b.fail("cannot infer the -1: \(total) elements do not divide by \(known)")
+            }
             shape[start + inferred] = total / known
         } else if known != total {
             throw b.fail("shape \(CaffeBuilder.show(shape)) holds \(known) elements, the input "
