@@ -111,6 +111,26 @@ def test_layers_match_opencv(build, tmp_path):
         assert node.name.split("/")[0] in layer_names, node.name
 
 
+@pytest.mark.parametrize("build", [conv_stack, branches], ids=lambda f: f.__name__)
+def test_executor_runs_every_layer(build, tmp_path):
+    """amct-pipe's own executor (what calibration and retraining run) agrees with onnxruntime on the converted nets,
+    and compress calibrates them (IFMR on every quantizable layer)."""
+    net, outputs = build()
+    p, m = net.save(tmp_path)
+    convert(p, m, tmp_path / "f.onnx")
+    x = np.random.default_rng(9).standard_normal(net.input_shape).astype(np.float32)
+    np.savez(tmp_path / "x.npz", data=x)
+    run("run", p, "--weights", m, "--inputs", tmp_path / "x.npz", "-o", tmp_path / "y.npz")
+    got, want = np.load(tmp_path / "y.npz")[outputs[0]], ort_run(tmp_path / "f.onnx", {"data": x})[outputs[0]]
+    assert close(got, want, 1e-5), float(np.abs(got - want).max())
+    cfg = tmp_path / "ifmr.cfg"
+    cfg.write_text("retrain_weight_quant_config { arq_retrain { channel_wise: true } }\n"
+                   "retrain_data_quant_config { ulq_quantize { } }\n")
+    run(p, "--weights", m, "--cfg", cfg, "--calib", "random", "-o", tmp_path / "q.onnx", "--quiet")
+    onnx.checker.check_model(onnx.load(str(tmp_path / "q.onnx")))
+    assert np.isfinite(ort_run(tmp_path / "q.onnx", {"data": x})[outputs[0]]).all()
+
+
 def test_in_place_names_and_bn_scale_fold(tmp_path):
     net, _ = conv_stack()
     model, _ = check_against_opencv(net, tmp_path, ["prob"])
@@ -138,6 +158,7 @@ def test_inner_product_transpose_against_numpy(tmp_path):
 @pytest.mark.parametrize("pool", ["MAX", "AVE"])
 @pytest.mark.parametrize("size,kernel,stride,pad", [
     ((7, 9), 3, 2, 0), ((8, 10), 3, 2, 1), ((9, 7), 2, 2, 1), ((10, 8), 3, 3, 2), ((6, 11), 4, 3, 1), ((5, 5), 3, 1, 1),
+    ((1, 3), 2, 2, 1),  # both last windows would start in the padding: Caffe drops them
 ])
 def test_pooling_rounding_matches_opencv(pool, size, kernel, stride, pad, tmp_path):
     n = Net((1, 2) + size)

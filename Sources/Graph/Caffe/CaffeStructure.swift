@@ -9,7 +9,7 @@ import CProtoSchemas
 //   Softmax { axis = 1 }           → Softmax(axis) (opset 13: along that axis only, as Caffe)
 //   Dropout                        → nothing: the top is the bottom (inference); Identity when it is a graph output
 //   Split                          → nothing: every top is the bottom
-//   Eltwise { SUM [coeff], PROD, MAX } → Add chain (Mul by a scalar where coeff ≠ 1) / Mul chain / Max
+//   Eltwise { SUM [coeff], PROD, MAX } → Add chain (Mul by a scalar where coeff ≠ 1) / Mul chain / Max chain
 
 extension CaffeLayerRule {
     static let input = CaffeLayerRule(type: "Input", bottoms: 0...0, tops: 1...Int.max) { layer, b in
@@ -154,12 +154,7 @@ extension CaffeLayerRule {
             }
         case CAFFE__ELTWISE_PARAMETER__ELTWISE_OP__PROD, CAFFE__ELTWISE_PARAMETER__ELTWISE_OP__MAX:
             guard coeffs.isEmpty else { throw b.fail("coeff is only for the SUM operation") }
-            if operation == CAFFE__ELTWISE_PARAMETER__ELTWISE_OP__MAX {
-                b.node("Max", terms, output: b.outputName(0))
-                b.setOutput(0, shape: x.shape)
-                return
-            }
-            op = "Mul"
+            op = operation == CAFFE__ELTWISE_PARAMETER__ELTWISE_OP__MAX ? "Max" : "Mul"
         default:
             throw b.fail("operation \(operation.rawValue) is not SUM, PROD or MAX")
         }
