@@ -232,9 +232,10 @@ extension OperatorGradientTests {
         cases.append(
             GradientCase(op: "Mul", inputs: [floats([2, 3]), ints([2, 3, 4], [3])], checked: [0], label: "int64 b"))
         // |a| > 0.3 and |b| < 0.1: no pair sits on Max's kink; x away from PRelu's kink at 0.
-        cases.append(GradientCase(op: "Max", inputs: [floats([2, 3, 4], avoiding: [0], gap: 0.3), floats([3, 1], -0.1, 0.1)],
-                                  checked: [0, 1]))
-        cases.append(GradientCase(op: "PRelu", inputs: [floats([2, 3, 4], avoiding: [0]), floats([3, 1])], checked: [0, 1]))
+        let a = floats([2, 3, 4], avoiding: [0], gap: 0.3)
+        cases.append(GradientCase(op: "Max", inputs: [a, floats([3, 1], -0.1, 0.1)], checked: [0, 1]))
+        cases.append(
+            GradientCase(op: "PRelu", inputs: [floats([2, 3, 4], avoiding: [0]), floats([3, 1])], checked: [0, 1]))
         return cases
     }
 

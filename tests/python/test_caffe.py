@@ -408,7 +408,8 @@ def hostile_cases():
 
     def unknown_field(tmp):
         p, m = base().save(tmp)
-        text = open(p).read().replace('type: "InnerProduct"', 'type: "InnerProduct"\n  norm_param { across_spatial: false }')
+        text = open(p).read().replace('type: "InnerProduct"',
+                                      'type: "InnerProduct"\n  norm_param { across_spatial: false }')
         open(p, "w").write(text)
         return p, m
 

@@ -310,7 +310,6 @@ public enum CaffeModel {
         }
         // 2. Names: the plain top name for an input version, else for the last version; the others are
         // `<top>/<writer>`.
-        var plain: [Int?] = Array(repeating: nil, count: topOf.count)
         var owner: [String: Int] = [:]
         for id in topOf.indices where isInput[id] && owner[topOf[id]] == nil { owner[topOf[id]] = id }
         for (top, id) in latest where owner[top] == nil { owner[top] = id }
@@ -319,9 +318,8 @@ public enum CaffeModel {
         for (top, id) in owner {
             names[id] = top
             taken.insert(top)
-            plain[id] = id
         }
-        for id in topOf.indices where plain[id] == nil {
+        for id in topOf.indices where owner[topOf[id]] != id {
             let base = "\(topOf[id])/\(writer[id] >= 0 ? layers[writer[id]].name : "input")"
             var name = base
             var k = 1
