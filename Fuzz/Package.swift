@@ -13,6 +13,7 @@ let package = Package(
         .executableTarget(name: "FuzzConfig", dependencies: ["CLibFuzzer", .product(name: "AMCTPipe", package: "amct-pipe")]),
         .executableTarget(name: "FuzzNumpy", dependencies: ["CLibFuzzer", .product(name: "AMCTPipe", package: "amct-pipe")]),
         .executableTarget(name: "FuzzPlan", dependencies: ["CLibFuzzer", .product(name: "AMCTPipe", package: "amct-pipe")]),
+        .executableTarget(name: "FuzzCaffe", dependencies: ["CLibFuzzer", .product(name: "AMCTPipe", package: "amct-pipe")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 smoke=0
 [[ "${1:-}" == "--smoke" ]] && smoke=1
 seconds=${FUZZ_SECONDS:-60}
-targets=${FUZZ_TARGETS:-FuzzONNX FuzzConfig FuzzNumpy FuzzPlan}
+targets=${FUZZ_TARGETS:-FuzzONNX FuzzConfig FuzzNumpy FuzzPlan FuzzCaffe}
 sanitize=${FUZZ_SANITIZE:-fuzzer,address}
 scratch=.build-fuzz
 
@@ -35,6 +35,7 @@ seeds() {
         FuzzONNX | FuzzPlan) find fixtures -maxdepth 1 -name '*.onnx' -size -64k ;;
         FuzzConfig) find fixtures/configs tests/textformat -name '*.cfg' ;;
         FuzzNumpy) find fixtures Fuzz/seeds/numpy -name '*.np[yz]' ;;
+        FuzzCaffe) find Fuzz/seeds/caffe -type f ;;
     esac
     [[ -d Fuzz/regressions/$1 ]] && find "Fuzz/regressions/$1" -type f
     return 0

@@ -163,7 +163,7 @@ public enum ModelFile {
     static func inputFiles(of model: Model) -> [String] {
         guard let source = model.sourcePath else { return [] }
         let directory = URL(fileURLWithPath: source).deletingLastPathComponent()
-        var files = [source]
+        var files = [source] + model.companionPaths
         for tensor in model.graph.initializers.values {
             if case .external(let entries) = tensor.encoding,
                 let location = entries.first(where: { $0.key == "location" })?.value

@@ -93,7 +93,7 @@ extension Pipeline {
         -> CompressionResult
     {
         var model = input
-        let elementsBefore = parameterElements(model), source = model.sourcePath
+        let elementsBefore = parameterElements(model), source = model.sourcePath, companions = model.companionPaths
         var context = start ?? PassContext(opsetImports: model.opsetImports)
         if start == nil, let config {
             context.config = config
@@ -128,7 +128,7 @@ extension Pipeline {
             elementsAfter: models.first.map { parameterElements($0.1) } ?? 0)
         if let source {
             summary.input = source
-            summary.sizeBefore = fileSize(source)
+            summary.sizeBefore = ([source] + companions).map(fileSize).reduce(0, +)  // a Caffe net: with its caffemodel
         }
         return CompressionResult(models: models, context: merged, summary: summary)
     }
@@ -155,10 +155,11 @@ public func compress(_ input: consuming Model, config: CompressionConfig,
 /// What `amct-pipe compress` does, for a Swift caller: loads the model and the config, compresses, writes every output
 /// whole (and the record), and returns the result, whose `summary` the CLI prints. (The models come back too, so a
 /// caller that ends the process next need not free them first.)
-public func compressFile(_ input: String, config cfg: String, output: String,
+/// `weights` is the caffemodel when `input` is a Caffe prototxt.
+public func compressFile(_ input: String, weights: String? = nil, config cfg: String, output: String,
                          options: CompressOptions = CompressOptions(), record: String? = nil) throws -> CompressionResult
 {
-    let model = try ModelFile.load(input)
+    let model = try ModelFile.load(input, weights: weights)
     let config = try CompressionConfig.load(cfg)
     var result = try compress(consume model, config: config, options: options)
     result.summary.input = input

@@ -10,8 +10,11 @@ struct AnalyzeCommand: ParsableCommand {
         commandName: "analyze",
         abstract: "Measure how much each quantized layer costs (output SQNR with that layer alone quantized).")
 
-    @Argument(help: "The ONNX model (never modified).")
+    @Argument(help: "The model (ONNX, or a Caffe deploy.prototxt with --weights) (never modified).")
     var input: String
+
+    @Option(help: ArgumentHelp(weightsHelp, valueName: "model.caffemodel"))
+    var weights: String?
 
     @Option(help: "The AMCT config (text format).")
     var cfg: String
@@ -48,7 +51,7 @@ struct AnalyzeCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let model = try ModelFile.load(input)
+            let model = try ModelFile.load(input, weights: weights)
             let config = try CompressionConfig.load(cfg)
             let calibration = CompressOptions(calibration: CalibrationSource(argument: calib), batchSize: batchSize,
                                               inputShapes: try InputShape.parseAll(inputShapes))
@@ -59,7 +62,7 @@ struct AnalyzeCommand: ParsableCommand {
             var suggestion: ConfigSuggestion?
             if let suggest, let minSQNR {
                 suggestion = try session.writeSuggestion(result, minSQNR: minSQNR, configFile: cfg,
-                                                         model: ModelFile.load(input), to: suggest)
+                                                         model: ModelFile.load(input, weights: weights), to: suggest)
             }
             if let report { try explainingWrite(report, "the report") { try result.writeFiles(to: report) } }
             if json {

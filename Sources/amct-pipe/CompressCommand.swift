@@ -7,8 +7,11 @@ struct CompressCommand: ParsableCommand {
         commandName: "compress",
         abstract: "Compress a model as the config says (the default command: `amct-pipe in.onnx --cfg c.cfg -o out.onnx`).")
 
-    @Argument(help: "The ONNX model to compress (never modified).")
+    @Argument(help: "The model (ONNX, or a Caffe deploy.prototxt with --weights) to compress (never modified).")
     var input: String
+
+    @Option(help: ArgumentHelp(weightsHelp, valueName: "model.caffemodel"))
+    var weights: String?
 
     @Option(help: "The AMCT config (text format).")
     var cfg: String
@@ -47,7 +50,7 @@ struct CompressCommand: ParsableCommand {
             let options = CompressOptions(
                 format: format, calibration: CalibrationSource(argument: calib), batchSize: batchSize,
                 inputShapes: try InputShape.parseAll(inputShapes), progress: showProgress ? calibrationProgress : nil)
-            let result = try compressFile(input, config: cfg, output: output, options: options, record: record)
+            let result = try compressFile(input, weights: weights, config: cfg, output: output, options: options, record: record)
             print(json ? result.summary.json : result.summary.description)
             // Done: end here, the models still held, rather than free them one object at a time (a tenth of a large
             // model's run).
@@ -63,5 +66,7 @@ let calibrationProgress: @Sendable (String, Int, Int) -> Void = { phase, i, n in
 }
 
 extension OutputFormat: ExpressibleByArgument {}
+
+let weightsHelp = "The Caffe weights (a caffemodel) of a prototxt input; its layers are matched by name."
 
 let inputShapeHelp = "Fixes the symbolic or -1 dimensions of a graph input, e.g. x:1,3,48,320 (repeatable; the rank must match and fixed dimensions agree)."

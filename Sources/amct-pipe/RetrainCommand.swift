@@ -18,8 +18,11 @@ struct RetrainCommand: ParsableCommand {
             model), --distill features for low-bit (INT4) models, and a larger fine-tuning set; --val shows the effect.
             """)
 
-    @Argument(help: "The float ONNX model (never modified).")
+    @Argument(help: "The float model (ONNX, or a Caffe deploy.prototxt with --weights; never modified).")
     var input: String
+
+    @Option(help: ArgumentHelp(weightsHelp, valueName: "model.caffemodel"))
+    var weights: String?
 
     @Option(help: "The AMCT config (text format).")
     var cfg: String
@@ -95,7 +98,7 @@ struct RetrainCommand: ParsableCommand {
     }
 
     func execute() throws {
-        let model = try ModelFile.load(input)
+        let model = try ModelFile.load(input, weights: weights)
         let config = try CompressionConfig.load(cfg)
         let shaped = try InputShape.applied(parsing: inputShapes, to: model)
         let training = try TrainingData.load(data, for: shaped, labels: labels)

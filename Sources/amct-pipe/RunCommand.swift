@@ -7,8 +7,11 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Run a float model with amct-pipe's CPU executor (the one calibration uses) and write its outputs as .npz.")
 
-    @Argument(help: "The ONNX model.")
+    @Argument(help: "The model (ONNX, or a Caffe deploy.prototxt with --weights).")
     var input: String
+
+    @Option(help: ArgumentHelp(weightsHelp, valueName: "model.caffemodel"))
+    var weights: String?
 
     @Option(help: "The inputs, by name (.npz) or the one input (.npy).")
     var inputs: String
@@ -24,7 +27,7 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let run = try ModelRun(ModelFile.load(input), inputs: inputs, inputShapes: InputShape.parseAll(inputShapes),
+            let run = try ModelRun(ModelFile.load(input, weights: weights), inputs: inputs, inputShapes: InputShape.parseAll(inputShapes),
                                    profiling: profile)
             if let table = run.profile { FileHandle.standardError.write(Data(table.utf8)) }
             try run.save(to: output)
