@@ -3,7 +3,7 @@ import Passes
 
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Load a model and save it again: a lossless re-save, or a move of large tensors to external data.")
+        abstract: "Load a model and save it again: a re-save in the canonical form (Constant weights as initializers), or a move of large tensors to external data.")
 
     @Argument(help: "The model (ONNX, or a Caffe deploy.prototxt with --weights) to read (never modified).")
     var input: String

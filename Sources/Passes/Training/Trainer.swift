@@ -206,6 +206,8 @@ public final class Trainer {
         let requiresGradient: [Bool]
         /// Without labels: the distillation terms.
         let targets: [DistillationTarget]
+        /// Every slot the loss reads (kept when scoring frees values after their last reader).
+        var lossSlots: Set<Int> { Set([lossSlot] + outputSlots.map(\.slot) + targets.map(\.slot)) }
     }
 
     func trainingPlan(_ feeds: [String: DenseTensor], labels: Bool) throws -> TrainingPlan {
@@ -269,13 +271,16 @@ public final class Trainer {
 
     // MARK: Forward
 
-    /// Every value of one forward run, and the quantized arguments of each quantized step.
+    /// The values of one forward run (every value when training; what the loss reads when scoring), and the
+    /// quantized weight of each quantized step (its quantized input is recomputed in backward, not kept).
     struct Tape {
         var values: [DenseTensor?]
-        var quantizedArguments: [Int: [DenseTensor?]] = [:]
+        var quantizedWeights: [Int: DenseTensor] = [:]
     }
 
-    func forward(_ tp: TrainingPlan, _ feeds: [String: DenseTensor]) throws -> Tape {
+    /// Runs the plan with the training ops. `training` keeps every value for backward; scoring keeps only what the
+    /// loss reads, and frees the rest after its last reader as inference does.
+    func forward(_ tp: TrainingPlan, _ feeds: [String: DenseTensor], training: Bool = true) throws -> Tape {
         let plan = tp.plan
         var tape = Tape(values: [DenseTensor?](repeating: nil, count: plan.slotCount))
         for (slot, value) in plan.constants { tape.values[slot] = value }
@@ -288,14 +293,9 @@ public final class Trainer {
         }
         for (index, step) in plan.steps.enumerated() {
             var args = step.inputs.map { $0 < 0 ? nil : tape.values[$0] }
-            if let q = quantizers[step.node], let x = args[0], let w = args.count > 1 ? args[1] : nil {
-                args[0] = q.quantizeActivation(x, store, pool)
-                do {
-                    args[1] = try q.quantizeWeight(w, store)
-                } catch let e as KernelError {
-                    throw ExecutionPlan.error(plan.node(step), opset, e.message)
-                }
-                tape.quantizedArguments[index] = args
+            if let q = quantizers[step.node] {
+                args = try quantizedArguments(q, args, plan.node(step))
+                if training, args.count > 1, let w = args[1] { tape.quantizedWeights[index] = w }
             }
             let results: [DenseTensor]
             do {
@@ -303,9 +303,26 @@ public final class Trainer {
             } catch let e as KernelError {
                 throw ExecutionPlan.error(plan.node(step), opset, e.message)
             }
+            if quantizers[step.node] != nil, let xq = args[0] { pool.recycle(xq) }
             for (k, slot) in step.outputs.enumerated() where slot >= 0 { tape.values[slot] = results[k] }
+            if !training {
+                for slot in step.release where !tp.lossSlots.contains(slot) { tape.values[slot] = nil }
+            }
         }
         return tape
+    }
+
+    /// A quantized step's arguments: x̂ = ActsULQ(x) (a pool buffer), ŵ = ARQ or WtsULQ of w (a new tensor).
+    func quantizedArguments(_ q: StepQuantizer, _ args: [DenseTensor?], _ node: Node) throws -> [DenseTensor?] {
+        guard let x = args[0], let w = args.count > 1 ? args[1] : nil else { return args }
+        var result = args
+        result[0] = q.quantizeActivation(x, store, pool)
+        do {
+            result[1] = try q.quantizeWeight(w, store)
+        } catch let e as KernelError {
+            throw ExecutionPlan.error(node, opset, e.message)
+        }
+        return result
     }
 
     // MARK: Loss
@@ -356,8 +373,9 @@ public final class Trainer {
 
     // MARK: Backward
 
-    /// Gradients of every parameter, by parameter index.
-    func backward(_ tp: TrainingPlan, _ tape: Tape, seeds: [Int: DenseTensor]) throws -> [[Float]?] {
+    /// Gradients of every parameter, by parameter index. A step's output values and their gradients are freed once
+    /// its backward ran (nothing earlier reads them), so the tape shrinks as the walk goes.
+    func backward(_ tp: TrainingPlan, _ tape: inout Tape, seeds: [Int: DenseTensor]) throws -> [[Float]?] {
         let plan = tp.plan
         var grads = [DenseTensor?](repeating: nil, count: plan.slotCount)
         for (slot, g) in seeds { grads[slot] = g }
@@ -365,13 +383,21 @@ public final class Trainer {
         var clipGradients: [Int: [Float]] = [:]
         for index in plan.steps.indices.reversed() {
             let step = plan.steps[index]
+            defer {
+                for s in step.outputs where s >= 0 { grads[s] = nil; tape.values[s] = nil }
+                tape.quantizedWeights[index] = nil
+            }
             let outGrads = step.outputs.map { $0 >= 0 ? grads[$0] : nil }
             guard outGrads.contains(where: { $0 != nil }) else { continue }
             let quantizer = quantizers[step.node]
             var needs = step.inputs.map { $0 >= 0 && tp.requiresGradient[$0] }
             if quantizer != nil { needs[0] = true }
             guard needs.contains(true), let kernel = step.kernel as? any DifferentiableKernel else { continue }
-            let args = tape.quantizedArguments[index] ?? step.inputs.map { $0 < 0 ? nil : tape.values[$0] }
+            var args = step.inputs.map { $0 < 0 ? nil : tape.values[$0] }
+            if quantizer != nil, let x = args[0] {  // x̂ recomputed (the parameters have not moved since forward)
+                args[0] = quantizer?.quantizeActivation(x, store, pool)
+                if args.count > 1 { args[1] = tape.quantizedWeights[index] }
+            }
             let outputs = step.outputs.map { $0 >= 0 ? tape.values[$0] ?? DenseTensor(shape: [0], floats: []) : DenseTensor(shape: [0], floats: []) }
             var inGrads: [DenseTensor?]
             do {
@@ -379,6 +405,7 @@ public final class Trainer {
             } catch let e as KernelError {
                 throw ExecutionPlan.error(plan.node(step), opset, "gradient: \(e.message)")
             }
+            if quantizer != nil, let xq = args[0] { pool.recycle(xq) }
             if let q = quantizer {
                 if let dxq = inGrads[0], let x = tape.values[step.inputs[0]] {
                     inGrads[0] = q.activationBackward(x: x, gradient: dxq, needX: tp.requiresGradient[step.inputs[0]], store,
@@ -418,12 +445,12 @@ public final class Trainer {
         for i in masks.indices where masks[i].isDue(step: store.step) { masks[i].recompute(&store) }
         let tp = try trainingPlan(feeds, labels: labels != nil)
         let (value, correct, grads): (Float, Int?, [[Float]?]) = try {
-            let tape = try forward(tp, feeds)
+            var tape = try forward(tp, feeds)
             let (value, correct, seeds) = try loss(tp, tape, labels: labels, feeds: feeds, gradient: true)
             guard value.isFinite else {
                 throw PassError(node: "loss", "the training loss became \(value); lower the learning rate (--lr)")
             }
-            return (value, correct, try backward(tp, tape, seeds: seeds))
+            return (value, correct, try backward(tp, &tape, seeds: seeds))
         }()
         store.update(grads, kind: options.optimizer, learningRate: learningRate)
         for m in masks { m.apply(to: &store.values[m.parameter]) }
@@ -437,7 +464,7 @@ public final class Trainer {
         for start in stride(from: 0, to: data.count, by: options.batchSize) {
             let (feeds, labels) = data.batch(order[start..<min(start + options.batchSize, data.count)])
             let tp = try trainingPlan(feeds, labels: labels != nil)
-            let tape = try forward(tp, feeds)
+            let tape = try forward(tp, feeds, training: false)
             let (value, correct, _) = try loss(tp, tape, labels: labels, feeds: feeds, gradient: false)
             let n = feeds.values.first?.shape.first ?? 0
             total += Double(value) * Double(n)

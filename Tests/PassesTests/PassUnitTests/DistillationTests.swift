@@ -50,9 +50,9 @@ final class DistillationUnitTests: XCTestCase {
     func lossAndGradient(_ tr: Trainer, _ p: Int, labels: [Int64]?) throws -> (Float, [Float]) {
         let feeds = ["x": DenseTensor(shape: [4, 3], floats: x)]
         let tp = try tr.trainingPlan(feeds, labels: labels != nil)
-        let tape = try tr.forward(tp, feeds)
+        var tape = try tr.forward(tp, feeds)
         let (loss, _, seeds) = try tr.loss(tp, tape, labels: labels, feeds: feeds, gradient: true)
-        return (loss, try XCTUnwrap(try tr.backward(tp, tape, seeds: seeds)[p]))
+        return (loss, try XCTUnwrap(try tr.backward(tp, &tape, seeds: seeds)[p]))
     }
 
     func assertGradientMatchesDifferences(labels: [Int64]?, file: StaticString = #filePath, line: UInt = #line) throws {
