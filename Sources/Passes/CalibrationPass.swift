@@ -56,50 +56,85 @@ public struct CalibrationPass: Pass {
         let executor = try GraphExecutor(graph: graph, opset: opset)
         let count = plan.batchNum
         try data.checkBatches(count: count, batchSize: batchSize)
-        let observed = Set(needing.map { graph[$0.element.layer.node].inputs[0] })
-        var gathered: [String: [Float]] = [:]
-        for b in 0..<count {
-            _ = try executor.run(data.batch(b, batchSize: batchSize), observe: observed) { name, value in
-                gathered[name, default: []] += value.floats
-            }
-            if b == 0 { try checkGatheredSize(gathered, batches: count) }
-            progress?("batch", b + 1, count)
-        }
-        // One search per distinct (input, bit width), spread over the cores; each input checked finite first.
+        // One search per distinct (input, bit width); the extremes are per input.
         var jobIndex: [String: Int] = [:]
-        var jobs: [(value: String, bits: Int)] = []
+        var jobs: [(value: String, bits: Int, layer: String)] = []
         var jobOfLayer: [Int: Int] = [:]
         for (i, p) in needing {
             let value = graph[p.layer.node].inputs[0], bits = p.quant.act!.type.bits
             let key = "\(bits)|\(value)"
             if jobIndex[key] == nil {
                 jobIndex[key] = jobs.count
-                jobs.append((value, bits))
-                try checkFinite(gathered[value] ?? [], value: value, layer: p.layer.name)
+                jobs.append((value, bits, p.layer.name))
             }
             jobOfLayer[i] = jobIndex[key]
         }
-        let results = ClipResults(count: jobs.count)
-        let inputs = gathered, work = jobs, report = progress
-        DispatchQueue.concurrentPerform(iterations: work.count) { j in
-            let c = IFMR.clips(inputs[work[j].value] ?? [], bits: work[j].bits)
-            let done = results.set(j, (c.min, c.max))
-            report?("IFMR layer", done, work.count)
+        let extremes = try findExtremes(executor, data, jobs: jobs, batches: count)
+        let searches = jobs.map { IFMR.Search(extremes[$0.value]!, bits: $0.bits) }
+        let losses = try squaredErrors(executor, data, jobs: jobs, searches: searches, batches: count)
+        let results = zip(searches, losses).map { search, errors -> (Float, Float) in
+            var errors = errors
+            return search.map { $0.clips(errors.means()) } ?? (0, 0)
         }
-        for (i, _) in needing { context.calibratedClips[i] = results.values[jobOfLayer[i]!] }
+        for (i, _) in needing { context.calibratedClips[i] = results[jobOfLayer[i]!] }
         if data.isRandom {
             context.warn("calibration used seeded random inputs (--calib random): the clips suit a quick trial, not deployment")
         }
         context.log.append((name, "IFMR clips for \(needing.count) layers from \(count) batches of \(data.samplesPerBatch(batchSize: batchSize)) (\(data.source))"))
     }
 
-    /// After the first batch: what the gathered inputs will take over all batches, against the memory available.
-    func checkGatheredSize(_ gathered: [String: [Float]], batches: Int) throws {
-        let perBatch = gathered.values.reduce(0) { $0 + $1.count }
-        let (total, overflow) = perBatch.multipliedReportingOverflow(by: batches)
-        try MemoryBudget.check(
-            bytes: overflow ? (0, true) : total.multipliedReportingOverflow(by: 4),
-            for: "keeping the inputs of \(gathered.count) IFMR layers over \(batches) batches (batch_num)")
+    /// Pass 1 over the data: per observed input, the k most extreme values each side (k from the element count,
+    /// taken from the first batch × batches; when batches differ in size the pass runs again with the exact k), and
+    /// a check that every value is finite.
+    func findExtremes(_ executor: GraphExecutor, _ data: CalibrationData, jobs: [(value: String, bits: Int, layer: String)],
+                      batches: Int) throws -> [String: IFMR.Extremes] {
+        var expected: [String: Int] = [:]
+        while true {
+            var extremes: [String: IFMR.Extremes] = [:]
+            let reader = data.reader(count: batches, batchSize: batchSize)
+            for b in 0..<batches {
+                var failure: (any Error)?
+                _ = try executor.run(try reader.next(), observe: Set(jobs.map(\.value))) { name, value in
+                    let floats = value.floats
+                    if failure == nil, let job = jobs.first(where: { $0.value == name }) {
+                        do { try checkFinite(floats, value: name, layer: job.layer) } catch { failure = error }
+                    }
+                    let n = expected[name] ?? floats.count * batches
+                    expected[name] = n
+                    extremes[name, default: IFMR.Extremes(k: IFMR.k(count: n))].add(floats)
+                }
+                if let failure { throw failure }
+                progress?("IFMR pass 1, batch", b + 1, batches)
+            }
+            let exact = extremes.mapValues(\.count)
+            if exact == expected { return extremes }
+            expected = exact
+        }
+    }
+
+    /// Pass 2: every candidate clip's squared error, accumulated batch by batch (the search of a job is nil when its
+    /// input is all zeros).
+    func squaredErrors(_ executor: GraphExecutor, _ data: CalibrationData, jobs: [(value: String, bits: Int, layer: String)],
+                       searches: [IFMR.Search?], batches: Int) throws -> [IFMR.SquaredErrors] {
+        var errors = searches.map { IFMR.SquaredErrors($0?.clipsAndScales ?? []) }
+        let live = jobs.indices.filter { searches[$0] != nil }
+        guard !live.isEmpty else { return errors }
+        let reader = data.reader(count: batches, batchSize: batchSize)
+        for b in 0..<batches {
+            var observed: [String: [Float]] = [:]
+            _ = try executor.run(try reader.next(), observe: Set(live.map { jobs[$0].value })) { name, value in
+                observed[name] = value.floats
+            }
+            errors.withUnsafeMutableBufferPointer { e in
+                let target = SendablePointer(e.baseAddress!), inputs = observed
+                DispatchQueue.concurrentPerform(iterations: live.count) { i in
+                    let j = live[i]
+                    target.pointer[j].add(inputs[jobs[j].value]!)
+                }
+            }
+            progress?("IFMR pass 2, batch", b + 1, batches)
+        }
+        return errors
     }
 
     /// The gathered input of an IFMR layer must be finite: NaN or infinity has no clip.
@@ -116,4 +151,10 @@ public struct CalibrationPass: Pass {
             "its input '\(value)' holds \(bad) NaN/infinite value\(bad == 1 ? "" : "s") (of \(values.count)) in the calibration "
                 + "run, the first \(first); IFMR needs finite numbers: check the calibration data and the model's weights")
     }
+}
+
+/// A pointer handed to concurrent workers that each touch their own elements.
+struct SendablePointer<T>: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<T>
+    init(_ pointer: UnsafeMutablePointer<T>) { self.pointer = pointer }
 }
