@@ -11,6 +11,8 @@ public struct CalibrationData {
     let inputs: [ValueInfo]
 
     /// The model's real inputs (graph inputs that are not initializers).
+    public static func modelInputs(of model: Model) -> [ValueInfo] { modelInputs(model) }
+
     static func modelInputs(_ model: Model) -> [ValueInfo] {
         model.graph.inputs.filter { $0.name.map { model.graph.initializers[$0] == nil } ?? false }
     }
