@@ -47,9 +47,12 @@ public struct NumpyMember: Sendable {
     /// Runs of consecutive rows are read with one `pread` each and converted.
     func readFromFile(_ path: String, offset: Int, rows: [Int], floats: inout [Float], ints: inout [Int64]) throws {
         let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw NumpyError(path: path, message: "cannot read the file: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else {
+            throw NumpyError(path: path, message: "cannot read the file: \(String(cString: strerror(errno)))")
+        }
         defer { close(fd) }
-        let width = NumpyArchive.NpyHeader.widths[dtype]!, rowBytes = rowCount * width
+        let width = NumpyArchive.NpyHeader.widths[dtype]!
+        let rowBytes = rowCount * width
         var buffer = [UInt8]()
         var i = 0
         while i < rows.count {
@@ -66,10 +69,13 @@ public struct NumpyMember: Sendable {
                 }
                 return done
             }
-            guard got == bytes else { throw NumpyError(path: path, message: "the file ended early (changed while read?)") }
+            guard got == bytes else {
+                throw NumpyError(path: path, message: "the file ended early (changed while read?)")
+            }
             try buffer.withUnsafeBytes { b in
-                try NumpyArchive.append(UnsafeRawBufferPointer(rebasing: b[..<bytes]), dtype: dtype, path: path,
-                                        floats: &floats, ints: &ints)
+                try NumpyArchive.append(
+                    UnsafeRawBufferPointer(rebasing: b[..<bytes]), dtype: dtype, path: path,
+                    floats: &floats, ints: &ints)
             }
             i = j
         }
@@ -88,7 +94,9 @@ extension NumpyArchive {
         let size = Int(st.st_size)
         guard size > 0 else { throw NumpyError(path: path, message: "neither a .npy array nor a .npz archive (empty)") }
         let fd = Foundation.open(path, O_RDONLY)
-        guard fd >= 0 else { throw NumpyError(path: path, message: "cannot read the file: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else {
+            throw NumpyError(path: path, message: "cannot read the file: \(String(cString: strerror(errno)))")
+        }
         defer { close(fd) }
         // Mapped for the directory walk only: the pages touched are the directory and the headers.
         guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {
@@ -97,10 +105,14 @@ extension NumpyArchive {
         defer { munmap(base, size) }
         let b = UnsafeRawBufferPointer(start: base, count: size)
         if b.starts(with: [0x93] + Array("NUMPY".utf8)) {
-            guard let h = try NpyHeader(b, path: path) else { throw NumpyError(path: path, message: "truncated .npy header") }
+            guard let h = try NpyHeader(b, path: path) else {
+                throw NumpyError(path: path, message: "truncated .npy header")
+            }
             guard h.dataBytes <= size - h.dataStart else {
-                throw NumpyError(path: path, message: "holds \(size - h.dataStart) bytes of data; shape \(h.shape) of "
-                                    + "\(h.dtype) needs \(h.dataBytes)")
+                throw NumpyError(
+                    path: path,
+                    message: "holds \(size - h.dataStart) bytes of data; shape \(h.shape) of "
+                        + "\(h.dtype) needs \(h.dataBytes)")
             }
             return ["": NumpyMember(header: h, path: path, offset: h.dataStart)]
         }
@@ -116,8 +128,10 @@ extension NumpyArchive {
     }
 
     /// Little-endian elements of `dtype` converted and appended (floats to float32, integers to int64).
-    static func append(_ data: UnsafeRawBufferPointer, dtype: String, path: String,
-                       floats: inout [Float], ints: inout [Int64]) throws {
+    static func append(
+        _ data: UnsafeRawBufferPointer, dtype: String, path: String,
+        floats: inout [Float], ints: inout [Int64]
+    ) throws {
         switch dtype.dropFirst() {
         case "f4": floats += converted(data, count: data.count / 4, as: Float.self) { $0 }
         case "f2": floats += converted(data, count: data.count / 2, as: Float16.self) { Float($0) }

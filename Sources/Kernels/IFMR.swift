@@ -89,9 +89,9 @@ public enum IFMR {
         }
     }
 
-    /// mean((round(clamp(x, −c, c)/s)·s − x)²) for every (c, s) of data seen piece by piece: each 4096-element chunk
-    /// (counted from the first value, whatever the pieces) is evaluated for all candidates while it is in cache, so the
-    /// sums are the same bits as over the whole. At most one chunk is held.
+    /// mean((round(clamp(x, −c, c)/s)·s − x)²) for every (c, s) of data seen piece by piece: each 4096-element
+    /// chunk (counted from the first value, whatever the pieces) is evaluated for all candidates while it is in cache,
+    /// so the sums are the same bits as over the whole. At most one chunk is held.
     public struct SquaredErrors: Sendable {
         let candidates: [(Float, Float)]
         var totals: [Double]

@@ -54,7 +54,8 @@ public struct CalibrationData {
             }
             for (i, d) in dims.enumerated() where i > 0 {
                 if let v = d.size, v != shape[i] {
-                    throw DataError(path: path, "'\(name)' has shape \(shape); model input '\(name)' needs dimension \(i) = \(v)")
+                    throw DataError(path: path, "'\(name)' has shape \(shape); model input '\(name)' needs "
+                                        + "dimension \(i) = \(v)")
                 }
             }
         }
@@ -112,7 +113,8 @@ public struct CalibrationData {
             for i in 0..<count { values[i] = (-2 * logf(uniform())).squareRoot() * cosf(2 * .pi * uniform()) }
             arrays[name] = NumpyArray(shape: shape, values: .float(values), dtype: "<f4")
         }
-        return try CalibrationData(arrays: arrays, isRandom: true, source: "random (seeded standard normal)", inputs: inputs)
+        return try CalibrationData(arrays: arrays, isRandom: true, source: "random (seeded standard normal)",
+                                   inputs: inputs)
     }
 
     /// Every sample at once (for `amct-pipe run`).
@@ -136,10 +138,12 @@ public struct CalibrationData {
         let (needed, overflow) = count.multipliedReportingOverflow(by: per)
         let available = samples.count
         guard !overflow, needed <= available else {
+            let array = samples is ImageSource ? "" : inputs.first?.name.map { "array '\($0)' " } ?? ""
             throw DataError(
                 path: source,
-                "has \(available) samples; batch_num \(count) × \(per) samples per batch needs "
-                    + "\(overflow ? "more" : String(needed)); lower batch_num in the config or --batch-size, or give more samples")
+                "\(array)has \(available) samples; batch_num \(count) × \(per) samples per batch needs "
+                    + "\(overflow ? "more" : String(needed)); lower batch_num in the config or --batch-size, "
+                    + "or give more samples")
         }
     }
 

@@ -3,38 +3,26 @@ import Foundation
 import Graph
 import Kernels
 
-/// Results written by concurrent IFMR searches, one slot each.
-final class ClipResults: @unchecked Sendable {
-    private let lock = NSLock()
-    private(set) var values: [(Float, Float)]
-    private var finished = 0
-    init(count: Int) { values = Array(repeating: (0, 0), count: count) }
-    /// Stores a result; returns how many are done.
-    func set(_ index: Int, _ value: (Float, Float)) -> Int {
-        lock.lock()
-        defer { lock.unlock() }
-        values[index] = value
-        finished += 1
-        return finished
-    }
-}
-
 // Calibration: IFMR clips for the layers whose config gives none (SEMANTICS §4), from real inputs.
 //
 //   before: plan layers with act.init = ifmr; the float graph; calibration data
 //   after:  context.calibratedClips[layer] = (clip_min, clip_max) (fixed_min later sets clip_min to 0)
 //
-// The float model runs on the first batch_num batches; the input of every such layer is gathered over all batches
-// (one copy per distinct input value and bit width: layers reading the same tensor share it), then IFMR searches the
-// 61 candidate clips on it. What is kept per layer is its concatenated float32 input; nothing else outlives a batch.
+// The float model runs twice over the first batch_num batches (read on a thread of their own). Pass 1 keeps, per
+// observed input, its k most extreme values each side (k ≈ N·10⁻⁶) and checks it is finite; that fixes the 61
+// candidate clips. Pass 2 accumulates every candidate's squared error chunk by chunk (one search per distinct input
+// and bit width: layers reading the same tensor share it). Memory is O(candidates + k) per layer, never O(samples),
+// and the clips are the same bits as IFMR over the concatenated input (IFMR.SquaredErrors keeps the chunking).
 
 public struct CalibrationPass: Pass {
     public let name = "calibrate-ifmr"
     public var requirements: [PassRequirement] { [.plan] }
     public var provides: [PassRequirement] { [.clips] }
     public var data: CalibrationData?
+    /// One IFMR search: a layer input at a bit width (layers reading the same tensor at the same width share it).
+    typealias Job = (value: String, bits: Int, layer: String)
     public var batchSize: Int
-    /// Called with ("batch", i, n) after each batch and ("IFMR layer", i, n) as searches finish.
+    /// Called with (phase, samples read, samples) after each batch of each of the two passes over the data.
     public var progress: (@Sendable (_ phase: String, _ done: Int, _ of: Int) -> Void)?
 
     public init(data: CalibrationData?, batchSize: Int = 1, progress: (@Sendable (String, Int, Int) -> Void)? = nil) {
@@ -58,7 +46,7 @@ public struct CalibrationPass: Pass {
         try data.checkBatches(count: count, batchSize: batchSize)
         // One search per distinct (input, bit width); the extremes are per input.
         var jobIndex: [String: Int] = [:]
-        var jobs: [(value: String, bits: Int, layer: String)] = []
+        var jobs: [Job] = []
         var jobOfLayer: [Int: Int] = [:]
         for (i, p) in needing {
             let value = graph[p.layer.node].inputs[0], bits = p.quant.act!.type.bits
@@ -86,25 +74,31 @@ public struct CalibrationPass: Pass {
     /// Pass 1 over the data: per observed input, the k most extreme values each side (k from the element count,
     /// taken from the first batch × batches; when batches differ in size the pass runs again with the exact k), and
     /// a check that every value is finite.
-    func findExtremes(_ executor: GraphExecutor, _ data: CalibrationData, jobs: [(value: String, bits: Int, layer: String)],
-                      batches: Int) throws -> [String: IFMR.Extremes] {
+    func findExtremes(_ executor: GraphExecutor, _ data: CalibrationData, jobs: [Job], batches: Int) throws
+        -> [String: IFMR.Extremes] {
         var expected: [String: Int] = [:]
         while true {
             var extremes: [String: IFMR.Extremes] = [:]
+            var nonFinite: [String: (count: Int, first: Float)] = [:]
             let reader = data.reader(count: batches, batchSize: batchSize)
             for b in 0..<batches {
-                var failure: (any Error)?
                 _ = try executor.run(try reader.next(), observe: Set(jobs.map(\.value))) { name, value in
                     let floats = value.floats
-                    if failure == nil, let job = jobs.first(where: { $0.value == name }) {
-                        do { try checkFinite(floats, value: name, layer: job.layer) } catch { failure = error }
-                    }
+                    Self.countNonFinite(floats, into: &nonFinite[name, default: (0, 0)])
                     let n = expected[name] ?? floats.count * batches
                     expected[name] = n
                     extremes[name, default: IFMR.Extremes(k: IFMR.k(count: n))].add(floats)
                 }
-                if let failure { throw failure }
-                progress?("IFMR pass 1, batch", b + 1, batches)
+                let per = data.samplesPerBatch(batchSize: batchSize)
+                progress?("IFMR pass 1 of 2: samples read", (b + 1) * per, batches * per)
+            }
+            for job in jobs {
+                guard let bad = nonFinite[job.value], bad.count > 0 else { continue }
+                throw PassError(
+                    node: job.layer,
+                    "its input '\(job.value)' holds \(bad.count) NaN/infinite value\(bad.count == 1 ? "" : "s") (of "
+                        + "\(extremes[job.value]?.count ?? 0)) in the calibration run, the first \(bad.first); IFMR needs "
+                        + "finite numbers: check the calibration data and the model's weights")
             }
             let exact = extremes.mapValues(\.count)
             if exact == expected { return extremes }
@@ -114,8 +108,8 @@ public struct CalibrationPass: Pass {
 
     /// Pass 2: every candidate clip's squared error, accumulated batch by batch (the search of a job is nil when its
     /// input is all zeros).
-    func squaredErrors(_ executor: GraphExecutor, _ data: CalibrationData, jobs: [(value: String, bits: Int, layer: String)],
-                       searches: [IFMR.Search?], batches: Int) throws -> [IFMR.SquaredErrors] {
+    func squaredErrors(_ executor: GraphExecutor, _ data: CalibrationData, jobs: [Job], searches: [IFMR.Search?],
+                       batches: Int) throws -> [IFMR.SquaredErrors] {
         var errors = searches.map { IFMR.SquaredErrors($0?.clipsAndScales ?? []) }
         let live = jobs.indices.filter { searches[$0] != nil }
         guard !live.isEmpty else { return errors }
@@ -132,24 +126,18 @@ public struct CalibrationPass: Pass {
                     target.pointer[j].add(inputs[jobs[j].value]!)
                 }
             }
-            progress?("IFMR pass 2, batch", b + 1, batches)
+            let per = data.samplesPerBatch(batchSize: batchSize)
+            progress?("IFMR pass 2 of 2: samples read", (b + 1) * per, batches * per)
         }
         return errors
     }
 
-    /// The gathered input of an IFMR layer must be finite: NaN or infinity has no clip.
-    func checkFinite(_ values: [Float], value: String, layer: String) throws {
-        var bad = 0
-        var first: Float = 0
+    /// Counts the NaN/infinite values of a batch (and keeps the first one seen).
+    static func countNonFinite(_ values: [Float], into tally: inout (count: Int, first: Float)) {
         for v in values where !v.isFinite {
-            if bad == 0 { first = v }
-            bad += 1
+            if tally.count == 0 { tally.first = v }
+            tally.count += 1
         }
-        guard bad > 0 else { return }
-        throw PassError(
-            node: layer,
-            "its input '\(value)' holds \(bad) NaN/infinite value\(bad == 1 ? "" : "s") (of \(values.count)) in the calibration "
-                + "run, the first \(first); IFMR needs finite numbers: check the calibration data and the model's weights")
     }
 }
 

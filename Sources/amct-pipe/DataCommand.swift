@@ -10,7 +10,8 @@ struct DataCommand: ParsableCommand {
     @Argument(help: "The data: \(dataSourceHelp).")
     var source: String
 
-    @Option(help: "The model whose inputs the source feeds (names, channels); without it images feed one 3-channel input.")
+    @Option(
+        help: "The model whose inputs the source feeds (names, channels); without it images feed one 3-channel input.")
     var model: String?
 
     @OptionGroup(title: "Image preprocessing")
@@ -35,9 +36,13 @@ struct DataCommand: ParsableCommand {
             let samples = try DataSources.open(source, inputs: inputs, preprocessing: data.preprocessing())
             if let preview { try DataPreview.write(samples, batchSize: batchSize, to: preview) }
             let showProgress = !json && isatty(2) != 0
-            let summary = try DataSummary(samples, batchSize: batchSize, progress: showProgress ? { done, total in
-                FileHandle.standardError.write(Data("\rdata: \(done) of \(total) samples read   \(done == total ? "\n" : "")".utf8))
-            } : nil)
+            let summary = try DataSummary(
+                samples, batchSize: batchSize,
+                progress: showProgress
+                    ? { done, total in
+                        FileHandle.standardError.write(
+                            Data("\rdata: \(done) of \(total) samples read   \(done == total ? "\n" : "")".utf8))
+                    } : nil)
             print(json ? summary.json : summary.text)
         }
     }

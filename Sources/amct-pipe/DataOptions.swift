@@ -4,23 +4,29 @@ import Passes
 // The preprocessing flags of image data sources, shared by every command that reads data (Passes/Data).
 
 struct DataOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Images: resize to H,W (PIL bilinear, antialiased when shrinking), or S: the shorter side to S.",
-                               valueName: "H,W|S"))
+    @Option(
+        help: ArgumentHelp(
+            "Images: resize to H,W (PIL bilinear, antialiased when shrinking), or S: the shorter side to S.",
+            valueName: "H,W|S"))
     var resize: String?
 
     @Option(help: ArgumentHelp("Images: center crop after --resize.", valueName: "H,W"))
     var crop: String?
 
-    @Option(name: .customLong("keep-ratio-pad"), help: ArgumentHelp(
-        "Images (PaddleOCR rec): resize to height H, width min(ceil(H·w/h), W), zero padding on the right to W.",
-        valueName: "H,W"))
+    @Option(
+        name: .customLong("keep-ratio-pad"),
+        help: ArgumentHelp(
+            "Images (PaddleOCR rec): resize to height H, width min(ceil(H·w/h), W), zero padding on the right to W.",
+            valueName: "H,W"))
     var keepRatioPad: String?
 
     @Option(help: "Images: pixel values (0…255) are multiplied by this first (default 1/255).")
     var scale: Float?
 
-    @Option(help: ArgumentHelp("Images: subtracted per channel after --scale (in the model's channel order).",
-                               valueName: "a,b,c"))
+    @Option(
+        help: ArgumentHelp(
+            "Images: subtracted per channel after --scale (in the model's channel order).",
+            valueName: "a,b,c"))
     var mean: String?
 
     @Option(help: ArgumentHelp("Images: divided by per channel after --mean.", valueName: "a,b,c"))
@@ -74,5 +80,6 @@ struct DataOptions: ParsableArguments {
     }
 }
 
-let dataSourceHelp = ".npz (arrays by input name) or .npy (one input), batch along axis 0; a folder of .npy/.npz "
+let dataSourceHelp =
+    ".npz (arrays by input name) or .npy (one input), batch along axis 0; a folder of .npy/.npz "
     + "shards; a folder of images (.jpg/.png) or of class folders of images; or a list file (.txt: path<TAB>label)"

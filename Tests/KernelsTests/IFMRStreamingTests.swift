@@ -30,10 +30,13 @@ final class IFMRStreamingTests: XCTestCase {
     }
 
     func testPiecesOfAnySizeGiveTheWholeInputsBits() {
-        for (n, pieces) in [(10_000, [4095, 13, 8]), (20_003, [4096, 4096, 1, 7000]), (77, [5, 5, 5]), (9000, [9000])] {
+        for (n, pieces) in [
+            (10_000, [4095, 13, 8]), (20_003, [4096, 4096, 1, 7000]), (77, [5, 5, 5]), (9000, [9000]),
+        ] {
             let v = values(n, seed: UInt64(n))
             for bits in [4, 8] {
-                let whole = IFMR.clips(v, bits: bits), parts = streamed(v, pieces: pieces, bits: bits)
+                let whole = IFMR.clips(v, bits: bits)
+                let parts = streamed(v, pieces: pieces, bits: bits)
                 XCTAssertEqual(whole.min.bitPattern, parts.min.bitPattern, "\(n) \(pieces) INT\(bits)")
                 XCTAssertEqual(whole.max.bitPattern, parts.max.bitPattern, "\(n) \(pieces) INT\(bits)")
             }

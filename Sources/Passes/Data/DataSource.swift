@@ -65,8 +65,10 @@ public enum DataSources {
     /// Opens `path` as the source its form says: a `.npz`/`.npy`, a folder of them (shards, sorted by name), a folder
     /// of images (sorted by name), a folder of class folders of images, or a list file (`*.txt`: `path<TAB>label`).
     /// `labelArray` names an .npz array kept out of the inputs (the labels); `inputs` are the model's.
-    public static func open(_ path: String, inputs: [ValueInfo], preprocessing: Preprocessing = Preprocessing(),
-                            labelArray: String? = nil) throws -> any DataSource {
+    public static func open(
+        _ path: String, inputs: [ValueInfo], preprocessing: Preprocessing = Preprocessing(),
+        labelArray: String? = nil
+    ) throws -> any DataSource {
         let names = inputs.compactMap(\.name)
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
@@ -81,8 +83,9 @@ public enum DataSources {
         let entries = try listing(path)
         let arrays = entries.filter { arrayExtensions.contains(fileExtension($0)) }
         if !arrays.isEmpty {
-            return try ArraySource(files: arrays.map { path + "/" + $0 }, description: "\(arrays.count) shards in \(path)",
-                                   inputs: names, labelArray: labelArray)
+            return try ArraySource(
+                files: arrays.map { path + "/" + $0 },
+                description: "\(arrays.count) shards in \(path)", inputs: names, labelArray: labelArray)
         }
         if entries.contains(where: { imageExtensions.contains(fileExtension($0)) }) {
             return try ImageSource.flat(path, entries: entries, inputs: inputs, preprocessing: preprocessing)
@@ -98,7 +101,8 @@ public enum DataSources {
         } catch {
             throw DataError(path: path, "cannot list the directory: \(error.localizedDescription)")
         }
-        return names.filter { !$0.hasPrefix(".") }.sorted { $0.unicodeScalars.lexicographicallyPrecedes($1.unicodeScalars) }
+        return names.filter { !$0.hasPrefix(".") }
+            .sorted { $0.unicodeScalars.lexicographicallyPrecedes($1.unicodeScalars) }
     }
 
     static func fileExtension(_ name: String) -> String {
@@ -128,13 +132,15 @@ public struct ArraySource: DataSource {
             if let labelArray {
                 labelMember = members.removeValue(forKey: labelArray)
                 guard labelMember != nil else {
-                    throw DataError(path: file, "no array named '\(labelArray)' for --labels (arrays: "
-                                        + "\(members.keys.sorted().joined(separator: ", ")))")
+                    throw DataError(
+                        path: file,
+                        "no array named '\(labelArray)' for --labels (arrays: "
+                            + "\(members.keys.sorted().joined(separator: ", ")))")
                 }
             }
             members = try Self.inputArrays(members, inputs: inputs, file: file)
             let n = try Self.sampleCount(members, file: file)
-            let shardSpecs = members.mapValues { SampleSpec(shape: Array($0.shape.dropFirst()), isInteger: $0.isInteger) }
+            let shardSpecs = Self.specs(members)
             if let specs, specs != shardSpecs {
                 throw DataError(path: file, "its arrays differ from the first shard's in names, sample shapes or types")
             }
@@ -151,11 +157,19 @@ public struct ArraySource: DataSource {
         self.shards = shards
     }
 
+    static func specs(_ members: [String: NumpyMember]) -> [String: SampleSpec] {
+        members.mapValues { SampleSpec(shape: Array($0.shape.dropFirst()), isInteger: $0.isInteger) }
+    }
+
     static func sampleCount(_ members: [String: NumpyMember], file: String) throws -> Int {
         var count: Int?
         for (name, m) in members.sorted(by: { $0.key < $1.key }) {
-            guard let n = m.shape.first else { throw DataError(path: file, "array '\(name)' is a scalar; samples go along axis 0") }
-            if let c = count, c != n { throw DataError(path: file, "array '\(name)' has \(n) samples, another array has \(c)") }
+            guard let n = m.shape.first else {
+                throw DataError(path: file, "array '\(name)' is a scalar; samples go along axis 0")
+            }
+            if let c = count, c != n {
+                throw DataError(path: file, "array '\(name)' has \(n) samples, another array has \(c)")
+            }
             count = n
         }
         return count ?? 0
@@ -163,13 +177,19 @@ public struct ArraySource: DataSource {
 
     static func labels(_ m: NumpyMember, count: Int, file: String, name: String) throws -> [Int64] {
         guard m.isInteger, m.shape.count == 1 else {
-            throw DataError(path: file, "--labels array '\(name)' must be 1-D integers (class indices), is \(m.dtype) of "
-                                + "shape \(m.shape)")
+            throw DataError(
+                path: file,
+                "--labels array '\(name)' must be 1-D integers (class indices), is "
+                    + "\(m.dtype) of shape \(m.shape)")
         }
         guard m.shape[0] == count else {
-            throw DataError(path: file, "the labels hold \(m.shape[0]) values for \(count) samples; one class index per sample")
+            throw DataError(
+                path: file,
+                "the labels hold \(m.shape[0]) values for \(count) samples; "
+                    + "one class index per sample")
         }
-        var floats: [Float] = [], ints: [Int64] = []
+        var floats: [Float] = []
+        var ints: [Int64] = []
         try m.read(rows: Array(0..<count), floats: &floats, ints: &ints)
         return ints
     }
@@ -177,9 +197,14 @@ public struct ArraySource: DataSource {
     public func read(_ indices: [Int], epoch: Int?) throws -> [String: DenseTensor] {
         var feeds: [String: DenseTensor] = [:]
         for (name, spec) in samples {
-            var floats: [Float] = [], ints: [Int64] = []
+            var floats: [Float] = []
+            var ints: [Int64] = []
             let inner = spec.shape.reduce(1, *)
-            if spec.isInteger { ints.reserveCapacity(indices.count * inner) } else { floats.reserveCapacity(indices.count * inner) }
+            if spec.isInteger {
+                ints.reserveCapacity(indices.count * inner)
+            } else {
+                floats.reserveCapacity(indices.count * inner)
+            }
             var i = 0
             while i < indices.count {
                 let s = shard(of: indices[i])
@@ -191,14 +216,17 @@ public struct ArraySource: DataSource {
                 try shards[s].members[name]!.read(rows: rows, floats: &floats, ints: &ints)
             }
             let shape = [indices.count] + spec.shape
-            feeds[name] = spec.isInteger ? DenseTensor(shape: shape, ints: ints) : DenseTensor(shape: shape, floats: floats)
+            feeds[name] =
+                spec.isInteger
+                ? DenseTensor(shape: shape, ints: ints) : DenseTensor(shape: shape, floats: floats)
         }
         return feeds
     }
 
     /// The shard holding sample `index` (binary search over the starts).
     func shard(of index: Int) -> Int {
-        var low = 0, high = shards.count - 1
+        var low = 0
+        var high = shards.count - 1
         while low < high {
             let mid = (low + high + 1) / 2
             if shards[mid].start <= index { low = mid } else { high = mid - 1 }
@@ -219,8 +247,10 @@ public struct MemorySource: DataSource {
     public init(arrays: [String: NumpyArray], labels: [Int64]? = nil, description: String) throws {
         source = try ArraySource(members: arrays.mapValues(NumpyMember.init), description: description)
         if let labels, labels.count != source.count {
-            throw DataError(path: description, "the labels hold \(labels.count) values for \(source.count) samples; "
-                                + "one class index per sample")
+            throw DataError(
+                path: description,
+                "the labels hold \(labels.count) values for \(source.count) samples; "
+                    + "one class index per sample")
         }
         self.description = description
         self.count = source.count
@@ -228,7 +258,9 @@ public struct MemorySource: DataSource {
         self.labels = labels
     }
 
-    public func read(_ indices: [Int], epoch: Int?) throws -> [String: DenseTensor] { try source.read(indices, epoch: epoch) }
+    public func read(_ indices: [Int], epoch: Int?) throws -> [String: DenseTensor] {
+        try source.read(indices, epoch: epoch)
+    }
 }
 
 extension ArraySource {
@@ -237,26 +269,32 @@ extension ArraySource {
         guard n > 0 else { throw DataError(path: description, "holds no samples") }
         self.description = description
         self.count = n
-        self.samples = members.mapValues { SampleSpec(shape: Array($0.shape.dropFirst()), isInteger: $0.isInteger) }
+        self.samples = Self.specs(members)
         self.labels = nil
         self.shards = [(0, members)]
     }
 
     /// The model's inputs among a file's arrays: a `.npy` (named "") is the one input of a one-input model; every
     /// input must be there; other arrays are left out.
-    static func inputArrays(_ all: [String: NumpyMember], inputs: [String], file: String) throws -> [String: NumpyMember] {
+    static func inputArrays(_ all: [String: NumpyMember], inputs: [String], file: String) throws -> [String:
+        NumpyMember]
+    {
         guard !inputs.isEmpty else { return all }
         var members = all
         if let single = members.removeValue(forKey: "") {
             guard inputs.count == 1 else {
-                throw DataError(path: file, "a .npy holds one array, and the model has \(inputs.count) inputs "
-                                    + "(\(inputs.joined(separator: ", "))); use a .npz with one array per input name")
+                throw DataError(
+                    path: file,
+                    "a .npy holds one array, and the model has \(inputs.count) inputs "
+                        + "(\(inputs.joined(separator: ", "))); use a .npz with one array per input name")
             }
             members[inputs[0]] = single
         }
         for name in inputs where members[name] == nil {
-            throw DataError(path: file, "no array named '\(name)' for model input '\(name)' (arrays: "
-                                + "\(members.keys.sorted().joined(separator: ", ")))")
+            throw DataError(
+                path: file,
+                "no array named '\(name)' for model input '\(name)' (arrays: "
+                    + "\(members.keys.sorted().joined(separator: ", ")))")
         }
         return members.filter { inputs.contains($0.key) }
     }

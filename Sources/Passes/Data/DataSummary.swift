@@ -47,9 +47,11 @@ public struct DataSummary: Sendable {
     public var text: String {
         var lines = ["\(description): \(count) samples"]
         for name in samples.keys.sorted() {
-            let s = samples[name]!, r = range[name]
-            lines.append("  \(name): \(s.isInteger ? "int64" : "float32") [N, \(s.shape.map(String.init).joined(separator: ", "))]"
-                         + (r.map { String(format: ", values %.4g … %.4g", $0.min, $0.max) } ?? ""))
+            let s = samples[name]!
+            let r = range[name]
+            lines.append(
+                "  \(name): \(s.isInteger ? "int64" : "float32") [N, \(s.shape.map(String.init).joined(separator: ", "))]"
+                    + (r.map { String(format: ", values %.4g … %.4g", $0.min, $0.max) } ?? ""))
         }
         if let labelCounts {
             lines.append("  labels: \(labelCounts.count) classes (retrain trains on them; --labels none distills)")
@@ -65,12 +67,20 @@ public struct DataSummary: Sendable {
 
     public var json: String {
         var object: [String: Any] = ["source": description, "count": count]
-        object["inputs"] = Dictionary(uniqueKeysWithValues: samples.map { name, s in
-            (name, ["shape": s.shape, "dtype": s.isInteger ? "int64" : "float32",
-                    "min": range[name]?.min ?? 0, "max": range[name]?.max ?? 0] as [String: Any])
-        })
+        object["inputs"] = Dictionary(
+            uniqueKeysWithValues: samples.map { name, s in
+                (
+                    name,
+                    [
+                        "shape": s.shape, "dtype": s.isInteger ? "int64" : "float32",
+                        "min": range[name]?.min ?? 0, "max": range[name]?.max ?? 0,
+                    ] as [String: Any]
+                )
+            })
         if let classNames { object["classes"] = classNames }
-        if let labelCounts { object["label_counts"] = Dictionary(uniqueKeysWithValues: labelCounts.map { ("\($0)", $1) }) }
+        if let labelCounts {
+            object["label_counts"] = Dictionary(uniqueKeysWithValues: labelCounts.map { ("\($0)", $1) })
+        }
         let data = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
         return data.map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
@@ -85,13 +95,17 @@ public enum DataPreview {
         }
         let n = min(batchSize, images.count)
         guard let batch = try images.read(Array(0..<n), epoch: nil).values.first else { return }
-        let c = images.sampleShape[0], h = images.sampleShape[1], w = images.sampleShape[2]
-        let p = images.preprocessing, values = batch.floats
+        let c = images.sampleShape[0]
+        let h = images.sampleShape[1]
+        let w = images.sampleShape[2]
+        let p = images.preprocessing
+        let values = batch.floats
         var rgb = [UInt8](repeating: 0, count: n * w * h * 3)
         for s in 0..<n {
             for k in 0..<3 {
                 let plane = c == 1 ? 0 : p.bgr ? 2 - k : k
-                let m = p.mean.count == c ? p.mean[plane] : p.mean[0], d = p.std.count == c ? p.std[plane] : p.std[0]
+                let m = p.mean.count == c ? p.mean[plane] : p.mean[0]
+                let d = p.std.count == c ? p.std[plane] : p.std[0]
                 for y in 0..<h {
                     for x in 0..<w {
                         let v = (values[((s * c + plane) * h + y) * w + x] * d + m) / p.scale

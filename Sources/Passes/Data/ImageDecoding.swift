@@ -34,9 +34,15 @@ struct DecodedImage: Sendable {
             DataError(path: path, "does not decode as JPEG: \(String(cString: tjGetErrorStr2(handle)))")
         }
         return try data.withUnsafeBytes { raw -> DecodedImage in
-            let bytes = raw.bindMemory(to: UInt8.self).baseAddress!, size = UInt(raw.count)
-            var w: Int32 = 0, h: Int32 = 0, subsampling: Int32 = 0, colorspace: Int32 = 0
-            guard tjDecompressHeader3(handle, bytes, size, &w, &h, &subsampling, &colorspace) == 0 else { throw failure() }
+            let bytes = raw.bindMemory(to: UInt8.self).baseAddress!
+            let size = UInt(raw.count)
+            var w: Int32 = 0
+            var h: Int32 = 0
+            var subsampling: Int32 = 0
+            var colorspace: Int32 = 0
+            guard tjDecompressHeader3(handle, bytes, size, &w, &h, &subsampling, &colorspace) == 0 else {
+                throw failure()
+            }
             try checkSize(Int(h), Int(w), path: path)
             var pixels = [UInt8](repeating: 0, count: Int(w) * Int(h) * 3)
             let status = pixels.withUnsafeMutableBufferPointer {
@@ -60,7 +66,8 @@ struct DecodedImage: Sendable {
             guard png_image_begin_read_from_memory(&image, raw.baseAddress, raw.count) != 0 else { throw failure() }
             image.format = 3  // PNG_FORMAT_RGBA: colour and alpha, 8 bits (gray and palettes expanded)
             try checkSize(Int(image.height), Int(image.width), path: path)
-            let w = Int(image.width), h = Int(image.height)
+            let w = Int(image.width)
+            let h = Int(image.height)
             var rgba = [UInt8](repeating: 0, count: w * h * 4)
             let ok = rgba.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, 0, nil) }
             guard ok != 0 else { throw failure() }
@@ -84,7 +91,9 @@ struct DecodedImage: Sendable {
     func gray() -> DecodedImage {
         var out = [UInt8](repeating: 0, count: height * width)
         for i in 0..<out.count {
-            let r = UInt32(pixels[i * 3]), g = UInt32(pixels[i * 3 + 1]), b = UInt32(pixels[i * 3 + 2])
+            let r = UInt32(pixels[i * 3])
+            let g = UInt32(pixels[i * 3 + 1])
+            let b = UInt32(pixels[i * 3 + 2])
             out[i] = UInt8((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16)
         }
         return DecodedImage(path: path, pixels: out, height: height, width: width, channels: 1)
@@ -104,7 +113,8 @@ struct DecodedImage: Sendable {
         var out = pixels
         for y in 0..<height {
             for x in 0..<width {
-                let from = (y * width + (width - 1 - x)) * channels, to = (y * width + x) * channels
+                let from = (y * width + (width - 1 - x)) * channels
+                let to = (y * width + x) * channels
                 for k in 0..<channels { out[to + k] = pixels[from + k] }
             }
         }

@@ -74,9 +74,11 @@ public struct Preprocessing: Sendable, Equatable {
         if let resize { img = PILResampling.resize(img, to: resize) }
         if let (h, w) = crop {
             guard img.height >= h, img.width >= w else {
-                throw DataError(path: image.path, "is \(img.height)×\(img.width) after --resize, smaller than --crop \(h),\(w)")
+                throw DataError(
+                    path: image.path, "is \(img.height)×\(img.width) after --resize, smaller than --crop \(h),\(w)")
             }
-            var top = Self.centered(img.height - h), left = Self.centered(img.width - w)
+            var top = Self.centered(img.height - h)
+            var left = Self.centered(img.width - w)
             if augment.contains(.crop), var r = random {
                 top = Int(r.next() % UInt64(img.height - h + 1))
                 left = Int(r.next() % UInt64(img.width - w + 1))
@@ -97,15 +99,18 @@ public struct Preprocessing: Sendable, Equatable {
     /// (x·scale − mean)/std per channel into CHW, channels reversed for BGR, zero columns right of the image up to
     /// `padTo`.
     func normalized(_ img: DecodedImage, padTo width: Int) -> [Float] {
-        let c = img.channels, plane = img.height * width
+        let c = img.channels
+        let plane = img.height * width
         var out = [Float](repeating: 0, count: c * plane)
         img.pixels.withUnsafeBufferPointer { px in
             out.withUnsafeMutableBufferPointer { o in
                 for k in 0..<c {
                     let src = bgr ? c - 1 - k : k
-                    let m = mean.count == c ? mean[k] : mean[0], s = std.count == c ? std[k] : std[0]
+                    let m = mean.count == c ? mean[k] : mean[0]
+                    let s = std.count == c ? std[k] : std[0]
                     for y in 0..<img.height {
-                        let row = k * plane + y * width, srcRow = y * img.width * c + src
+                        let row = k * plane + y * width
+                        let srcRow = y * img.width * c + src
                         for x in 0..<img.width { o[row + x] = (Float(px[srcRow + x * c]) * scale - m) / s }
                     }
                 }
@@ -119,7 +124,9 @@ public struct Preprocessing: Sendable, Equatable {
 struct SplitMix {
     var state: UInt64
     init(seed: UInt64, epoch: Int, index: Int) {
-        state = seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(epoch) &* 0xBF58_476D_1CE4_E5B9 &+ UInt64(index) &* 0x94D0_49BB_1331_11EB
+        state =
+            seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(epoch) &* 0xBF58_476D_1CE4_E5B9 &+ UInt64(index)
+            &* 0x94D0_49BB_1331_11EB
     }
     mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
@@ -141,7 +148,8 @@ enum PILResampling {
         case .size(let h, let w): return Self.resize(img, height: h, width: w)
         case .shorter(let s):
             if img.width <= img.height {
-                return Self.resize(img, height: max(1, Int(Double(s) * Double(img.height) / Double(img.width))), width: s)
+                return Self.resize(
+                    img, height: max(1, Int(Double(s) * Double(img.height) / Double(img.width))), width: s)
             }
             return Self.resize(img, height: s, width: max(1, Int(Double(s) * Double(img.width) / Double(img.height))))
         }
@@ -158,10 +166,12 @@ enum PILResampling {
     /// normalize_coeffs_8bpc).
     static func coefficients(inSize: Int, outSize: Int) -> [(start: Int, weights: [Int32])] {
         let scale = Double(inSize) / Double(outSize)
-        let filterScale = max(scale, 1), support = filterScale
+        let filterScale = max(scale, 1)
+        let support = filterScale
         return (0..<outSize).map { xx in
             let center = (Double(xx) + 0.5) * scale
-            let xmin = max(Int(center - support + 0.5), 0), xmax = min(Int(center + support + 0.5), inSize)
+            let xmin = max(Int(center - support + 0.5), 0)
+            let xmax = min(Int(center + support + 0.5), inSize)
             var w = [Double](repeating: 0, count: max(xmax - xmin, 0))
             var total = 0.0
             let ss = 1 / filterScale
@@ -183,11 +193,13 @@ enum PILResampling {
         let c = img.channels
         let inSize = horizontal ? img.width : img.height
         let coeffs = coefficients(inSize: inSize, outSize: size)
-        let outW = horizontal ? size : img.width, outH = horizontal ? img.height : size
+        let outW = horizontal ? size : img.width
+        let outH = horizontal ? img.height : size
         var out = [UInt8](repeating: 0, count: outW * outH * c)
         // Along the resampled axis: stride between neighbours; across it: the lines.
         let step = horizontal ? c : img.width * c
-        let half = Int32(1 << (precisionBits - 1)), top = Int32(1) << (precisionBits + 8)
+        let half = Int32(1 << (precisionBits - 1))
+        let top = Int32(1) << (precisionBits + 8)
         img.pixels.withUnsafeBufferPointer { px in
             out.withUnsafeMutableBufferPointer { o in
                 for y in 0..<outH {
@@ -201,7 +213,8 @@ enum PILResampling {
                                 acc &+= Int32(px[at]) &* w
                                 at += step
                             }
-                            o[(y * outW + x) * c + k] = acc <= 0 ? 0 : acc >= top ? 255 : UInt8(acc >> Int32(precisionBits))
+                            o[(y * outW + x) * c + k] =
+                                acc <= 0 ? 0 : acc >= top ? 255 : UInt8(acc >> Int32(precisionBits))
                         }
                     }
                 }

@@ -463,7 +463,9 @@ public final class Trainer {
         let start = DispatchTime.now().uptimeNanoseconds
         var lossSum: Double = 0, right = 0, seen = 0, steps = 0
         let batchSize = min(options.batchSize, data.count)
-        let batches = (0..<min(perEpoch, max(total - store.step, 0))).map { Array(order[($0 * batchSize)..<(($0 + 1) * batchSize)]) }
+        let batches = (0..<min(perEpoch, max(total - store.step, 0))).map {
+            Array(order[($0 * batchSize)..<(($0 + 1) * batchSize)])
+        }
         let reader = BatchReader(data.samples, batches: batches, epoch: epoch)
         for (b, indices) in batches.enumerated() where store.step < total {
             let feeds = try reader.next(), labels = data.labels.map { l in indices.map { l[$0] } }

@@ -50,7 +50,8 @@ public struct TrainingData: Sendable {
     }
 
     /// The samples at `indices`, as executor inputs, with their labels; `epoch` seeds augmentation (nil: none).
-    public func batch(_ indices: ArraySlice<Int>, epoch: Int? = nil) throws -> (feeds: [String: DenseTensor], labels: [Int64]?) {
+    public func batch(_ indices: ArraySlice<Int>, epoch: Int? = nil) throws
+        -> (feeds: [String: DenseTensor], labels: [Int64]?) {
         let feeds = try samples.read(Array(indices), epoch: epoch)
         return (feeds, labels.map { l in indices.map { l[$0] } })
     }
