@@ -119,7 +119,7 @@ public struct CalibrationData {
 
     /// Every sample at once (for `amct-pipe run`).
     public func wholeArrays() throws -> [String: DenseTensor] {
-        try samples.read(Array(0..<samples.count), epoch: nil).filter { k, _ in inputs.contains { $0.name == k } }
+        try samples.readAll().filter { k, _ in inputs.contains { $0.name == k } }
     }
 
     /// The samples per batch: the model's fixed batch dimension, else `batchSize`.
@@ -134,6 +134,7 @@ public struct CalibrationData {
 
     /// Checks that the data holds `count` batches, before any is taken.
     public func checkBatches(count: Int, batchSize: Int) throws {
+        if let problem = (samples as? ArraySource)?.problem { throw problem }
         let per = samplesPerBatch(batchSize: batchSize)
         let (needed, overflow) = count.multipliedReportingOverflow(by: per)
         let available = samples.count

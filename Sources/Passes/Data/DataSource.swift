@@ -19,6 +19,12 @@ public protocol DataSource: Sendable {
     var classNames: [String]? { get }
     /// The samples at `indices`, in that order, batch along axis 0. `epoch` seeds augmentation (nil: none).
     func read(_ indices: [Int], epoch: Int?) throws -> [String: DenseTensor]
+    /// Everything at once, for `run` (arrays: each whole, even when their first dimensions are not a sample count).
+    func readAll() throws -> [String: DenseTensor]
+}
+
+extension DataSource {
+    public func readAll() throws -> [String: DenseTensor] { try read(Array(0..<count), epoch: nil) }
 }
 
 /// The shape of one sample of an input and its element type.
@@ -120,12 +126,16 @@ public struct ArraySource: DataSource {
     public var classNames: [String]? { nil }
     /// Per shard: its first sample's global index, and its arrays (the label array left out).
     let shards: [(start: Int, members: [String: NumpyMember])]
+    /// Why one file's arrays are not samples (first dimensions that differ, none at all): an error when read by
+    /// sample, not for `run`, which feeds each array whole.
+    public let problem: DataError?
 
     public init(files: [String], description: String, inputs: [String] = [], labelArray: String? = nil) throws {
         var shards: [(Int, [String: NumpyMember])] = []
         var specs: [String: SampleSpec]?
         var labels: [Int64] = []
         var total = 0
+        var problem: DataError?
         for file in files {
             var members = try NumpyArchive.open(file)
             var labelMember: NumpyMember?
@@ -139,7 +149,13 @@ public struct ArraySource: DataSource {
                 }
             }
             members = try Self.inputArrays(members, inputs: inputs, file: file)
-            let n = try Self.sampleCount(members, file: file)
+            let n: Int
+            do {
+                n = try Self.sampleCount(members, file: file)
+            } catch let error as DataError where files.count == 1 {
+                n = members.values.first?.shape.first ?? 0
+                problem = error
+            }
             let shardSpecs = Self.specs(members)
             if let specs, specs != shardSpecs {
                 throw DataError(path: file, "its arrays differ from the first shard's in names, sample shapes or types")
@@ -149,7 +165,12 @@ public struct ArraySource: DataSource {
             shards.append((total, members))
             total += n
         }
-        guard let specs, total > 0 else { throw DataError(path: description, "holds no samples") }
+        guard let specs else { throw DataError(path: description, "holds no arrays") }
+        if total == 0 && problem == nil {
+            guard files.count == 1 else { throw DataError(path: description, "holds no samples") }
+            problem = DataError(path: description, "holds no samples")
+        }
+        self.problem = problem
         self.description = description
         self.count = total
         self.samples = specs
@@ -195,6 +216,7 @@ public struct ArraySource: DataSource {
     }
 
     public func read(_ indices: [Int], epoch: Int?) throws -> [String: DenseTensor] {
+        if let problem { throw problem }
         var feeds: [String: DenseTensor] = [:]
         for (name, spec) in samples {
             var floats: [Float] = []
@@ -221,6 +243,16 @@ public struct ArraySource: DataSource {
                 ? DenseTensor(shape: shape, ints: ints) : DenseTensor(shape: shape, floats: floats)
         }
         return feeds
+    }
+
+    /// Every array whole (one file), or every sample (shards).
+    public func readAll() throws -> [String: DenseTensor] {
+        guard shards.count == 1 else { return try read(Array(0..<count), epoch: nil) }
+        return try shards[0].members.mapValues { m in
+            var floats: [Float] = [], ints: [Int64] = []
+            try m.read(rows: Array(0..<(m.shape.first ?? 0)), floats: &floats, ints: &ints)
+            return m.isInteger ? DenseTensor(shape: m.shape, ints: ints) : DenseTensor(shape: m.shape, floats: floats)
+        }
     }
 
     /// The shard holding sample `index` (binary search over the starts).
@@ -261,6 +293,8 @@ public struct MemorySource: DataSource {
     public func read(_ indices: [Int], epoch: Int?) throws -> [String: DenseTensor] {
         try source.read(indices, epoch: epoch)
     }
+
+    public func readAll() throws -> [String: DenseTensor] { try source.readAll() }
 }
 
 extension ArraySource {
@@ -272,6 +306,7 @@ extension ArraySource {
         self.samples = Self.specs(members)
         self.labels = nil
         self.shards = [(0, members)]
+        self.problem = nil
     }
 
     /// The model's inputs among a file's arrays: a `.npy` (named "") is the one input of a one-input model; every

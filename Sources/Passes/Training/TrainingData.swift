@@ -33,6 +33,7 @@ public struct TrainingData: Sendable {
         let source = try DataSources.open(path, inputs: CalibrationData.modelInputs(model), preprocessing: preprocessing,
                                           labelArray: arrayName)
         try CalibrationData.check(source, against: CalibrationData.modelInputs(model))
+        if let problem = (source as? ArraySource)?.problem { throw problem }
         if arrayName != nil, source is ImageSource {
             throw DataError(path: path, "--labels NAME names an .npz array; images carry their labels (class folders, list "
                                 + "files): give no --labels, or --labels none to distill")
