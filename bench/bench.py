@@ -295,20 +295,24 @@ def memory_main():
     calib = os.path.join(WORK, "svtr_calib256.npz")
     if not os.path.exists(calib):
         np.savez(calib, input=np.random.default_rng(0).standard_normal((256, 3, 48, 320)).astype(np.float32))
-    images = os.path.join(WORK, "images")
+    images, val = os.path.join(WORK, "images"), os.path.join(WORK, "images_val")
     megabytes = int(os.environ.get("BENCH_IMAGES_MB", "2048"))
     out = os.path.join(WORK, "memory_out.onnx")
     common = [model, "--cfg", cfg, "-o", out, "--batch-size", "16", "--quiet"]
     rows = [(names[0], [BINARY, *common, "--calib", calib]),
             (names[1], [BINARY, *common, "--calib", images, "--keep-ratio-pad", "48,320", "--mean", "0.5", "--std", "0.5"]),
-            (names[2], [BINARY, "retrain", *common, "--data", images, "--steps", "30", "--keep-ratio-pad", "48,320",
-                        "--mean", "0.5", "--std", "0.5"])]
+            (names[2], [BINARY, "retrain", *common, "--data", images, "--val", val, "--steps", "30",
+                        "--keep-ratio-pad", "48,320", "--mean", "0.5", "--std", "0.5"])]
     print(f"\n{'job':<28} {'wall s':>8} {'peak RSS MB':>12}   (images: {megabytes} MB of JPEGs)")
     for name, cmd in rows:
         if not selected(name):
             continue
         if "images" in name:
             image_folder(images, megabytes)
+            os.makedirs(val, exist_ok=True)
+            for n in sorted(os.listdir(images))[:64]:  # scoring (before/after) on 64 images, not the whole folder
+                if not os.path.exists(os.path.join(val, n)):
+                    os.symlink(os.path.join(images, n), os.path.join(val, n))
         wall, rss = measure(cmd)
         print(f"{name:<28} {wall:>8.2f} {rss / 1e6:>12.1f}", flush=True)
 
