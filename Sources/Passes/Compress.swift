@@ -176,11 +176,15 @@ public struct CompressOptions: Sendable {
     public var batchSize: Int
     /// Fixes symbolic dimensions of inputs for calibration (`--input-shape`).
     public var inputShapes: [InputShape]
-    /// Called with ("batch", i, n) after each calibration batch and ("IFMR layer", i, n) as searches finish.
+    /// Called with (phase, i, n) after each calibration batch of each pass over the data.
     public var progress: (@Sendable (_ phase: String, _ done: Int, _ of: Int) -> Void)?
+    /// What is done to images of an image source (`--resize`, `--crop`, ...).
+    public var preprocessing: Preprocessing
 
     public init(format: OutputFormat = .qdq, calibration: CalibrationSource = .none, batchSize: Int = 1,
-                inputShapes: [InputShape] = [], progress: (@Sendable (String, Int, Int) -> Void)? = nil) {
+                inputShapes: [InputShape] = [], progress: (@Sendable (String, Int, Int) -> Void)? = nil,
+                preprocessing: Preprocessing = Preprocessing()) {
+        self.preprocessing = preprocessing
         self.format = format
         self.calibration = calibration
         self.batchSize = batchSize
@@ -194,7 +198,7 @@ public struct CompressOptions: Sendable {
         switch calibration {
         case .none: return nil
         case .random: return try CalibrationData.random(for: shaped, batches: batches, batchSize: batchSize)
-        case .file(let path): return try CalibrationData.load(path, for: shaped)
+        case .file(let path): return try CalibrationData.load(path, for: shaped, preprocessing: preprocessing)
         }
     }
 }

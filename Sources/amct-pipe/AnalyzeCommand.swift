@@ -19,8 +19,11 @@ struct AnalyzeCommand: ParsableCommand {
     @Option(help: "The AMCT config (text format).")
     var cfg: String
 
-    @Option(help: "Calibration data: .npz (arrays by input name) or .npy, batch along axis 0; or 'random' for a trial.")
+    @Option(help: "Calibration data: \(dataSourceHelp); or 'random' for a trial.")
     var calib: String?
+
+    @OptionGroup(title: "Image preprocessing")
+    var data: DataOptions
 
     @Option(parsing: .unconditional, help: "Samples per batch when the model's batch dimension is symbolic.")
     var batchSize = 1
@@ -54,7 +57,8 @@ struct AnalyzeCommand: ParsableCommand {
             let model = try ModelFile.load(input, weights: weights)
             let config = try CompressionConfig.load(cfg)
             let calibration = CompressOptions(calibration: CalibrationSource(argument: calib), batchSize: batchSize,
-                                              inputShapes: try InputShape.parseAll(inputShapes))
+                                              inputShapes: try InputShape.parseAll(inputShapes),
+                                              preprocessing: try data.preprocessing())
             let data = try calibration.calibrationData(for: model, batches: config.batchNum)
             let session = try SensitivitySession(model, config: config, data: data, batchSize: batchSize,
                                                  progress: !quiet && isatty(2) != 0 ? progressBar : nil)

@@ -22,8 +22,11 @@ struct CompressCommand: ParsableCommand {
     @Option(help: "Output layout: qdq (QuantizeLinear/DequantizeLinear, runs in onnxruntime) or amct.")
     var format: OutputFormat = .qdq
 
-    @Option(help: "Calibration data for layers whose clips come from IFMR: .npz (arrays by input name) or .npy (one input), batch along axis 0; or 'random' (seeded standard normal) for a quick trial.")
+    @Option(help: "Calibration data for layers whose clips come from IFMR: \(dataSourceHelp); or 'random' (seeded standard normal) for a quick trial.")
     var calib: String?
+
+    @OptionGroup(title: "Image preprocessing")
+    var data: DataOptions
 
     @Option(parsing: .unconditional, help: "Samples per calibration batch when the model's batch dimension is symbolic (a fixed one wins).")
     var batchSize = 1
@@ -49,7 +52,8 @@ struct CompressCommand: ParsableCommand {
             let showProgress = !quiet && isatty(2) != 0
             let options = CompressOptions(
                 format: format, calibration: CalibrationSource(argument: calib), batchSize: batchSize,
-                inputShapes: try InputShape.parseAll(inputShapes), progress: showProgress ? calibrationProgress : nil)
+                inputShapes: try InputShape.parseAll(inputShapes), progress: showProgress ? calibrationProgress : nil,
+                preprocessing: try data.preprocessing())
             let result = try compressFile(input, weights: weights, config: cfg, output: output, options: options, record: record)
             print(json ? result.summary.json : result.summary.description)
             // Done: end here, the models still held, rather than free them one object at a time (a tenth of a large

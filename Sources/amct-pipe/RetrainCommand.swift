@@ -27,13 +27,22 @@ struct RetrainCommand: ParsableCommand {
     @Option(help: "The AMCT config (text format).")
     var cfg: String
 
-    @Option(help: "Training data: .npz with one array per model input (samples along axis 0), and the labels array.")
+    @Option(help: "Training data: \(dataSourceHelp). Class folders and list files carry labels.")
     var data: String
+
+    @OptionGroup(title: "Image preprocessing")
+    var preprocessing: DataOptions
+
+    @Option(help: ArgumentHelp("Images, training only: a random crop of the --crop size (after --resize) and/or a "
+                               + "horizontal flip, seeded by --seed and the epoch.", valueName: "crop,flip"))
+    var augment: String?
 
     @Option(name: .shortAndLong, help: "Where to write the retrained, compressed model.")
     var output: String
 
-    @Option(help: "The array in --data (and --val) holding class indices: train with cross-entropy. Without it: distillation.")
+    @Option(help: ArgumentHelp("The .npz array in --data (and --val) holding class indices: train with cross-entropy; "
+                               + "'none': distill even when the source has labels (class folders, list files). Without it: "
+                               + "the source's labels, else distillation.", valueName: "NAME|none"))
     var labels: String?
 
     @Option(help: "Without --labels: distill at the graph outputs only (outputs) or also at every quantized layer's output (features).")
@@ -90,7 +99,9 @@ struct RetrainCommand: ParsableCommand {
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
         if let lr, !(lr.isFinite && lr > 0) { throw ValidationError("--lr must be a positive number") }
         if !(temperature.isFinite && temperature > 0) { throw ValidationError("--temperature must be a positive number") }
-        if distill == .features && labels != nil { throw ValidationError("--distill features needs no --labels (it distills)") }
+        if distill == .features && labels != nil && labels != "none" {
+            throw ValidationError("--distill features needs no --labels (it distills)")
+        }
     }
 
     func run() throws {
@@ -101,8 +112,18 @@ struct RetrainCommand: ParsableCommand {
         let model = try ModelFile.load(input, weights: weights)
         let config = try CompressionConfig.load(cfg)
         let shaped = try InputShape.applied(parsing: inputShapes, to: model)
-        let training = try TrainingData.load(data, for: shaped, labels: labels)
-        let validation = try val.map { try TrainingData.load($0, for: shaped, labels: labels) }
+        let images = try preprocessing.preprocessing()
+        var augmented = images
+        augmented.augment = try Self.augmentations(augment)
+        augmented.seed = seed
+        try augmented.validate()
+        let training = try TrainingData.load(data, for: shaped, labels: LabelChoice(argument: labels), preprocessing: augmented)
+        let validation = try val.map {
+            try TrainingData.load($0, for: shaped, labels: LabelChoice(argument: labels), preprocessing: images)
+        }
+        if distill == .features && training.labels != nil {
+            throw DataError(path: data, "has labels; --distill features distills: add --labels none")
+        }
         var options = TrainingOptions()
         options.epochs = epochs
         options.maxSteps = steps
@@ -114,7 +135,8 @@ struct RetrainCommand: ParsableCommand {
         options.temperature = temperature
         let showProgress = !quiet && isatty(2) != 0
         let progress: ((TrainingProgress) -> Void)? = showProgress ? { Self.showProgress($0) } : nil
-        let calibration = CalibrationPass(data: try CalibrationData.load(data, for: shaped), batchSize: batchSize)
+        let calibration = CalibrationPass(data: try CalibrationData(samples: training.samples, for: shaped),
+                                          batchSize: batchSize)
         var result = try retrain(
             model, config: config, format: format, data: training, validation: validation, options: options,
             calibration: calibration, checkpoints: CheckpointOptions(directory: checkpoint, resume: resume),
@@ -122,6 +144,19 @@ struct RetrainCommand: ParsableCommand {
         if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
         try result.save(to: output, record: record)
         print(json ? result.summary.json : result.summary.description)
+    }
+
+    /// `--augment crop,flip` as a set.
+    static func augmentations(_ text: String?) throws -> Set<Preprocessing.Augmentation> {
+        guard let text else { return [] }
+        var set = Set<Preprocessing.Augmentation>()
+        for part in text.split(separator: ",") {
+            guard let a = Preprocessing.Augmentation(rawValue: part.trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("--augment takes crop and/or flip, separated by commas (it is '\(text)')")
+            }
+            set.insert(a)
+        }
+        return set
     }
 
     static func showProgress(_ p: TrainingProgress) {

@@ -13,8 +13,11 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp(weightsHelp, valueName: "model.caffemodel"))
     var weights: String?
 
-    @Option(help: "The inputs, by name (.npz) or the one input (.npy).")
+    @Option(help: "The inputs: \(dataSourceHelp). Outputs keep the samples' order.")
     var inputs: String
+
+    @OptionGroup(title: "Image preprocessing")
+    var data: DataOptions
 
     @Option(name: .shortAndLong, help: "Where to write the outputs (.npz, one array per graph output).")
     var output: String
@@ -28,7 +31,7 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let run = try ModelRun(ModelFile.load(input, weights: weights), inputs: inputs, inputShapes: InputShape.parseAll(inputShapes),
-                                   profiling: profile)
+                                   profiling: profile, preprocessing: data.preprocessing())
             if let table = run.profile { FileHandle.standardError.write(Data(table.utf8)) }
             try run.save(to: output)
         }

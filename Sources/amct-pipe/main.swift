@@ -13,8 +13,9 @@ struct AMCTPipe: ParsableCommand {
             amct-pipe convert in.onnx -o out.onnx [--external-data] load and save losslessly
             amct-pipe inspect in.onnx                               opsets, inputs/outputs, ops, parameters
             amct-pipe ops                                           the ops the executor runs, by opset
+            amct-pipe data images/ --resize 256 --crop 224,224      what a data source yields (--preview out.png)
             """,
-        subcommands: [CompressCommand.self, AnalyzeCommand.self, RetrainCommand.self, Convert.self, Inspect.self, PlanCommand.self, RunCommand.self, OpsCommand.self],
+        subcommands: [CompressCommand.self, AnalyzeCommand.self, RetrainCommand.self, Convert.self, Inspect.self, PlanCommand.self, RunCommand.self, OpsCommand.self, DataCommand.self],
         defaultSubcommand: CompressCommand.self
     )
 }

@@ -12,11 +12,12 @@ public struct ModelRun {
 
     /// Runs `model` (its symbolic input dimensions fixed by `inputShapes`) on the arrays of `inputs` (.npz by input
     /// name, or .npy for a one-input model).
-    public init(_ input: Model, inputs: String, inputShapes: [InputShape] = [], profiling: Bool = false) throws {
+    public init(_ input: Model, inputs: String, inputShapes: [InputShape] = [], profiling: Bool = false,
+                preprocessing: Preprocessing = Preprocessing()) throws {
         var model = input
         try InputShape.apply(inputShapes, to: &model)
         let executor = try GraphExecutor(graph: model.graph, opset: model.opsetVersion() ?? 13)
-        let feeds = try CalibrationData.load(inputs, for: model).wholeArrays()
+        let feeds = try CalibrationData.load(inputs, for: model, preprocessing: preprocessing).wholeArrays()
         executor.profiling = profiling
         let results = try executor.run(feeds)
         profile = profiling ? executor.profile.table : nil

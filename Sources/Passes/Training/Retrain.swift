@@ -152,7 +152,8 @@ public struct RetrainPass: Pass {
             before: before, after: after, scoredOn: validation?.source ?? data.source, epochs: state.reports,
             writtenEpoch: state.best?.epoch ?? state.reports.last?.epoch ?? 0, steps: trainer.store.step,
             seconds: Date().timeIntervalSince(started), resumedFromEpoch: checkpoints.resume == nil ? nil : state.resumedFrom,
-            loss: data.labels == nil ? "distillation from the float model: " + trainer.distillationSummary : "cross-entropy")
+            loss: data.labels == nil ? "distillation from the float model: " + trainer.distillationSummary
+                : "cross-entropy (labels from \(data.labelOrigin ?? "the data"))")
     }
 
     /// Epochs until options.epochs or the step budget; validation scored each epoch (the best kept), a checkpoint each.
@@ -202,10 +203,7 @@ public struct RetrainPreflightPass: Pass {
                                   options: training.options, keptChannels: context.keptChannels)
         for set in [data] + (training.validation.map { [$0] } ?? []) {
             let n = min(training.options.batchSize, set.count)
-            let specs = set.arrays.mapValues { a -> TensorSpec in
-                if case .float = a.values { return TensorSpec(.float, [n] + a.shape.dropFirst()) }
-                return TensorSpec(.int64, [n] + a.shape.dropFirst())
-            }
+            let specs = set.samples.samples.mapValues { TensorSpec($0.isInteger ? .int64 : .float, [n] + $0.shape) }
             let tp = try trainer.trainingPlan(specs: specs, labels: set.labels != nil)
             if let labels = set.labels, let classes = trainer.classCount(tp),
                let bad = labels.first(where: { $0 < 0 || $0 >= Int64(classes) }) {

@@ -460,9 +460,11 @@ public final class Trainer {
     /// Loss and accuracy of the model as it trains (training ops on) over `data`.
     public func evaluate(_ data: TrainingData) throws -> Score {
         var total: Double = 0, right = 0, seen = 0
-        let order = Array(0..<data.count)
-        for start in stride(from: 0, to: data.count, by: options.batchSize) {
-            let (feeds, labels) = data.batch(order[start..<min(start + options.batchSize, data.count)])
+        let starts = Array(stride(from: 0, to: data.count, by: options.batchSize))
+        let batches = starts.map { Array($0..<min($0 + options.batchSize, data.count)) }
+        let reader = BatchReader(data.samples, batches: batches)
+        for indices in batches {
+            let feeds = try reader.next(), labels = data.labels.map { l in indices.map { l[$0] } }
             let tp = try trainingPlan(feeds, labels: labels != nil)
             let tape = try forward(tp, feeds, training: false)
             let (value, correct, _) = try loss(tp, tape, labels: labels, feeds: feeds, gradient: false)
@@ -487,9 +489,13 @@ public final class Trainer {
         let total = totalSteps(samples: data.count)
         let start = DispatchTime.now().uptimeNanoseconds
         var lossSum: Double = 0, right = 0, seen = 0, steps = 0
-        for b in 0..<perEpoch where store.step < total {
-            let batchSize = min(options.batchSize, data.count)
-            let (feeds, labels) = data.batch(order[(b * batchSize)..<((b + 1) * batchSize)])
+        let batchSize = min(options.batchSize, data.count)
+        let batches = (0..<min(perEpoch, max(total - store.step, 0))).map {
+            Array(order[($0 * batchSize)..<(($0 + 1) * batchSize)])
+        }
+        let reader = BatchReader(data.samples, batches: batches, epoch: epoch)
+        for (b, indices) in batches.enumerated() where store.step < total {
+            let feeds = try reader.next(), labels = data.labels.map { l in indices.map { l[$0] } }
             let lr = ParameterStore.cosine(options.effectiveLearningRate, step: store.step, total: total)
             let (value, correct) = try trainStep(feeds, labels: labels, learningRate: lr)
             lossSum += Double(value)
