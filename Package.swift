@@ -26,6 +26,11 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         // zlib (Debian zlib1g-dev): inflate for .npz calibration data.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // libjpeg-turbo (Debian libturbojpeg0-dev) and libpng (libpng-dev): decoding images of data sources.
+        .systemLibrary(
+            name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg",
+            providers: [.apt(["libturbojpeg0-dev"])]),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         // C that protoc-c generates from proto/*.proto (scripts/gen-proto); committed, never edited.
         .target(
             name: "CProtoSchemas",
@@ -42,7 +47,10 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["Graph", "COpenBLAS"]),
         .target(
             name: "Passes",
-            dependencies: ["Graph", "Kernels", .product(name: "OrderedCollections", package: "swift-collections")]
+            dependencies: [
+                "Graph", "Kernels", "CTurboJPEG", "CPNG",
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ]
         ),
         .executableTarget(
             name: "amct-pipe",

@@ -15,6 +15,7 @@ let package = Package(
         .executableTarget(name: "FuzzPlan", dependencies: ["CLibFuzzer", .product(name: "AMCTPipe", package: "amct-pipe")]),
         .executableTarget(name: "FuzzPrepare", dependencies: ["CLibFuzzer", .product(name: "AMCTPipe", package: "amct-pipe")]),
         .executableTarget(name: "FuzzCheckpoint", dependencies: ["CLibFuzzer", .product(name: "AMCTPipe", package: "amct-pipe")]),
+        .executableTarget(name: "FuzzCaffe", dependencies: ["CLibFuzzer", .product(name: "AMCTPipe", package: "amct-pipe")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 smoke=0
 [[ "${1:-}" == "--smoke" ]] && smoke=1
 seconds=${FUZZ_SECONDS:-60}
-targets=${FUZZ_TARGETS:-FuzzONNX FuzzConfig FuzzNumpy FuzzPlan FuzzPrepare FuzzCheckpoint}
+targets=${FUZZ_TARGETS:-FuzzONNX FuzzConfig FuzzNumpy FuzzPlan FuzzPrepare FuzzCheckpoint FuzzCaffe}
 sanitize=${FUZZ_SANITIZE:-fuzzer,address}
 scratch=.build-fuzz
 
@@ -37,6 +37,7 @@ seeds() {
         FuzzNumpy) find fixtures Fuzz/seeds/numpy -name '*.np[yz]' ;;
         FuzzPrepare) find Fuzz/seeds/prepare -type f ;;
         FuzzCheckpoint) find Fuzz/seeds/checkpoint -type f ;;
+        FuzzCaffe) find Fuzz/seeds/caffe -type f ;;
     esac
     [[ -d Fuzz/regressions/$1 ]] && find "Fuzz/regressions/$1" -type f
     return 0

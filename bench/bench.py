@@ -190,6 +190,7 @@ def main():
             print(f"{name:<12} {'python / amct-pipe':<22} {results[1][0] / results[0][0]:>7.2f}x {results[1][1] / results[0][1]:>11.2f}x")
     forward_main()
     retrain_main()
+    memory_main()
 
 
 RETRAIN_CFG = """
@@ -245,6 +246,75 @@ def retrain_main():
                               capture_output=True, text=True)
         forward = min(float(l.split()[-1]) for l in prof.stderr.splitlines() if l.startswith("total (ops)"))
         print(f"{name:<24} {epoch['samples_per_second']:>10.1f} {step:>8.3f} {forward:>10.3f} {step / forward:>12.2f}x")
+
+
+MEMORY_CFG = """
+batch_num: 16
+retrain_data_quant_config { ulq_quantize { dst_type: INT8 } }
+retrain_weight_quant_config { arq_retrain { channel_wise: true dst_type: INT8 } }
+"""
+
+
+def image_folder(path, megabytes):
+    """Text-line-shaped JPEGs of noise (about 0.3 MB each) up to `megabytes`, made once."""
+    import numpy as np
+    from PIL import Image
+    done = os.path.join(path, f".complete-{megabytes}")
+    if os.path.exists(done):
+        return
+    os.makedirs(path, exist_ok=True)
+    rng = np.random.default_rng(0)
+    total, i = 0, 0
+    while total < megabytes * 1e6:
+        name = os.path.join(path, f"{i:06d}.jpg")
+        noise = rng.integers(0, 256, (96, 640, 3), dtype=np.uint8)
+        Image.fromarray(noise).save(name, quality=95)
+        total += os.path.getsize(name)
+        i += 1
+    open(done, "w").close()
+
+
+def memory_main():
+    """Peak RSS with bounded-memory data (issue 20): compress of the SVTR-shaped recognizer with 256 calibration
+    samples at batch 16 (IFMR: two passes over the data, nothing gathered), and calibration and retraining (30 steps,
+    distillation) from a folder of JPEG text lines (BENCH_IMAGES_MB, default 2048 MB) with --keep-ratio-pad 48,320."""
+    names = ["memory compress svtr 256", "memory compress images", "memory retrain images"]
+    if not any(selected(n) for n in names):
+        return
+    import numpy as np
+    import onnx
+    sys.path.insert(0, HERE)
+    import models
+    os.makedirs(WORK, exist_ok=True)
+    model = os.path.join(WORK, "svtr_rec.onnx")
+    if stale(model):
+        onnx.save(models.svtr_rec(), model)
+    cfg = os.path.join(WORK, "memory_int8.cfg")
+    with open(cfg, "w") as f:
+        f.write(MEMORY_CFG)
+    calib = os.path.join(WORK, "svtr_calib256.npz")
+    if not os.path.exists(calib):
+        np.savez(calib, input=np.random.default_rng(0).standard_normal((256, 3, 48, 320)).astype(np.float32))
+    images, val = os.path.join(WORK, "images"), os.path.join(WORK, "images_val")
+    megabytes = int(os.environ.get("BENCH_IMAGES_MB", "2048"))
+    out = os.path.join(WORK, "memory_out.onnx")
+    common = [model, "--cfg", cfg, "-o", out, "--batch-size", "16", "--quiet"]
+    rows = [(names[0], [BINARY, *common, "--calib", calib]),
+            (names[1], [BINARY, *common, "--calib", images, "--keep-ratio-pad", "48,320", "--mean", "0.5", "--std", "0.5"]),
+            (names[2], [BINARY, "retrain", *common, "--data", images, "--val", val, "--steps", "30",
+                        "--keep-ratio-pad", "48,320", "--mean", "0.5", "--std", "0.5"])]
+    print(f"\n{'job':<28} {'wall s':>8} {'peak RSS MB':>12}   (images: {megabytes} MB of JPEGs)")
+    for name, cmd in rows:
+        if not selected(name):
+            continue
+        if "images" in name:
+            image_folder(images, megabytes)
+            os.makedirs(val, exist_ok=True)
+            for n in sorted(os.listdir(images))[:64]:  # scoring (before/after) on 64 images, not the whole folder
+                if not os.path.exists(os.path.join(val, n)):
+                    os.symlink(os.path.join(images, n), os.path.join(val, n))
+        wall, rss = measure(cmd)
+        print(f"{name:<28} {wall:>8.2f} {rss / 1e6:>12.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Writes golden cases of the training ops of SEMANTICS §7 (ActsULQ, ARQ, WtsULQ), computed by an independent numpy
 implementation in float32 exactly as the formulas are written (per-element gradient terms in float32, sums over a
-tensor or channel in float64):
+tensor or channel in float64), and the distillation losses of §7 (softmax KL, sigmoid KL, MSE over the teacher's
+variance) with their gradients, in float64:
 
     .venv/bin/python scripts/make-training-goldens.py           # write tests/training/training_goldens.json
     .venv/bin/python scripts/make-training-goldens.py --check   # exit 1 when the committed file is stale
 
+Tests/KernelsTests/LossTests.swift checks Sources/Kernels/Loss.swift against the loss cases.
 Tests/KernelsTests/TrainingGoldenTests.swift runs amct-pipe's kernels (Sources/Kernels/TrainingQuant.swift) on the same
 inputs and asserts the forward bit-exact and the gradients within 1e-6 relative.
 """
@@ -173,6 +175,64 @@ def weight_cases(rng):
     return arq, wulq
 
 
+# ---------------------------------------------------------------------------------------------------- losses (§7)
+
+def log_softmax(z, axis):
+    m = z.max(axis=axis, keepdims=True)
+    return z - m - np.log(np.exp(z - m).sum(axis=axis, keepdims=True))
+
+
+def softmax_kl(s, t, outer, classes, inner, tau):
+    s = s.astype(np.float64).reshape(outer, classes, inner) / tau
+    t = t.astype(np.float64).reshape(outer, classes, inner) / tau
+    ls, lt = log_softmax(s, 1), log_softmax(t, 1)
+    positions = outer * inner
+    loss = tau * tau * (np.exp(lt) * (lt - ls)).sum() / positions
+    grad = tau * (np.exp(ls) - np.exp(lt)) / positions
+    return loss, grad.reshape(-1)
+
+
+def sigmoid_kl(s, t, tau):
+    zs, zt = s.astype(np.float64) / tau, t.astype(np.float64) / tau
+    ps, pt = 1 / (1 + np.exp(-zs)), 1 / (1 + np.exp(-zt))
+    log_ps, log_pt = -np.logaddexp(0, -zs), -np.logaddexp(0, -zt)
+    log_qs, log_qt = -np.logaddexp(0, zs), -np.logaddexp(0, zt)
+    kl = pt * (log_pt - log_ps) + (1 - pt) * (log_qt - log_qs)
+    return tau * tau * kl.mean(), tau * (ps - pt) / s.size
+
+
+def normalized_mse(p, t):
+    v = np.var(t.astype(np.float64))
+    v = v if v > 0 else 1.0
+    d = p.astype(np.float64) - t.astype(np.float64)
+    return (d * d).mean() / v, 2 * d / (p.size * v)
+
+
+def loss_cases(rng):
+    softmax, sigmoid, mse = [], [], []
+    for name, (outer, classes, inner), tau in [("classes on the last axis", (4, 7, 1), 1.0),
+                                               ("sequence [N, C, T] with τ = 2", (2, 5, 3), 2.0),
+                                               ("one position, wide logits", (1, 6, 1), 0.5)]:
+        scale = 8 if tau == 0.5 else 3
+        s = rng.normal(0, scale, outer * classes * inner).astype(F)
+        t = rng.normal(0, scale, outer * classes * inner).astype(F)
+        loss, grad = softmax_kl(s, t, outer, classes, inner, tau)
+        softmax.append({"name": name, "outer": outer, "classes": classes, "inner": inner, "temperature": tau,
+                        "student": s, "teacher": t, "loss": loss, "gradient": grad})
+    for name, s, t, tau in [("small logits", rng.normal(0, 1, 12), rng.normal(0, 1, 12), 1.0),
+                            ("saturated logits, τ = 3", np.array([30, -30, 25, -40, 0.5, 12.0]),
+                             np.array([-30, 30, 20, -35, -0.5, 11.0]), 3.0)]:
+        s, t = s.astype(F), t.astype(F)
+        loss, grad = sigmoid_kl(s, t, tau)
+        sigmoid.append({"name": name, "temperature": tau, "student": s, "teacher": t, "loss": loss, "gradient": grad})
+    for name, p, t in [("random", rng.normal(0, 2, 20), rng.normal(1, 3, 20)),
+                       ("constant teacher: variance 1", rng.normal(0, 1, 5), np.full(5, 2.5))]:
+        p, t = p.astype(F), t.astype(F)
+        loss, grad = normalized_mse(p, t)
+        mse.append({"name": name, "prediction": p, "target": t, "loss": loss, "gradient": grad})
+    return {"softmax_kl": softmax, "sigmoid_kl": sigmoid, "normalized_mse": mse}
+
+
 # ---------------------------------------------------------------------------------------------------- output
 
 def plain(v):
@@ -197,7 +257,7 @@ def build():
     rng = np.random.default_rng(20261123)
     ulq = ulq_cases(rng)
     arq, wulq = weight_cases(rng)
-    data = {"epsilon": EPS, "acts_ulq": ulq, "arq": arq, "wts_ulq": wulq}
+    data = {"epsilon": EPS, "acts_ulq": ulq, "arq": arq, "wts_ulq": wulq, "losses": loss_cases(rng)}
     return json.dumps(plain(data), separators=(",", ":"), sort_keys=True) + "\n"
 
 

@@ -28,6 +28,8 @@ public struct Model: Sendable {
     public var unknownFields: UnknownFields
     /// Where the model was loaded from (not part of the file); saving refuses to write over it.
     public var sourcePath: String?
+    /// Other files the model was read from (a Caffe net's caffemodel); saving refuses to write over them too.
+    public var companionPaths: [String] = []
 
     public init(
         graph: Graph, irVersion: Int64? = 8, opsetImports: [OpsetImport] = [OpsetImport(domain: "", version: 13)],

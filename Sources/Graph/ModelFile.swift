@@ -57,8 +57,9 @@ public enum ModelFile {
             throw GraphError.notAModel(path: path)
         }
         defer { onnx__model_proto__free_unpacked(message, allocator) }
-        let model = try ProtoReader(baseDirectory: baseDirectory).model(message, path: path)
+        var model = try ProtoReader(baseDirectory: baseDirectory).model(message, path: path)
         try model.graph.checkReferences()
+        model.canonicalize()
         return model
     }
 
@@ -162,7 +163,7 @@ public enum ModelFile {
     static func inputFiles(of model: Model) -> [String] {
         guard let source = model.sourcePath else { return [] }
         let directory = URL(fileURLWithPath: source).deletingLastPathComponent()
-        var files = [source]
+        var files = [source] + model.companionPaths
         for tensor in model.graph.initializers.values {
             if case .external(let entries) = tensor.encoding,
                 let location = entries.first(where: { $0.key == "location" })?.value

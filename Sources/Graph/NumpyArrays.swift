@@ -186,6 +186,20 @@ public enum NumpyArchive {
     /// Every size the zip declares is checked against the file before use; a deflated member is inflated in
     /// steps, into a buffer sized by its own .npy header (never by the zip header), and refused past that size.
     static func parseZip(_ b: UnsafeRawBufferPointer, path: String) throws -> [String: NumpyArray] {
+        try parseZipEntries(b, path: path, lazy: false).mapValues { entry in
+            guard case .array(let a) = entry else { preconditionFailure("a stored member read lazily") }
+            return a
+        }
+    }
+
+    /// A member as `parseZipEntries` finds it: inflated (or read) whole, or stored at an offset of the file.
+    enum Entry {
+        case array(NumpyArray)
+        case stored(NpyHeader, dataOffset: Int)
+    }
+
+    /// The members of a zip; with `lazy`, a stored member's header is read and its data left in the file.
+    static func parseZipEntries(_ b: UnsafeRawBufferPointer, path: String, lazy: Bool) throws -> [String: Entry] {
         func fail(_ message: String) -> NumpyError { NumpyError(path: path, message: message) }
         // End of central directory: the last 0x06054b50 within the final 64 KiB + 22 bytes.
         var eocd = -1
@@ -197,7 +211,7 @@ public enum NumpyArchive {
         guard eocd >= 0 else { throw fail("a zip without its central directory (truncated?)") }
         let entries = le16(b, eocd + 10)
         var offset = le32(b, eocd + 16)
-        var result: [String: NumpyArray] = [:]
+        var result: [String: Entry] = [:]
         var total = 0
         for index in 0..<entries {
             guard offset <= b.count - 46, le32(b, offset) == 0x0201_4B50 else {
@@ -225,10 +239,18 @@ public enum NumpyArchive {
             let raw = UnsafeRawBufferPointer(rebasing: b[start..<(start + compressed)])
             let memberPath = "\(path):\(name)"
             let array: NumpyArray
+            let key = rawName.hasSuffix(".npy") ? String(rawName.dropLast(4)) : rawName
             switch method {
             case 0:
                 guard size == compressed else {
                     throw fail("member \(name) is stored with \(compressed) bytes but declares \(size)")
+                }
+                if lazy {
+                    guard let h = try NpyHeader(raw, path: memberPath), h.dataBytes <= raw.count - h.dataStart else {
+                        throw fail("member \(name) is truncated: its .npy data runs past the end of the member")
+                    }
+                    result[key] = .stored(h, dataOffset: start + h.dataStart)
+                    continue
                 }
                 array = try parseNpy(raw, path: memberPath)
             case 8:
@@ -240,7 +262,7 @@ public enum NumpyArchive {
             guard total <= InputLimit.bytes else {
                 throw fail(InputLimit.exceeded(total, what: "the arrays up to member \(name)"))
             }
-            result[rawName.hasSuffix(".npy") ? String(rawName.dropLast(4)) : rawName] = array
+            result[key] = .array(array)
         }
         return result
     }

@@ -82,12 +82,21 @@ public struct ProtoMessage: Sendable, Equatable {
 /// The schemas this build can read as text.
 public enum TextSchema: Sendable {
     case amctRetrainConfig
+    /// Caffe's `NetParameter` (a deploy.prototxt).
+    case caffeNet
 
     var descriptor: UnsafePointer<ProtobufCMessageDescriptor> {
         // The generated init function stores the descriptor's address in the message it initializes.
-        var message = Amct__AMCTRetrainConfig()
-        amct__amctretrain_config__init(&message)
-        return message.base.descriptor
+        switch self {
+        case .amctRetrainConfig:
+            var message = Amct__AMCTRetrainConfig()
+            amct__amctretrain_config__init(&message)
+            return message.base.descriptor
+        case .caffeNet:
+            var message = Caffe__NetParameter()
+            caffe__net_parameter__init(&message)
+            return message.base.descriptor
+        }
     }
 }
 

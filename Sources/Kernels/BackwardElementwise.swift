@@ -49,7 +49,7 @@ public struct BroadcastRows {
 }
 
 public enum Backward {
-    public enum BinaryOp: Sendable { case add, sub, mul, div, pow }
+    public enum BinaryOp: Sendable { case add, sub, mul, div, pow, max, prelu }
 
     /// dst[0], dst[stride], … += t[0..<count]; a zero stride sums the row into dst[0].
     @inline(__always)
@@ -114,6 +114,19 @@ public enum Backward {
                     let bv = b[bo + j * sb]
                     ta[j] = gr[j] * bv * powf(av, bv - 1)
                     tb[j] = av > 0 ? gr[j] * powf(av, bv) * logf(av) : 0
+                }
+            case .max:  // the gradient goes to the operand that won (a on a tie)
+                for j in 0..<len {
+                    let first = a[ao + j * sa] >= b[bo + j * sb]
+                    ta[j] = first ? gr[j] : 0
+                    tb[j] = first ? 0 : gr[j]
+                }
+            case .prelu:  // ∂x = g·(x < 0 ? slope : 1), ∂slope = g·(x < 0 ? x : 0)
+                for j in 0..<len {
+                    let av = a[ao + j * sa]
+                    let negative = av < 0
+                    ta[j] = negative ? gr[j] * b[bo + j * sb] : gr[j]
+                    tb[j] = negative ? gr[j] * av : 0
                 }
             }
             if let da { accumulateRow(ta, count: len, into: da.baseAddress! + ao, stride: sa) }

@@ -4,9 +4,50 @@
 // LayerNormalization over the axes from `axis` on (inner = their product), scale/bias indexed i mod their count as
 // NeuralOps.layerNorm does: r = 1/√(var + ε), x̂ = (x − μ)·r, y = x̂·γ + β
 //   ∂γ += Σ g·x̂;  ∂β += Σ g;  d = g·γ;  ∂x = r·(d − mean(d) − x̂·mean(d·x̂))  (means over the inner block)
+// LRN across channels: see `Backward.lrn`.
 // Every function ADDS into its gradient outputs (the caller zeroes them); a nil output is not computed.
 
+import Foundation
+
 extension Backward {
+    /// LRN across channels: with S[c] = bias + α/size·Σ_window x², y = x·S^−β,
+    /// ∂x[i] = g[i]·S[i]^−β − 2αβ/size · x[i] · Σ_{c: i in window(c)} g[c]·x[c]·S[c]^(−β−1).
+    public static func lrn(
+        x: UnsafeBufferPointer<Float>, batch: Int, channels: Int, inner: Int, size: Int, alpha: Float, beta: Float,
+        bias: Float, gradient g: UnsafeBufferPointer<Float>, dx: UnsafeMutableBufferPointer<Float>
+    ) {
+        let (lower, upper) = NeuralOps.lrnWindow(size: size)
+        let k = alpha / Float(size)
+        var s = [Float](repeating: 0, count: x.count)
+        for plane in 0..<(batch * channels) {
+            let n = plane / channels, c = plane % channels
+            let first = Swift.max(0, c - lower), last = Swift.min(channels - 1, c + upper)
+            for i in 0..<inner {
+                var sum: Float = 0
+                for j in first...last {
+                    let v = x[(n * channels + j) * inner + i]
+                    sum += v * v
+                }
+                s[plane * inner + i] = bias + k * sum
+            }
+        }
+        for plane in 0..<(batch * channels) {
+            let n = plane / channels, i0 = plane % channels
+            // The channels whose window holds i0: c − lower ≤ i0 ≤ c + upper.
+            let first = Swift.max(0, i0 - upper), last = Swift.min(channels - 1, i0 + lower)
+            for i in 0..<inner {
+                let at = plane * inner + i
+                var cross: Float = 0
+                for c in first...last {
+                    let j = (n * channels + c) * inner + i
+                    cross += g[j] * x[j] * powf(s[j], -beta - 1)
+                }
+                let direct = g[at] * powf(s[at], -beta)
+                dx[at] += direct - 2 * k * beta * x[at] * cross
+            }
+        }
+    }
+
     public static func batchNorm(
         x: UnsafeBufferPointer<Float>, xShape: [Int], scale: [Float], mean: [Float], variance: [Float], epsilon: Float,
         gradient g: UnsafeBufferPointer<Float>, dx: UnsafeMutableBufferPointer<Float>?,

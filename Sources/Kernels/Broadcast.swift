@@ -96,6 +96,17 @@ public enum PowOperation: FloatBinaryOperation {
     public static let gradient = Backward.BinaryOp.pow
 }
 
+/// max(a, b) (a on a tie): ONNX Max of two inputs.
+public enum MaxOperation: FloatBinaryOperation {
+    @inlinable public static func apply(_ a: Float, _ b: Float) -> Float { a >= b ? a : b }
+    public static let gradient = Backward.BinaryOp.max
+}
+/// ONNX PRelu(x = a, slope = b): x < 0 ? slope·x : x.
+public enum PReluOperation: FloatBinaryOperation {
+    @inlinable public static func apply(_ a: Float, _ b: Float) -> Float { a < 0 ? a * b : a }
+    public static let gradient = Backward.BinaryOp.prelu
+}
+
 public protocol FloatUnaryFunction {
     func callAsFunction(_ x: Float) -> Float
     /// y[i] = f(x[i]) for i < count (x and y may be the same). Each conforming type implements it by calling
@@ -121,6 +132,8 @@ public enum BroadcastKernels {
         case .mul: binary(MulOperation.self, a, b, layout, into: out)
         case .div: binary(DivOperation.self, a, b, layout, into: out)
         case .pow: binary(PowOperation.self, a, b, layout, into: out)
+        case .max: binary(MaxOperation.self, a, b, layout, into: out)
+        case .prelu: binary(PReluOperation.self, a, b, layout, into: out)
         }
     }
 
@@ -136,6 +149,8 @@ public enum BroadcastKernels {
         case .mul: stage(MulOperation.self, io, b, stride, chainIsLeft, count)
         case .div: stage(DivOperation.self, io, b, stride, chainIsLeft, count)
         case .pow: stage(PowOperation.self, io, b, stride, chainIsLeft, count)
+        case .max: stage(MaxOperation.self, io, b, stride, chainIsLeft, count)
+        case .prelu: stage(PReluOperation.self, io, b, stride, chainIsLeft, count)
         }
     }
 

@@ -64,3 +64,106 @@ public enum Loss {
         return Float(total / Double(p.count))
     }
 }
+
+// Distillation losses (SEMANTICS §7, no labels): the student's values against the float teacher's on the same batch.
+//   Softmax KL, over `classes` at each of outer·inner positions (layout [outer, classes, inner]), temperature τ:
+//     p = softmax(z/τ);  loss = τ²·mean_positions Σ_k p_t·(log p_t − log p_s);  ∂z_s = scale·τ·(p_s − p_t)/positions
+//   Sigmoid KL (binary), per element: p = σ(z/τ);  loss = τ²·mean KL(p_t ‖ p_s);  ∂z_s = scale·τ·(p_s − p_t)/count
+//   Normalised MSE: v = the teacher's variance over all its elements (1 when it is 0);
+//     loss = mean((p − t)²)/v;  ∂p = scale·2(p − t)/(count·v)
+extension Loss {
+    /// Where a softmax's classes lie in a buffer: [outer, classes, inner] (classes at stride `inner`).
+    public struct SoftmaxLayout: Sendable, Equatable {
+        public var outer: Int, classes: Int, inner: Int
+        public init(outer: Int, classes: Int, inner: Int) {
+            self.outer = outer
+            self.classes = classes
+            self.inner = inner
+        }
+        var count: Int { outer * classes * inner }
+    }
+
+    public static func softmaxKL(
+        student s: UnsafeBufferPointer<Float>, teacher t: UnsafeBufferPointer<Float>, _ layout: SoftmaxLayout,
+        temperature: Float = 1, scale: Float = 1, gradient: UnsafeMutableBufferPointer<Float>?
+    ) throws -> Float {
+        let (c, inner) = (layout.classes, layout.inner)
+        let positions = layout.outer * inner
+        guard s.count == t.count, s.count == layout.count, positions > 0, c > 0, temperature > 0,
+              (gradient?.count ?? s.count) == s.count
+        else { throw KernelError("softmax KL: \(s.count) student and \(t.count) teacher values for \(layout)") }
+        let tau = Double(temperature)
+        let gscale = Double(scale) * tau / Double(positions)
+        var ls = [Double](repeating: 0, count: c), lt = [Double](repeating: 0, count: c)
+        var total = 0.0
+        for o in 0..<layout.outer {
+            for i in 0..<inner {
+                let base = o * c * inner + i
+                for k in 0..<c {
+                    ls[k] = Double(s[base + k * inner]) / tau
+                    lt[k] = Double(t[base + k * inner]) / tau
+                }
+                logSoftmax(&ls)
+                logSoftmax(&lt)
+                for k in 0..<c {
+                    let pt = Foundation.exp(lt[k])
+                    if pt > 0 { total += pt * (lt[k] - ls[k]) }
+                    if let gradient { gradient[base + k * inner] += Float(gscale * (Foundation.exp(ls[k]) - pt)) }
+                }
+            }
+        }
+        return Float(tau * tau * total / Double(positions))
+    }
+
+    /// log-softmax in place: z − logsumexp(z).
+    static func logSoftmax(_ z: inout [Double]) {
+        var mx = -Double.infinity
+        for v in z { mx = Swift.max(mx, v) }
+        var sum = 0.0
+        for v in z { sum += Foundation.exp(v - mx) }
+        let lse = mx + Foundation.log(sum)
+        for k in z.indices { z[k] -= lse }
+    }
+
+    public static func sigmoidKL(
+        student s: UnsafeBufferPointer<Float>, teacher t: UnsafeBufferPointer<Float>, temperature: Float = 1,
+        scale: Float = 1, gradient: UnsafeMutableBufferPointer<Float>?
+    ) throws -> Float {
+        guard s.count == t.count, s.count > 0, temperature > 0, (gradient?.count ?? s.count) == s.count else {
+            throw KernelError("sigmoid KL: \(s.count) student values for \(t.count) teacher values")
+        }
+        let tau = Double(temperature)
+        let gscale = Double(scale) * tau / Double(s.count)
+        // log σ(z) = −softplus(−z), log(1 − σ(z)) = −softplus(z), softplus(z) = max(z, 0) + log1p(e^−|z|).
+        func softplus(_ z: Double) -> Double { Swift.max(z, 0) + Foundation.log1p(Foundation.exp(-Swift.abs(z))) }
+        var total = 0.0
+        for i in s.indices {
+            let zs = Double(s[i]) / tau, zt = Double(t[i]) / tau
+            let pt = 1 / (1 + Foundation.exp(-zt)), ps = 1 / (1 + Foundation.exp(-zs))
+            let logRatio1 = softplus(-zs) - softplus(-zt)  // log p_t − log p_s
+            let logRatio0 = softplus(zs) - softplus(zt)  // log(1 − p_t) − log(1 − p_s)
+            total += pt * logRatio1 + (1 - pt) * logRatio0
+            if let gradient { gradient[i] += Float(gscale * (ps - pt)) }
+        }
+        return Float(tau * tau * total / Double(s.count))
+    }
+
+    /// The teacher's variance over all its elements, the divisor of `normalizedMSE` (1 when it is 0 or not finite).
+    public static func normalizer(_ t: UnsafeBufferPointer<Float>) -> Double {
+        guard !t.isEmpty else { return 1 }
+        var sum = 0.0, squares = 0.0
+        for v in t { sum += Double(v) }
+        let mean = sum / Double(t.count)
+        for v in t { squares += (Double(v) - mean) * (Double(v) - mean) }
+        let variance = squares / Double(t.count)
+        return variance > 0 && variance.isFinite ? variance : 1
+    }
+
+    public static func normalizedMSE(
+        _ p: UnsafeBufferPointer<Float>, target t: UnsafeBufferPointer<Float>, scale: Float = 1,
+        gradient: UnsafeMutableBufferPointer<Float>?
+    ) throws -> Float {
+        let v = normalizer(t)
+        return try meanSquaredError(p, target: t, scale: Float(Double(scale) / v), gradient: gradient) / Float(v)
+    }
+}

@@ -5,6 +5,8 @@ import Foundation
 //   BatchNormalization (inference)  y = x·k[c] + (β[c] − μ[c]·k[c]),  k = γ / √(σ² + ε), per plane of channel c
 //   Softmax over an axis            y = exp(x − max) / Σ exp(x − max); rows along the axis, the rest vectorised
 //   LayerNormalization              y = (x − mean)/√(var + ε)·γ + β over the trailing `inner` elements
+//   LRN (across channels)           y = x · S^−β,  S[c] = bias + α/size · Σ x[c']² over c' in
+//                                   [c − ⌊(size−1)/2⌋, c + ⌈(size−1)/2⌉] ∩ [0, C)
 
 extension NeuralOps {
     /// BatchNormalization as a per-channel affine map of its input, the one place for the formula:
@@ -28,6 +30,33 @@ extension NeuralOps {
             for plane in range {
                 let c = plane % channels, a = k[c], b = shift[c], base = plane * inner
                 for i in base..<(base + inner) { out[i] = x[i] * a + b }
+            }
+        }
+    }
+
+    /// The channel window of LRN: channels c − lower … c + upper.
+    public static func lrnWindow(size: Int) -> (lower: Int, upper: Int) { ((size - 1) / 2, size / 2) }
+
+    /// LRN across channels of [N, C, inner]; `scales` (optional, N·C·inner) receives S for the gradient.
+    public static func lrn(
+        _ x: UnsafePointer<Float>, batch: Int, channels: Int, inner: Int, size: Int, alpha: Float, beta: Float,
+        bias: Float, out: UnsafeMutablePointer<Float>
+    ) {
+        let (lower, upper) = lrnWindow(size: size)
+        let k = alpha / Float(size)
+        parallelChunks(batch * channels, work: batch * channels * inner * size) { range in
+            for plane in range {
+                let n = plane / channels, c = plane % channels
+                let first = Swift.max(0, c - lower), last = Swift.min(channels - 1, c + upper)
+                for i in 0..<inner {
+                    var sum: Float = 0
+                    for j in first...last {
+                        let v = x[(n * channels + j) * inner + i]
+                        sum += v * v
+                    }
+                    let at = plane * inner + i
+                    out[at] = x[at] * powf(bias + k * sum, -beta)
+                }
             }
         }
     }

@@ -2,47 +2,63 @@ import Foundation
 import Graph
 import Kernels
 
-/// Calibration inputs for a model: arrays by graph-input name, batch along axis 0.
+/// Calibration inputs for a model: a data source whose inputs match the model's, batch along axis 0.
 public struct CalibrationData {
-    public var arrays: [String: NumpyArray]
+    public var samples: any DataSource
     /// Seeded standard-normal data made by `--calib random` (the summary says so).
     public var isRandom: Bool
-    public var source: String
+    public var source: String { samples.description }
     let inputs: [ValueInfo]
 
     /// The model's real inputs (graph inputs that are not initializers).
+    public static func modelInputs(of model: Model) -> [ValueInfo] { modelInputs(model) }
+
     static func modelInputs(_ model: Model) -> [ValueInfo] {
         model.graph.inputs.filter { $0.name.map { model.graph.initializers[$0] == nil } ?? false }
     }
 
-    /// Reads `.npz` (inputs by name) or `.npy` (a model with one input) and checks ranks and fixed dimensions
-    /// (a dimension is fixed when it is a positive number; `-1`, 0 and symbols take what the data has).
-    public static func load(_ path: String, for model: Model) throws -> CalibrationData {
-        let inputs = modelInputs(model)
-        var arrays = try NumpyArchive.load(path)
-        if let single = arrays[""] {
-            guard inputs.count == 1, let name = inputs[0].name else {
-                throw NumpyError(path: path, message: "a .npy holds one array, and the model has \(inputs.count) inputs (\(inputs.compactMap(\.name).joined(separator: ", "))); use a .npz with one array per input name")
-            }
-            arrays = [name: single]
-        }
+    public init(samples: any DataSource, isRandom: Bool = false, for model: Model) throws {
+        self.samples = samples
+        self.isRandom = isRandom
+        self.inputs = Self.modelInputs(model)
+        try Self.check(samples, against: inputs)
+    }
+
+    init(arrays: [String: NumpyArray], isRandom: Bool, source: String, inputs: [ValueInfo]) throws {
+        self.samples = try MemorySource(arrays: arrays, description: source)
+        self.isRandom = isRandom
+        self.inputs = inputs
+    }
+
+    /// Opens `path` (any data source: .npz/.npy, shards, images) and checks ranks and fixed dimensions (a dimension
+    /// is fixed when it is a positive number; `-1`, 0 and symbols take what the data has).
+    public static func load(_ path: String, for model: Model, preprocessing: Preprocessing = Preprocessing()) throws
+        -> CalibrationData {
+        let source = try DataSources.open(path, inputs: modelInputs(model), preprocessing: preprocessing)
+        return try CalibrationData(samples: source, for: model)
+    }
+
+    /// Every model input is in the source with the rank and fixed dimensions the model has.
+    static func check(_ source: any DataSource, against inputs: [ValueInfo]) throws {
+        let path = source.description
         for input in inputs {
             guard let name = input.name else { continue }
-            guard let array = arrays[name] else {
-                throw NumpyError(path: path, message: "no array named '\(name)' for model input '\(name)' (arrays: \(arrays.keys.sorted().joined(separator: ", ")))")
+            guard let spec = source.samples[name] else {
+                throw DataError(path: path, "no array named '\(name)' for model input '\(name)' (arrays: "
+                                    + "\(source.samples.keys.sorted().joined(separator: ", ")))")
             }
-            if let dims = input.type?.tensorShape?.dims {
-                guard dims.count == array.shape.count else {
-                    throw NumpyError(path: path, message: "array '\(name)' has shape \(array.shape); model input '\(name)' has rank \(dims.count)")
-                }
-                for (i, d) in dims.enumerated() where i > 0 {
-                    if let v = d.size, v != array.shape[i] {
-                        throw NumpyError(path: path, message: "array '\(name)' has shape \(array.shape); model input '\(name)' needs dimension \(i) = \(v)")
-                    }
+            guard let dims = input.type?.tensorShape?.dims else { continue }
+            let shape = [source.count] + spec.shape
+            guard dims.count == shape.count else {
+                throw DataError(path: path, "'\(name)' has shape \(shape); model input '\(name)' has rank \(dims.count)")
+            }
+            for (i, d) in dims.enumerated() where i > 0 {
+                if let v = d.size, v != shape[i] {
+                    throw DataError(path: path, "'\(name)' has shape \(shape); model input '\(name)' needs "
+                                        + "dimension \(i) = \(v)")
                 }
             }
         }
-        return CalibrationData(arrays: arrays, isRandom: false, source: path, inputs: inputs)
     }
 
     /// Seeded standard-normal inputs for `batches` batches (see `samplesPerBatch`); every dimension but the batch
@@ -97,18 +113,14 @@ public struct CalibrationData {
             for i in 0..<count { values[i] = (-2 * logf(uniform())).squareRoot() * cosf(2 * .pi * uniform()) }
             arrays[name] = NumpyArray(shape: shape, values: .float(values), dtype: "<f4")
         }
-        return CalibrationData(arrays: arrays, isRandom: true, source: "random (seeded standard normal)", inputs: inputs)
+        return try CalibrationData(arrays: arrays, isRandom: true, source: "random (seeded standard normal)",
+                                   inputs: inputs)
     }
 
-    func dense(_ a: NumpyArray) -> DenseTensor {
-        switch a.values {
-        case .float(let f): return DenseTensor(shape: a.shape, floats: f)
-        case .int64(let i): return DenseTensor(shape: a.shape, ints: i)
-        }
+    /// Every sample at once (for `amct-pipe run`).
+    public func wholeArrays() throws -> [String: DenseTensor] {
+        try samples.readAll().filter { k, _ in inputs.contains { $0.name == k } }
     }
-
-    /// Every array whole (for `amct-pipe run`).
-    public func wholeArrays() throws -> [String: DenseTensor] { arrays.filter { k, _ in inputs.contains { $0.name == k } }.mapValues(dense) }
 
     /// The model's fixed batch dimension (of its first input that fixes one), if any.
     public var fixedBatch: Int? { inputs.lazy.compactMap { $0.type?.tensorShape?.dims.first?.size }.first }
@@ -125,41 +137,40 @@ public struct CalibrationData {
 
     /// Checks that the data holds `count` batches, before any is taken.
     public func checkBatches(count: Int, batchSize: Int) throws {
+        if let problem = (samples as? ArraySource)?.problem { throw problem }
         let per = samplesPerBatch(batchSize: batchSize)
         let (needed, overflow) = count.multipliedReportingOverflow(by: per)
-        for input in inputs {
-            guard let name = input.name, let a = arrays[name] else { continue }
-            let available = a.shape.first ?? 0
-            guard !overflow, needed <= available else {
-                throw NumpyError(
-                    path: source,
-                    message: "array '\(name)' has \(available) samples; batch_num \(count) × \(per) samples per batch needs "
-                        + "\(overflow ? "more" : String(needed)); lower batch_num in the config or --batch-size, or give more samples")
-            }
+        let available = samples.count
+        guard !overflow, needed <= available else {
+            let array = samples is ImageSource ? "" : inputs.first?.name.map { "array '\($0)' " } ?? ""
+            throw DataError(
+                path: source,
+                "\(array)has \(available) samples; batch_num \(count) × \(per) samples per batch needs "
+                    + "\(overflow ? "more" : String(needed)); lower batch_num in the config or --batch-size, "
+                    + "or give more samples")
         }
     }
 
-    /// Batch `b` (0-based), taken in order along axis 0; `checkBatches` said it is there.
-    public func batch(_ b: Int, batchSize: Int) -> [String: DenseTensor] {
+    /// The sample indices of batch `b` (0-based), in order along axis 0.
+    public func indices(ofBatch b: Int, batchSize: Int) -> [Int] {
         let per = samplesPerBatch(batchSize: batchSize)
-        var feed: [String: DenseTensor] = [:]
-        for input in inputs {
-            guard let name = input.name, let a = arrays[name] else { continue }
-            let inner = a.shape.dropFirst().reduce(1, *)
-            let range = (b * per * inner)..<((b + 1) * per * inner)
-            let shape = [per] + a.shape.dropFirst()
-            switch a.values {
-            case .float(let f): feed[name] = DenseTensor(shape: shape, floats: Array(f[range]))
-            case .int64(let i): feed[name] = DenseTensor(shape: shape, ints: Array(i[range]))
-            }
-        }
-        return feed
+        return Array((b * per)..<((b + 1) * per))
+    }
+
+    /// Batch `b` (0-based), taken in order along axis 0; `checkBatches` said it is there.
+    public func batch(_ b: Int, batchSize: Int) throws -> [String: DenseTensor] {
+        try samples.read(indices(ofBatch: b, batchSize: batchSize), epoch: nil)
+    }
+
+    /// The first `count` batches, read on a thread of their own (`checkBatches` said they are there).
+    public func reader(count: Int, batchSize: Int) -> BatchReader {
+        BatchReader(samples, batches: (0..<count).map { indices(ofBatch: $0, batchSize: batchSize) })
     }
 
     /// `count` batches taken in order along axis 0.
     public func batches(count: Int, batchSize: Int) throws -> [[String: DenseTensor]] {
         try checkBatches(count: count, batchSize: batchSize)
-        return (0..<count).map { batch($0, batchSize: batchSize) }
+        return try (0..<count).map { try batch($0, batchSize: batchSize) }
     }
 }
 

@@ -3,38 +3,26 @@ import Foundation
 import Graph
 import Kernels
 
-/// Results written by concurrent IFMR searches, one slot each.
-final class ClipResults: @unchecked Sendable {
-    private let lock = NSLock()
-    private(set) var values: [(Float, Float)]
-    private var finished = 0
-    init(count: Int) { values = Array(repeating: (0, 0), count: count) }
-    /// Stores a result; returns how many are done.
-    func set(_ index: Int, _ value: (Float, Float)) -> Int {
-        lock.lock()
-        defer { lock.unlock() }
-        values[index] = value
-        finished += 1
-        return finished
-    }
-}
-
 // Calibration: IFMR clips for the layers whose config gives none (SEMANTICS §4), from real inputs.
 //
 //   before: plan layers with act.init = ifmr; the float graph; calibration data
 //   after:  context.calibratedClips[layer] = (clip_min, clip_max) (fixed_min later sets clip_min to 0)
 //
-// The float model runs on the first batch_num batches; the input of every such layer is gathered over all batches
-// (one copy per distinct input value and bit width: layers reading the same tensor share it), then IFMR searches the
-// 61 candidate clips on it. What is kept per layer is its concatenated float32 input; nothing else outlives a batch.
+// The float model runs twice over the first batch_num batches (read on a thread of their own). Pass 1 keeps, per
+// observed input, its k most extreme values each side (k ≈ N·10⁻⁶) and checks it is finite; that fixes the 61
+// candidate clips. Pass 2 accumulates every candidate's squared error chunk by chunk (one search per distinct input
+// and bit width: layers reading the same tensor share it). Memory is O(candidates + k) per layer, never O(samples),
+// and the clips are the same bits as IFMR over the concatenated input (IFMR.SquaredErrors keeps the chunking).
 
 public struct CalibrationPass: Pass {
     public let name = "calibrate-ifmr"
     public var requirements: [PassRequirement] { [.plan] }
     public var provides: [PassRequirement] { [.clips] }
     public var data: CalibrationData?
+    /// One IFMR search: a layer input at a bit width (layers reading the same tensor at the same width share it).
+    typealias Job = (value: String, bits: Int, layer: String)
     public var batchSize: Int
-    /// Called with ("batch", i, n) after each batch and ("IFMR layer", i, n) as searches finish.
+    /// Called with (phase, samples read, samples) after each batch of each of the two passes over the data.
     public var progress: (@Sendable (_ phase: String, _ done: Int, _ of: Int) -> Void)?
 
     public init(data: CalibrationData?, batchSize: Int = 1, progress: (@Sendable (String, Int, Int) -> Void)? = nil) {
@@ -56,64 +44,105 @@ public struct CalibrationPass: Pass {
         let executor = try GraphExecutor(graph: graph, opset: opset)
         let count = plan.batchNum
         try data.checkBatches(count: count, batchSize: batchSize)
-        let observed = Set(needing.map { graph[$0.element.layer.node].inputs[0] })
-        var gathered: [String: [Float]] = [:]
-        for b in 0..<count {
-            _ = try executor.run(data.batch(b, batchSize: batchSize), observe: observed) { name, value in
-                gathered[name, default: []] += value.floats
-            }
-            if b == 0 { try checkGatheredSize(gathered, batches: count) }
-            progress?("batch", b + 1, count)
-        }
-        // One search per distinct (input, bit width), spread over the cores; each input checked finite first.
+        // One search per distinct (input, bit width); the extremes are per input.
         var jobIndex: [String: Int] = [:]
-        var jobs: [(value: String, bits: Int)] = []
+        var jobs: [Job] = []
         var jobOfLayer: [Int: Int] = [:]
         for (i, p) in needing {
             let value = graph[p.layer.node].inputs[0], bits = p.quant.act!.type.bits
             let key = "\(bits)|\(value)"
             if jobIndex[key] == nil {
                 jobIndex[key] = jobs.count
-                jobs.append((value, bits))
-                try checkFinite(gathered[value] ?? [], value: value, layer: p.layer.name)
+                jobs.append((value, bits, p.layer.name))
             }
             jobOfLayer[i] = jobIndex[key]
         }
-        let results = ClipResults(count: jobs.count)
-        let inputs = gathered, work = jobs, report = progress
-        DispatchQueue.concurrentPerform(iterations: work.count) { j in
-            let c = IFMR.clips(inputs[work[j].value] ?? [], bits: work[j].bits)
-            let done = results.set(j, (c.min, c.max))
-            report?("IFMR layer", done, work.count)
+        let extremes = try findExtremes(executor, data, jobs: jobs, batches: count)
+        let searches = jobs.map { IFMR.Search(extremes[$0.value]!, bits: $0.bits) }
+        let losses = try squaredErrors(executor, data, jobs: jobs, searches: searches, batches: count)
+        let results = zip(searches, losses).map { search, errors -> (Float, Float) in
+            var errors = errors
+            return search.map { $0.clips(errors.means()) } ?? (0, 0)
         }
-        for (i, _) in needing { context.calibratedClips[i] = results.values[jobOfLayer[i]!] }
+        for (i, _) in needing { context.calibratedClips[i] = results[jobOfLayer[i]!] }
         if data.isRandom {
             context.warn("calibration used seeded random inputs (--calib random): the clips suit a quick trial, not deployment")
         }
         context.log.append((name, "IFMR clips for \(needing.count) layers from \(count) batches of \(data.samplesPerBatch(batchSize: batchSize)) (\(data.source))"))
     }
 
-    /// After the first batch: what the gathered inputs will take over all batches, against the memory available.
-    func checkGatheredSize(_ gathered: [String: [Float]], batches: Int) throws {
-        let perBatch = gathered.values.reduce(0) { $0 + $1.count }
-        let (total, overflow) = perBatch.multipliedReportingOverflow(by: batches)
-        try MemoryBudget.check(
-            bytes: overflow ? (0, true) : total.multipliedReportingOverflow(by: 4),
-            for: "keeping the inputs of \(gathered.count) IFMR layers over \(batches) batches (batch_num)")
+    /// Pass 1 over the data: per observed input, the k most extreme values each side (k from the element count,
+    /// taken from the first batch × batches; when batches differ in size the pass runs again with the exact k), and
+    /// a check that every value is finite.
+    func findExtremes(_ executor: GraphExecutor, _ data: CalibrationData, jobs: [Job], batches: Int) throws
+        -> [String: IFMR.Extremes] {
+        var expected: [String: Int] = [:]
+        while true {
+            var extremes: [String: IFMR.Extremes] = [:]
+            var nonFinite: [String: (count: Int, first: Float)] = [:]
+            let reader = data.reader(count: batches, batchSize: batchSize)
+            for b in 0..<batches {
+                _ = try executor.run(try reader.next(), observe: Set(jobs.map(\.value))) { name, value in
+                    let floats = value.floats
+                    Self.countNonFinite(floats, into: &nonFinite[name, default: (0, 0)])
+                    let n = expected[name] ?? floats.count * batches
+                    expected[name] = n
+                    extremes[name, default: IFMR.Extremes(k: IFMR.k(count: n))].add(floats)
+                }
+                let per = data.samplesPerBatch(batchSize: batchSize)
+                progress?("IFMR pass 1 of 2: samples read", (b + 1) * per, batches * per)
+            }
+            for job in jobs {
+                guard let bad = nonFinite[job.value], bad.count > 0 else { continue }
+                throw PassError(
+                    node: job.layer,
+                    "its input '\(job.value)' holds \(bad.count) NaN/infinite value\(bad.count == 1 ? "" : "s") (of "
+                        + "\(extremes[job.value]?.count ?? 0)) in the calibration run, the first \(bad.first); IFMR needs "
+                        + "finite numbers: check the calibration data and the model's weights")
+            }
+            let exact = extremes.mapValues(\.count)
+            if exact == expected { return extremes }
+            expected = exact
+        }
     }
 
-    /// The gathered input of an IFMR layer must be finite: NaN or infinity has no clip.
-    func checkFinite(_ values: [Float], value: String, layer: String) throws {
-        var bad = 0
-        var first: Float = 0
-        for v in values where !v.isFinite {
-            if bad == 0 { first = v }
-            bad += 1
+    /// Pass 2: every candidate clip's squared error, accumulated batch by batch (the search of a job is nil when its
+    /// input is all zeros).
+    func squaredErrors(_ executor: GraphExecutor, _ data: CalibrationData, jobs: [Job], searches: [IFMR.Search?],
+                       batches: Int) throws -> [IFMR.SquaredErrors] {
+        var errors = searches.map { IFMR.SquaredErrors($0?.clipsAndScales ?? []) }
+        let live = jobs.indices.filter { searches[$0] != nil }
+        guard !live.isEmpty else { return errors }
+        let reader = data.reader(count: batches, batchSize: batchSize)
+        for b in 0..<batches {
+            var observed: [String: [Float]] = [:]
+            _ = try executor.run(try reader.next(), observe: Set(live.map { jobs[$0].value })) { name, value in
+                observed[name] = value.floats
+            }
+            errors.withUnsafeMutableBufferPointer { e in
+                let target = SendablePointer(e.baseAddress!), inputs = observed
+                DispatchQueue.concurrentPerform(iterations: live.count) { i in
+                    let j = live[i]
+                    target.pointer[j].add(inputs[jobs[j].value]!)
+                }
+            }
+            let per = data.samplesPerBatch(batchSize: batchSize)
+            progress?("IFMR pass 2 of 2: samples read", (b + 1) * per, batches * per)
         }
-        guard bad > 0 else { return }
-        throw PassError(
-            node: layer,
-            "its input '\(value)' holds \(bad) NaN/infinite value\(bad == 1 ? "" : "s") (of \(values.count)) in the calibration "
-                + "run, the first \(first); IFMR needs finite numbers: check the calibration data and the model's weights")
+        return errors
     }
+
+    /// Counts the NaN/infinite values of a batch (and keeps the first one seen).
+    static func countNonFinite(_ values: [Float], into tally: inout (count: Int, first: Float)) {
+        for v in values where !v.isFinite {
+            if tally.count == 0 { tally.first = v }
+            tally.count += 1
+        }
+    }
+}
+
+/// A pointer handed to concurrent workers that each touch their own elements.
+struct SendablePointer<T>: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<T>
+    init(_ pointer: UnsafeMutablePointer<T>) { self.pointer = pointer }
 }

@@ -114,7 +114,7 @@ extension Pipeline {
         -> CompressionResult
     {
         var model = input
-        let elementsBefore = parameterElements(model), source = model.sourcePath
+        let elementsBefore = parameterElements(model), source = model.sourcePath, companions = model.companionPaths
         var context = start ?? PassContext(opsetImports: model.opsetImports)
         if start == nil, let config {
             context.config = config
@@ -149,7 +149,7 @@ extension Pipeline {
             elementsAfter: models.first.map { parameterElements($0.1) } ?? 0)
         if let source {
             summary.input = source
-            summary.sizeBefore = fileSize(source)
+            summary.sizeBefore = ([source] + companions).map(fileSize).reduce(0, +)  // a Caffe net: with its caffemodel
         }
         return CompressionResult(models: models, context: merged, summary: summary)
     }
@@ -176,10 +176,11 @@ public func compress(_ input: consuming Model, config: CompressionConfig,
 /// What `amct-pipe compress` does, for a Swift caller: loads the model and the config, compresses, writes every output
 /// whole (and the record), and returns the result, whose `summary` the CLI prints. (The models come back too, so a
 /// caller that ends the process next need not free them first.)
-public func compressFile(_ input: String, config cfg: String, output: String,
+/// `weights` is the caffemodel when `input` is a Caffe prototxt.
+public func compressFile(_ input: String, weights: String? = nil, config cfg: String, output: String,
                          options: CompressOptions = CompressOptions(), record: String? = nil) throws -> CompressionResult
 {
-    let model = try ModelFile.load(input)
+    let model = try ModelFile.load(input, weights: weights)
     try Pipeline.fileRoles(model: model, config: cfg, output: output, format: options.format,
                            calibration: options.calibration, record: record).check()
     let config = try CompressionConfig.load(cfg)
@@ -198,11 +199,15 @@ public struct CompressOptions: Sendable {
     public var batchSize: Int
     /// Fixes symbolic dimensions of inputs for calibration (`--input-shape`).
     public var inputShapes: [InputShape]
-    /// Called with ("batch", i, n) after each calibration batch and ("IFMR layer", i, n) as searches finish.
+    /// Called with (phase, i, n) after each calibration batch of each pass over the data.
     public var progress: (@Sendable (_ phase: String, _ done: Int, _ of: Int) -> Void)?
+    /// What is done to images of an image source (`--resize`, `--crop`, ...).
+    public var preprocessing: Preprocessing
 
     public init(format: OutputFormat = .qdq, calibration: CalibrationSource = .none, batchSize: Int = 1,
-                inputShapes: [InputShape] = [], progress: (@Sendable (String, Int, Int) -> Void)? = nil) {
+                inputShapes: [InputShape] = [], progress: (@Sendable (String, Int, Int) -> Void)? = nil,
+                preprocessing: Preprocessing = Preprocessing()) {
+        self.preprocessing = preprocessing
         self.format = format
         self.calibration = calibration
         self.batchSize = batchSize
@@ -216,7 +221,7 @@ public struct CompressOptions: Sendable {
         switch calibration {
         case .none: return nil
         case .random: return try CalibrationData.random(for: shaped, batches: batches, batchSize: batchSize)
-        case .file(let path): return try CalibrationData.load(path, for: shaped)
+        case .file(let path): return try CalibrationData.load(path, for: shaped, preprocessing: preprocessing)
         }
     }
 }

@@ -70,6 +70,7 @@ public struct FilterPruningPass: Pass {
             }
             keep[g] = Pruning.keep(scores: mean, remain: remain)
             context.pruneReport.append("pruned: \(names): \(group.channels) → \(remain) channels (ratio \(ratio)\(ascend ? ", ×16" : ""))")
+            for p in producers { context.keptChannels[p.layer.name] = keep[g] }
             for p in producers { context.record.pruneEntries[p.layer.name, default: []].append("kept_channels: \"\(keep[g]!.map(String.init).joined(separator: ","))\"") }
         }
         guard !keep.isEmpty else {

@@ -25,8 +25,11 @@ public struct ModelSummary: CustomStringConvertible {
         let parameters = g.initializers.values.reduce(0) { $0 + $1.elementCount }
         let bytes = g.initializers.values.reduce(0) { $0 + $1.byteCount }
         lines.append("params    \(parameters) in \(g.initializers.count) initializers (\(formatBytes(bytes)))")
-        if let path = model.sourcePath, let size = try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int {
-            lines.append("file      \(formatBytes(size))")
+        for path in [model.sourcePath].compactMap({ $0 }) + model.companionPaths {
+            if let size = try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int {
+                let name = model.companionPaths.isEmpty ? "" : "  \(URL(fileURLWithPath: path).lastPathComponent)"
+                lines.append("file      \(formatBytes(size))\(name)")
+            }
         }
         if !model.functions.isEmpty { lines.append("functions \(model.functions.count)") }
         return lines.joined(separator: "\n")

@@ -125,6 +125,8 @@ public struct PassContext {
     public var quantParameters: [LayerQuantParameters] = []
     /// What pruning did, per group and per layer, for the summary.
     public var pruneReport: [String] = []
+    /// The output channels filter pruning kept, by layer name (feature distillation compares those channels only).
+    public var keptChannels: [String: [Int]] = [:]
     /// Initializers a pruning pass replaced by a pruned or masked copy (PruneFusionPass releases them).
     public var replacedTensors: [String] = []
     /// The record being built (quantization parameters, prune record).

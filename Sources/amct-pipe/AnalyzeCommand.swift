@@ -10,14 +10,20 @@ struct AnalyzeCommand: ParsableCommand {
         commandName: "analyze",
         abstract: "Measure how much each quantized layer costs (output SQNR with that layer alone quantized).")
 
-    @Argument(help: "The ONNX model (never modified).")
+    @Argument(help: "The model (ONNX, or a Caffe deploy.prototxt with --weights) (never modified).")
     var input: String
+
+    @Option(help: ArgumentHelp(weightsHelp, valueName: "model.caffemodel"))
+    var weights: String?
 
     @Option(help: "The AMCT config (text format).")
     var cfg: String
 
-    @Option(help: "Calibration data: .npz (arrays by input name) or .npy, batch along axis 0; or 'random' for a trial.")
+    @Option(help: "Calibration data: \(dataSourceHelp); or 'random' for a trial.")
     var calib: String?
+
+    @OptionGroup(title: "Image preprocessing")
+    var data: DataOptions
 
     @Option(parsing: .unconditional, help: "Samples per batch when the model's batch dimension is symbolic.")
     var batchSize = 1
@@ -48,7 +54,7 @@ struct AnalyzeCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let model = try ModelFile.load(input)
+            let model = try ModelFile.load(input, weights: weights)
             var roles = FileRoles()
             roles.inputs(of: model)
             roles.input(cfg, "the config (--cfg)")
@@ -62,7 +68,8 @@ struct AnalyzeCommand: ParsableCommand {
             try roles.check()
             let config = try CompressionConfig.load(cfg)
             let calibration = CompressOptions(calibration: CalibrationSource(argument: calib), batchSize: batchSize,
-                                              inputShapes: try InputShape.parseAll(inputShapes))
+                                              inputShapes: try InputShape.parseAll(inputShapes),
+                                              preprocessing: try data.preprocessing())
             let data = try calibration.calibrationData(for: model, batches: config.batchNum)
             let session = try SensitivitySession(model, config: config, data: data, batchSize: batchSize,
                                                  progress: !quiet && isatty(2) != 0 ? progressBar : nil)
@@ -70,7 +77,7 @@ struct AnalyzeCommand: ParsableCommand {
             var suggestion: ConfigSuggestion?
             if let suggest, let minSQNR {
                 suggestion = try session.writeSuggestion(result, minSQNR: minSQNR, configFile: cfg,
-                                                         model: ModelFile.load(input), to: suggest)
+                                                         model: ModelFile.load(input, weights: weights), to: suggest)
             }
             if let report { try explainingWrite(report, "the report") { try result.writeFiles(to: report) } }
             if json {

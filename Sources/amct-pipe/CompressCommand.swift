@@ -7,8 +7,11 @@ struct CompressCommand: ParsableCommand {
         commandName: "compress",
         abstract: "Compress a model as the config says (the default command: `amct-pipe in.onnx --cfg c.cfg -o out.onnx`).")
 
-    @Argument(help: "The ONNX model to compress (never modified).")
+    @Argument(help: "The model (ONNX, or a Caffe deploy.prototxt with --weights) to compress (never modified).")
     var input: String
+
+    @Option(help: ArgumentHelp(weightsHelp, valueName: "model.caffemodel"))
+    var weights: String?
 
     @Option(help: "The AMCT config (text format).")
     var cfg: String
@@ -19,8 +22,11 @@ struct CompressCommand: ParsableCommand {
     @Option(help: "Output layout: qdq (QuantizeLinear/DequantizeLinear, runs in onnxruntime) or amct.")
     var format: OutputFormat = .qdq
 
-    @Option(help: "Calibration data for layers whose clips come from IFMR: .npz (arrays by input name) or .npy (one input), batch along axis 0; or 'random' (seeded standard normal) for a quick trial.")
+    @Option(help: "Calibration data for layers whose clips come from IFMR: \(dataSourceHelp); or 'random' (seeded standard normal) for a quick trial.")
     var calib: String?
+
+    @OptionGroup(title: "Image preprocessing")
+    var data: DataOptions
 
     @Option(parsing: .unconditional, help: "Samples per calibration batch when the model's batch dimension is symbolic (a fixed one wins).")
     var batchSize = 1
@@ -46,8 +52,9 @@ struct CompressCommand: ParsableCommand {
             let showProgress = !quiet && isatty(2) != 0
             let options = CompressOptions(
                 format: format, calibration: CalibrationSource(argument: calib), batchSize: batchSize,
-                inputShapes: try InputShape.parseAll(inputShapes), progress: showProgress ? calibrationProgress : nil)
-            let result = try compressFile(input, config: cfg, output: output, options: options, record: record)
+                inputShapes: try InputShape.parseAll(inputShapes), progress: showProgress ? calibrationProgress : nil,
+                preprocessing: try data.preprocessing())
+            let result = try compressFile(input, weights: weights, config: cfg, output: output, options: options, record: record)
             print(json ? result.summary.json : result.summary.description)
             // Done: end here, the models still held, rather than free them one object at a time (a tenth of a large
             // model's run).
@@ -63,5 +70,7 @@ let calibrationProgress: @Sendable (String, Int, Int) -> Void = { phase, i, n in
 }
 
 extension OutputFormat: ExpressibleByArgument {}
+
+let weightsHelp = "The Caffe weights (a caffemodel) of a prototxt input; its layers are matched by name."
 
 let inputShapeHelp = "Fixes the symbolic or -1 dimensions of a graph input, e.g. x:1,3,48,320 (repeatable; the rank must match and fixed dimensions agree)."

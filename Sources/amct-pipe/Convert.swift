@@ -3,10 +3,13 @@ import Passes
 
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Load a model and save it again: a lossless re-save, or a move of large tensors to external data.")
+        abstract: "Load a model and save it again: a re-save in the canonical form (Constant weights as initializers), or a move of large tensors to external data.")
 
-    @Argument(help: "The ONNX model to read (never modified).")
+    @Argument(help: "The model (ONNX, or a Caffe deploy.prototxt with --weights) to read (never modified).")
     var input: String
+
+    @Option(help: ArgumentHelp(weightsHelp, valueName: "model.caffemodel"))
+    var weights: String?
 
     @Option(name: .shortAndLong, help: "Where to write the model (written whole or not at all).")
     var output: String
@@ -26,7 +29,7 @@ struct Convert: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let model = try ModelFile.load(input)
+            let model = try ModelFile.load(input, weights: weights)
             let files = try ModelFile.save(
                 model, to: output, externalData: externalData ? .moveLarge(threshold: threshold) : inlineData ? .inline : .asLoaded)
             print("wrote \(files.joined(separator: ", "))")

@@ -6,8 +6,11 @@ struct PlanCommand: ParsableCommand {
         commandName: "plan",
         abstract: "Show what each layer will get under a config, and why (changes nothing).")
 
-    @Argument(help: "The ONNX model.")
+    @Argument(help: "The model (ONNX, or a Caffe deploy.prototxt with --weights).")
     var input: String
+
+    @Option(help: ArgumentHelp(weightsHelp, valueName: "model.caffemodel"))
+    var weights: String?
 
     @Option(help: "The AMCT config (text format: quant.cfg, prune.cfg, compressed1.cfg, ...).")
     var cfg: String
@@ -20,7 +23,7 @@ struct PlanCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            var model = try ModelFile.load(input)
+            var model = try ModelFile.load(input, weights: weights)
             try InputShape.apply(parsing: inputShapes, to: &model)
             let config = try CompressionConfig.load(cfg)
             let context = try plan(&model, config: config)

@@ -10,23 +10,46 @@ struct RetrainCommand: ParsableCommand {
             Starts as compress does (plan, filter pruning, 2:4 masks, clips from the config or IFMR on the first batch_num
             batches of --data), folds BatchNormalization, trains the weights, biases and clips through the training ops, and
             writes the same files compress writes from what it learned. With --labels the loss is cross-entropy; without,
-            the float model's outputs on the same batch are the target (distillation: no labels needed).
+            the float model on the same batch is the teacher (distillation: no labels needed): KL divergence on the
+            logits of an output made by Softmax or Sigmoid, MSE over the teacher's variance on any other output, and with
+            --distill features also at every quantized layer's output.
+
+            When accuracy does not come back: train longer (--epochs), try --lr 1e-3 (or 1e-4 for a large pretrained
+            model), --distill features for low-bit (INT4) models, and a larger fine-tuning set; --val shows the effect.
             """)
 
-    @Argument(help: "The float ONNX model (never modified).")
+    @Argument(help: "The float model (ONNX, or a Caffe deploy.prototxt with --weights; never modified).")
     var input: String
+
+    @Option(help: ArgumentHelp(weightsHelp, valueName: "model.caffemodel"))
+    var weights: String?
 
     @Option(help: "The AMCT config (text format).")
     var cfg: String
 
-    @Option(help: "Training data: .npz with one array per model input (samples along axis 0), and the labels array.")
+    @Option(help: "Training data: \(dataSourceHelp). Class folders and list files carry labels.")
     var data: String
+
+    @OptionGroup(title: "Image preprocessing")
+    var preprocessing: DataOptions
+
+    @Option(help: ArgumentHelp("Images, training only: a random crop of the --crop size (after --resize) and/or a "
+                               + "horizontal flip, seeded by --seed and the epoch.", valueName: "crop,flip"))
+    var augment: String?
 
     @Option(name: .shortAndLong, help: "Where to write the retrained, compressed model.")
     var output: String
 
-    @Option(help: "The array in --data (and --val) holding class indices: train with cross-entropy. Without it: distillation.")
+    @Option(help: ArgumentHelp("The .npz array in --data (and --val) holding class indices: train with cross-entropy; "
+                               + "'none': distill even when the source has labels (class folders, list files). Without it: "
+                               + "the source's labels, else distillation.", valueName: "NAME|none"))
     var labels: String?
+
+    @Option(help: "Without --labels: distill at the graph outputs only (outputs) or also at every quantized layer's output (features).")
+    var distill: DistillationMode = .outputs
+
+    @Option(help: "Temperature of the KL distillation terms (softmax and sigmoid outputs).")
+    var temperature: Float = 1
 
     @Option(help: "Validation data (.npz like --data): scored every epoch; the best epoch is what is written.")
     var val: String?
@@ -75,6 +98,10 @@ struct RetrainCommand: ParsableCommand {
         if epochs < 1 { throw ValidationError("--epochs must be at least 1") }
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
         if let lr, !(lr.isFinite && lr > 0) { throw ValidationError("--lr must be a positive number") }
+        if !(temperature.isFinite && temperature > 0) { throw ValidationError("--temperature must be a positive number") }
+        if distill == .features && labels != nil && labels != "none" {
+            throw ValidationError("--distill features needs no --labels (it distills)")
+        }
     }
 
     func run() throws {
@@ -82,7 +109,7 @@ struct RetrainCommand: ParsableCommand {
     }
 
     func execute() throws {
-        let model = try ModelFile.load(input)
+        let model = try ModelFile.load(input, weights: weights)
         let checkpoints = CheckpointOptions(directory: checkpoint, resume: resume)
         var roles = Pipeline.fileRoles(model: model, config: cfg, output: output, format: format, record: record)
         roles.input(data, "the training data (--data)")
@@ -91,8 +118,18 @@ struct RetrainCommand: ParsableCommand {
         try roles.check()
         let config = try CompressionConfig.load(cfg)
         let shaped = try InputShape.applied(parsing: inputShapes, to: model)
-        let training = try TrainingData.load(data, for: shaped, labels: labels)
-        let validation = try val.map { try TrainingData.load($0, for: shaped, labels: labels) }
+        let images = try preprocessing.preprocessing()
+        var augmented = images
+        augmented.augment = try Self.augmentations(augment)
+        augmented.seed = seed
+        try augmented.validate()
+        let training = try TrainingData.load(data, for: shaped, labels: LabelChoice(argument: labels), preprocessing: augmented)
+        let validation = try val.map {
+            try TrainingData.load($0, for: shaped, labels: LabelChoice(argument: labels), preprocessing: images)
+        }
+        if distill == .features && training.labels != nil {
+            throw DataError(path: data, "has labels; --distill features distills: add --labels none")
+        }
         var options = TrainingOptions()
         options.epochs = epochs
         options.maxSteps = steps
@@ -100,9 +137,12 @@ struct RetrainCommand: ParsableCommand {
         options.learningRate = lr
         options.optimizer = optimizer
         options.seed = seed
+        options.distillation = distill
+        options.temperature = temperature
         let showProgress = !quiet && isatty(2) != 0
         let progress: ((TrainingProgress) -> Void)? = showProgress ? { Self.showProgress($0) } : nil
-        let calibration = CalibrationPass(data: try CalibrationData.load(data, for: shaped), batchSize: batchSize)
+        let calibration = CalibrationPass(data: try CalibrationData(samples: training.samples, for: shaped),
+                                          batchSize: batchSize)
         var result = try retrain(
             model, config: config, format: format, data: training, validation: validation, options: options,
             calibration: calibration, checkpoints: checkpoints,
@@ -110,6 +150,19 @@ struct RetrainCommand: ParsableCommand {
         if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
         try result.save(to: output, record: record)
         print(json ? result.summary.json : result.summary.description)
+    }
+
+    /// `--augment crop,flip` as a set.
+    static func augmentations(_ text: String?) throws -> Set<Preprocessing.Augmentation> {
+        guard let text else { return [] }
+        var set = Set<Preprocessing.Augmentation>()
+        for part in text.split(separator: ",") {
+            guard let a = Preprocessing.Augmentation(rawValue: part.trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("--augment takes crop and/or flip, separated by commas (it is '\(text)')")
+            }
+            set.insert(a)
+        }
+        return set
     }
 
     static func showProgress(_ p: TrainingProgress) {
@@ -122,3 +175,4 @@ struct RetrainCommand: ParsableCommand {
 }
 
 extension OptimizerKind: ExpressibleByArgument {}
+extension DistillationMode: ExpressibleByArgument {}

@@ -7,11 +7,17 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Run a float model with amct-pipe's CPU executor (the one calibration uses) and write its outputs as .npz.")
 
-    @Argument(help: "The ONNX model.")
+    @Argument(help: "The model (ONNX, or a Caffe deploy.prototxt with --weights).")
     var input: String
 
-    @Option(help: "The inputs, by name (.npz) or the one input (.npy).")
+    @Option(help: ArgumentHelp(weightsHelp, valueName: "model.caffemodel"))
+    var weights: String?
+
+    @Option(help: "The inputs: \(dataSourceHelp). Outputs keep the samples' order.")
     var inputs: String
+
+    @OptionGroup(title: "Image preprocessing")
+    var data: DataOptions
 
     @Option(name: .shortAndLong, help: "Where to write the outputs (.npz, one array per graph output).")
     var output: String
@@ -34,10 +40,10 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let model = try ModelFile.load(input)
+            let model = try ModelFile.load(input, weights: weights)
             try ModelRun.fileRoles(model: model, inputs: inputs, output: output).check()
             let run = try ModelRun(model, inputs: inputs, inputShapes: InputShape.parseAll(inputShapes),
-                                   batchSize: batchSize, profiling: profile)
+                                   batchSize: batchSize, profiling: profile, preprocessing: data.preprocessing())
             if let table = run.profile { FileHandle.standardError.write(Data(table.utf8)) }
             try run.save(to: output)
         }

@@ -77,8 +77,9 @@ final class HostileInputTests: XCTestCase {
         // The calibration batch follows the fixed batch, not --batch-size.
         let data = try CalibrationData.random(for: model, batches: 3, batchSize: 7)
         XCTAssertEqual(data.samplesPerBatch(batchSize: 7), 2)
-        XCTAssertEqual(data.arrays["x"]?.shape, [6, 3, 48, 320])
-        XCTAssertEqual(data.batch(2, batchSize: 7)["x"]?.shape, [2, 3, 48, 320])
+        XCTAssertEqual(data.samples.count, 6)
+        XCTAssertEqual(data.samples.samples["x"]?.shape, [3, 48, 320])
+        XCTAssertEqual(try data.batch(2, batchSize: 7)["x"]?.shape, [2, 3, 48, 320])
         // `applied` leaves the model as it was.
         let shaped = try InputShape.applied(parsing: ["x:1,3,8,8"], to: paddleModel())
         XCTAssertEqual(shaped.graph.inputs[0].type?.tensorShape?.sizes, [1, 3, 8, 8])
@@ -107,7 +108,7 @@ final class HostileInputTests: XCTestCase {
         var shaped = model
         try InputShape.apply(parsing: ["x:5,3,2,2"], to: &shaped)
         let data = try CalibrationData.random(for: shaped, samples: 4)
-        let dynamic = CalibrationData(arrays: data.arrays, isRandom: true, source: "t", inputs: CalibrationData.modelInputs(model))
+        let dynamic = try CalibrationData(samples: data.samples, isRandom: true, for: model)
         XCTAssertEqual(dynamic.samplesPerBatch(batchSize: 2), 2)
         XCTAssertNoThrow(try dynamic.checkBatches(count: 2, batchSize: 2))
         XCTAssertThrowsError(try dynamic.checkBatches(count: 3, batchSize: 2)) {

@@ -231,6 +231,11 @@ extension OperatorGradientTests {
                 checked: [0, 1], label: "squared"))
         cases.append(
             GradientCase(op: "Mul", inputs: [floats([2, 3]), ints([2, 3, 4], [3])], checked: [0], label: "int64 b"))
+        // |a| > 0.3 and |b| < 0.1: no pair sits on Max's kink; x away from PRelu's kink at 0.
+        let a = floats([2, 3, 4], avoiding: [0], gap: 0.3)
+        cases.append(GradientCase(op: "Max", inputs: [a, floats([3, 1], -0.1, 0.1)], checked: [0, 1]))
+        cases.append(
+            GradientCase(op: "PRelu", inputs: [floats([2, 3, 4], avoiding: [0]), floats([3, 1])], checked: [0, 1]))
         return cases
     }
 
@@ -347,6 +352,10 @@ extension OperatorGradientTests {
             GradientCase(
                 op: "Softmax", opset: 13, attributes: [.int("axis", 1)], inputs: [floats([2, 3, 4])], checked: [0]),
             GradientCase(op: "Softmax", opset: 13, inputs: [floats([3, 5])], checked: [0], label: "default axis"),
+            GradientCase(op: "LRN", attributes: [.int("size", 3), .float("alpha", 0.5), .float("bias", 2)],
+                         inputs: [floats([2, 5, 2, 3])], checked: [0]),
+            GradientCase(op: "LRN", attributes: [.int("size", 4), .float("alpha", 0.3)],
+                         inputs: [floats([1, 6, 3])], checked: [0], label: "even size, rank 3"),
             GradientCase(
                 op: "Softmax", opset: 11, attributes: [.int("axis", 1)], inputs: [floats([2, 3, 4])], checked: [0],
                 label: "coerced to 2-D"),

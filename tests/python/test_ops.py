@@ -170,6 +170,12 @@ def binary_cases():
     yield case("Pow-cube-negative-base-1C11", "Pow", ["a", "b"], {"a": R(2, 3, 4, 5)},
                {"b": np.array([3, 2, 1], np.float32).reshape(1, 3, 1, 1)})
     yield case("Pow-int64", "Pow", ["a", "b"], {"a": I(2, -3, 5, 7)}, {"b": I(3, 2, 0, 1)})
+    for label, (a, b) in shapes.items():
+        yield case(f"Max-{label}", "Max", ["a", "b"], {"a": R(*a), "b": R(*b)})
+    x = R(2, 3, 5, 7)
+    yield case("PRelu-per-channel-C11", "PRelu", ["x", "s"], {"x": x}, {"s": R(3, 1, 1)})
+    yield case("PRelu-shared", "PRelu", ["x", "s"], {"x": x}, {"s": R(1)})
+    yield case("PRelu-same-shape", "PRelu", ["x", "s"], {"x": x, "s": R(2, 3, 5, 7)})
 
 
 def compare_cases():
@@ -322,6 +328,8 @@ def norm_cases():
     yield case("Softmax-opset13-axis-2-of-4", "Softmax", ["x"], {"x": R(2, 3, 4, 5) * 3}, axis=-2)
     yield case("Softmax-large-logits", "Softmax", ["x"], {"x": R(3, 7) * 100})
     ln = {"g": P(6), "b": R(6)}
+    yield case("LRN-size5-defaults", "LRN", ["x"], {"x": R(2, 7, 4, 5) * 3}, size=5)
+    yield case("LRN-size3-alpha-bias", "LRN", ["x"], {"x": R(2, 4, 3, 3)}, size=3, alpha=0.5, beta=0.6, bias=2.0)
     yield case("LayerNormalization-last-axis", "LayerNormalization", ["x", "g", "b"], {"x": R(2, 5, 6)}, ln,
                opset=17)
     yield case("LayerNormalization-no-bias", "LayerNormalization", ["x", "g"], {"x": R(2, 5, 6)}, {"g": P(6)},

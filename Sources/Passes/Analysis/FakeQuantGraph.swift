@@ -18,9 +18,10 @@ enum AnalysisOps {
     struct FakeQuantKernel: OpKernel {
         let scale: Float, offset: Int, bits: Int
         func forward(_ inputs: [DenseTensor?], _ buffers: BufferPool) throws -> [DenseTensor] {
+            // Any float storage: a small boundary value of a downstream cut is an initializer (a shared view).
             guard let x = inputs[0], x.isFloat else { throw KernelError("needs a float input") }
             var out = buffers.floats(x.count)
-            x.withFloats { v in  // a float array or a view of an initializer's bytes (a small boundary value)
+            x.withFloats { v in
                 out.withUnsafeMutableBufferPointer {
                     Quantization.fakeQuantizeAsymmetric(v, scale: scale, offset: offset, bits: bits, into: $0)
                 }

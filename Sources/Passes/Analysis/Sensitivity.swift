@@ -99,10 +99,11 @@ public final class SensitivitySession {
         var shapes: [String: [Int]] = [:]
         var floatSeconds = 0.0
         references = []
+        let reader = data.reader(count: batches, batchSize: batchSize)
         for b in 0..<batches {
             let t0 = DispatchTime.now()
             var cache: [String: DenseTensor] = [:]
-            let batch = data.batch(b, batchSize: batchSize)
+            let batch = try reader.next()
             let reference = try floatExecutor.run(batch, observe: observe) { cache[$0] = $1 }
             references.append(reference)
             floatSeconds += seconds(since: t0)
@@ -145,7 +146,7 @@ public final class SensitivitySession {
         var acc = SQNRAccumulator()
         for b in 0..<batches {
             let reference = try self.reference(b)
-            addOutputs(&acc, reference: reference, quantized: try executor.run(data.batch(b, batchSize: batchSize)))
+            addOutputs(&acc, reference: reference, quantized: try executor.run(try data.batch(b, batchSize: batchSize)))
         }
         return acc.decibels
     }
@@ -153,7 +154,7 @@ public final class SensitivitySession {
     func reference(_ b: Int) throws -> [String: DenseTensor] {
         while references.count <= b {
             let executor = try GraphExecutor(graph: graph, opset: opset)
-            references.append(try executor.run(data.batch(references.count, batchSize: batchSize)))
+            references.append(try executor.run(try data.batch(references.count, batchSize: batchSize)))
         }
         return references[b]
     }

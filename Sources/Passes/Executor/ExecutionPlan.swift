@@ -252,6 +252,7 @@ struct ExecutionPlan {
         for step in steps { nodes[step.node] = graph[step.node] }
         names = [String](repeating: "", count: slotCount)
         for (name, s) in slotByName { names[s] = name }
+        shapes = specs.mapValues(\.shape)
         var floatCounts: [Int: Int] = [:]
         for (s, spec) in specs where spec.kind == .float && spec.constant == nil { floatCounts[s] = spec.count }
         scheduleReleases(producedAt: producedAt, floatCounts: floatCounts)
@@ -266,6 +267,12 @@ struct ExecutionPlan {
 
     /// The value name of each slot.
     private(set) var names: [String] = []
+
+    /// The shape of each slot's value, as inferred for this plan's inputs.
+    private(set) var shapes: [Int: [Int]] = [:]
+
+    /// The value of a slot the plan holds as a constant (an initializer or a folded value).
+    func constantValue(_ slot: Int) -> DenseTensor? { constants.first { $0.slot == slot }?.value }
 
     private(set) var aliasOf: [Int: Int] = [:]
 

@@ -61,8 +61,11 @@ public struct GraphExecutor: @unchecked Sendable {
         if state.plan != nil && state.planShapes == shapes && state.planObserved == observe { return }
         try checkInputs(inputs)
         let start = DispatchTime.now()
-        state.plan = try ExecutionPlan(graph: graph, opset: Int(clamping: opset), registry: registry, inputs: inputs,
-                                       observed: observe, fuse: fuse)
+        let build = {
+            try ExecutionPlan(graph: graph, opset: Int(clamping: opset), registry: registry, inputs: inputs,
+                              observed: observe, fuse: fuse)
+        }
+        state.plan = try BatchOverride.find(graph, inputs).map { try $0.plan(build, graph: graph) } ?? build()
         state.planShapes = shapes
         state.planObserved = observe
         state.profile.planSeconds += Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
@@ -119,7 +122,7 @@ public struct GraphExecutor: @unchecked Sendable {
         }
     }
 
-    /// Every graph input the graph reads is given, with the rank and the fixed dims the model declares.
+    /// Every graph input the graph reads is given, with the rank and the fixed dims the model declares (but the batch).
     private func checkInputs(_ inputs: [String: TensorSpec]) throws {
         let used = Set(graph.order.flatMap { graph[$0].usedValues })
         for info in graph.inputs {
@@ -131,7 +134,7 @@ public struct GraphExecutor: @unchecked Sendable {
             guard declared.count == given.rank else {
                 throw PassError(node: name, "graph input '\(name)' has rank \(declared.count) in the model, the data has shape \(given.shape)")
             }
-            for (i, d) in declared.enumerated() {
+            for (i, d) in declared.enumerated() where i > 0 {  // dimension 0 follows the data (BatchOverride)
                 if let fixed = d.knownValue, fixed > 0, fixed != Int64(given.shape[i]) {
                     throw PassError(node: name, "graph input '\(name)' has dim \(i) = \(fixed) in the model, the data has shape \(given.shape); use data of that shape")
                 }

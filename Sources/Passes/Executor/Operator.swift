@@ -214,7 +214,7 @@ public struct OperatorRegistry: Sendable {
         ConvOps.conv, ConvOps.convTranspose, MatMulOps.gemm, MatMulOps.matMul,
         // Normalization (Ops/Normalization.swift)
         NormalizationOps.batchNormalization, NormalizationOps.layerNormalization,
-        NormalizationOps.softmax1, NormalizationOps.softmax13,
+        NormalizationOps.softmax1, NormalizationOps.softmax13, NormalizationOps.lrn,
         // Pooling (Ops/Pool.swift)
         PoolOps.maxPool, PoolOps.averagePool, PoolOps.globalAveragePool, PoolOps.globalMaxPool,
         // Elementwise unary (Ops/Activation.swift)
@@ -223,7 +223,7 @@ public struct OperatorRegistry: Sendable {
         ActivationOps.sqrt, ActivationOps.exp, ActivationOps.neg, ActivationOps.abs, ActivationOps.reciprocal,
         ActivationOps.clip6, ActivationOps.clip11,
         // Elementwise binary and logic (Ops/Binary.swift)
-        BinaryOps.add, BinaryOps.sub, BinaryOps.mul, BinaryOps.div, BinaryOps.pow,
+        BinaryOps.add, BinaryOps.sub, BinaryOps.mul, BinaryOps.div, BinaryOps.pow, BinaryOps.max, BinaryOps.prelu,
         BinaryOps.equal, BinaryOps.less, BinaryOps.greater, BinaryOps.where_,
         // Reductions (Ops/Reduce.swift)
         ReduceOps.reduceMean1, ReduceOps.reduceMean18,

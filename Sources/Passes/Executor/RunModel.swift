@@ -15,14 +15,14 @@ public struct ModelRun {
     public var batchSize = 0
 
     /// Runs `model` (its symbolic input dimensions fixed by `inputShapes`) on the arrays of `inputs` (.npz by input
-    /// name, or .npy for a one-input model), `batchSize` samples at a time: by default the model's fixed batch, else
-    /// as many as fit in memory (at most `defaultBatchLimit`).
+    /// name, or .npy for a one-input model; or any data source), `batchSize` samples at a time: by default the
+    /// model's fixed batch, else as many as fit in memory (at most `defaultBatchLimit`).
     public init(_ input: Model, inputs: String, inputShapes: [InputShape] = [], batchSize: Int? = nil,
-                profiling: Bool = false) throws {
+                profiling: Bool = false, preprocessing: Preprocessing = Preprocessing()) throws {
         var model = input
         try InputShape.apply(inputShapes, to: &model)
         let executor = try GraphExecutor(graph: model.graph, opset: model.opsetVersion() ?? 13)
-        let data = try CalibrationData.load(inputs, for: model)
+        let data = try CalibrationData.load(inputs, for: model, preprocessing: preprocessing)
         let feeds = try data.wholeArrays()
         executor.profiling = profiling
         // Inputs of different lengths along axis 0 (one broadcast against another) run whole, as one batch.

@@ -92,8 +92,9 @@ extension Pipeline {
     public static func retrain(format: OutputFormat = .qdq, calibration: CalibrationPass, training: RetrainPass) -> Pipeline {
         var pipeline = compress(format: format, calibration: calibration)
         pipeline.name = "retrain (\(format.rawValue))"
-        let at = (pipeline.passes.firstIndex { $0.name == calibration.name } ?? pipeline.passes.count - 1) + 1
-        pipeline.passes.insert(contentsOf: [BatchNormFoldingPass(), training] as [any Pass], at: at)
+        let calibrateAt = pipeline.passes.firstIndex { $0.name == calibration.name } ?? pipeline.passes.count - 1
+        pipeline.passes.insert(contentsOf: [BatchNormFoldingPass(), training] as [any Pass], at: calibrateAt + 1)
+        pipeline.passes.insert(RetrainPreflightPass(training: training), at: calibrateAt)
         return pipeline
     }
 }
@@ -146,7 +147,8 @@ public struct RetrainPass: Pass {
         }
         let opset = Int(context.opsetImports.version() ?? 13)
         let trainer = try Trainer(graph: graph, opset: opset, plan: plan, clips: context.calibratedClips,
-                                  teacher: data.labels == nil ? teacher : nil, options: options)
+                                  teacher: data.labels == nil ? teacher : nil, options: options,
+                                  keptChannels: context.keptChannels)
         var state = TrainingState()
         if let resume = checkpoints.resume { state = try Checkpoint.restore(trainer, from: resume) }
         let scored = validation ?? data
@@ -165,7 +167,8 @@ public struct RetrainPass: Pass {
             before: before, after: after, scoredOn: validation?.source ?? data.source, epochs: state.reports,
             writtenEpoch: state.best?.epoch ?? state.reports.last?.epoch ?? 0, steps: trainer.store.step,
             seconds: Date().timeIntervalSince(started), resumedFromEpoch: checkpoints.resume == nil ? nil : state.resumedFrom,
-            loss: data.labels == nil ? "distillation (MSE against the float model)" : "cross-entropy")
+            loss: data.labels == nil ? "distillation from the float model: " + trainer.distillationSummary
+                : "cross-entropy (labels from \(data.labelOrigin ?? "the data"))")
     }
 
     /// Epochs until options.epochs or the step budget; validation scored each epoch (the best kept), a checkpoint each.
@@ -186,6 +189,44 @@ public struct RetrainPass: Pass {
             state.epochsDone = epoch
             if let dir = checkpoints.directory { try Checkpoint.save(trainer, state, to: dir) }
         }
+    }
+}
+
+/// Everything retraining would refuse, refused before calibration (in the first second, not after it): an op without
+/// a gradient between a parameter and the loss, a weight that cannot be trained, logits that do not fit one label per
+/// sample, a label that is not a class index, nothing to distill. It builds the trainer and its plan for the first
+/// batch's shapes on a copy of the graph as it stands (BatchNormalization folded), with placeholder clips.
+public struct RetrainPreflightPass: Pass {
+    public let name = "retrain-preflight"
+    public var requirements: [PassRequirement] { [.plan] }
+    public var training: RetrainPass
+
+    public init(training: RetrainPass) { self.training = training }
+
+    public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
+        guard let plan = context.plan else { throw PipelineError(pass: name, missing: .plan) }
+        let data = training.data
+        if data.labels == nil && training.teacher == nil {
+            throw PassError(node: "model", "training data without labels needs the float model as teacher (distillation)")
+        }
+        var copy = graph, scratch = context
+        try BatchNormFoldingPass().run(&copy, &scratch)
+        try scratch.refreshLayers(in: copy)
+        let placeholders = Dictionary(uniqueKeysWithValues: plan.layers.indices.map { ($0, (Float(0), Float(1))) })
+        let trainer = try Trainer(graph: copy, opset: Int(context.opsetImports.version() ?? 13), plan: plan,
+                                  clips: placeholders, teacher: data.labels == nil ? training.teacher : nil,
+                                  options: training.options, keptChannels: context.keptChannels)
+        for set in [data] + (training.validation.map { [$0] } ?? []) {
+            let n = min(training.options.batchSize, set.count)
+            let specs = set.samples.samples.mapValues { TensorSpec($0.isInteger ? .int64 : .float, [n] + $0.shape) }
+            let tp = try trainer.trainingPlan(specs: specs, labels: set.labels != nil)
+            if let labels = set.labels, let classes = trainer.classCount(tp),
+               let bad = labels.first(where: { $0 < 0 || $0 >= Int64(classes) }) {
+                throw NumpyError(path: set.source, message: "label \(bad) is not a class index of the model's "
+                                    + "\(classes) classes (0…\(classes - 1))")
+            }
+        }
+        context.log.append((name, "the training graph and its loss check out for batches of \(training.options.batchSize)"))
     }
 }
 

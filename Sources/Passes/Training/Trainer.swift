@@ -6,7 +6,7 @@ import Kernels
 // Quantization-aware training (SEMANTICS §7) on the executor's plan.
 //
 //   step:  2:4 masks when due → forward (every value kept: the tape), the training ops around each quantized layer
-//          → loss (cross-entropy with labels, else MSE against the float teacher) → backward: steps in reverse, each
+//          → loss (cross-entropy with labels, else distillation from the float teacher: Distillation.swift) → backward: steps in reverse, each
 //          operator's DifferentiableKernel, gradients summed where a value has several readers → optimizer → masks
 //
 // Trained: every float initializer a layer reads as weight or bias, BatchNormalization/LayerNormalization scale and
@@ -22,6 +22,10 @@ public struct TrainingOptions: Sendable {
     public var learningRate: Float?
     public var optimizer = OptimizerKind.adam
     public var seed: UInt64 = 0
+    /// Without labels: the distillation terms (the outputs, or the outputs and every quantized layer's output).
+    public var distillation = DistillationMode.outputs
+    /// The temperature τ of the KL terms of distillation.
+    public var temperature: Float = 1
 
     public init() {}
     public var effectiveLearningRate: Float { learningRate ?? (optimizer == .adam ? 3e-3 : 1e-2) }
@@ -82,6 +86,8 @@ public final class Trainer {
     var quantizers: [NodeID: StepQuantizer] = [:]
     var masks: [TwoOfFourMask] = []
     let teacher: GraphExecutor?
+    /// The output channels filter pruning kept, by layer name (feature distillation reads the teacher's there).
+    let keptChannels: [String: [Int]]
     let pool = BufferPool()
     private var plans: [[Int]: TrainingPlan] = [:]
 
@@ -89,11 +95,13 @@ public final class Trainer {
     ///   - graph: the compressed float graph (filter pruning applied, BatchNormalization folded).
     ///   - plan: the config's per-layer plan; `clips` the calibrated clips of layers whose config gives none.
     ///   - teacher: the original float graph, for distillation (nil: cross-entropy against labels).
+    ///   - keptChannels: the output channels filter pruning kept, by layer name.
     public init(graph: Graph, opset: Int, plan: Plan, clips: [Int: (Float, Float)], teacher: Graph?,
-                options: TrainingOptions) throws {
+                options: TrainingOptions, keptChannels: [String: [Int]] = [:]) throws {
         self.graph = graph
         self.opset = opset
         self.options = options
+        self.keptChannels = keptChannels
         self.teacher = try teacher.map { try GraphExecutor(graph: $0, opset: Int64(opset)) }
         try addParameters()
         try addTrainingOps(plan, clips: clips)
@@ -196,16 +204,25 @@ public final class Trainer {
         let lossSlot: Int
         let outputSlots: [(name: String, slot: Int)]
         let requiresGradient: [Bool]
+        /// Without labels: the distillation terms.
+        let targets: [DistillationTarget]
+        /// Every slot the loss reads (kept when scoring frees values after their last reader).
+        var lossSlots: Set<Int> { Set([lossSlot] + outputSlots.map(\.slot) + targets.map(\.slot)) }
     }
 
     func trainingPlan(_ feeds: [String: DenseTensor], labels: Bool) throws -> TrainingPlan {
+        try trainingPlan(specs: feeds.mapValues { TensorSpec($0.isFloat ? .float : .int64, $0.shape) }, labels: labels)
+    }
+
+    func trainingPlan(specs feeds: [String: TensorSpec], labels: Bool) throws -> TrainingPlan {
         let key = feeds.keys.sorted().flatMap { feeds[$0]!.shape } + [labels ? 1 : 0]
         if let p = plans[key] { return p }
-        var specs: [String: TensorSpec] = feeds.mapValues { TensorSpec($0.isFloat ? .float : .int64, $0.shape) }
+        var specs = feeds
         for (i, name) in store.names.enumerated() where graph.initializers[name] != nil {
             specs[name] = TensorSpec(.float, store.shapes[i])
         }
-        let plan = try ExecutionPlan(graph: graph, opset: opset, registry: .standard, inputs: specs, fuse: false)
+        let build = { try ExecutionPlan(graph: self.graph, opset: self.opset, registry: .standard, inputs: specs, fuse: false) }
+        let plan = try BatchOverride.find(graph, specs).map { try $0.plan(build, graph: graph) } ?? build()
         // The tape keeps every value of the batch, and backward makes a gradient of each.
         if let last = plan.steps.last {
             try ExecutionPlan.checkMemory(2 * plan.valueBytes, plan.node(last), opset,
@@ -224,8 +241,13 @@ public final class Trainer {
         for step in plan.steps where quantizers[step.node] != nil || step.inputs.contains(where: { $0 >= 0 && requires[$0] }) {
             for s in step.outputs where s >= 0 { requires[s] = true }
         }
+        if labels { try Self.checkLogits(plan, lossSlot) }
+        let targets = labels ? [] : teacher.map { distillationTargets(plan, teacher: $0.graph, keptChannels: keptChannels) } ?? []
+        if !labels && targets.isEmpty {
+            throw PassError(node: "graph outputs", "no graph output of the model is one the float model has; nothing to distill")
+        }
         var reaches = [Bool](repeating: false, count: plan.slotCount)
-        for o in (labels ? [lossSlot] : plan.outputSlots.map(\.slot)) { reaches[o] = true }
+        for o in (labels ? [lossSlot] : targets.map(\.slot)) { reaches[o] = true }
         for step in plan.steps.reversed() where step.outputs.contains(where: { $0 >= 0 && reaches[$0] }) {
             for s in step.inputs where s >= 0 { reaches[s] = true }
             let carries = step.inputs.contains { $0 >= 0 && requires[$0] } || quantizers[step.node] != nil
@@ -235,20 +257,35 @@ public final class Trainer {
             }
         }
         let result = TrainingPlan(plan: plan, parameterSlots: parameterSlots, lossSlot: lossSlot, outputSlots: plan.outputSlots,
-                                  requiresGradient: requires)
+                                  requiresGradient: requires, targets: targets)
         plans[key] = result
         return result
     }
 
-    // MARK: Forward
-
-    /// Every value of one forward run, and the quantized arguments of each quantized step.
-    struct Tape {
-        var values: [DenseTensor?]
-        var quantizedArguments: [Int: [DenseTensor?]] = [:]
+    /// Cross-entropy against one label per sample needs logits [N, classes] (a final Softmax's input is taken).
+    static func checkLogits(_ plan: ExecutionPlan, _ slot: Int) throws {
+        guard let shape = plan.shapes[slot], shape.count >= 2, shape.dropFirst(2).allSatisfy({ $0 == 1 }) else {
+            let shape = plan.shapes[slot].map { "\($0)" } ?? "unknown"
+            throw PassError(node: plan.names[slot], "cross-entropy against one class index per sample needs logits "
+                            + "[N, classes]; this output has shape \(shape). Train without --labels (distillation)")
+        }
     }
 
-    func forward(_ tp: TrainingPlan, _ feeds: [String: DenseTensor]) throws -> Tape {
+    /// The number of classes the loss compares labels against (dimension 1 of the logits).
+    func classCount(_ tp: TrainingPlan) -> Int? { tp.plan.shapes[tp.lossSlot].flatMap { $0.count >= 2 ? $0[1] : nil } }
+
+    // MARK: Forward
+
+    /// The values of one forward run (every value when training; what the loss reads when scoring), and the
+    /// quantized weight of each quantized step (its quantized input is recomputed in backward, not kept).
+    struct Tape {
+        var values: [DenseTensor?]
+        var quantizedWeights: [Int: DenseTensor] = [:]
+    }
+
+    /// Runs the plan with the training ops. `training` keeps every value for backward; scoring keeps only what the
+    /// loss reads, and frees the rest after its last reader as inference does.
+    func forward(_ tp: TrainingPlan, _ feeds: [String: DenseTensor], training: Bool = true) throws -> Tape {
         let plan = tp.plan
         var tape = Tape(values: [DenseTensor?](repeating: nil, count: plan.slotCount))
         for (slot, value) in plan.constants { tape.values[slot] = value }
@@ -261,14 +298,9 @@ public final class Trainer {
         }
         for (index, step) in plan.steps.enumerated() {
             var args = step.inputs.map { $0 < 0 ? nil : tape.values[$0] }
-            if let q = quantizers[step.node], let x = args[0], let w = args.count > 1 ? args[1] : nil {
-                args[0] = q.quantizeActivation(x, store, pool)
-                do {
-                    args[1] = try q.quantizeWeight(w, store)
-                } catch let e as KernelError {
-                    throw ExecutionPlan.error(plan.node(step), opset, e.message)
-                }
-                tape.quantizedArguments[index] = args
+            if let q = quantizers[step.node] {
+                args = try quantizedArguments(q, args, plan.node(step))
+                if training, args.count > 1, let w = args[1] { tape.quantizedWeights[index] = w }
             }
             let results: [DenseTensor]
             do {
@@ -276,9 +308,26 @@ public final class Trainer {
             } catch let e as KernelError {
                 throw ExecutionPlan.error(plan.node(step), opset, e.message)
             }
+            if quantizers[step.node] != nil, let xq = args[0] { pool.recycle(xq) }
             for (k, slot) in step.outputs.enumerated() where slot >= 0 { tape.values[slot] = results[k] }
+            if !training {
+                for slot in step.release where !tp.lossSlots.contains(slot) { tape.values[slot] = nil }
+            }
         }
         return tape
+    }
+
+    /// A quantized step's arguments: x̂ = ActsULQ(x) (a pool buffer), ŵ = ARQ or WtsULQ of w (a new tensor).
+    func quantizedArguments(_ q: StepQuantizer, _ args: [DenseTensor?], _ node: Node) throws -> [DenseTensor?] {
+        guard let x = args[0], let w = args.count > 1 ? args[1] : nil else { return args }
+        var result = args
+        result[0] = q.quantizeActivation(x, store, pool)
+        do {
+            result[1] = try q.quantizeWeight(w, store)
+        } catch let e as KernelError {
+            throw ExecutionPlan.error(node, opset, e.message)
+        }
+        return result
     }
 
     // MARK: Loss
@@ -300,22 +349,17 @@ public final class Trainer {
             if gradient { seeds[tp.lossSlot] = DenseTensor(shape: logits.shape, floats: g) }
             return (value, Self.correct(logits, labels), seeds)
         }
-        guard let teacher else { throw PassError(node: "graph outputs", "distillation needs the float model") }
-        let targets = try teacher.run(feeds)
-        var total: Float = 0
-        for (name, slot) in tp.outputSlots {
-            guard let p = tape.values[slot], p.isFloat, let t = targets[name], t.count == p.count else { continue }
-            var g = gradient ? [Float](repeating: 0, count: p.count) : []
-            total += try p.floats.withUnsafeBufferPointer { pb in
-                try t.floats.withUnsafeBufferPointer { tb in
-                    try g.withUnsafeMutableBufferPointer { gb in
-                        try Loss.meanSquaredError(pb, target: tb, gradient: gradient ? gb : nil)
-                    }
-                }
-            }
-            if gradient { seeds[slot] = DenseTensor(shape: p.shape, floats: g) }
-        }
-        return (total, nil, seeds)
+        let distilled = try distillationLoss(tp, tape, feeds: feeds, gradient: gradient)
+        return (distilled.loss, nil, distilled.seeds)
+    }
+
+    /// The distillation terms of the plans built so far, for the summary.
+    public var distillationSummary: String {
+        guard let targets = plans.values.first?.targets else { return "no plan built" }
+        var parts = targets.filter { !$0.isFeature }.map(\.label)
+        let features = targets.filter(\.isFeature).count
+        if features > 0 { parts.append("+ \(features) quantized layers' outputs (\(DistillationKind.normalizedMSE))") }
+        return parts.joined(separator: "; ")
     }
 
     /// Predictions (argmax over axis 1) equal to the labels.
@@ -334,8 +378,9 @@ public final class Trainer {
 
     // MARK: Backward
 
-    /// Gradients of every parameter, by parameter index.
-    func backward(_ tp: TrainingPlan, _ tape: Tape, seeds: [Int: DenseTensor]) throws -> [[Float]?] {
+    /// Gradients of every parameter, by parameter index. A step's output values and their gradients are freed once
+    /// its backward ran (nothing earlier reads them), so the tape shrinks as the walk goes.
+    func backward(_ tp: TrainingPlan, _ tape: inout Tape, seeds: [Int: DenseTensor]) throws -> [[Float]?] {
         let plan = tp.plan
         var grads = [DenseTensor?](repeating: nil, count: plan.slotCount)
         for (slot, g) in seeds { grads[slot] = g }
@@ -343,13 +388,21 @@ public final class Trainer {
         var clipGradients: [Int: [Float]] = [:]
         for index in plan.steps.indices.reversed() {
             let step = plan.steps[index]
+            defer {
+                for s in step.outputs where s >= 0 { grads[s] = nil; tape.values[s] = nil }
+                tape.quantizedWeights[index] = nil
+            }
             let outGrads = step.outputs.map { $0 >= 0 ? grads[$0] : nil }
             guard outGrads.contains(where: { $0 != nil }) else { continue }
             let quantizer = quantizers[step.node]
             var needs = step.inputs.map { $0 >= 0 && tp.requiresGradient[$0] }
             if quantizer != nil { needs[0] = true }
             guard needs.contains(true), let kernel = step.kernel as? any DifferentiableKernel else { continue }
-            let args = tape.quantizedArguments[index] ?? step.inputs.map { $0 < 0 ? nil : tape.values[$0] }
+            var args = step.inputs.map { $0 < 0 ? nil : tape.values[$0] }
+            if quantizer != nil, let x = args[0] {  // x̂ recomputed (the parameters have not moved since forward)
+                args[0] = quantizer?.quantizeActivation(x, store, pool)
+                if args.count > 1 { args[1] = tape.quantizedWeights[index] }
+            }
             let outputs = step.outputs.map { $0 >= 0 ? tape.values[$0] ?? DenseTensor(shape: [0], floats: []) : DenseTensor(shape: [0], floats: []) }
             var inGrads: [DenseTensor?]
             do {
@@ -357,6 +410,7 @@ public final class Trainer {
             } catch let e as KernelError {
                 throw ExecutionPlan.error(plan.node(step), opset, "gradient: \(e.message)")
             }
+            if quantizer != nil, let xq = args[0] { pool.recycle(xq) }
             if let q = quantizer {
                 if let dxq = inGrads[0], let x = tape.values[step.inputs[0]] {
                     inGrads[0] = q.activationBackward(x: x, gradient: dxq, needX: tp.requiresGradient[step.inputs[0]], store,
@@ -397,12 +451,12 @@ public final class Trainer {
         for i in masks.indices where masks[i].isDue(step: store.step) { masks[i].recompute(&store) }
         let tp = try trainingPlan(feeds, labels: labels != nil)
         let (value, correct, grads): (Float, Int?, [[Float]?]) = try {
-            let tape = try forward(tp, feeds)
+            var tape = try forward(tp, feeds)
             let (value, correct, seeds) = try loss(tp, tape, labels: labels, feeds: feeds, gradient: true)
             guard value.isFinite else {
                 throw PassError(node: "loss", "the training loss became \(value); lower the learning rate (--lr)")
             }
-            return (value, correct, try backward(tp, tape, seeds: seeds))
+            return (value, correct, try backward(tp, &tape, seeds: seeds))
         }()
         store.update(grads, kind: options.optimizer, learningRate: learningRate)
         for m in masks { m.apply(to: &store.values[m.parameter]) }
@@ -412,11 +466,13 @@ public final class Trainer {
     /// Loss and accuracy of the model as it trains (training ops on) over `data`.
     public func evaluate(_ data: TrainingData) throws -> Score {
         var total: Double = 0, right = 0, seen = 0
-        let order = Array(0..<data.count)
-        for start in stride(from: 0, to: data.count, by: options.batchSize) {
-            let (feeds, labels) = data.batch(order[start..<min(start + options.batchSize, data.count)])
+        let starts = Array(stride(from: 0, to: data.count, by: options.batchSize))
+        let batches = starts.map { Array($0..<min($0 + options.batchSize, data.count)) }
+        let reader = BatchReader(data.samples, batches: batches)
+        for indices in batches {
+            let feeds = try reader.next(), labels = data.labels.map { l in indices.map { l[$0] } }
             let tp = try trainingPlan(feeds, labels: labels != nil)
-            let tape = try forward(tp, feeds)
+            let tape = try forward(tp, feeds, training: false)
             let (value, correct, _) = try loss(tp, tape, labels: labels, feeds: feeds, gradient: false)
             let n = feeds.values.first?.shape.first ?? 0
             total += Double(value) * Double(n)
@@ -440,9 +496,13 @@ public final class Trainer {
         let total = totalSteps(samples: data.count)
         let start = DispatchTime.now().uptimeNanoseconds
         var lossSum: Double = 0, right = 0, seen = 0, steps = 0
-        for b in 0..<perEpoch where store.step < total {
-            let batchSize = min(options.batchSize, data.count)
-            let (feeds, labels) = data.batch(order[(b * batchSize)..<((b + 1) * batchSize)])
+        let batchSize = min(options.batchSize, data.count)
+        let batches = (0..<min(perEpoch, max(total - store.step, 0))).map {
+            Array(order[($0 * batchSize)..<(($0 + 1) * batchSize)])
+        }
+        let reader = BatchReader(data.samples, batches: batches, epoch: epoch)
+        for (b, indices) in batches.enumerated() where store.step < total {
+            let feeds = try reader.next(), labels = data.labels.map { l in indices.map { l[$0] } }
             let lr = ParameterStore.cosine(options.effectiveLearningRate, step: store.step, total: total)
             let (value, correct) = try trainStep(feeds, labels: labels, learningRate: lr)
             lossSum += Double(value)

@@ -2,70 +2,58 @@ import Foundation
 import Graph
 import Kernels
 
-/// Samples to train or validate on: arrays by model input name (batch along axis 0), and class indices when the loss
-/// is cross-entropy. Read from the same .npz files as calibration data, plus the labels array.
+/// Samples to train or validate on: a data source whose inputs match the model's, and class indices when the loss is
+/// cross-entropy (an .npz array named by --labels, or a class-folder / list-file source's own).
 public struct TrainingData: Sendable {
-    public let arrays: [String: NumpyArray]
+    public let samples: any DataSource
     public let labels: [Int64]?
-    public let count: Int
-    public let source: String
+    public var count: Int { samples.count }
+    public var source: String { samples.description }
+    /// Where the labels come from, for the summary ("class folders", "array 'y'"), nil when distilling.
+    public let labelOrigin: String?
+
+    public init(samples: any DataSource, useLabels: Bool = true) {
+        self.samples = samples
+        self.labels = useLabels ? samples.labels : nil
+        labelOrigin = labels == nil ? nil : samples.classNames != nil ? "the class folders" : "the source"
+    }
 
     public init(arrays: [String: NumpyArray], labels: [Int64]?, source: String) throws {
-        var count: Int?
-        for (name, a) in arrays {
-            guard let n = a.shape.first else { throw NumpyError(path: source, message: "array '\(name)' is a scalar; samples go along axis 0") }
-            if let c = count, c != n {
-                throw NumpyError(path: source, message: "array '\(name)' has \(n) samples, another input has \(c)")
-            }
-            count = n
-        }
-        if let labels, let c = count, labels.count != c {
-            throw NumpyError(path: source, message: "the labels hold \(labels.count) values for \(c) samples; one class index per sample")
-        }
-        guard let c = count, c > 0 else { throw NumpyError(path: source, message: "holds no samples") }
-        self.arrays = arrays
+        samples = try MemorySource(arrays: arrays, labels: labels, description: source)
         self.labels = labels
-        self.count = c
-        self.source = source
+        labelOrigin = labels == nil ? nil : "the labels array"
     }
 
-    /// Reads `path` (.npz) for `model`: one array per model input, and with `labels` the array of that name (integer
-    /// class indices, one per sample).
-    public static func load(_ path: String, for model: Model, labels: String?) throws -> TrainingData {
-        let data = try CalibrationData.load(path, for: model)
-        let inputs = CalibrationData.modelInputs(model).compactMap(\.name)
-        var classes: [Int64]?
-        if let labels {
-            guard let a = data.arrays[labels] else {
-                throw NumpyError(path: path, message: "no array named '\(labels)' for --labels (arrays: \(data.arrays.keys.sorted().joined(separator: ", ")))")
-            }
-            guard case .int64(let values) = a.values, a.shape.count == 1 else {
-                throw NumpyError(path: path, message: "--labels array '\(labels)' must be 1-D integers (class indices), is \(a.dtype) of shape \(a.shape)")
-            }
-            classes = values
+    /// Opens `path` (any data source) for `model`. Labels: an .npz array by name, a labelled source's own (class
+    /// folders, a list file with integer labels), or none (distillation).
+    public static func load(_ path: String, for model: Model, labels: LabelChoice,
+                            preprocessing: Preprocessing = Preprocessing()) throws -> TrainingData {
+        var arrayName: String?
+        if case .array(let name) = labels { arrayName = name }
+        let source = try DataSources.open(path, inputs: CalibrationData.modelInputs(model), preprocessing: preprocessing,
+                                          labelArray: arrayName)
+        try CalibrationData.check(source, against: CalibrationData.modelInputs(model))
+        if let problem = (source as? ArraySource)?.problem { throw problem }
+        if arrayName != nil, source is ImageSource {
+            throw DataError(path: path, "--labels NAME names an .npz array; images carry their labels (class folders, list "
+                                + "files): give no --labels, or --labels none to distill")
         }
-        return try TrainingData(arrays: data.arrays.filter { inputs.contains($0.key) }, labels: classes, source: path)
+        if labels == .fromSource, let image = source as? ImageSource, let problem = image.labelProblem { throw problem }
+        var data = TrainingData(samples: source, useLabels: labels != .none)
+        if let arrayName, data.labels != nil { data = TrainingData(samples: source, origin: "array '\(arrayName)'") }
+        return data
     }
 
-    /// The samples at `indices`, as executor inputs, with their labels.
-    public func batch(_ indices: ArraySlice<Int>) -> (feeds: [String: DenseTensor], labels: [Int64]?) {
-        var feeds: [String: DenseTensor] = [:]
-        for (name, a) in arrays {
-            let inner = a.shape.dropFirst().reduce(1, *)
-            let shape = [indices.count] + a.shape.dropFirst()
-            switch a.values {
-            case .float(let f):
-                var out = [Float]()
-                out.reserveCapacity(indices.count * inner)
-                for i in indices { out.append(contentsOf: f[(i * inner)..<((i + 1) * inner)]) }
-                feeds[name] = DenseTensor(shape: shape, floats: out)
-            case .int64(let v):
-                var out = [Int64]()
-                out.reserveCapacity(indices.count * inner)
-                for i in indices { out.append(contentsOf: v[(i * inner)..<((i + 1) * inner)]) }
-                feeds[name] = DenseTensor(shape: shape, ints: out)
-            }
-        }
+    init(samples: any DataSource, origin: String) {
+        self.samples = samples
+        self.labels = samples.labels
+        self.labelOrigin = origin
+    }
+
+    /// The samples at `indices`, as executor inputs, with their labels; `epoch` seeds augmentation (nil: none).
+    public func batch(_ indices: ArraySlice<Int>, epoch: Int? = nil) throws
+        -> (feeds: [String: DenseTensor], labels: [Int64]?) {
+        let feeds = try samples.read(Array(indices), epoch: epoch)
         return (feeds, labels.map { l in indices.map { l[$0] } })
     }
 

@@ -33,8 +33,8 @@ final class CalibrationPassUnitTests: XCTestCase {
     /// 2 batches of x[1,2,2,2]: 16 values with a long positive tail and a small negative side.
     static let samples: [Float] = [-1.0, -0.5, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.5, 2.0, 3.0, 7.3]
 
-    func data(_ values: [Float], graph: Graph) -> CalibrationData {
-        CalibrationData(
+    func data(_ values: [Float], graph: Graph) throws -> CalibrationData {
+        try CalibrationData(
             arrays: ["x": NumpyArray(shape: [values.count / 8, 2, 2, 2], values: .float(values), dtype: "<f4")],
             isRandom: false, source: "unit", inputs: graph.inputs)
     }

@@ -5,11 +5,13 @@ import Kernels
 //
 //   Add Sub Mul Div Pow   float: one broadcast loop specialised per op;  int64 (shape arithmetic): exact, wrapping,
 //                         integer division truncates and x/0 = 0
+//   Max (two inputs) PRelu  the same loop (PRelu's slope broadcast to x)
 //   Equal Less Greater    bool;  Where(c, x, y) = c ? x : y
 //
 // Gradients (Backward.binary / whereSelect; g = ∂y, each input's gradient summed over the axes it was broadcast on):
 //   Add ∂a = g, ∂b = g   Sub ∂a = g, ∂b = −g   Mul ∂a = g·b, ∂b = g·a   Div ∂a = g/b, ∂b = −g·a/b²
 //   Pow ∂a = g·b·a^(b−1), ∂b = g·a^b·ln a (0 where a ≤ 0)   Where ∂x = g·[c], ∂y = g·[¬c], none for c
+//   Max ∂ to the larger (a on a tie)   PRelu ∂x = g·(x < 0 ? s : 1), ∂s = g·(x < 0 ? x : 0)
 // Int64 arithmetic and the comparisons have no gradient; an int64 operand of a float op gets none.
 
 enum BinaryOps {
@@ -27,6 +29,8 @@ enum BinaryOps {
         }
         return result
     }
+    static let max = twoInputs(arithmetic("Max", MaxOperation.self) { Swift.max($0, $1) })
+    static let prelu = arithmetic("PRelu", PReluOperation.self) { $0 < 0 ? $0 &* $1 : $0 }
     static let equal = comparison("Equal", floats: { $0 == $1 }, ints: { $0 == $1 })
     static let less = comparison("Less", floats: { $0 < $1 }, ints: { $0 < $1 })
     static let greater = comparison("Greater", floats: { $0 > $1 }, ints: { $0 > $1 })
@@ -68,6 +72,15 @@ enum BinaryOps {
                 return Prepared([TensorSpec(.int64, layout.shape)], IntBinaryKernel(layout: layout, function: ints))
             }
             return Prepared([TensorSpec(.float, layout.shape)], FloatBinaryKernel<Op>(layout: layout))
+        }
+    }
+
+    /// `op` refusing any number of inputs but two (ONNX Max is variadic; the executor runs the binary form, which is
+    /// what amct-pipe's own importers write).
+    static func twoInputs(_ op: Operator) -> Operator {
+        Operator(op.opType, versions: op.versions, hasGradient: true) { ctx in
+            guard ctx.inputCount == 2 else { throw KernelError("takes 2 inputs here, not \(ctx.inputCount)") }
+            return try op.prepare(ctx)
         }
     }
 

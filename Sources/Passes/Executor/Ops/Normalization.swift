@@ -6,6 +6,7 @@ import Kernels
 //   BatchNormalization  y = (x − μ[c]) / √(σ²[c] + ε) · γ[c] + β[c]     over axis 1; γ, β, μ, σ² of length C
 //   LayerNormalization  y = (x − mean) / √(var + ε) · γ + β              over the axes from `axis` on
 //   Softmax (≥ 13)      over `axis` (default −1);  Softmax (< 13): over all axes from `axis` (default 1) on
+//   LRN                 y = x·(bias + α/size·Σ x²)^−β over a window of `size` channels (NeuralOps.lrn)
 //
 // Gradients (Backward.batchNorm, layerNorm, softmax; g = ∂y):
 //   BatchNormalization  k = γ/√(σ² + ε):  ∂x = g·k   ∂γ = Σ g·(x − μ)/√(σ² + ε)   ∂β = Σ g
@@ -13,6 +14,7 @@ import Kernels
 //   LayerNormalization  r = 1/√(var + ε), x̂ = (x − mean)·r, d = g·γ:  ∂x = r·(d − mean(d) − x̂·mean(d·x̂))
 //                       ∂γ = Σ g·x̂   ∂β = Σ g   (over the outer rows; a one-element γ or β sums everything)
 //   Softmax             ∂x = y·(g − Σ_axis g·y)
+//   LRN                 Backward.lrn
 
 enum NormalizationOps {
     static let batchNormalization = Operator("BatchNormalization", versions: 1...Operator.newestOpset,
@@ -24,6 +26,31 @@ enum NormalizationOps {
     }
     static let softmax13 = Operator("Softmax", versions: 13...Operator.newestOpset, hasGradient: true) {
         try prepareSoftmax($0, coerce2D: false)
+    }
+
+    static let lrn = Operator("LRN", versions: 1...Operator.newestOpset, hasGradient: true) { ctx in
+        let x = try ctx.floatInput(0)
+        guard x.rank >= 3 else { throw KernelError("input of shape \(x.shape) has no channel and spatial axes") }
+        let size = try ctx.int("size", default: 0)
+        guard size > 0 else { throw KernelError("size \(size) must be positive") }
+        let kernel = LRNKernel(shape: x.shape, size: size, alpha: ctx.float("alpha", default: 1e-4),
+                               beta: ctx.float("beta", default: 0.75), bias: ctx.float("bias", default: 1))
+        return Prepared([TensorSpec(.float, x.shape)], kernel)
+    }
+
+    struct LRNKernel: OpKernel {
+        let shape: [Int], size: Int, alpha: Float, beta: Float, bias: Float
+        var inner: Int { shape.dropFirst(2).reduce(1, *) }
+        func forward(_ inputs: [DenseTensor?], _ buffers: BufferPool) throws -> [DenseTensor] {
+            let x = try inputs.required(0)
+            let y = pooledOutput(shape, buffers) { out in
+                x.withFloatPointer { xp in
+                    NeuralOps.lrn(xp, batch: shape[0], channels: shape[1], inner: inner, size: size, alpha: alpha,
+                                  beta: beta, bias: bias, out: out)
+                }
+            }
+            return [y]
+        }
     }
 
     struct BatchNormKernel: OpKernel {
@@ -141,6 +168,23 @@ extension NormalizationOps.BatchNormKernel: DifferentiableKernel {
         }
         for i in grads.indices where !asked[i] { grads[i] = nil }
         return grads
+    }
+}
+
+extension NormalizationOps.LRNKernel: DifferentiableKernel {
+    func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
+                  _ buffers: BufferPool) throws -> [DenseTensor?] {
+        let x = try inputs.required(0)
+        let g = try outputGradient(outputGradients, 0, shape: shape, buffers)
+        return try inputGradients(inputs, gradientMask(inputs, needs, limit: 1), buffers) { d in
+            guard let dx = d[0] else { return }
+            x.withFloatBuffer { xp in
+                g.withFloatBuffer { gp in
+                    Backward.lrn(x: xp, batch: shape[0], channels: shape[1], inner: inner, size: size, alpha: alpha,
+                                 beta: beta, bias: bias, gradient: gp, dx: dx)
+                }
+            }
+        }
     }
 }
 

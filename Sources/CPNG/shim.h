@@ -1,0 +1,2 @@
+// libpng's simplified API (Debian libpng-dev): PNG decoding for image data sources.
+#include <png.h>
