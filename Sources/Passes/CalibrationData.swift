@@ -47,7 +47,8 @@ public struct CalibrationData {
                 throw DataError(path: path, "no array named '\(name)' for model input '\(name)' (arrays: "
                                     + "\(source.samples.keys.sorted().joined(separator: ", ")))")
             }
-            guard let dims = input.type?.tensorShape?.dims else { continue }
+            // A scalar input has no sample axis: `run` feeds its array whole.
+            guard let dims = input.type?.tensorShape?.dims, !dims.isEmpty else { continue }
             let shape = [source.count] + spec.shape
             guard dims.count == shape.count else {
                 throw DataError(path: path, "'\(name)' has shape \(shape); model input '\(name)' has rank \(dims.count)")

@@ -250,7 +250,11 @@ public struct ArraySource: DataSource {
         guard shards.count == 1 else { return try read(Array(0..<count), epoch: nil) }
         return try shards[0].members.mapValues { m in
             var floats: [Float] = [], ints: [Int64] = []
-            try m.read(rows: Array(0..<(m.shape.first ?? 0)), floats: &floats, ints: &ints)
+            // A 0-d array (a scalar input) is one row of one value.
+            try m.read(rows: m.shape.isEmpty ? [0] : Array(0..<m.shape[0]), floats: &floats, ints: &ints)
+            guard (m.isInteger ? ints.count : floats.count) == m.shape.reduce(1, *) else {
+                throw DataError(path: description, "array of shape \(m.shape) holds another number of values")
+            }
             return m.isInteger ? DenseTensor(shape: m.shape, ints: ints) : DenseTensor(shape: m.shape, floats: floats)
         }
     }
