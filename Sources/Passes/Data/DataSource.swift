@@ -250,6 +250,9 @@ public struct ArraySource: DataSource {
         guard shards.count == 1 else { return try read(Array(0..<count), epoch: nil) }
         return try shards[0].members.mapValues { m in
             var floats: [Float] = [], ints: [Int64] = []
+            if m.shape.contains(0) {  // nothing to read (and no row list of a billion empty rows)
+                return m.isInteger ? DenseTensor(shape: m.shape, ints: []) : DenseTensor(shape: m.shape, floats: [])
+            }
             // A 0-d array (a scalar input) is one row of one value.
             try m.read(rows: m.shape.isEmpty ? [0] : Array(0..<m.shape[0]), floats: &floats, ints: &ints)
             guard (m.isInteger ? ints.count : floats.count) == m.shape.reduce(1, *) else {

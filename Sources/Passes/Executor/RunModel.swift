@@ -61,17 +61,17 @@ public struct ModelRun {
 
     // MARK: Batches
 
-    /// The caller's size, the model's fixed batch (which must divide the samples), or what fits: the plan of one
-    /// sample says how much memory a sample takes.
+    /// The caller's size, else the model's fixed batch (which must divide the samples), else what fits: the plan of
+    /// one sample says how much memory a sample takes.
     static func batchSize(_ asked: Int?, fixed: Int?, samples: Int, _ executor: GraphExecutor,
                           _ feeds: [String: DenseTensor]) throws -> Int {
+        if let asked { return asked }  // a fixed batch follows the data (BatchOverride) when the caller asks
         if let fixed {
             guard samples % max(fixed, 1) == 0 else {
                 throw PassError(node: "inputs", "\(samples) samples do not make whole batches of the model's \(fixed)")
             }
             return max(fixed, 1)
         }
-        if let asked { return asked }
         guard samples > 1 else { return 1 }
         try executor.prepare(feeds.mapValues { TensorSpec($0.isFloat ? .float : .int64, [1] + $0.shape.dropFirst()) })
         let perSample = max(executor.plannedBytes ?? 1, 1)
