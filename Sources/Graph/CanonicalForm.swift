@@ -53,8 +53,7 @@ extension Graph {
                 else { continue }
                 removeNode(id)
                 replaceAllUses(of: output, with: source)
-                for i in valueInfo.indices where valueInfo[i].name == output { valueInfo[i].name = nil }
-                valueInfo.removeAll { $0.name == nil }
+                valueInfo.removeAll { $0.name == output }
                 result.identities += 1
                 changed = true
             }
