@@ -31,6 +31,9 @@ let package = Package(
             name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg",
             providers: [.apt(["libturbojpeg0-dev"])]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        // MPI (Debian libopenmpi-dev; pkg-config's mpi-c): data-parallel retraining under mpirun. shim.h wraps the
+        // macros of mpi.h in plain functions.
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "mpi-c", providers: [.apt(["libopenmpi-dev"])]),
         // C that protoc-c generates from proto/*.proto (scripts/gen-proto); committed, never edited.
         .target(
             name: "CProtoSchemas",
@@ -48,7 +51,7 @@ let package = Package(
         .target(
             name: "Passes",
             dependencies: [
-                "Graph", "Kernels", "CTurboJPEG", "CPNG",
+                "Graph", "Kernels", "CTurboJPEG", "CPNG", "CMPI",
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ]
         ),

@@ -161,9 +161,9 @@ extension Loss {
 
     public static func normalizedMSE(
         _ p: UnsafeBufferPointer<Float>, target t: UnsafeBufferPointer<Float>, scale: Float = 1,
-        gradient: UnsafeMutableBufferPointer<Float>?
+        gradient: UnsafeMutableBufferPointer<Float>?, variance: Double? = nil
     ) throws -> Float {
-        let v = normalizer(t)
+        let v = variance ?? normalizer(t)  // given: the variance over a batch split across ranks
         return try meanSquaredError(p, target: t, scale: Float(Double(scale) / v), gradient: gradient) / Float(v)
     }
 }

@@ -60,8 +60,14 @@ struct RetrainCommand: ParsableCommand {
     @Option(help: "Stop after this many optimizer steps in all.")
     var steps: Int?
 
-    @Option(help: "Samples per step (and per calibration batch when the model's batch is symbolic).")
+    @Option(help: ArgumentHelp("Samples per step (and per calibration batch when the model's batch is symbolic); "
+                               + "under mpirun, per rank: the global batch is --batch-size × ranks."))
     var batchSize = TrainingOptions().batchSize
+
+    @Option(help: ArgumentHelp("Under mpirun: seconds rank 0 waits in a collective (a step's gradient all-reduce) "
+                               + "for the other ranks before it ends the job naming the missing one.",
+                               valueName: "seconds"))
+    var collectiveTimeout = Communicator.defaultTimeout
 
     @Option(help: "Base learning rate (cosine schedule to 0); default 3e-3 for adam, 1e-2 for sgd.")
     var lr: Float?
@@ -97,6 +103,9 @@ struct RetrainCommand: ParsableCommand {
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
         if epochs < 1 { throw ValidationError("--epochs must be at least 1") }
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
+        if !(collectiveTimeout.isFinite && collectiveTimeout > 0) {
+            throw ValidationError("--collective-timeout must be a positive number of seconds")
+        }
         if let lr, !(lr.isFinite && lr > 0) { throw ValidationError("--lr must be a positive number") }
         if !(temperature.isFinite && temperature > 0) { throw ValidationError("--temperature must be a positive number") }
         if distill == .features && labels != nil && labels != "none" {
@@ -106,6 +115,7 @@ struct RetrainCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors { try execute() }
+        Communicator.world.finalize()
     }
 
     func execute() throws {
@@ -133,21 +143,24 @@ struct RetrainCommand: ParsableCommand {
         var options = TrainingOptions()
         options.epochs = epochs
         options.maxSteps = steps
-        options.batchSize = batchSize
+        let world = Communicator.world  // under mpirun: rank r of N (Distributed.swift); else 0 of 1
+        world.timeout = collectiveTimeout
+        options.batchSize = batchSize * world.size  // the global batch: what one process with N × --batch-size takes
         options.learningRate = lr
         options.optimizer = optimizer
         options.seed = seed
         options.distillation = distill
         options.temperature = temperature
-        let showProgress = !quiet && isatty(2) != 0
+        let showProgress = !quiet && isatty(2) != 0 && world.isRoot
         let progress: ((TrainingProgress) -> Void)? = showProgress ? { Self.showProgress($0) } : nil
         let calibration = CalibrationPass(data: try CalibrationData(samples: training.samples, for: shaped),
-                                          batchSize: batchSize)
+                                          batchSize: options.batchSize)
         var result = try retrain(
             model, config: config, format: format, data: training, validation: validation, options: options,
             calibration: calibration, checkpoints: checkpoints,
             progress: progress)
         if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
+        guard world.isRoot else { return }  // rank 0 alone writes
         try result.save(to: output, record: record)
         print(json ? result.summary.json : result.summary.description)
     }

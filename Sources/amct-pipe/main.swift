@@ -29,7 +29,9 @@ func reportingErrors(_ body: () throws -> Void) throws {
     } catch let error as CleanExit {
         throw error
     } catch {
-        FileHandle.standardError.write(Data("amct-pipe: error: \(MessageText.message(String(describing: error)))\n".utf8))
+        let rank = Communicator.launchedRank.map { "(\($0)) " } ?? ""  // under mpirun: which rank failed
+        let message = MessageText.message(String(describing: error))
+        FileHandle.standardError.write(Data("amct-pipe: error: \(rank)\(message)\n".utf8))
         throw ExitCode.failure
     }
 }

@@ -145,7 +145,8 @@ extension Trainer {
                     return try Loss.sigmoidKL(student: sb, teacher: tb, temperature: options.temperature,
                                               scale: weight, gradient: g)
                 case .normalizedMSE:
-                    return try Loss.normalizedMSE(sb, target: tb, scale: weight, gradient: g)
+                    let variance = g == nil ? nil : Communicator.world.globalVariance(tb)  // over the global batch
+                    return try Loss.normalizedMSE(sb, target: tb, scale: weight, gradient: g, variance: variance)
                 }
             }
         }

@@ -21,12 +21,15 @@ public struct TrainingReport: Sendable, Codable {
     public var seconds: Double
     public var resumedFromEpoch: Int?
     public var loss: String
+    /// Ranks that trained (mpirun -np), and the samples of one optimizer step over all of them.
+    public var ranks = 1
+    public var globalBatch = 0
 }
 
 extension TrainingReport: CustomStringConvertible {
     enum CodingKeys: String, CodingKey {
         case before, after, scoredOn = "scored_on", epochs, writtenEpoch = "written_epoch", steps, seconds
-        case resumedFromEpoch = "resumed_from_epoch", loss
+        case resumedFromEpoch = "resumed_from_epoch", loss, ranks, globalBatch = "global_batch"
     }
 
     public func encode(to encoder: any Encoder) throws {  // nil as null
@@ -40,6 +43,8 @@ extension TrainingReport: CustomStringConvertible {
         try c.encode(seconds, forKey: .seconds)
         try c.encode(resumedFromEpoch, forKey: .resumedFromEpoch)
         try c.encode(loss, forKey: .loss)
+        try c.encode(ranks, forKey: .ranks)
+        try c.encode(globalBatch, forKey: .globalBatch)
     }
 
     /// The lines the CLI prints under the compress summary.
@@ -49,6 +54,10 @@ extension TrainingReport: CustomStringConvertible {
         }
         var lines = ["  retrain    \(loss); \(steps) steps, \(epochs.count) epochs, \(String(format: "%.1f", seconds)) s"
                      + (resumedFromEpoch.map { " (resumed after epoch \($0))" } ?? "")]
+        if ranks > 1 {
+            lines.append("  ranks      \(ranks) (mpirun), global batch \(globalBatch) = \(globalBatch / ranks) per rank × "
+                         + "\(ranks); the learning rate is as given (not rescaled)")
+        }
         lines.append("  before     \(score(before)) on \(scoredOn) (compressed, before training)")
         lines.append("  after      \(score(after)) (epoch \(writtenEpoch) written)")
         for e in epochs {
@@ -150,7 +159,9 @@ public struct RetrainPass: Pass {
                                   teacher: data.labels == nil ? teacher : nil, options: options,
                                   keptChannels: context.keptChannels)
         var state = TrainingState()
-        if let resume = checkpoints.resume { state = try Checkpoint.restore(trainer, from: resume) }
+        let world = Communicator.world  // N ranks: rank 0 resumes, then every rank takes its state (Distributed.swift)
+        if let resume = checkpoints.resume, world.isRoot { state = try Checkpoint.restore(trainer, from: resume) }
+        world.synchronizeStart(trainer, &state)
         let scored = validation ?? data
         let before = try state.before ?? trainer.evaluate(scored)
         state.before = before
@@ -169,13 +180,16 @@ public struct RetrainPass: Pass {
             seconds: Date().timeIntervalSince(started), resumedFromEpoch: checkpoints.resume == nil ? nil : state.resumedFrom,
             loss: data.labels == nil ? "distillation from the float model: " + trainer.distillationSummary
                 : "cross-entropy (labels from \(data.labelOrigin ?? "the data"))")
+        context.trainingReport?.ranks = world.size
+        context.trainingReport?.globalBatch = options.batchSize
     }
 
     /// Epochs until options.epochs or the step budget; validation scored each epoch (the best kept), a checkpoint each.
     func trainEpochs(_ trainer: Trainer, _ state: inout TrainingState) throws {
         var epoch = state.epochsDone
         while epoch < options.epochs && trainer.store.step < trainer.totalSteps(samples: data.count) {
-            var report = try trainer.trainEpoch(data, epoch: epoch, progress: progress)
+            var report = Communicator.world.reduce(try trainer.trainEpoch(data, epoch: epoch, progress: progress))
+            Communicator.world.checkAgreement(trainer, epoch: report.epoch)
             if let validation {
                 let s = try trainer.evaluate(validation)
                 report.validationLoss = s.loss
@@ -187,7 +201,7 @@ public struct RetrainPass: Pass {
             state.reports.append(report)
             epoch += 1
             state.epochsDone = epoch
-            if let dir = checkpoints.directory { try Checkpoint.save(trainer, state, to: dir) }
+            if let dir = checkpoints.directory, Communicator.world.isRoot { try Checkpoint.save(trainer, state, to: dir) }
         }
     }
 }
@@ -216,8 +230,11 @@ public struct RetrainPreflightPass: Pass {
         let trainer = try Trainer(graph: copy, opset: Int(context.opsetImports.version() ?? 13), plan: plan,
                                   clips: placeholders, teacher: data.labels == nil ? training.teacher : nil,
                                   options: training.options, keptChannels: context.keptChannels)
-        for set in [data] + (training.validation.map { [$0] } ?? []) {
-            let n = min(training.options.batchSize, set.count)
+        let world = Communicator.world
+        try world.checkShards(globalBatch: training.options.batchSize, samples: data.count, source: data.source)
+        for (k, set) in ([data] + (training.validation.map { [$0] } ?? [])).enumerated() {
+            // a rank trains on its piece of the global batch, and scores whole global batches
+            let n = min(training.options.batchSize / (k == 0 ? world.size : 1), set.count)
             let specs = set.samples.samples.mapValues { TensorSpec($0.isInteger ? .int64 : .float, [n] + $0.shape) }
             let tp = try trainer.trainingPlan(specs: specs, labels: set.labels != nil)
             if let labels = set.labels, let classes = trainer.classCount(tp),

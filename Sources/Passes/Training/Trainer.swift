@@ -458,7 +458,8 @@ public final class Trainer {
             }
             return (value, correct, try backward(tp, &tape, seeds: seeds))
         }()
-        store.update(grads, kind: options.optimizer, learningRate: learningRate)
+        let averaged = Communicator.world.averaged(grads, store, step: store.step)  // over the ranks (Distributed.swift)
+        store.update(averaged, kind: options.optimizer, learningRate: learningRate)
         for m in masks { m.apply(to: &store.values[m.parameter]) }
         return (value, correct)
     }
@@ -467,7 +468,8 @@ public final class Trainer {
     public func evaluate(_ data: TrainingData) throws -> Score {
         var total: Double = 0, right = 0, seen = 0
         let starts = Array(stride(from: 0, to: data.count, by: options.batchSize))
-        let batches = starts.map { Array($0..<min($0 + options.batchSize, data.count)) }
+        let world = Communicator.world  // whole batches, batch b on rank b mod N; sums reduced below
+        let batches = world.scoringShard(starts.map { Array($0..<min($0 + options.batchSize, data.count)) })
         let reader = BatchReader(data.samples, batches: batches)
         for indices in batches {
             let feeds = try reader.next(), labels = data.labels.map { l in indices.map { l[$0] } }
@@ -479,6 +481,7 @@ public final class Trainer {
             right += correct ?? 0
             seen += n
         }
+        world.reduceScore(&total, &right, &seen)
         return Score(loss: Float(total / Double(max(seen, 1))), accuracy: data.labels == nil ? nil : Float(right) / Float(max(seen, 1)))
     }
 
@@ -497,8 +500,8 @@ public final class Trainer {
         let start = DispatchTime.now().uptimeNanoseconds
         var lossSum: Double = 0, right = 0, seen = 0, steps = 0
         let batchSize = min(options.batchSize, data.count)
-        let batches = (0..<min(perEpoch, max(total - store.step, 0))).map {
-            Array(order[($0 * batchSize)..<(($0 + 1) * batchSize)])
+        let batches = (0..<min(perEpoch, max(total - store.step, 0))).map {  // this rank's piece of each global batch
+            Communicator.world.shard(Array(order[($0 * batchSize)..<(($0 + 1) * batchSize)]))
         }
         let reader = BatchReader(data.samples, batches: batches, epoch: epoch)
         for (b, indices) in batches.enumerated() where store.step < total {
