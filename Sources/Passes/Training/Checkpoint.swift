@@ -73,7 +73,9 @@ enum Checkpoint {
         }
         guard record.seed == o.seed, record.batchSize == o.batchSize, record.optimizer == o.optimizer.rawValue,
               record.learningRate == o.effectiveLearningRate else {
-            throw PassError(node: path, "was written with --seed \(record.seed) --batch-size \(record.batchSize) --optimizer \(record.optimizer) --lr \(record.learningRate); resume with the same")
+            throw PassError(node: path, "was written with --seed \(record.seed), a global batch of \(record.batchSize) "
+                + "(--batch-size × mpirun ranks), --optimizer \(record.optimizer) --lr \(record.learningRate); resume with the "
+                + "same (on any number of ranks that divides the batch)")
         }
         func floats(_ name: String, count: Int) throws -> [Float] {
             guard let a = arrays[name], case .float(let v) = a.values, v.count == count else {
