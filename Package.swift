@@ -60,6 +60,8 @@ let package = Package(
             dependencies: ["Passes", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(name: "custom-pipeline", dependencies: ["Passes"], path: "Examples/CustomPipeline"),
+        // `mpirun -np N allreduce-bench COUNT…`: one gradient all-reduce's time (bench/allreduce.py, README).
+        .executableTarget(name: "allreduce-bench", dependencies: ["Passes"], path: "bench/AllreduceBench"),
         .testTarget(name: "GraphTests", dependencies: ["Graph", "CProtoSchemas", "CProtobufC"]),
         .testTarget(name: "PassesTests", dependencies: ["Passes", "Graph", "Kernels"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),

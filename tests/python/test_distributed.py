@@ -138,15 +138,21 @@ def start_and_wait_for_checkpoint(tmp_path, common, ckpt, *extra, pause=1.0):
     return proc
 
 
-def test_killed_rank_ends_the_job_and_resumes_complete_it(tmp_path):
+@pytest.fixture(scope="module")
+def subset(tmp_path_factory):
+    """320 digits: 20 steps of 16 per epoch."""
+    d, path = np.load(TRAIN), tmp_path_factory.mktemp("subset") / "train.npz"
+    np.savez(path, image=d["image"][:320], label=d["label"][:320])
+    return path
+
+
+def test_killed_rank_ends_the_job_and_resumes_complete_it(tmp_path, subset):
     # 320 samples: 20 steps of 16 per epoch, 40 in all, at --lr 1e-3. QAT can turn the last-bit differences of a sum
     # split over ranks into a whole quantization step (an offset round(cmin/s) that flips, then every gradient moves):
     # at the default 3e-3 this trajectory crosses such a point in epoch 2 and ends 2e-3 of scale apart (as does
     # --seed 1), at 1e-3 it stays within 1e-7. Equality across rank counts holds up to such a flip; within one rank
     # count it is exact.
-    d = np.load(TRAIN)
-    np.savez(tmp_path / "train.npz", image=d["image"][:320], label=d["label"][:320])
-    common = ["retrain", MODEL, "--cfg", os.path.join(CONFIGS, "digits_cnn_2of4.cfg"), "--data", tmp_path / "train.npz",
+    common = ["retrain", MODEL, "--cfg", os.path.join(CONFIGS, "digits_cnn_2of4.cfg"), "--data", subset,
               "--labels", "label", "--epochs", "2", "--lr", "1e-3", "--quiet"]
     ckpt = tmp_path / "ckpt"
     proc = start_and_wait_for_checkpoint(tmp_path, common, ckpt, pause=0.3)
@@ -176,11 +182,11 @@ def test_killed_rank_ends_the_job_and_resumes_complete_it(tmp_path):
     assert r.returncode == 1 and "a global batch of 16 (--batch-size × mpirun ranks)" in r.stderr, r.stderr
 
 
-def test_a_hanging_rank_is_named_by_rank_0(tmp_path):
-    common = ["retrain", MODEL, "--cfg", os.path.join(CONFIGS, "digits_cnn_2of4.cfg"), "--data", TRAIN,
+def test_a_hanging_rank_is_named_by_rank_0(tmp_path, subset):
+    common = ["retrain", MODEL, "--cfg", os.path.join(CONFIGS, "digits_cnn_2of4.cfg"), "--data", subset,
               "--labels", "label", "--epochs", "3", "--quiet"]
     ckpt = tmp_path / "ckpt"
-    proc = start_and_wait_for_checkpoint(tmp_path, common, ckpt, "--collective-timeout", "5")
+    proc = start_and_wait_for_checkpoint(tmp_path, common, ckpt, "--collective-timeout", "5", pause=0.3)
     pid = rank_pid(proc.pid, 1)
     os.kill(pid, signal.SIGSTOP)
     stopped = time.time()
