@@ -62,7 +62,8 @@ def one_and_two(tmp_path, common, batch):
     """One process with a batch of 2·batch, and two ranks of `batch` each: their checkpoints and summaries."""
     single = run(*common, "--batch-size", 2 * batch, "-o", tmp_path / "one.onnx", "--checkpoint", tmp_path / "c1",
                  "--json")
-    two = mpirun(2, *common, "--batch-size", batch, "-o", tmp_path / "two.onnx", "--checkpoint", tmp_path / "c2", "--json")
+    two = mpirun(2, *common, "--batch-size", batch, "-o", tmp_path / "two.onnx", "--checkpoint", tmp_path / "c2",
+                 "--json")
     assert two.returncode == 0, two.stderr
     return (checkpoint(tmp_path / "c1"), json.loads(single.stdout)["retrain"],
             checkpoint(tmp_path / "c2"), json.loads(two.stdout)["retrain"])
