@@ -42,6 +42,30 @@ static inline int amct_mpi_isend_arrival(int64_t *sequence, int tag, amct_mpi_re
 static inline int amct_mpi_irecv_arrival(int64_t *sequence, int source, int tag, amct_mpi_request *r) {
     return MPI_Irecv(sequence, 1, MPI_INT64_T, source, tag, MPI_COMM_WORLD, &r->request);
 }
+/// A heartbeat to rank 0 (`*value` must outlive the send: it is never waited for).
+static inline int amct_mpi_send_heartbeat(int64_t *value, int tag) {
+    MPI_Request request;
+    int rc = MPI_Isend(value, 1, MPI_INT64_T, 0, tag, MPI_COMM_WORLD, &request);
+    if (rc == MPI_SUCCESS) MPI_Request_free(&request);
+    return rc;
+}
+/// Rank 0: the next heartbeat from any rank.
+static inline int amct_mpi_irecv_heartbeat(int64_t *value, int tag, amct_mpi_request *r) {
+    return MPI_Irecv(value, 1, MPI_INT64_T, MPI_ANY_SOURCE, tag, MPI_COMM_WORLD, &r->request);
+}
+/// 1 when the receive completed (its sender in `*source`), else 0.
+static inline int amct_mpi_test_source(amct_mpi_request *r, int *source) {
+    int flag = 0;
+    MPI_Status status;
+    MPI_Test(&r->request, &flag, &status);
+    if (flag) *source = status.MPI_SOURCE;
+    return flag;
+}
+/// Cancels a pending receive (before MPI_Finalize).
+static inline void amct_mpi_cancel(amct_mpi_request *r) {
+    MPI_Cancel(&r->request);
+    MPI_Wait(&r->request, MPI_STATUS_IGNORE);
+}
 /// 1 when the operation completed (the request is then freed), else 0.
 static inline int amct_mpi_test(amct_mpi_request *r) {
     int flag = 0;

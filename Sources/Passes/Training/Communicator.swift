@@ -7,9 +7,11 @@ import Foundation
 //   `mpirun -np N amct-pipe …`     → MPI_Init on first use; rank r of N
 //
 //   collective k:  every rank ──arrival(k)──▶ rank 0          (a tiny message, before the collective)
-//                  MPI_I{allreduce,bcast} polled with MPI_Test until done or the deadline
-//   deadline:      rank 0 after `timeout` s names the ranks whose arrival(k) never came and calls MPI_Abort;
-//                  the others wait `timeout + grace` (rank 0, alive, would have ended the job by then) and name rank 0.
+//                  MPI_I{allreduce,bcast} polled with MPI_Test until done or the deadline; a rank waiting longer
+//                  than a second sends rank 0 a heartbeat each second
+//   deadline:      rank 0 after `timeout` s names the ranks whose arrival(k) never came, or that arrived and went
+//                  silent (stopped inside the collective), and calls MPI_Abort; the others wait `timeout + grace`
+//                  (rank 0, alive, would have ended the job by then) and name rank 0.
 // A rank that exits (error, signal) is mpirun's to notice: Open MPI's mpirun ends the job and names it.
 
 /// The world of ranks a retraining run shares.
@@ -26,6 +28,7 @@ public final class Communicator: @unchecked Sendable {
     private let usesMPI: Bool
     private var sequence: Int64 = 0
     private static let arrivalTag: Int32 = 23
+    private lazy var heartbeats = Heartbeats(rank: rank, size: size)
 
     public var isRoot: Bool { rank == 0 }
     public var isDistributed: Bool { size > 1 }
@@ -58,6 +61,7 @@ public final class Communicator: @unchecked Sendable {
     /// Ends MPI cleanly (every rank calls it once the run is done); nothing alone.
     public func finalize() {
         guard usesMPI, amct_mpi_finalized() == 0 else { return }
+        if isDistributed { heartbeats.stop() }
         _ = amct_mpi_finalize()
     }
 
@@ -152,6 +156,7 @@ public final class Communicator: @unchecked Sendable {
         var polls = 0
         while amct_mpi_test(request) == 0 {
             arrivals.poll()
+            heartbeats.beat()
             let waited = Date().timeIntervalSince(began)
             if waited > limit { timedOut(what, waited, arrivals) }
             polls += 1
@@ -166,10 +171,17 @@ public final class Communicator: @unchecked Sendable {
     private func timedOut(_ what: String, _ seconds: Double, _ arrivals: Arrivals) -> Never {
         let waited = String(format: "%.0f s", seconds)
         if isRoot {
-            let missing = arrivals.missing.map(String.init).joined(separator: ", ")
-            let who = arrivals.missing.count == 1 ? "rank \(missing) did" : "ranks \(missing) did"
-            abort("\(who) not reach the \(what) (collective #\(sequence)) within \(waited): it died or hangs; "
-                  + "ending the job (--collective-timeout sets the limit)")
+            let absent = arrivals.missing, silent = heartbeats.silent(for: max(2, min(timeout / 2, 10)))
+            let stuck = Set(absent + silent).sorted()
+            let names = (stuck.count == 1 ? "rank " : "ranks ") + stuck.map(String.init).joined(separator: ", ")
+            let limit = "; ending the job (--collective-timeout sets the limit)"
+            guard !stuck.isEmpty else {
+                abort("the \(what) (collective #\(sequence)) did not complete within \(waited) though every rank "
+                      + "reached it and answers: the network between the ranks may be down\(limit)")
+            }
+            let did = absent.isEmpty ? "reached the \(what) (collective #\(sequence)) but went silent inside it"
+                : "did not reach the \(what) (collective #\(sequence))"
+            abort("\(names) \(did) within \(waited): it died or hangs\(limit)")
         }
         abort("rank 0 did not complete the \(what) (collective #\(sequence)) within \(waited): rank 0 died or "
               + "hangs (alive, it would have named a missing rank by now); ending the job")
@@ -215,5 +227,54 @@ private final class Arrivals {
     func release() {
         buffers.deallocate()
         requests.deallocate()
+    }
+}
+
+/// Liveness while waiting: every rank but 0 sends a heartbeat each second it waits in a collective; rank 0 keeps one
+/// receive posted and the time of each rank's last heartbeat.
+private final class Heartbeats {
+    let rank: Int
+    private static let tag: Int32 = 24
+    private let value = UnsafeMutablePointer<Int64>.allocate(capacity: 1)  // never freed: sends are not waited for
+    private let request = UnsafeMutablePointer<amct_mpi_request>.allocate(capacity: 1)
+    private var last: [Date]
+    private var lastSent = Date.distantPast
+    private var posted = false
+
+    init(rank: Int, size: Int) {
+        self.rank = rank
+        value.initialize(to: Int64(rank))
+        request.initialize(to: amct_mpi_request())
+        last = [Date](repeating: .distantPast, count: size)
+    }
+
+    /// Rank 0: takes the heartbeats that came; the others: sends one when a second has passed since the last.
+    func beat() {
+        guard rank == 0 else {
+            if Date().timeIntervalSince(lastSent) >= 1 {
+                _ = amct_mpi_send_heartbeat(value, Self.tag)
+                lastSent = Date()
+            }
+            return
+        }
+        var source: Int32 = 0
+        while true {
+            if !posted { posted = amct_mpi_irecv_heartbeat(value, Self.tag, request) == 0 }
+            guard posted, amct_mpi_test_source(request, &source) != 0 else { return }
+            posted = false
+            if source >= 0 && Int(source) < last.count { last[Int(source)] = Date() }
+        }
+    }
+
+    /// Rank 0: the other ranks not heard from for `seconds`.
+    func silent(for seconds: Double) -> [Int] {
+        beat()
+        return last.indices.filter { $0 != 0 && Date().timeIntervalSince(last[$0]) > seconds }
+    }
+
+    /// Rank 0: withdraws the posted receive (before MPI_Finalize).
+    func stop() {
+        if rank == 0 && posted { amct_mpi_cancel(request) }
+        posted = false
     }
 }
