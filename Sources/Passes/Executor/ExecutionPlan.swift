@@ -45,9 +45,9 @@ struct ExecutionPlan {
 
     /// - Parameters:
     ///   - observed: values a caller wants to see; fusion never hides them.
-    ///   - fuse: run Conv chains as one step (Fusion.swift); off for training, where every node's values are needed.
+    ///   - fusion: which chains run as one step (Fusion.swift).
     init(graph model: Graph, opset: Int, registry: OperatorRegistry, inputs: [String: TensorSpec],
-         observed: Set<String> = [], fuse: Bool = true) throws {
+         observed: Set<String> = [], fusion: Fusion.Mode = .inference) throws {
         let graph = model
         var specs: [Int: TensorSpec] = [:]
         func slot(_ name: String) -> Int {
@@ -167,8 +167,8 @@ struct ExecutionPlan {
                 throw Self.error(node, opset, e.message)
             }
             // A Conv chain (Fusion.swift) becomes one step reading [x, W, B, residual] and writing the chain's end.
-            if fuse, var conv = prepared.kernel as? ConvOps.ConvKernel,
-               let chain = Fusion.convChain(graph, id, observed: observed, known: { name in
+            if fusion != .none, var conv = prepared.kernel as? ConvOps.ConvKernel,
+               let chain = Fusion.convChain(graph, id, mode: fusion, observed: observed, known: { name in
                    slotByName[name].map { specs[$0] != nil } ?? (graph.initializers[name] != nil)
                }) {
                 var residual: (spec: TensorSpec?, slot: Int)?
@@ -203,7 +203,7 @@ struct ExecutionPlan {
                 }
             }
             let isConstant = argSpecs.allSatisfy { $0 == nil || $0?.constant != nil }
-            if fuse, !isConstant, let chain = try elementwiseChain(from: id, prepared, argSpecs, argSlots) {
+            if fusion == .inference, !isConstant, let chain = try elementwiseChain(from: id, prepared, argSpecs, argSlots) {
                 for s in chain.step.outputs { specs[s] = TensorSpec(.float, chain.shape); producedAt[s] = steps.count }
                 steps.append(chain.step)
                 absorbed.formUnion(chain.absorbed)
