@@ -114,8 +114,13 @@ struct ExecutionPlan {
                 guard let chainable = prepared.kernel as? any ChainableKernel else { return nil }
                 let others = slots.indices.filter { $0 != at && slots[$0] >= 0 }
                 guard chainable.chainOperands == 0 || others.count == 1 else { return nil }
+                // Training: only constants (not the trainer's parameters) or the chain's entry value as operands.
+                if fusion == .training, chainable.chainOperands > 0, let k = others.first,
+                   slots[k] != operandSlots.first, inputSpecs[k]?.constant == nil { return nil }
                 let other = chainable.chainOperands == 0 ? nil : others.first.map { operand(slots[$0], inputSpecs[$0]?.shape ?? []) }
-                return chainable.chainStage(chainInput: at, operandIndex: other).map { [$0] }
+                guard let stage = chainable.chainStage(chainInput: at, operandIndex: other) else { return nil }
+                if fusion == .training, (stage as? any DifferentiableChainStage)?.differentiable != true { return nil }
+                return [stage]
             }
             // The first node: its chain value is an input of the output's shape.
             let firstNode = graph[id]
@@ -203,7 +208,7 @@ struct ExecutionPlan {
                 }
             }
             let isConstant = argSpecs.allSatisfy { $0 == nil || $0?.constant != nil }
-            if fusion == .inference, !isConstant, let chain = try elementwiseChain(from: id, prepared, argSpecs, argSlots) {
+            if fusion != .none, !isConstant, let chain = try elementwiseChain(from: id, prepared, argSpecs, argSlots) {
                 for s in chain.step.outputs { specs[s] = TensorSpec(.float, chain.shape); producedAt[s] = steps.count }
                 steps.append(chain.step)
                 absorbed.formUnion(chain.absorbed)

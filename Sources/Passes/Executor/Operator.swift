@@ -285,11 +285,12 @@ extension GraphExecutor.Profile {
     /// Time by op type, slowest first, with its share of the total.
     public var table: String {
         let total = seconds.values.reduce(0, +)
+        let width = max(24, min(60, seconds.keys.map(\.count).max() ?? 0))
         func row(_ op: String, _ calls: String, _ s: Double, _ share: String) -> String {
-            op.padding(toLength: 24, withPad: " ", startingAt: 0) + String(repeating: " ", count: max(0, 7 - calls.count)) + calls
+            op.padding(toLength: width, withPad: " ", startingAt: 0) + String(repeating: " ", count: max(0, 7 - calls.count)) + calls
                 + String(format: " %10.4f ", s) + share
         }
-        var lines = ["OP                        CALLS    SECONDS  SHARE"]
+        var lines = ["OP".padding(toLength: width, withPad: " ", startingAt: 0) + "  CALLS    SECONDS  SHARE"]
         for (op, s) in seconds.sorted(by: { $0.value > $1.value }) {
             lines.append(row(op, "\(calls[op] ?? 0)", s, String(format: "%5.1f%%", total > 0 ? 100 * s / total : 0)))
         }

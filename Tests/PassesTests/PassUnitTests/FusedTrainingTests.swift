@@ -2,7 +2,9 @@
 // its tape (only what each backward step reads, PlanRun.swift), on a small residual CNN built in code:
 // - the plan fuses: no Relu, Clip or Add step is left;
 // - float: every parameter's gradient matches central finite differences of the trainer's own loss;
-// - float and INT8 (the training ops around each layer): the fused plan's gradients equal the unfused plan's.
+// - float and INT8 (the training ops around each layer): the fused plan's gradients equal the unfused plan's;
+// - the same for elementwise chains (HardSwish written out: x·Clip(x + 3, 0, 6)/6, a Sigmoid, a Sub), whose backward
+//   recomputes the inner values instead of keeping them.
 
 import XCTest
 
@@ -45,12 +47,39 @@ final class FusedTrainingTests: XCTestCase {
         return t.graph
     }
 
+    /// x → Conv → HardSwish (Add 3, Clip 0…6, Mul by the Conv's output, Div 6) → Conv → Sigmoid → Sub 0.5 → Mul 2
+    /// → GlobalAveragePool → Flatten → Gemm → logits
+    func hardSwishNet() -> Graph {
+        var t = TestGraph()
+        t.input("x", [-1, 2, 5, 5])
+        t.floats("w1", [3, 2, 3, 3], values(54, 0.5))
+        t.floats("b1", [3], values(3, 0.2))
+        t.floats("w2", [2, 3, 1, 1], values(6, 0.8))
+        t.floats("fc", [3, 2], values(6, 0.8))
+        for (name, v) in [("three", Float(3)), ("zero", 0), ("six", 6), ("half", 0.5), ("two", 2)] { t.floats(name, [], [v]) }
+        _ = t.node("Conv", "c1", ["x", "w1", "b1"], ["h"], [.ints("pads", [1, 1, 1, 1])])
+        _ = t.node("Add", "hs_add", ["h", "three"], ["h3"])
+        _ = t.node("Clip", "hs_clip", ["h3", "zero", "six"], ["hc"])
+        _ = t.node("Mul", "hs_mul", ["h", "hc"], ["hm"])
+        _ = t.node("Div", "hs_div", ["hm", "six"], ["hs"])
+        _ = t.node("Conv", "c2", ["hs", "w2"], ["z"])
+        _ = t.node("Sigmoid", "sig", ["z"], ["sz"])
+        _ = t.node("Sub", "sub", ["sz", "half"], ["zs"])
+        _ = t.node("Mul", "scale", ["two", "zs"], ["z2"])
+        _ = t.node("GlobalAveragePool", "gap", ["z2"], ["g"])
+        _ = t.node("Flatten", "flat", ["g"], ["f"])
+        _ = t.node("Gemm", "fc", ["f", "fc"], ["logits"], [.int("transB", 1)])
+        t.output("logits")
+        return t.graph
+    }
+
     static let floatOnly = UnitConfigs.quant(clipMin: -1, clipMax: 1) + "\nskip_layer_types: \"Conv\"\nskip_layer_types: \"Gemm\""
 
     lazy var net = residualNet()
+    lazy var chainNet = hardSwishNet()
 
-    func trainer(_ config: String, fusion: Fusion.Mode) throws -> Trainer {
-        var g = net
+    func trainer(_ config: String, fusion: Fusion.Mode, chains: Bool = false) throws -> Trainer {
+        var g = chains ? chainNet : net
         let context = try planned(&g, config)
         let tr = try Trainer(graph: g, opset: 13, plan: try XCTUnwrap(context.plan), clips: [:], teacher: nil,
                              options: TrainingOptions())
@@ -82,29 +111,39 @@ final class FusedTrainingTests: XCTestCase {
     }
 
     func testFusedGradientsMatchFiniteDifferences() throws {
-        let tr = try trainer(Self.floatOnly, fusion: .training)
+        try assertGradientsMatchDifferences(try trainer(Self.floatOnly, fusion: .training), ["w1", "b1", "w2", "b2", "w3", "b3", "fc"])
+    }
+
+    func testChainGradientsMatchFiniteDifferences() throws {
+        let tr = try trainer(Self.floatOnly, fusion: .training, chains: true)
+        let steps = try tr.trainingPlan(feeds, labels: true).plan.steps.map(\.opType)
+        XCTAssertEqual(steps, ["Conv", "Add+Clip+Mul+Div", "Conv", "Sigmoid+Sub+Mul", "GlobalAveragePool", "Flatten", "Gemm"])
+        try assertGradientsMatchDifferences(tr, ["w1", "b1", "w2", "fc"], step: 1e-2)
+    }
+
+    func assertGradientsMatchDifferences(_ tr: Trainer, _ names: [String], step h: Float = 1e-3) throws {
         let (_, grads) = try lossAndGradients(tr)
-        for name in ["w1", "b1", "w2", "b2", "w3", "b3", "fc"] {
+        for name in names {
             let p = try XCTUnwrap(tr.store.index(of: name))
             let g = try XCTUnwrap(grads[p], name)
             let base = tr.store.values[p]
             let scale = max(g.map(abs).max()!, 1e-3)
             for i in base.indices {
-                let h: Float = 1e-3
                 tr.store.values[p] = base
                 tr.store.values[p][i] += h
                 let up = try lossAndGradients(tr).0
                 tr.store.values[p][i] -= 2 * h
                 let down = try lossAndGradients(tr).0
-                XCTAssertEqual(g[i], (up - down) / (2 * h), accuracy: 3e-3 * scale, "∂\(name)[\(i)]")
+                XCTAssertEqual(g[i], (up - down) / (2 * h), accuracy: 3e-3 * scale + 1e-5, "∂\(name)[\(i)]")
             }
             tr.store.values[p] = base
         }
     }
 
-    func assertFusedEqualsUnfused(_ config: String, file: StaticString = #filePath, line: UInt = #line) throws {
-        let fused = try lossAndGradients(try trainer(config, fusion: .training))
-        let plain = try lossAndGradients(try trainer(config, fusion: .none))
+    func assertFusedEqualsUnfused(_ config: String, chains: Bool = false, file: StaticString = #filePath,
+                                  line: UInt = #line) throws {
+        let fused = try lossAndGradients(try trainer(config, fusion: .training, chains: chains))
+        let plain = try lossAndGradients(try trainer(config, fusion: .none, chains: chains))
         XCTAssertEqual(fused.0, plain.0, accuracy: 1e-5 * max(abs(plain.0), 1), file: file, line: line)
         XCTAssertEqual(fused.1.count, plain.1.count, file: file, line: line)
         for (a, b) in zip(fused.1, plain.1) {
@@ -120,5 +159,10 @@ final class FusedTrainingTests: XCTestCase {
 
     func testFusedGradientsEqualTheUnfusedPlansWithTheTrainingOps() throws {
         try assertFusedEqualsUnfused(UnitConfigs.quant(clipMin: -1, clipMax: 2))
+    }
+
+    func testChainGradientsEqualTheUnfusedPlansWithTheTrainingOps() throws {
+        try assertFusedEqualsUnfused(UnitConfigs.quant(clipMin: -1, clipMax: 2), chains: true)
+        try assertFusedEqualsUnfused(Self.floatOnly, chains: true)
     }
 }
