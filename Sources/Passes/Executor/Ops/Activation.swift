@@ -190,7 +190,16 @@ extension UnaryKernel: DifferentiableKernel where F: DifferentiableUnaryFunction
             guard let dx = d[0] else { return }
             x.withFloatBuffer { xp in
                 y.withFloatBuffer { yp in
-                    g.withFloatBuffer { gp in function.backward(x: xp, y: yp, gradient: gp, dx: dx) }
+                    g.withFloatBuffer { gp in
+                        // On every core, in chunks; the value the function does not read is a placeholder (empty).
+                        parallelChunks(gp.count, work: gp.count) { r in
+                            func part(_ b: UnsafeBufferPointer<Float>) -> UnsafeBufferPointer<Float> {
+                                b.isEmpty ? b : UnsafeBufferPointer(rebasing: b[r])
+                            }
+                            function.backward(x: part(xp), y: part(yp), gradient: part(gp),
+                                              dx: UnsafeMutableBufferPointer(rebasing: dx[r]))
+                        }
+                    }
                 }
             }
         }
