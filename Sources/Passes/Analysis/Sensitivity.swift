@@ -99,6 +99,7 @@ public final class SensitivitySession {
         var shapes: [String: [Int]] = [:]
         var floatSeconds = 0.0
         references = []
+        var executors = [(key: String, executor: GraphExecutor)?](repeating: nil, count: subs.count)
         let reader = data.reader(count: batches, batchSize: batchSize)
         for b in 0..<batches {
             let t0 = DispatchTime.now()
@@ -110,8 +111,11 @@ public final class SensitivitySession {
             if b == 0 { shapes = cache.mapValues(\.shape) }
             for (k, sub) in subs.enumerated() {
                 let t1 = DispatchTime.now()
-                let (subGraph, feeds) = sub.instance(cache)
-                let executor = try GraphExecutor(graph: subGraph, opset: opset, registry: AnalysisOps.registry)
+                let (subGraph, feeds, key) = sub.instance(cache)
+                if executors[k]?.key != key {  // one executor (and plan) per graph variant, not per batch
+                    executors[k] = (key, try GraphExecutor(graph: subGraph, opset: opset, registry: AnalysisOps.registry))
+                }
+                let executor = executors[k]!.executor
                 var layerOutput: DenseTensor?
                 let outputs = try executor.run(feeds, observe: [outputNames[k]]) { layerOutput = $1 }
                 addOutputs(&outputAcc[k], reference: reference, quantized: outputs)
@@ -152,8 +156,8 @@ public final class SensitivitySession {
     }
 
     func reference(_ b: Int) throws -> [String: DenseTensor] {
-        while references.count <= b {
-            let executor = try GraphExecutor(graph: graph, opset: opset)
+        let executor = try references.count <= b ? GraphExecutor(graph: graph, opset: opset) : nil
+        while references.count <= b, let executor {
             references.append(try executor.run(try data.batch(references.count, batchSize: batchSize)))
         }
         return references[b]

@@ -21,6 +21,8 @@ public struct TrainingReport: Sendable, Codable {
     public var seconds: Double
     public var resumedFromEpoch: Int?
     public var loss: String
+    /// With `TrainingOptions.profile`: time per op type, forward and backward, of the training steps (not encoded).
+    public var profile: String?
     /// Ranks that trained (mpirun -np), and the samples of one optimizer step over all of them.
     public var ranks = 1
     public var globalBatch = 0
@@ -179,7 +181,8 @@ public struct RetrainPass: Pass {
             writtenEpoch: state.best?.epoch ?? state.reports.last?.epoch ?? 0, steps: trainer.store.step,
             seconds: Date().timeIntervalSince(started), resumedFromEpoch: checkpoints.resume == nil ? nil : state.resumedFrom,
             loss: data.labels == nil ? "distillation from the float model: " + trainer.distillationSummary
-                : "cross-entropy (labels from \(data.labelOrigin ?? "the data"))")
+                : "cross-entropy (labels from \(data.labelOrigin ?? "the data"))",
+            profile: trainer.profile?.table)
         context.trainingReport?.ranks = world.size
         context.trainingReport?.globalBatch = options.batchSize
     }
