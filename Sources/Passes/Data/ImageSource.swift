@@ -32,6 +32,7 @@ public struct ImageSource: DataSource {
                     + "(\(inputs.compactMap(\.name).joined(separator: ", "))): use a .npz per input name")
         }
         let dims = inputs.first?.type?.tensorShape?.dims
+        if let input = inputs.first, let dims { try Self.checkChannelsFirst(input.name ?? "input", Shape(dims), description) }
         let channels = dims.flatMap { $0.count == 4 ? $0[1].size : nil } ?? 3
         guard channels == 1 || channels == 3 else {
             throw DataError(
@@ -51,6 +52,20 @@ public struct ImageSource: DataSource {
             let s = try preprocessing.apply(DecodedImage.read(first, channels: channels), random: &none)
             sampleShape = [channels, s.height, s.width]
         }
+    }
+
+    /// Images are given as NCHW samples: a model input with channels last ([N, H, W, 1|3], the second dimension not a
+    /// channel count) is refused with what to do, rather than as a wrong channel count or shape.
+    static func checkChannelsFirst(_ name: String, _ shape: Shape, _ description: String) throws {
+        let dims = shape.dims
+        guard dims.count == 4, let last = dims[3].size, last == 1 || last == 3, dims[1].size.map({ $0 != 1 && $0 != 3 })
+            ?? true else { return }
+        throw DataError(
+            path: description,
+            "model input '\(name)' has shape \(describe(shape)), channels last (NHWC); images are fed "
+                + "channels first, as [N, \(last), H, W] (NCHW), and there is no NHWC image layout. Export the model "
+                + "with an NCHW input (tf2onnx: --inputs-as-nchw \(name)), or give the samples as an .npz/.npy of "
+                + "shape [N, H, W, \(last)]")
     }
 
     /// A folder of images, in sorted name order; other files are left out.
