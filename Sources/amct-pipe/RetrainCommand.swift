@@ -142,7 +142,7 @@ struct RetrainCommand: ParsableCommand {
         let showProgress = !quiet && isatty(2) != 0
         let progress: ((TrainingProgress) -> Void)? = showProgress ? { Self.showProgress($0) } : nil
         let calibration = CalibrationPass(data: try CalibrationData(samples: training.samples, for: shaped),
-                                          batchSize: batchSize)
+                                          batchSize: batchSize, progress: showProgress ? calibrationProgress : nil)
         var result = try retrain(
             model, config: config, format: format, data: training, validation: validation, options: options,
             calibration: calibration, checkpoints: checkpoints,
