@@ -51,6 +51,7 @@ public final class SensitivitySession {
     /// memory does not grow with the number of batches.
     var references: [Int: [String: DenseTensor]] = [:]
     var referenceBytes = 0
+    var referenceBudget = SensitivitySession.defaultReferenceBudget
     /// The float model, planned once.
     let floatExecutor: GraphExecutor
     /// IFMR clips per activation bit width, by plan index (the configured widths from calibration, others on demand).
@@ -160,13 +161,13 @@ public final class SensitivitySession {
     }
 
     /// Bytes of float outputs kept across runs: a quarter of the memory available, at most 256 MiB.
-    static var referenceBudget: Int { min(256 << 20, MemoryBudget.availableBytes / 4) }
+    static var defaultReferenceBudget: Int { min(256 << 20, MemoryBudget.availableBytes / 4) }
 
     /// Keeps batch `b`'s float outputs when they fit the budget.
     func keep(_ reference: [String: DenseTensor], batch b: Int) {
         guard references[b] == nil else { return }
         let bytes = reference.values.reduce(0) { $0 + 8 * $1.count }
-        guard referenceBytes + bytes <= Self.referenceBudget else { return }
+        guard referenceBytes + bytes <= referenceBudget else { return }
         references[b] = reference
         referenceBytes += bytes
     }
