@@ -216,17 +216,30 @@ def test_a_bad_image_in_a_late_batch_leaves_no_output(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["imgs", "list.txt", "m.onnx"]
 
 
-def test_a_channels_last_model_is_refused_with_what_to_do(tmp_path):
-    image_folder(str(tmp_path / "imgs"), np.random.default_rng(14))
-    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 32, 32, 3])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 32, 32, 3])
+def test_a_channels_last_model_takes_images_with_layout_nhwc(tmp_path):
+    """Without --layout nhwc, a [N, H, W, 3] input is refused naming it and the flag; with it, the samples are the
+    PIL + numpy reference transposed to [H, W, C], and `data --preview` still draws the images."""
+    files = image_folder(str(tmp_path / "imgs"), np.random.default_rng(14))
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 20, 24, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 20, 24, 3])
     g = helper.make_graph([helper.make_node("Relu", ["image"], ["y"])], "nhwc", [x], [y])
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "m.onnx"))
-    r = run("run", tmp_path / "m.onnx", "--inputs", tmp_path / "imgs", "-o", tmp_path / "out.npz", "--resize", "32,32",
-            check=False)
+    flags = ["--resize", "20,24", "--mean", "0.5", "--bgr"]
+    r = run("run", tmp_path / "m.onnx", "--inputs", tmp_path / "imgs", "-o", tmp_path / "out.npz", *flags, check=False)
     assert r.returncode == 1 and not (tmp_path / "out.npz").exists(), r.stderr
-    assert "model input 'image' has shape [N, 32, 32, 3], channels last (NHWC)" in r.stderr, r.stderr
-    assert "--inputs-as-nchw image" in r.stderr
+    assert "model input 'image' has shape [N, 20, 24, 3], channels last (NHWC)" in r.stderr, r.stderr
+    assert "--layout nhwc" in r.stderr
+    run("run", tmp_path / "m.onnx", "--inputs", tmp_path / "imgs", "-o", tmp_path / "out.npz", *flags,
+        "--layout", "nhwc", "--batch-size", "2")
+    x = np.stack([reference(f, resize=(20, 24), mean=(0.5,) * 3, bgr=True).transpose(1, 2, 0) for f in files])
+    want = ortutil.run(str(tmp_path / "m.onnx"), {"image": x})[0]
+    assert np.abs(np.load(tmp_path / "out.npz")["y"] - want).max() <= 1 / 255 + 1e-6
+    run("data", tmp_path / "imgs", "--model", tmp_path / "m.onnx", *flags, "--layout", "nhwc", "--preview",
+        tmp_path / "p.png", "--batch-size", "2")
+    preview = np.asarray(Image.open(tmp_path / "p.png").convert("RGB"), np.int16)
+    want = np.concatenate([np.asarray(Image.open(f).convert("RGB").resize((24, 20), Image.BILINEAR), np.int16)
+                           for f in files[:2]], axis=1)
+    assert preview.shape == want.shape and np.abs(preview - want).max() <= 1
 
 
 def retrain_digits(tmp_path, data, *extra):
