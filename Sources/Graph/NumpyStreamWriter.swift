@@ -17,6 +17,7 @@ public final class NumpyStreamWriter {
         var expected: Int
         var written = 0
         var crc: Int
+        var name: String { String(decoding: fileName.dropLast(4), as: UTF8.self) }
     }
 
     public let path: String
@@ -50,7 +51,9 @@ public final class NumpyStreamWriter {
         }
         temporary = path + ".tmp-\(getpid())"
         fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw NumpyError(path: path, message: "cannot write: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else {
+            throw NumpyError(path: path, message: "cannot write: \(String(cString: strerror(errno)))")
+        }
         for (i, header) in headers.enumerated() {
             try header.withUnsafeBytes { try write($0, at: members[i].dataOffset - header.count) }
             members[i].crc = header.withUnsafeBytes { NumpyArchive.crc32(of: [$0]) }
@@ -67,8 +70,7 @@ public final class NumpyStreamWriter {
     public func append(_ index: Int, _ bytes: UnsafeRawBufferPointer) throws {
         let m = members[index]
         guard m.written + bytes.count <= m.expected else {
-            throw NumpyError(path: path, message: "array '\(String(decoding: m.fileName.dropLast(4), as: UTF8.self))' "
-                + "got more values than its declared shape holds")
+            throw NumpyError(path: path, message: "array '\(m.name)' got more values than its declared shape holds")
         }
         try write(bytes, at: m.dataOffset + m.written)
         members[index].written += bytes.count
@@ -81,11 +83,11 @@ public final class NumpyStreamWriter {
         var central: [UInt8] = []
         for m in members {
             guard m.written == m.expected else {
-                throw NumpyError(path: path, message: "array '\(String(decoding: m.fileName.dropLast(4), as: UTF8.self))'"
-                    + " got \(m.written) of its \(m.expected) bytes")
+                throw NumpyError(path: path, message: "array '\(m.name)' got \(m.written) of its \(m.expected) bytes")
             }
             var local: [UInt8] = []
-            NumpyArchive.zipHeader(&local, signature: 0x0403_4B50, crc: m.crc, size: m.size, name: m.fileName, offset: nil)
+            NumpyArchive.zipHeader(
+                &local, signature: 0x0403_4B50, crc: m.crc, size: m.size, name: m.fileName, offset: nil)
             try (local + m.fileName).withUnsafeBytes { try write($0, at: m.localOffset) }
             NumpyArchive.zipHeader(&central, signature: 0x0201_4B50, crc: m.crc, size: m.size, name: m.fileName,
                                    offset: m.localOffset)

@@ -20,8 +20,8 @@ public struct ModelRun {
     /// fixed batch, else as many as fit in memory (at most `defaultBatchLimit`). With `output`, the outputs go into
     /// that .npz as they come (whole or not at all); `progress` hears (samples read, samples) after each batch.
     public init(_ input: Model, inputs: String, inputShapes: [InputShape] = [], batchSize: Int? = nil,
-                profiling: Bool = false, preprocessing: Preprocessing = Preprocessing(), writingTo output: String? = nil,
-                progress: ((Int, Int) -> Void)? = nil) throws {
+                profiling: Bool = false, preprocessing: Preprocessing = Preprocessing(),
+                writingTo output: String? = nil, progress: ((Int, Int) -> Void)? = nil) throws {
         var model = input
         try InputShape.apply(inputShapes, to: &model)
         let executor = try GraphExecutor(graph: model.graph, opset: model.opsetVersion() ?? 13)
