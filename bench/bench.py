@@ -199,53 +199,101 @@ retrain_weight_quant_config { arq_retrain { channel_wise: true dst_type: INT8 } 
 """
 
 
+TORCH_PYTHON = os.path.join(WORK, "torch-venv", "bin", "python")
+
+
+def torch_venv():
+    """The bench-only PyTorch venv (bench-work/torch-venv), from a CPU wheel on the machine (TORCH_WHEEL, default any
+    /opt/wheels/torch-*+cpu-*.whl) or else PyPI; None when neither is reachable (the rows then say so)."""
+    import glob
+    if os.path.exists(TORCH_PYTHON):
+        return TORCH_PYTHON
+    wheels = [os.environ["TORCH_WHEEL"]] if os.environ.get("TORCH_WHEEL") else sorted(glob.glob("/opt/wheels/torch-*+cpu-*.whl"))
+    source = wheels[-1:] or ["torch"]  # PyPI's build brings GPU libraries: large, and only here
+    venv = os.path.join(WORK, "torch-venv")
+    if subprocess.run([sys.executable, "-m", "venv", venv]).returncode != 0:
+        return None
+    pip = [os.path.join(venv, "bin", "pip"), "install", "-q", "--disable-pip-version-check"]
+    if subprocess.run(pip + ["numpy"]).returncode != 0 or subprocess.run(pip + source).returncode != 0:
+        return None
+    return TORCH_PYTHON
+
+
+def run_measured(cmd):
+    """(stdout, peak RSS bytes) of one run under /usr/bin/time -v."""
+    result = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{result.stderr[-2000:]}")
+    rss = [int(l.split(":")[1]) * 1024 for l in result.stderr.splitlines() if "Maximum resident set size" in l]
+    return result.stdout, rss[0], result.stderr
+
+
 def retrain_main():
-    """Retraining speed: samples/s of `amct-pipe retrain` (INT8 QAT, batch 32) and one training step against one
-    forward pass of the same batch (`run --profile`), on a ResNet-18-shaped model at 64×64 and the SVTR-shaped
-    recognizer. Ratios near 3 are what PyTorch's CPU autograd reaches."""
+    """Retraining (issue 18): steady-state samples/s and peak RSS of `amct-pipe retrain` (INT8 QAT, Adam, labels) next
+    to PyTorch on the same architecture, batch and input shape (bench/torch_train.py: torch.ao eager QAT with fused
+    Conv-BN-ReLU, and float training), and one training step against one forward pass of the same batch
+    (`run --profile`). The SVTR-shaped recognizer trains by distillation (its own teacher forward included). Each
+    figure is the median of RUNS runs; the ratio column is amct-pipe / PyTorch QAT."""
     import json
     import numpy as np
     import onnx
     sys.path.insert(0, HERE)
     import models
-    cases = [("retrain resnet18 64x64", lambda: models.resnet18(image=64), (3, 64, 64), 10, 32),
-             ("retrain svtr_rec", lambda: models.svtr_rec(), (3, 48, 320), None, 8)]
+    cases = [("retrain resnet18 64x64 b32", "resnet18", lambda: models.resnet18(image=64), (3, 64, 64), 10, 32),
+             ("retrain mobilenet_v2 96x96 b32", "mobilenet_v2", lambda: models.mobilenet_v2(image=96), (3, 96, 96), 10, 32),
+             ("retrain svtr_rec 48x320 b16", None, lambda: models.svtr_rec(), (3, 48, 320), None, 16)]
+    cases = [c for c in cases if selected(c[0])]
+    if not cases:
+        return
     cfg = os.path.join(WORK, "retrain_int8.cfg")
     os.makedirs(WORK, exist_ok=True)
     with open(cfg, "w") as f:
         f.write(RETRAIN_CFG)
-    printed = False
-    for name, make, shape, classes, batch in cases:
-        if not selected(name):
-            continue
-        if not printed:
-            print(f"\n{'job':<24} {'samples/s':>10} {'step s':>8} {'forward s':>10} {'step/forward':>13}")
-            printed = True
+    torch = torch_venv()
+    print(f"\n{'job':<32} {'tool':<22} {'samples/s':>10} {'peak RSS MB':>12} {'step/forward':>13}")
+    for name, arch, make, shape, classes, batch in cases:
         slug = name.split()[1]
         model = os.path.join(WORK, f"{slug}.onnx")
         if stale(model):
             onnx.save(make(), model)
         rng = np.random.default_rng(0)
-        data = os.path.join(WORK, f"{slug}_train.npz")
-        arrays = {"input": rng.standard_normal((batch * 6,) + shape).astype(np.float32)}
-        if classes:
-            arrays["label"] = rng.integers(0, classes, batch * 6).astype(np.int64)
-        np.savez(data, **arrays)
-        labels = ["--labels", "label"] if classes else []
-        out = subprocess.run([BINARY, "retrain", model, "--cfg", cfg, "--data", data, "-o", os.path.join(WORK, "rt.onnx"),
-                              "--batch-size", str(batch), "--epochs", "1", "--json", "--quiet", *labels],
-                             capture_output=True, text=True)
-        if out.returncode != 0:
-            raise SystemExit(f"{name} failed:\n{out.stderr[-2000:]}")
-        epoch = json.loads(out.stdout)["retrain"]["epochs"][0]
         steps = 6
-        step = epoch["seconds"] / steps
+        data = os.path.join(WORK, f"{slug}_train.npz")
+        arrays = {"input": rng.standard_normal((batch * steps,) + shape).astype(np.float32)}
+        if classes:
+            arrays["label"] = rng.integers(0, classes, batch * steps).astype(np.int64)
+        np.savez(data, **arrays)
         x = os.path.join(WORK, f"{slug}_x.npz")
         np.savez(x, input=arrays["input"][:batch])
-        prof = subprocess.run([BINARY, "run", model, "--inputs", x, "-o", os.path.join(WORK, "y.npz"), "--profile"],
-                              capture_output=True, text=True)
-        forward = min(float(l.split()[-1]) for l in prof.stderr.splitlines() if l.startswith("total (ops)"))
-        print(f"{name:<24} {epoch['samples_per_second']:>10.1f} {step:>8.3f} {forward:>10.3f} {step / forward:>12.2f}x")
+        labels = ["--labels", "label"] if classes else ["--lr", "1e-4"]
+        ours = [BINARY, "retrain", model, "--cfg", cfg, "--data", data, "-o", os.path.join(WORK, "rt.onnx"),
+                "--batch-size", str(batch), "--epochs", "1", "--json", "--quiet", *labels]
+        rates, peaks, ratios = [], [], []
+        for _ in range(RUNS):
+            out, rss, _ = run_measured(ours)
+            epoch = json.loads(out)["retrain"]["epochs"][0]
+            _, _, prof = run_measured([BINARY, "run", model, "--inputs", x, "-o", os.path.join(WORK, "y.npz"), "--profile"])
+            forward = min(float(l.split()[-1]) for l in prof.splitlines() if l.startswith("total (ops)"))
+            rates.append(epoch["samples_per_second"])
+            peaks.append(rss)
+            ratios.append(epoch["seconds"] / steps / forward)
+        rate, peak = statistics.median(rates), statistics.median(peaks)
+        print(f"{name:<32} {'amct-pipe (INT8 QAT)':<22} {rate:>10.1f} {peak / 1e6:>12.1f} {statistics.median(ratios):>12.2f}x",
+              flush=True)
+        if not arch:
+            continue
+        if not torch:
+            print(f"{name:<32} {'pytorch':<22} {'(no torch: set TORCH_WHEEL or reach PyPI)':>40}")
+            continue
+        qat_rate = None
+        for mode in ("qat", "float"):
+            cmd = [torch, os.path.join(HERE, "torch_train.py"), arch, mode, str(batch), "4", str(shape[1])]
+            results = [run_measured(cmd) for _ in range(RUNS)]
+            trate = statistics.median(json.loads(r[0])["samples_per_second"] for r in results)
+            tpeak = statistics.median(r[1] for r in results)
+            qat_rate = qat_rate or trate
+            print(f"{name:<32} {'pytorch ' + mode:<22} {trate:>10.1f} {tpeak / 1e6:>12.1f}", flush=True)
+        print(f"{name:<32} {'amct / pytorch qat':<22} {rate / qat_rate:>9.2f}x", flush=True)
 
 
 MEMORY_CFG = """

@@ -40,49 +40,79 @@ extension Backward {
                 x: x, xShape: xShape, w: w, wShape: wShape, window: window, gradient: g, ho: ho, wo: wo, dx: dx, dw: dw)
             return
         }
-        let mg = m / group
-        let kdim = cg * kh * kw
-        let direct = kh == 1 && kw == 1 && window.strides == (1, 1) && window.pads == (0, 0, 0, 0)
-        var col = direct ? [] : [Float](repeating: 0, count: kdim * p)
-        var dcol = direct ? [] : [Float](repeating: 0, count: kdim * p)
-        let xb = x.baseAddress!
-        let wb = w.baseAddress!
-        let gb = g.baseAddress!
-        col.withUnsafeMutableBufferPointer { colb in
-            dcol.withUnsafeMutableBufferPointer { dcolb in
-                for img in 0..<n {
-                    for grp in 0..<group {
-                        let xg = xb + (img * c + grp * cg) * h * wd
-                        let gg = gb + (img * m + grp * mg) * p
-                        let wg = wb + grp * mg * kdim
-                        if let dw {
-                            var cols = xg
-                            if !direct {
-                                NeuralOps.im2col(
-                                    xg, channels: cg, h: h, w: wd, window: window, ho: ho, wo: wo,
-                                    into: colb.baseAddress!)
-                                cols = UnsafePointer(colb.baseAddress!)
-                            }
-                            NeuralOps.sgemm(
-                                transA: false, transB: true, m: mg, n: kdim, k: p, gg, lda: p, cols, ldb: p,
-                                beta: 1, dw.baseAddress! + grp * mg * kdim, ldc: kdim)
+        let geometry = ColumnGeometry(n: n, c: c, h: h, wd: wd, m: m, cg: cg, kh: kh, kw: kw, window: window, ho: ho, wo: wo)
+        let scratch = [Float](unsafeUninitializedCapacity: geometry.scratchCount) { _, count in
+            count = geometry.scratchCount
+        }
+        scratch.withUnsafeBufferPointer { s in
+            for grp in 0..<group {
+                for first in stride(from: 0, to: n, by: geometry.imagesPerPass) {
+                    geometry.pass(
+                        group: grp, images: first..<Swift.min(n, first + geometry.imagesPerPass), x: x.baseAddress!,
+                        w: w.baseAddress!, g: g.baseAddress!, dx: dx?.baseAddress, dw: dw?.baseAddress,
+                        scratch: UnsafeMutablePointer(mutating: s.baseAddress!))
+                }
+            }
+        }
+    }
+
+    /// The batched im2col form of a Conv gradient: the columns of several images side by side, so each pass is one
+    /// GEMM for ∂W (k = images·Ho·Wo) and one for the columns of ∂X, and the im2col/col2im run per image on every core.
+    struct ColumnGeometry {
+        let n: Int, c: Int, h: Int, wd: Int, m: Int, cg: Int, kh: Int, kw: Int
+        let window: NeuralOps.Window
+        let ho: Int, wo: Int
+        var p: Int { ho * wo }
+        var mg: Int { m / (c / cg) }
+        var kdim: Int { cg * kh * kw }
+        /// 1×1, stride 1, no pads: the columns are the input's planes.
+        var direct: Bool { kh == 1 && kw == 1 && window.strides == (1, 1) && window.pads == (0, 0, 0, 0) }
+        /// Images per pass: as many as keep the scratch (columns and gathered gradient) within 16 M floats.
+        var imagesPerPass: Int { Swift.max(1, Swift.min(n, (1 << 24) / Swift.max(1, (kdim + mg) * p))) }
+        var scratchCount: Int { (kdim + mg) * p * imagesPerPass }
+
+        /// ∂W_g += G·colsᵀ and ∂X_g += col2im(W_gᵀ·G) over `images`, G and cols [rows, images·P].
+        func pass(group grp: Int, images: Range<Int>, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
+                  g: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?,
+                  scratch: UnsafeMutablePointer<Float>) {
+            let width = images.count * p, cols = scratch, gs = scratch + kdim * width
+            let first = images.lowerBound
+            let hw = h * wd
+            parallelChunks(images.count, work: images.count * mg * p) { part in
+                for i in part {
+                    let src = g + ((first + i) * m + grp * mg) * p
+                    for row in 0..<mg { (gs + row * width + i * p).update(from: src + row * p, count: p) }
+                }
+            }
+            if let dw {
+                parallelChunks(images.count, work: images.count * kdim * p) { part in
+                    for i in part {
+                        let xg = x + ((first + i) * c + grp * cg) * hw
+                        if direct {
+                            for row in 0..<cg { (cols + row * width + i * p).update(from: xg + row * p, count: p) }
+                        } else {
+                            NeuralOps.im2col(xg, channels: cg, h: h, w: wd, window: window, ho: ho, wo: wo,
+                                             into: cols + i * p, ld: width)
                         }
-                        if let dx {
-                            let dxg = dx.baseAddress! + (img * c + grp * cg) * h * wd
-                            if direct {
-                                NeuralOps.sgemm(
-                                    transA: true, transB: false, m: kdim, n: p, k: mg, wg, lda: kdim, gg, ldb: p,
-                                    beta: 1, dxg, ldc: p)
-                            } else {
-                                NeuralOps.sgemm(
-                                    transA: true, transB: false, m: kdim, n: p, k: mg, wg, lda: kdim, gg, ldb: p,
-                                    dcolb.baseAddress!, ldc: p)
-                                col2im(
-                                    UnsafePointer(dcolb.baseAddress!), channels: cg, h: h, w: wd, window: window,
-                                    ho: ho, wo: wo,
-                                    into: dxg)
-                            }
+                    }
+                }
+                NeuralOps.sgemm(transA: false, transB: true, m: mg, n: kdim, k: width, UnsafePointer(gs), lda: width,
+                                UnsafePointer(cols), ldb: width, beta: 1, dw + grp * mg * kdim, ldc: kdim)
+            }
+            guard let dx else { return }
+            NeuralOps.sgemm(transA: true, transB: false, m: kdim, n: width, k: mg, w + grp * mg * kdim, lda: kdim,
+                            UnsafePointer(gs), ldb: width, cols, ldc: width)
+            parallelChunks(images.count, work: images.count * kdim * p) { part in
+                for i in part {
+                    let dxg = dx + ((first + i) * c + grp * cg) * hw
+                    if direct {
+                        for row in 0..<cg {
+                            let d = dxg + row * p, s = cols + row * width + i * p
+                            for k in 0..<p { d[k] += s[k] }
                         }
+                    } else {
+                        col2im(UnsafePointer(cols + i * p), channels: cg, h: h, w: wd, window: window, ho: ho, wo: wo,
+                               into: dxg, ld: width)
                     }
                 }
             }
@@ -92,8 +122,9 @@ extension Backward {
     /// x plane[c] += the columns' contributions: the adjoint of NeuralOps.im2col.
     static func col2im(
         _ col: UnsafePointer<Float>, channels: Int, h: Int, w: Int, window: NeuralOps.Window, ho: Int, wo: Int,
-        into x: UnsafeMutablePointer<Float>
+        into x: UnsafeMutablePointer<Float>, ld: Int? = nil
     ) {
+        let ld = ld ?? ho * wo
         let (kh, kw) = window.kernel
         let (sh, sw) = window.strides
         let (dh, dw) = window.dilations
@@ -103,7 +134,7 @@ extension Backward {
             let plane = x + ch * h * w
             for ky in 0..<kh {
                 for kx in 0..<kw {
-                    let src = col + row * ho * wo
+                    let src = col + row * ld
                     let (ox0, ox1) = validRange(count: wo, stride: sw, offset: kx * dw - pl, limit: w)
                     for oy in 0..<ho {
                         let iy = oy * sh - pt + ky * dh
@@ -136,11 +167,18 @@ extension Backward {
         _ g: UnsafeBufferPointer<Float>, planes: Int, channels: Int, size: Int,
         into dst: UnsafeMutableBufferPointer<Float>
     ) {
-        for plane in 0..<planes {
-            var s: Float = 0
-            let base = plane * size
-            for i in base..<(base + size) { s += g[i] }
-            dst[plane % channels] += s
+        let images = planes / Swift.max(channels, 1)
+        parallelChunks(channels, work: planes * size) { range in
+            for ch in range {
+                var total: Float = 0
+                for img in 0..<images {
+                    let base = (img * channels + ch) * size
+                    var s: Float = 0
+                    for i in base..<(base + size) { s += g[i] }
+                    total += s
+                }
+                dst[ch] += total
+            }
         }
     }
 
@@ -158,8 +196,11 @@ extension Backward {
         let (sh, sw) = window.strides
         let (dh, dil) = window.dilations
         let (pt, pl) = (window.pads.0, window.pads.1)
+        // Spread over input channels: the `mult` output channels of one input channel write its planes of ∂X and
+        // their own taps of ∂W, so no two chunks write the same element.
+        parallelChunks(c, work: n * m * p * kh * kw) { channels in
         for img in 0..<n {
-            for oc in 0..<m {
+            for oc in (channels.lowerBound * mult)..<(channels.upperBound * mult) {
                 let xp = x.baseAddress! + (img * c + oc / mult) * h * wd
                 let gp = g.baseAddress! + (img * m + oc) * p
                 let dxp = dx.map { $0.baseAddress! + (img * c + oc / mult) * h * wd }
@@ -183,6 +224,7 @@ extension Backward {
                     }
                 }
             }
+        }
         }
     }
 

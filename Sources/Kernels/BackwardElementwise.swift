@@ -49,7 +49,11 @@ public struct BroadcastRows {
 }
 
 public enum Backward {
-    public enum BinaryOp: Sendable { case add, sub, mul, div, pow, max, prelu }
+    public enum BinaryOp: Sendable {
+        case add, sub, mul, div, pow, max, prelu
+        /// Whether the gradient reads the operands' values (add and sub need only their shapes).
+        public var readsOperands: Bool { self != .add && self != .sub }
+    }
 
     /// dst[0], dst[stride], … += t[0..<count]; a zero stride sums the row into dst[0].
     @inline(__always)
@@ -67,6 +71,52 @@ public enum Backward {
         }
     }
 
+    /// The gradients of elements `range` of a binary op whose operands are each full-size or one value (a value
+    /// that takes no gradient when it is one); `da`/`db` are full-size.
+    static func binaryRange(
+        _ op: BinaryOp, a: UnsafeBufferPointer<Float>, aScalar: Bool, b: UnsafeBufferPointer<Float>, bScalar: Bool,
+        gradient g: UnsafeBufferPointer<Float>, da: UnsafeMutableBufferPointer<Float>?,
+        db: UnsafeMutableBufferPointer<Float>?, range: Range<Int>
+    ) {
+        let sa = aScalar ? 0 : 1, sb = bScalar ? 0 : 1
+        switch op {
+        case .add, .sub:
+            if let da { for i in range { da[i] += g[i] } }
+            if let db {
+                if op == .add { for i in range { db[i] += g[i] } } else { for i in range { db[i] -= g[i] } }
+            }
+        case .mul:
+            if let da { for i in range { da[i] += g[i] * b[i * sb] } }
+            if let db { for i in range { db[i] += g[i] * a[i * sa] } }
+        case .div:
+            if let da { for i in range { da[i] += g[i] / b[i * sb] } }
+            if let db {
+                for i in range {
+                    let bv = b[i * sb]
+                    db[i] -= g[i] * a[i * sa] / (bv * bv)
+                }
+            }
+        case .pow:
+            for i in range {
+                let av = a[i * sa], bv = b[i * sb]
+                da?[i] += g[i] * bv * powf(av, bv - 1)
+                db?[i] += av > 0 ? g[i] * powf(av, bv) * logf(av) : 0
+            }
+        case .max:
+            for i in range {
+                let first = a[i * sa] >= b[i * sb]
+                da?[i] += first ? g[i] : 0
+                db?[i] += first ? 0 : g[i]
+            }
+        case .prelu:
+            for i in range {
+                let av = a[i * sa], negative = av < 0
+                da?[i] += negative ? g[i] * b[i * sb] : g[i]
+                db?[i] += negative ? g[i] * av : 0
+            }
+        }
+    }
+
     /// Gradients of a broadcasting binary op y = op(a, b) given g = ∂y.
     public static func binary(
         _ op: BinaryOp, a: UnsafeBufferPointer<Float>, aShape: [Int], b: UnsafeBufferPointer<Float>, bShape: [Int],
@@ -74,9 +124,19 @@ public enum Backward {
         db: UnsafeMutableBufferPointer<Float>?
     ) throws {
         let out = try Elementwise.broadcastShape(aShape, bShape)
-        guard g.count == out.reduce(1, *), a.count == aShape.reduce(1, *), b.count == bShape.reduce(1, *),
-            (da?.count ?? a.count) == a.count, (db?.count ?? b.count) == b.count
+        let sized = !op.readsOperands || a.count == aShape.reduce(1, *) && b.count == bShape.reduce(1, *)
+        guard g.count == out.reduce(1, *), sized,
+            (da?.count ?? aShape.reduce(1, *)) == aShape.reduce(1, *), (db?.count ?? bShape.reduce(1, *)) == bShape.reduce(1, *)
         else { throw KernelError("\(op) gradient: buffers do not match shapes \(aShape), \(bShape)") }
+        let total = out.reduce(1, *), aCount = aShape.reduce(1, *), bCount = bShape.reduce(1, *)
+        if (aCount == total || aCount == 1 && da == nil) && (bCount == total || bCount == 1 && db == nil) {
+            // No operand that takes a gradient is broadcast: one pass over the elements, on every core.
+            parallelChunks(total, work: total) { r in
+                binaryRange(op, a: a, aScalar: aCount == 1, b: b, bScalar: bCount == 1, gradient: g, da: da, db: db,
+                            range: r)
+            }
+            return
+        }
         let walk = try BroadcastRows(output: out, operands: [aShape, bShape])
         let len = walk.length
         let sa = walk.rowStrides[0]

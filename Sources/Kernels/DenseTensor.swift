@@ -32,6 +32,13 @@ public struct DenseTensor: Sendable {
         elements = .floatView(view)
     }
 
+    /// A value of `shape` whose elements a backward step does not read (the tape did not keep them): its shape and
+    /// count stand for the value, its elements are empty.
+    public init(placeholderOf shape: [Int]) {
+        self.shape = shape
+        elements = .float([])
+    }
+
     public var count: Int { shape.reduce(1, *) }
 
     /// The float elements for reading, without a copy for float tensors and views.

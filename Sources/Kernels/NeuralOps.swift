@@ -68,15 +68,18 @@ public enum NeuralOps {
     /// col[(c·kh + ky)·kw + kx][oy·wo + ox] = x[c][oy·sh − pt + ky·dh][ox·sw − pl + kx·dw], 0 outside the image.
     /// The columns whose input lies inside are found per (tap, row) so the copy loop has no bounds checks (a plain
     /// copy at stride 1).
-    static func im2col(_ x: UnsafePointer<Float>, channels: Int, h: Int, w: Int, window: Window, ho: Int, wo: Int, into col: UnsafeMutablePointer<Float>) {
+    /// `ld` is the distance between rows of col (default ho·wo; more when several images share the rows).
+    static func im2col(_ x: UnsafePointer<Float>, channels: Int, h: Int, w: Int, window: Window, ho: Int, wo: Int,
+                       into col: UnsafeMutablePointer<Float>, ld: Int? = nil) {
         let (kh, kw) = window.kernel, (sh, sw) = window.strides, (dh, dw) = window.dilations
         let (pt, pl) = (window.pads.0, window.pads.1)
+        let ld = ld ?? ho * wo
         var row = 0
         for ch in 0..<channels {
             let plane = x + ch * h * w
             for ky in 0..<kh {
                 for kx in 0..<kw {
-                    let dst = col + row * ho * wo
+                    let dst = col + row * ld
                     let shift = kx * dw - pl
                     let oxLo = Swift.min(wo, Swift.max(0, ceilDiv(-shift, sw)))
                     let oxHi = Swift.max(oxLo, Swift.min(wo, floorDiv(w - 1 - shift, sw) + 1))

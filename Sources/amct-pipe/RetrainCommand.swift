@@ -90,6 +90,9 @@ struct RetrainCommand: ParsableCommand {
     @Flag(help: "No progress output.")
     var quiet = false
 
+    @Flag(help: "Print the time of each op type's forward and backward over the training steps (stderr).")
+    var profile = false
+
     @Option(name: .customLong("input-shape"), help: ArgumentHelp(inputShapeHelp, valueName: "name:d0,d1,..."))
     var inputShapes: [String] = []
 
@@ -139,6 +142,7 @@ struct RetrainCommand: ParsableCommand {
         options.seed = seed
         options.distillation = distill
         options.temperature = temperature
+        options.profile = profile
         let showProgress = !quiet && isatty(2) != 0
         let progress: ((TrainingProgress) -> Void)? = showProgress ? { Self.showProgress($0) } : nil
         let calibration = CalibrationPass(data: try CalibrationData(samples: training.samples, for: shaped),
@@ -149,6 +153,7 @@ struct RetrainCommand: ParsableCommand {
             progress: progress)
         if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
         try result.save(to: output, record: record)
+        if let table = result.summary.retrain?.profile { FileHandle.standardError.write(Data(table.utf8)) }
         print(json ? result.summary.json : result.summary.description)
     }
 

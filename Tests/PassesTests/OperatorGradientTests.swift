@@ -37,6 +37,8 @@ struct GradientCase {
     var checked: Set<Int>
     var outputs = 1
     var label = ""
+    /// Changes the prepared kernel (the plan's fusion, set by hand).
+    var adjust: ((any OpKernel) -> any OpKernel)?
     var name: String { "\(op)\(label.isEmpty ? "" : " (\(label))") opset \(opset)" }
 }
 
@@ -81,7 +83,9 @@ final class OperatorGradientTests: XCTestCase {
             if c.checked.contains(i) { return TensorSpec(t.isFloat ? .float : .int64, t.shape) }
             return TensorSpec(constant: t)
         }
-        return (op, try op.prepare(OpContext(node: node, opset: c.opset, inputs: specs)))
+        var prepared = try op.prepare(OpContext(node: node, opset: c.opset, inputs: specs))
+        if let adjust = c.adjust { prepared.kernel = adjust(prepared.kernel) }
+        return (op, prepared)
     }
 
     /// Asked for: the checked inputs, and every int64/bool input (which must still get none).
@@ -115,6 +119,17 @@ final class OperatorGradientTests: XCTestCase {
             inputs: c.inputs, outputs: ys, outputGradients: gradients,
             needs: needs(c), BufferPool())
         XCTAssertEqual(grads.count, c.inputs.count, "\(c.name): one gradient slot per input", file: file, line: line)
+        // What the tape keeps is enough: the values `saved` leaves out reach backward as placeholders (shape only).
+        let saved = kernel.saved
+        let kept = c.inputs.enumerated().map { i, t in
+            t.map { saved.readsInput(i) || !$0.isFloat ? $0 : DenseTensor(placeholderOf: $0.shape) }
+        }
+        let keptOutputs = saved.outputs ? ys : ys.map { DenseTensor(placeholderOf: $0.shape) }
+        let fromTape = try kernel.backward(
+            inputs: kept, outputs: keptOutputs, outputGradients: gradients, needs: needs(c), BufferPool())
+        for (a, b) in zip(grads, fromTape) {
+            XCTAssertEqual(a?.floats, b?.floats, "\(c.name): backward from the kept values only", file: file, line: line)
+        }
         var worst = 0.0
         for i in c.inputs.indices {
             guard c.checked.contains(i) else {
@@ -556,17 +571,43 @@ extension OperatorGradientTests {
         XCTAssertNil(cg[2])
     }
 
-    /// The plan fuses a residual Add or a clamp into Conv only for inference; such a kernel refuses to differentiate.
-    func testFusedConvHasNoGradient() throws {
+    /// A Conv the plan fused with a residual Add and a clamp (training's fusion): ∂x, ∂W, ∂b and ∂r through the
+    /// clamp's mask, against finite differences (values away from the bounds by more than the step).
+    func testFusedConvGradientsMatchFiniteDifferences() throws {
+        for (clamp, label) in [((Float(0), Float.infinity), "Relu"), ((Float(-0.5), Float(1.5)), "Clip")] {
+            var c = GradientCase(
+                op: "Conv", attributes: [.ints("pads", [1, 1, 1, 1])],
+                inputs: [floats([2, 2, 4, 4]), floats([3, 2, 3, 3], -0.4, 0.4), floats([3]), floats([2, 3, 4, 4])],
+                checked: [0, 1, 2, 3], label: "fused residual + \(label)")
+            c.adjust = { kernel in
+                guard var conv = kernel as? ConvOps.ConvKernel else { return kernel }
+                conv.fusedResidual = true
+                conv.epilogue = NeuralOps.Epilogue(clamp: clamp)
+                return conv
+            }
+            // Keep every output 0.1 away from the bounds: shift the residual where the sum is close.
+            let (_, p) = try prepare(c)
+            let y = try p.kernel.forward(c.inputs, BufferPool())[0].floats
+            var r = c.inputs[3]!.floats
+            for i in r.indices {
+                for bound in [clamp.0, clamp.1] where bound.isFinite && abs(y[i] - bound) < 0.1 { r[i] += 0.25 }
+            }
+            c.inputs[3] = DenseTensor(shape: [2, 3, 4, 4], floats: r)
+            try check(c, step: 1e-3)
+        }
+    }
+
+    /// A Conv fused with BatchNormalization (inference only: training folds BN first) refuses to differentiate.
+    func testConvFusedWithBatchNormHasNoGradient() throws {
         let c = GradientCase(op: "Conv", inputs: [floats([1, 2, 3, 3]), floats([2, 2, 1, 1])], checked: [0, 1])
         let (_, p) = try prepare(c)
         var kernel = try XCTUnwrap(p.kernel as? ConvOps.ConvKernel)
         let y = try kernel.forward(c.inputs, BufferPool())
-        kernel.epilogue = NeuralOps.Epilogue(clamp: (0, 6))
+        kernel.epilogue = NeuralOps.Epilogue(scale: [1, 2])
         XCTAssertThrowsError(
             try kernel.backward(inputs: c.inputs, outputs: y, outputGradients: y, needs: [true, true], BufferPool())
         ) {
-            XCTAssertTrue("\($0)".contains("fused"), "\($0)")
+            XCTAssertTrue("\($0)".contains("BatchNormalization"), "\($0)")
         }
     }
 

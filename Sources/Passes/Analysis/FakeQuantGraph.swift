@@ -124,14 +124,22 @@ extension DownstreamGraph {
     /// The graph and feeds for one batch, from the float run's values. Boundary values that are not float data
     /// (int64 shapes and indices, bools) or are tiny become initializers of the cut: a Reshape or Expand downstream
     /// needs its shape as a constant (the float run knew it before the data ran), not as a fed input.
-    func instance(_ values: [String: DenseTensor]) -> (Graph, [String: DenseTensor]) {
+    /// `key` names the values the graph holds as initializers: batches with the same key share one graph (and one
+    /// executor and plan).
+    func instance(_ values: [String: DenseTensor]) -> (graph: Graph, feeds: [String: DenseTensor], key: String) {
         var g = graph
         var feeds: [String: DenseTensor] = [:]
+        var key = ""
         for name in boundary {
             guard let v = values[name] else { continue }
-            if v.isFloat && v.count > 64 { feeds[name] = v } else { g.setInitializer(v.tensor(named: name)) }
+            if v.isFloat && v.count > 64 {
+                feeds[name] = v
+            } else {
+                g.setInitializer(v.tensor(named: name))
+                key += "\(name)\(v.shape)\(v.isFloat ? v.floats.map(\.bitPattern) : v.ints.map { UInt32(truncatingIfNeeded: $0) });"
+            }
         }
-        return (g, feeds)
+        return (g, feeds, key)
     }
 }
 

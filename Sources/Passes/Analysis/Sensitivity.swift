@@ -105,6 +105,7 @@ public final class SensitivitySession {
         var floatSeconds = 0.0
         references = [:]
         referenceBytes = 0
+        var executors = [(key: String, executor: GraphExecutor)?](repeating: nil, count: subs.count)
         let reader = data.reader(count: batches, batchSize: batchSize)
         for b in 0..<batches {
             let t0 = DispatchTime.now()
@@ -116,8 +117,11 @@ public final class SensitivitySession {
             if b == 0 { shapes = cache.mapValues(\.shape) }
             for (k, sub) in subs.enumerated() {
                 let t1 = DispatchTime.now()
-                let (subGraph, feeds) = sub.instance(cache)
-                let executor = try GraphExecutor(graph: subGraph, opset: opset, registry: AnalysisOps.registry)
+                let (subGraph, feeds, key) = sub.instance(cache)
+                if executors[k]?.key != key {  // one executor (and plan) per graph variant, not per batch
+                    executors[k] = (key, try GraphExecutor(graph: subGraph, opset: opset, registry: AnalysisOps.registry))
+                }
+                let executor = executors[k]!.executor
                 var layerOutput: DenseTensor?
                 let outputs = try executor.run(feeds, observe: [outputNames[k]]) { layerOutput = $1 }
                 addOutputs(&outputAcc[k], reference: reference, quantized: outputs)

@@ -1,7 +1,7 @@
 import Graph
 import Kernels
 
-// Elementwise chains run as one pass over memory (inference plans only; Fusion.swift finds them):
+// Elementwise chains run as one pass over memory (Fusion.swift; their backward: ElementwiseChainBackward.swift):
 //
 //   x ─Mul(γ[1,C,1,1])─Add(β)─Add(3)─Clip(0,6)─Mul(x)─Div(6)─▶ y      six passes over a [N,C,H,W] tensor
 //   ────────────────────────────────────────────────────────▶ y      one: per chunk of ≤ 1024 elements, each stage
@@ -56,13 +56,33 @@ struct ElementwiseChainKernel: OpKernel {
     }
 
     /// Nests one `withFloatPointer` per operand (a view for float tensors: no copy) and calls `body` with all bases.
-    private func withPointers(_ values: [DenseTensor], _ acc: [UnsafePointer<Float>], _ i: Int,
-                              _ body: ([UnsafePointer<Float>]) -> Void) {
+    func withPointers(_ values: [DenseTensor], _ acc: [UnsafePointer<Float>], _ i: Int,
+                      _ body: ([UnsafePointer<Float>]) -> Void) {
         guard i < values.count else { return body(acc) }
         values[i].withFloatPointer { base in withPointers(values, acc + [base], i + 1, body) }
     }
 
     private func run(_ bases: [UnsafePointer<Float>], _ out: UnsafeMutablePointer<Float>) {
+        forEachChunk(bases) { offset, count, operands, _ in
+            let io = out + offset
+            Self.fillEntry(io, count: count, operands[0])
+            for stage in stages { stage.apply(io, count: count, operands) }
+        }
+    }
+
+    /// The entry value of a chunk into `io`.
+    static func fillEntry(_ io: UnsafeMutablePointer<Float>, count: Int, _ entry: ChunkOperand) {
+        if entry.stride == 0 {
+            io.update(repeating: entry.base[0], count: count)
+        } else {
+            io.update(from: entry.base, count: count)
+        }
+    }
+
+    /// Calls `body` for every chunk of the output (its offset and length, the operands there, and `scratch` floats of
+    /// the calling thread's own), on every core.
+    func forEachChunk(_ bases: [UnsafePointer<Float>], scratch: Int = 0,
+                      _ body: (Int, Int, UnsafeBufferPointer<ChunkOperand>, UnsafeMutablePointer<Float>) -> Void) {
         let inner = layout.dims.last ?? 1
         let rows = layout.count / inner
         let chunksPerRow = (inner + Self.chunk - 1) / Self.chunk
@@ -71,6 +91,8 @@ struct ElementwiseChainKernel: OpKernel {
             var offsets = [Int](repeating: 0, count: bases.count + 1)
             var operands = [ChunkOperand](repeating: ChunkOperand(base: bases[0], stride: 0), count: bases.count)
             var lastRow = -1
+            let own = UnsafeMutablePointer<Float>.allocate(capacity: max(scratch, 1))
+            defer { own.deallocate() }
             for task in range {
                 let row = task / chunksPerRow, start = (task % chunksPerRow) * Self.chunk
                 let count = min(Self.chunk, inner - start)
@@ -81,16 +103,7 @@ struct ElementwiseChainKernel: OpKernel {
                 for k in bases.indices {
                     operands[k] = ChunkOperand(base: bases[k] + offsets[k] + start * strides[k], stride: strides[k])
                 }
-                let io = out + row * inner + start
-                let entry = operands[0]
-                if entry.stride == 0 {
-                    io.update(repeating: entry.base[0], count: count)
-                } else {
-                    io.update(from: entry.base, count: count)
-                }
-                operands.withUnsafeBufferPointer { ops in
-                    for stage in stages { stage.apply(io, count: count, ops) }
-                }
+                operands.withUnsafeBufferPointer { body(row * inner + start, count, $0, own) }
             }
         }
     }

@@ -43,222 +43,185 @@ struct ExecutionPlan {
     /// weights are not kept once they are converted.
     private(set) var nodes: [NodeID: Node] = [:]
 
+    /// What building a plan tracks besides the plan: the graph and its settings, every slot's spec, where each value
+    /// is made, and the nodes a fused step absorbed.
+    struct BuildState {
+        let graph: Graph
+        let opset: Int
+        let registry: OperatorRegistry
+        let observed: Set<String>
+        let fusion: Fusion.Mode
+        var specs: [Int: TensorSpec] = [:]
+        var producedAt: [Int: Int] = [:]
+        var absorbed = Set<NodeID>()
+    }
+
     /// - Parameters:
     ///   - observed: values a caller wants to see; fusion never hides them.
-    ///   - fuse: run Conv chains as one step (Fusion.swift); off for training, where every node's values are needed.
-    init(graph model: Graph, opset: Int, registry: OperatorRegistry, inputs: [String: TensorSpec],
-         observed: Set<String> = [], fuse: Bool = true) throws {
-        let graph = model
-        var specs: [Int: TensorSpec] = [:]
-        func slot(_ name: String) -> Int {
-            if let s = slotByName[name] { return s }
-            slotByName[name] = slotCount
-            slotCount += 1
-            return slotCount - 1
+    ///   - fusion: which chains run as one step (Fusion.swift).
+    init(graph: Graph, opset: Int, registry: OperatorRegistry, inputs: [String: TensorSpec],
+         observed: Set<String> = [], fusion: Fusion.Mode = .inference) throws {
+        var state = BuildState(graph: graph, opset: opset, registry: registry, observed: observed, fusion: fusion)
+        try addInputs(inputs, &state)
+        for id in graph.order where !state.absorbed.contains(id) { try addNode(id, &state) }
+        try addOutputs(&state)
+        for step in steps { nodes[step.node] = graph[step.node] }
+        names = [String](repeating: "", count: slotCount)
+        for (name, s) in slotByName { names[s] = name }
+        shapes = state.specs.mapValues(\.shape)
+        var floatCounts: [Int: Int] = [:]
+        for (s, spec) in state.specs where spec.kind == .float && spec.constant == nil { floatCounts[s] = spec.count }
+        scheduleReleases(producedAt: state.producedAt, floatCounts: floatCounts)
+        measureMemory(state.specs)
+        if let at = peakStep {
+            try Self.checkMemory(peakBytes, nodes[steps[at].node] ?? graph[steps[at].node], opset, "a batch")
         }
+    }
+
+    // MARK: Building stages
+
+    /// The slot of a value name (a new one the first time).
+    mutating func slot(_ name: String) -> Int {
+        if let s = slotByName[name] { return s }
+        slotByName[name] = slotCount
+        slotCount += 1
+        return slotCount - 1
+    }
+
+    /// A value the plan holds from the start.
+    mutating func addConstant(_ slot: Int, _ value: DenseTensor, _ state: inout BuildState) {
+        state.specs[slot] = TensorSpec(constant: value)
+        constants.append((slot, value))
+    }
+
+    /// Stage 1: the graph inputs' slots, their sizes checked.
+    private mutating func addInputs(_ inputs: [String: TensorSpec], _ state: inout BuildState) throws {
         for (name, spec) in inputs {
             do { try Self.checkSize(spec.shape) } catch let e as KernelError {
                 throw PassError(node: name, "graph input '\(name)': \(e.message)")
             }
             let s = slot(name)
-            specs[s] = spec
+            state.specs[s] = spec
             inputSlots.append((name, s))
         }
-        var producedAt: [Int: Int] = [:]
-        var absorbed = Set<NodeID>()
-        func argument(_ name: String, of node: Node) throws -> (spec: TensorSpec?, slot: Int) {
-            if name.isEmpty { return (nil, -1) }
-            let s = slot(name)
-            if specs[s] == nil, let t = graph.initializers[name] {
-                let value = try Self.dense(t).mapError(node: node, opset: opset)
-                specs[s] = TensorSpec(constant: value)
-                constants.append((s, value))
-            }
-            guard let spec = specs[s] else {
-                throw PassError(node: node.displayName, "reads '\(name)', which no graph input, initializer or earlier node gives")
-            }
-            return (spec, s)
+    }
+
+    /// A node's input: its spec and slot (an initializer is converted on first use); nil spec for an absent one.
+    mutating func argument(_ name: String, of node: Node, _ state: inout BuildState) throws
+        -> (spec: TensorSpec?, slot: Int) {
+        if name.isEmpty { return (nil, -1) }
+        let s = slot(name)
+        if state.specs[s] == nil, let t = state.graph.initializers[name] {
+            addConstant(s, try Self.dense(t).mapError(node: node, opset: state.opset), &state)
         }
-        /// An elementwise chain starting at `id` (ElementwiseChain.swift): the step and the nodes it absorbs.
-        func elementwiseChain(from id: NodeID, _ first: Prepared, _ firstSpecs: [TensorSpec?], _ firstSlots: [Int])
-            throws -> (step: Step, absorbed: [NodeID], shape: [Int])? {
-            guard first.outputs.count == 1, first.outputs[0].kind == .float else { return nil }
-            let shape = first.outputs[0].shape
-            var operandSlots: [Int] = [], operandShapes: [[Int]] = [], stages: [any ChainStage] = [], absorbed: [NodeID] = []
-            func operand(_ slot: Int, _ shape: [Int]) -> Int {
-                if let k = operandSlots.firstIndex(of: slot) { return k }
-                operandSlots.append(slot)
-                operandShapes.append(shape)
-                return operandSlots.count - 1
-            }
-            /// The stages of one node reading the chain's value at input `at` (nil: it cannot join).
-            func stagesOf(_ node: Node, _ prepared: Prepared, _ inputSpecs: [TensorSpec?], _ slots: [Int], at: Int) -> [any ChainStage]? {
-                guard prepared.outputs.count == 1, prepared.outputs[0].shape == shape, prepared.outputs[0].kind == .float else { return nil }
-                if node.op == "BatchNormalization", at == 0, let bn = prepared.kernel as? NormalizationOps.BatchNormKernel,
-                   shape.count >= 2, let params = try? (1...4).map({ i -> [Float] in
-                       guard let c = inputSpecs[i]?.constant else { throw KernelError("") }
-                       return c.floats }) {
-                    guard params.allSatisfy({ $0.count == shape[1] }) else { return nil }
-                    let (k, shift) = NeuralOps.batchNormAffine(scale: params[0], bias: params[1], mean: params[2],
-                                                               variance: params[3], epsilon: bn.epsilon)
-                    let pshape = [1, shape[1]] + Array(repeating: 1, count: shape.count - 2)
-                    let ks = slot("\(node.displayName)#bn.k"), ss = slot("\(node.displayName)#bn.shift")
-                    for (s, v) in [(ks, k), (ss, shift)] {
-                        let value = DenseTensor(shape: pshape, floats: v)
-                        specs[s] = TensorSpec(constant: value)
-                        constants.append((s, value))
-                    }
-                    return [BinaryStage<MulOperation>(operand: operand(ks, pshape), chainIsLeft: true),
-                            BinaryStage<AddOperation>(operand: operand(ss, pshape), chainIsLeft: true)]
-                }
-                guard let chainable = prepared.kernel as? any ChainableKernel else { return nil }
-                let others = slots.indices.filter { $0 != at && slots[$0] >= 0 }
-                guard chainable.chainOperands == 0 || others.count == 1 else { return nil }
-                let other = chainable.chainOperands == 0 ? nil : others.first.map { operand(slots[$0], inputSpecs[$0]?.shape ?? []) }
-                return chainable.chainStage(chainInput: at, operandIndex: other).map { [$0] }
-            }
-            // The first node: its chain value is an input of the output's shape.
-            let firstNode = graph[id]
-            guard let entryAt = firstSlots.indices.first(where: { firstSlots[$0] >= 0 && firstSpecs[$0]?.shape == shape }) else {
-                return nil
-            }
-            _ = operand(firstSlots[entryAt], shape)
-            guard let firstStages = stagesOf(firstNode, first, firstSpecs, firstSlots, at: entryAt) else { return nil }
-            stages += firstStages
-            var value = firstNode.outputs[0]
-            while !observed.contains(value), !graph.isGraphOutput(value), graph.consumers(of: value).count == 1 {
-                let nextID = graph.consumers(of: value)[0]
-                let next = graph[nextID]
-                guard next.isDefaultDomain, next.outputs.count == 1, next.inputs.filter({ $0 == value }).count == 1,
-                      let at = next.inputs.firstIndex(of: value),
-                      let op = try? Self.lookup(next, opset: opset, registry: registry) else { break }
-                var specsNext: [TensorSpec?] = [], slotsNext: [Int] = []
-                var available = true
-                for (i, name) in next.inputs.enumerated() {
-                    if i == at { specsNext.append(TensorSpec(.float, shape)); slotsNext.append(-2); continue }
-                    guard let a = try? argument(name, of: next), name.isEmpty || a.spec != nil else { available = false; break }
-                    specsNext.append(a.spec)
-                    slotsNext.append(a.slot)
-                }
-                guard available, let prepared = try? op.prepare(OpContext(node: next, opset: opset, inputs: specsNext)),
-                      let more = stagesOf(next, prepared, specsNext, slotsNext, at: at) else { break }
-                stages += more
-                absorbed.append(nextID)
-                value = next.outputs[0]
-            }
-            guard stages.count >= 2, let layout = try? BroadcastLayout(operandShapes + [shape]), layout.shape == shape,
-                  layout.dims.isEmpty || operandShapes.indices.allSatisfy({ (0...1).contains(layout.strides[$0].last!) })
-            else { return nil }
-            let ops = ([firstNode.op] + absorbed.map { graph[$0].op }).joined(separator: "+")
-            let step = Step(node: id, opType: ops, kernel: ElementwiseChainKernel(layout: layout, stages: stages),
-                            inputs: operandSlots, outputs: [slot(value)])
-            return (step, absorbed, shape)
+        guard let spec = state.specs[s] else {
+            throw PassError(node: node.displayName, "reads '\(name)', which no graph input, initializer or earlier node gives")
         }
-        for id in graph.order where !absorbed.contains(id) {
-            var node = graph[id]
-            let op = try Self.lookup(node, opset: opset, registry: registry)
-            let arguments = try node.inputs.map { try argument($0, of: node) }
-            var argSpecs = arguments.map(\.spec), argSlots = arguments.map(\.slot)
-            var prepared: Prepared
-            do {
-                prepared = try op.prepare(OpContext(node: node, opset: opset, inputs: argSpecs))
-                for out in prepared.outputs { try Self.checkSize(out.shape) }
-            } catch let e as KernelError {
-                throw Self.error(node, opset, e.message)
-            }
-            // A Conv chain (Fusion.swift) becomes one step reading [x, W, B, residual] and writing the chain's end.
-            if fuse, var conv = prepared.kernel as? ConvOps.ConvKernel,
-               let chain = Fusion.convChain(graph, id, observed: observed, known: { name in
-                   slotByName[name].map { specs[$0] != nil } ?? (graph.initializers[name] != nil)
-               }) {
-                var residual: (spec: TensorSpec?, slot: Int)?
-                if let r = chain.residual { residual = try argument(r, of: node) }
-                let channels = conv.geometry.outChannels
-                var shift: [Float]?, scale: [Float]?
-                if let bn = chain.batchNorm {
-                    let bias = argSpecs.count > 2 ? argSpecs[2] : nil
-                    if bn.parameters.allSatisfy({ $0.count == channels }), bias == nil || bias?.constant?.count == channels {
-                        let b = bias?.constant?.floats ?? [Float](repeating: 0, count: channels)
-                        let p = bn.parameters
-                        (scale, shift) = NeuralOps.batchNormAffine(scale: p[0], bias: p[1], mean: p[2], variance: p[3],
-                                                                   epsilon: bn.epsilon, inputBias: b)
-                    }
-                }
-                if (residual == nil || residual?.spec?.shape == prepared.outputs[0].shape), chain.batchNorm == nil || scale != nil {
-                    while argSpecs.count < 3 { argSpecs.append(nil); argSlots.append(-1) }
-                    if let shift {
-                        let s = slot("\(node.displayName)#bn.shift")
-                        let value = DenseTensor(shape: [channels], floats: shift)
-                        specs[s] = TensorSpec(constant: value)
-                        constants.append((s, value))
-                        argSpecs[2] = specs[s]
-                        argSlots[2] = s
-                    }
-                    if let residual { argSpecs.append(residual.spec); argSlots.append(residual.slot) }
-                    conv.fusedResidual = residual != nil
-                    conv.epilogue = NeuralOps.Epilogue(scale: scale, clamp: chain.clamp)
-                    prepared.kernel = conv
-                    node.outputs = [chain.output]
-                    absorbed.formUnion(chain.absorbed)
-                }
-            }
-            let isConstant = argSpecs.allSatisfy { $0 == nil || $0?.constant != nil }
-            if fuse, !isConstant, let chain = try elementwiseChain(from: id, prepared, argSpecs, argSlots) {
-                for s in chain.step.outputs { specs[s] = TensorSpec(.float, chain.shape); producedAt[s] = steps.count }
-                steps.append(chain.step)
-                absorbed.formUnion(chain.absorbed)
-                continue
-            }
-            let named = node.outputs.enumerated().filter { !$0.element.isEmpty }
-            if let extra = named.first(where: { $0.offset >= prepared.outputs.count }) {
-                throw Self.error(node, opset, "has \(node.outputs.count) outputs; output \(extra.offset) is not one the executor computes")
-            }
-            let outSlots = node.outputs.enumerated().map { i, name in name.isEmpty ? -1 : slot(name) }
-            let foldable = argSpecs.allSatisfy { $0 == nil || $0?.constant != nil }
-            if foldable {
-                foldedBytes += prepared.outputs.reduce(0) { $0 + $1.byteCount }
-                try Self.checkMemory(foldedBytes, node, opset, "its values, computed before the data runs,")
-                let values: [DenseTensor]
-                do {
-                    values = try prepared.kernel.forward(argSpecs.map { $0?.constant }, BufferPool(limit: 0))
-                } catch let e as KernelError {
-                    throw Self.error(node, opset, e.message)
-                }
-                for (i, s) in outSlots.enumerated() where s >= 0 {
-                    specs[s] = TensorSpec(constant: values[i])
-                    constants.append((s, values[i]))
-                }
-                continue
-            }
-            for (i, s) in outSlots.enumerated() where s >= 0 {
-                specs[s] = prepared.outputs[i]
-                producedAt[s] = steps.count
-            }
-            steps.append(Step(node: id, opType: node.op, kernel: prepared.kernel, inputs: argSlots, outputs: outSlots))
-            if prepared.aliasesInput, argSlots.first ?? -1 >= 0, outSlots.first ?? -1 >= 0 {
-                aliasOf[outSlots[0]] = argSlots[0]
+        return (spec, s)
+    }
+
+    /// Stage 2, per node in order: prepared (attributes checked, shapes inferred), then fused into one step with the
+    /// nodes after it, folded (every input known: computed now), or a step of its own.
+    private mutating func addNode(_ id: NodeID, _ state: inout BuildState) throws {
+        var node = state.graph[id]
+        let op = try Self.lookup(node, opset: state.opset, registry: state.registry)
+        let arguments = try node.inputs.map { try argument($0, of: node, &state) }
+        var args = (specs: arguments.map(\.spec), slots: arguments.map(\.slot))
+        var prepared: Prepared
+        do {
+            prepared = try op.prepare(OpContext(node: node, opset: state.opset, inputs: args.specs))
+            for out in prepared.outputs { try Self.checkSize(out.shape) }
+        } catch let e as KernelError {
+            throw Self.error(node, state.opset, e.message)
+        }
+        if state.fusion != .none, prepared.kernel is ConvOps.ConvKernel {
+            try fuseConvChain(id, &node, &prepared, &args, &state)
+        }
+        let isConstant = args.specs.allSatisfy { $0 == nil || $0?.constant != nil }
+        if state.fusion != .none, !isConstant,
+           let chain = try elementwiseChain(from: id, prepared, args.specs, args.slots, &state) {
+            for s in chain.step.outputs { state.specs[s] = TensorSpec(.float, chain.shape); state.producedAt[s] = steps.count }
+            steps.append(chain.step)
+            state.absorbed.formUnion(chain.absorbed)
+            return
+        }
+        let named = node.outputs.enumerated().filter { !$0.element.isEmpty }
+        if let extra = named.first(where: { $0.offset >= prepared.outputs.count }) {
+            throw Self.error(node, state.opset, "has \(node.outputs.count) outputs; output \(extra.offset) is not one the executor computes")
+        }
+        let outSlots = node.outputs.map { $0.isEmpty ? -1 : slot($0) }
+        if isConstant { return try fold(node, prepared, args.specs, outSlots, &state) }
+        for (i, s) in outSlots.enumerated() where s >= 0 {
+            state.specs[s] = prepared.outputs[i]
+            state.producedAt[s] = steps.count
+        }
+        steps.append(Step(node: id, opType: node.op, kernel: prepared.kernel, inputs: args.slots, outputs: outSlots))
+        if prepared.aliasesInput, args.slots.first ?? -1 >= 0, outSlots.first ?? -1 >= 0 {
+            aliasOf[outSlots[0]] = args.slots[0]
+        }
+    }
+
+    /// A node whose inputs are all known: its values computed now, held as constants.
+    private mutating func fold(_ node: Node, _ prepared: Prepared, _ specs: [TensorSpec?], _ outSlots: [Int],
+                               _ state: inout BuildState) throws {
+        foldedBytes += prepared.outputs.reduce(0) { $0 + $1.byteCount }
+        try Self.checkMemory(foldedBytes, node, state.opset, "its values, computed before the data runs,")
+        let values: [DenseTensor]
+        do {
+            values = try prepared.kernel.forward(specs.map { $0?.constant }, BufferPool(limit: 0))
+        } catch let e as KernelError {
+            throw Self.error(node, state.opset, e.message)
+        }
+        for (i, s) in outSlots.enumerated() where s >= 0 { addConstant(s, values[i], &state) }
+    }
+
+    /// A Conv chain (Fusion.swift) becomes one step reading [x, W, B, residual] and writing the chain's end.
+    private mutating func fuseConvChain(_ id: NodeID, _ node: inout Node, _ prepared: inout Prepared,
+                                        _ args: inout (specs: [TensorSpec?], slots: [Int]),
+                                        _ state: inout BuildState) throws {
+        guard var conv = prepared.kernel as? ConvOps.ConvKernel else { return }
+        let graph = state.graph, specs = state.specs, slotByName = self.slotByName
+        guard let chain = Fusion.convChain(graph, id, mode: state.fusion, observed: state.observed, known: { name in
+            slotByName[name].map { specs[$0] != nil } ?? (graph.initializers[name] != nil)
+        }) else { return }
+        let residual = try chain.residual.map { try argument($0, of: node, &state) }
+        let channels = conv.geometry.outChannels
+        var shift: [Float]?, scale: [Float]?
+        if let bn = chain.batchNorm {
+            let bias = args.specs.count > 2 ? args.specs[2] : nil
+            if bn.parameters.allSatisfy({ $0.count == channels }), bias == nil || bias?.constant?.count == channels {
+                let b = bias?.constant?.floats ?? [Float](repeating: 0, count: channels)
+                let p = bn.parameters
+                (scale, shift) = NeuralOps.batchNormAffine(scale: p[0], bias: p[1], mean: p[2], variance: p[3],
+                                                           epsilon: bn.epsilon, inputBias: b)
             }
         }
-        for o in graph.outputs {
+        guard residual == nil || residual?.spec?.shape == prepared.outputs[0].shape, chain.batchNorm == nil || scale != nil
+        else { return }
+        while args.specs.count < 3 { args.specs.append(nil); args.slots.append(-1) }
+        if let shift {
+            let s = slot("\(node.displayName)#bn.shift")
+            addConstant(s, DenseTensor(shape: [channels], floats: shift), &state)
+            args.specs[2] = state.specs[s]
+            args.slots[2] = s
+        }
+        if let residual { args.specs.append(residual.spec); args.slots.append(residual.slot) }
+        conv.fusedResidual = residual != nil
+        conv.epilogue = NeuralOps.Epilogue(scale: scale, clamp: chain.clamp)
+        prepared.kernel = conv
+        node.outputs = [chain.output]
+        state.absorbed.formUnion(chain.absorbed)
+    }
+
+    /// Stage 3: the graph outputs' slots (an initializer that is an output becomes a constant).
+    private mutating func addOutputs(_ state: inout BuildState) throws {
+        for o in state.graph.outputs {
             guard let name = o.name else { continue }
-            if slotByName[name] == nil, let t = graph.initializers[name], t.dataType != .string {
-                let s = slot(name)
-                constants.append((s, try Self.dense(t).mapError(node: nil, opset: opset)))
-                specs[s] = TensorSpec(constant: constants.last!.value)
+            if slotByName[name] == nil, let t = state.graph.initializers[name], t.dataType != .string {
+                addConstant(slot(name), try Self.dense(t).mapError(node: nil, opset: state.opset), &state)
             }
-            guard let s = slotByName[name], specs[s] != nil else { continue }
+            guard let s = slotByName[name], state.specs[s] != nil else { continue }
             outputSlots.append((name, s))
-        }
-        for step in steps { nodes[step.node] = graph[step.node] }
-        names = [String](repeating: "", count: slotCount)
-        for (name, s) in slotByName { names[s] = name }
-        shapes = specs.mapValues(\.shape)
-        var floatCounts: [Int: Int] = [:]
-        for (s, spec) in specs where spec.kind == .float && spec.constant == nil { floatCounts[s] = spec.count }
-        scheduleReleases(producedAt: producedAt, floatCounts: floatCounts)
-        measureMemory(specs)
-        if let at = peakStep {
-            try Self.checkMemory(peakBytes, nodes[steps[at].node] ?? graph[steps[at].node], opset, "a batch")
         }
     }
 

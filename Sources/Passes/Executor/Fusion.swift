@@ -1,16 +1,28 @@
 import Graph
 import Kernels
 
-// What the plan runs as one step when nothing outside needs the values in between (inference only; a plan built for
-// training, or one that must hand an inner value to an observer, keeps every node):
+// What the plan runs as one step when nothing outside needs the values in between (a value handed to an observer, or
+// a graph output, is never hidden):
 //
 //   Conv ─▶ [BatchNormalization] ─▶ [Add(·, r), r known before] ─▶ [Relu | Clip(lo, hi)]
 //        ─▶  one Conv step: sgemm, then y = clamp(acc·k + b' + r) in one pass over the output
 //            (BN as k = γ/√(σ² + ε), b' = (b − μ)·k + β; the weights are used as they are, never copied or rewritten)
 //
-// Elementwise chains (ElementwiseChain.swift) are found by the plan itself.
+// Training fuses the same chain without BatchNormalization (folded into the Conv before training); its backward is one
+// step too: G' = G·[lo < y < hi] (the clamp's mask, read off the output), ∂r = G', then the Conv's gradients of G'.
+// Elementwise chains (ElementwiseChain.swift) are found by the plan itself, for inference only.
 
 enum Fusion {
+    /// Which chains a plan runs as one step.
+    enum Mode: Sendable {
+        /// Every node its own step.
+        case none
+        /// Conv (+ residual Add) (+ Relu/Clip) chains: steps with a fused backward.
+        case training
+        /// Conv chains with BatchNormalization too, and elementwise chains.
+        case inference
+    }
+
     /// A Conv and the nodes after it that its step absorbs.
     struct ConvChain {
         /// The BatchNormalization right after the Conv: its (scale, bias, mean, variance) and epsilon.
@@ -24,7 +36,8 @@ enum Fusion {
     }
 
     /// The chain starting at Conv `id`; `known(value)` says whether a value is available before the Conv runs.
-    static func convChain(_ graph: Graph, _ id: NodeID, observed: Set<String>, known: (String) -> Bool) -> ConvChain? {
+    static func convChain(_ graph: Graph, _ id: NodeID, mode: Mode, observed: Set<String>, known: (String) -> Bool)
+        -> ConvChain? {
         let conv = graph[id]
         guard conv.op == "Conv", conv.isDefaultDomain, conv.outputs.count == 1 else { return nil }
         var chain = ConvChain(batchNorm: nil, residual: nil, clamp: nil, output: conv.outputs[0], absorbed: [])
@@ -34,7 +47,7 @@ enum Fusion {
             guard readers.count == 1, let r = readers.first, graph[r].isDefaultDomain else { return nil }
             return graph[r]
         }
-        if let bn = soleReader(chain.output), bn.op == "BatchNormalization", bn.inputs.count == 5, bn.outputs.count == 1,
+        if mode == .inference, let bn = soleReader(chain.output), bn.op == "BatchNormalization", bn.inputs.count == 5, bn.outputs.count == 1,
            (bn.int("training_mode") ?? 0) == 0,
            let parameters = Optional(bn.inputs[1...4].compactMap({ graph.constantTensor($0) })), parameters.count == 4,
            parameters.allSatisfy({ $0.dataType == .float }) {

@@ -63,7 +63,7 @@ public struct GraphExecutor: @unchecked Sendable {
         let start = DispatchTime.now()
         let build = {
             try ExecutionPlan(graph: graph, opset: Int(clamping: opset), registry: registry, inputs: inputs,
-                              observed: observe, fuse: fuse)
+                              observed: observe, fusion: fuse ? .inference : .none)
         }
         state.plan = try BatchOverride.find(graph, inputs).map { try $0.plan(build, graph: graph) } ?? build()
         state.planShapes = shapes
@@ -76,42 +76,32 @@ public struct GraphExecutor: @unchecked Sendable {
                     onValue: (String, DenseTensor) -> Void = { _, _ in }) throws -> [String: DenseTensor] {
         try prepare(inputs.mapValues { TensorSpec(kind(of: $0), $0.shape) }, observe: observe)
         guard let plan = state.plan else { return [:] }
-        var values = [DenseTensor?](repeating: nil, count: plan.slotCount)
-        for (slot, value) in plan.constants { values[slot] = value }
-        for (name, slot) in plan.inputSlots { values[slot] = inputs[name] }
+        var run = PlanRun(plan, opset: Int(clamping: opset), inputs: inputs, pool: state.pool, profiling: state.profiling)
         for name in observe {
-            if let s = plan.slotByName[name], let v = values[s] { onValue(name, v) }
+            if let s = plan.slotByName[name], let v = run.values[s] { onValue(name, v) }
         }
-        let pool = state.pool
-        let profiling = state.profiling
-        for step in plan.steps {
-            let args = step.inputs.map { $0 < 0 ? nil : values[$0] }
-            let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
-            let results: [DenseTensor]
-            do {
-                results = try step.kernel.forward(args, pool)
-            } catch let e as KernelError {
-                throw ExecutionPlan.error(plan.node(step), Int(clamping: opset), e.message)
-            }
-            if profiling {
-                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-                state.profile.seconds[step.opType, default: 0] += seconds
-                state.profile.calls[step.opType, default: 0] += 1
-            }
-            for (k, slot) in step.outputs.enumerated() where slot >= 0 {
-                values[slot] = results[k]
-            }
-            if !observe.isEmpty {
-                for (k, slot) in step.outputs.enumerated() where slot >= 0 && observe.contains(plan.names[slot]) {
-                    onValue(plan.names[slot], results[k])
-                }
-            }
-            for slot in step.recycle { if let v = values[slot] { pool.recycle(v) } }
-            for slot in step.release { values[slot] = nil }
+        try withoutActuallyEscaping(onValue) { onValue in
+            var hooks = Observer(plan: plan, observe: observe, onValue: onValue)
+            try run.forward(keep: nil, hooks: &hooks)
         }
+        if let p = run.profile { state.profile.add(p) }
+        let values = run.values
         var outputs: [String: DenseTensor] = [:]
         for (name, slot) in plan.outputSlots { outputs[name] = values[slot] }
         return outputs
+    }
+
+    /// Hands the observed values to the caller as steps make them.
+    private struct Observer: StepHooks {
+        let plan: ExecutionPlan
+        let observe: Set<String>
+        let onValue: (String, DenseTensor) -> Void
+        func ran(_ index: Int, _ args: [DenseTensor?], _ results: [DenseTensor]) {
+            guard !observe.isEmpty else { return }
+            for (k, slot) in plan.steps[index].outputs.enumerated() where slot >= 0 && observe.contains(plan.names[slot]) {
+                onValue(plan.names[slot], results[k])
+            }
+        }
     }
 
     private func kind(of t: DenseTensor) -> TensorSpec.Kind {

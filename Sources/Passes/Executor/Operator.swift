@@ -144,6 +144,27 @@ public protocol DifferentiableKernel: OpKernel {
     /// reads output k (read it as zeros).
     func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
                   _ buffers: BufferPool) throws -> [DenseTensor?]
+    /// What `backward` reads of the forward run; the others reach it as placeholders (their shape, no elements), and
+    /// the training tape does not keep them. Default: every input and output.
+    var saved: SavedValues { get }
+}
+
+extension DifferentiableKernel {
+    public var saved: SavedValues { .all }
+}
+
+/// The values of a forward step its backward reads: inputs by position, and whether the outputs.
+public struct SavedValues: Sendable {
+    /// nil: every input.
+    public var inputs: Set<Int>?
+    public var outputs: Bool
+
+    public static let all = SavedValues(inputs: nil, outputs: true)
+    public static let none = SavedValues(inputs: [], outputs: false)
+    public static func inputs(_ i: Set<Int>) -> SavedValues { SavedValues(inputs: i, outputs: false) }
+    public static let output = SavedValues(inputs: [], outputs: true)
+
+    public func readsInput(_ k: Int) -> Bool { inputs?.contains(k) ?? true }
 }
 
 /// The result of `prepare`: output specs and the kernel that computes them.
@@ -254,14 +275,22 @@ extension OperatorRegistry {
 }
 
 extension GraphExecutor.Profile {
+    /// Adds another run's times and calls.
+    mutating func add(_ other: Self) {
+        for (op, s) in other.seconds { seconds[op, default: 0] += s }
+        for (op, c) in other.calls { calls[op, default: 0] += c }
+        planSeconds += other.planSeconds
+    }
+
     /// Time by op type, slowest first, with its share of the total.
     public var table: String {
         let total = seconds.values.reduce(0, +)
+        let width = max(24, min(60, seconds.keys.map(\.count).max() ?? 0))
         func row(_ op: String, _ calls: String, _ s: Double, _ share: String) -> String {
-            op.padding(toLength: 24, withPad: " ", startingAt: 0) + String(repeating: " ", count: max(0, 7 - calls.count)) + calls
+            op.padding(toLength: width, withPad: " ", startingAt: 0) + String(repeating: " ", count: max(0, 7 - calls.count)) + calls
                 + String(format: " %10.4f ", s) + share
         }
-        var lines = ["OP                        CALLS    SECONDS  SHARE"]
+        var lines = ["OP".padding(toLength: width, withPad: " ", startingAt: 0) + "  CALLS    SECONDS  SHARE"]
         for (op, s) in seconds.sorted(by: { $0.value > $1.value }) {
             lines.append(row(op, "\(calls[op] ?? 0)", s, String(format: "%5.1f%%", total > 0 ? 100 * s / total : 0)))
         }

@@ -127,7 +127,7 @@ extension Trainer {
             total += weight * (try g.withUnsafeMutableBufferPointer { gb in
                 try term(target.kind, student, t, weight: weight, gradient: gradient ? gb : nil)
             })
-            if gradient { seeds[target.slot] = Self.sum(seeds[target.slot], DenseTensor(shape: student.shape, floats: g)) }
+            if gradient { seeds[target.slot] = PlanRun.sum(seeds[target.slot], DenseTensor(shape: student.shape, floats: g)) }
         }
         return (total, seeds)
     }

@@ -21,6 +21,8 @@ public struct TrainingReport: Sendable, Codable {
     public var seconds: Double
     public var resumedFromEpoch: Int?
     public var loss: String
+    /// With `TrainingOptions.profile`: time per op type, forward and backward, of the training steps (not encoded).
+    public var profile: String?
 }
 
 extension TrainingReport: CustomStringConvertible {
@@ -168,7 +170,8 @@ public struct RetrainPass: Pass {
             writtenEpoch: state.best?.epoch ?? state.reports.last?.epoch ?? 0, steps: trainer.store.step,
             seconds: Date().timeIntervalSince(started), resumedFromEpoch: checkpoints.resume == nil ? nil : state.resumedFrom,
             loss: data.labels == nil ? "distillation from the float model: " + trainer.distillationSummary
-                : "cross-entropy (labels from \(data.labelOrigin ?? "the data"))")
+                : "cross-entropy (labels from \(data.labelOrigin ?? "the data"))",
+            profile: trainer.profile?.table)
     }
 
     /// Epochs until options.epochs or the step budget; validation scored each epoch (the best kept), a checkpoint each.

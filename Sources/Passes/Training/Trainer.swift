@@ -26,6 +26,8 @@ public struct TrainingOptions: Sendable {
     public var distillation = DistillationMode.outputs
     /// The temperature τ of the KL terms of distillation.
     public var temperature: Float = 1
+    /// Time every op's forward and backward (Trainer.profile).
+    public var profile = false
 
     public init() {}
     public var effectiveLearningRate: Float { learningRate ?? (optimizer == .adam ? 3e-3 : 1e-2) }
@@ -89,7 +91,11 @@ public final class Trainer {
     /// The output channels filter pruning kept, by layer name (feature distillation reads the teacher's there).
     let keptChannels: [String: [Int]]
     let pool = BufferPool()
+    /// Time per op type, forward and backward, and of the loss and the optimizer, when `options.profile` is on.
+    public internal(set) var profile: GraphExecutor.Profile?
     private var plans: [[Int]: TrainingPlan] = [:]
+    /// The chains the training plans run as one step (tests compare `.training` with `.none`).
+    var fusion = Fusion.Mode.training
 
     /// - Parameters:
     ///   - graph: the compressed float graph (filter pruning applied, BatchNormalization folded).
@@ -103,6 +109,7 @@ public final class Trainer {
         self.options = options
         self.keptChannels = keptChannels
         self.teacher = try teacher.map { try GraphExecutor(graph: $0, opset: Int64(opset)) }
+        profile = options.profile ? GraphExecutor.Profile() : nil
         try addParameters()
         try addTrainingOps(plan, clips: clips)
     }
@@ -206,8 +213,12 @@ public final class Trainer {
         let requiresGradient: [Bool]
         /// Without labels: the distillation terms.
         let targets: [DistillationTarget]
-        /// Every slot the loss reads (kept when scoring frees values after their last reader).
-        var lossSlots: Set<Int> { Set([lossSlot] + outputSlots.map(\.slot) + targets.map(\.slot)) }
+        /// The training ops by step index.
+        let quantizers: [Int: StepQuantizer]
+        /// Slots training keeps past their last forward reader: what a backward step or the loss reads (the tape).
+        let saved: [Bool]
+        /// Slots scoring keeps: what the loss reads.
+        let lossKept: [Bool]
     }
 
     func trainingPlan(_ feeds: [String: DenseTensor], labels: Bool) throws -> TrainingPlan {
@@ -221,7 +232,12 @@ public final class Trainer {
         for (i, name) in store.names.enumerated() where graph.initializers[name] != nil {
             specs[name] = TensorSpec(.float, store.shapes[i])
         }
-        let build = { try ExecutionPlan(graph: self.graph, opset: self.opset, registry: .standard, inputs: specs, fuse: false) }
+        // Feature distillation reads every quantized layer's own output: no fused chain hides it.
+        let observed = Set(labels || options.distillation != .features ? [] : quantizers.keys.compactMap {
+            graph[$0].outputs.first
+        })
+        let build = { try ExecutionPlan(graph: self.graph, opset: self.opset, registry: .standard, inputs: specs,
+                                           observed: observed, fusion: self.fusion) }
         let plan = try BatchOverride.find(graph, specs).map { try $0.plan(build, graph: graph) } ?? build()
         // The tape keeps every value of the batch, and backward makes a gradient of each.
         if let last = plan.steps.last {
@@ -256,10 +272,35 @@ public final class Trainer {
                                 "\(step.opType) (opset \(opset)) has no gradient, and it lies between trained parameters and the loss; `amct-pipe ops` lists the ops retraining can pass through")
             }
         }
+        var stepQuantizers: [Int: StepQuantizer] = [:]
+        for (i, step) in plan.steps.enumerated() { if let q = quantizers[step.node] { stepQuantizers[i] = q } }
+        var lossKept = [Bool](repeating: false, count: plan.slotCount)
+        for s in [lossSlot] + plan.outputSlots.map(\.slot) + targets.map(\.slot) { lossKept[s] = true }
+        let saved = Self.tape(plan, requires: requires, reaches: reaches, quantized: Set(stepQuantizers.keys),
+                              keeping: lossKept)
         let result = TrainingPlan(plan: plan, parameterSlots: parameterSlots, lossSlot: lossSlot, outputSlots: plan.outputSlots,
-                                  requiresGradient: requires, targets: targets)
+                                  requiresGradient: requires, targets: targets, quantizers: stepQuantizers, saved: saved,
+                                  lossKept: lossKept)
         plans[key] = result
         return result
+    }
+
+    /// The slots the tape keeps: what the loss reads, and what each step that runs backward reads (its kernel's
+    /// `saved`; a quantized step's input x, from which x̂ and the training ops' gradients are recomputed).
+    static func tape(_ plan: ExecutionPlan, requires: [Bool], reaches: [Bool], quantized: Set<Int>,
+                     keeping kept: [Bool]) -> [Bool] {
+        var saved = kept
+        for (i, step) in plan.steps.enumerated() {
+            guard step.outputs.contains(where: { $0 >= 0 && reaches[$0] }),
+                  quantized.contains(i) || step.inputs.contains(where: { $0 >= 0 && requires[$0] }),
+                  let kernel = step.kernel as? any DifferentiableKernel else { continue }
+            let reads = kernel.saved
+            for (k, s) in step.inputs.enumerated() where s >= 0 && (reads.readsInput(k) || quantized.contains(i) && k == 0) {
+                saved[s] = true
+            }
+            if reads.outputs { for s in step.outputs where s >= 0 { saved[s] = true } }
+        }
+        return saved
     }
 
     /// Cross-entropy against one label per sample needs logits [N, classes] (a final Softmax's input is taken).
@@ -276,58 +317,26 @@ public final class Trainer {
 
     // MARK: Forward
 
-    /// The values of one forward run (every value when training; what the loss reads when scoring), and the
-    /// quantized weight of each quantized step (its quantized input is recomputed in backward, not kept).
+    /// A forward run kept for backward: the run's values (what backward steps and the loss read) and the state of
+    /// the training ops.
     struct Tape {
-        var values: [DenseTensor?]
-        var quantizedWeights: [Int: DenseTensor] = [:]
+        var run: PlanRun
+        var hooks: TrainingHooks
+        var values: [DenseTensor?] { run.values }
     }
 
-    /// Runs the plan with the training ops. `training` keeps every value for backward; scoring keeps only what the
-    /// loss reads, and frees the rest after its last reader as inference does.
+    /// Runs the plan with the training ops. `training` keeps what backward reads; scoring keeps only what the loss
+    /// reads, and frees the rest after its last reader as inference does.
     func forward(_ tp: TrainingPlan, _ feeds: [String: DenseTensor], training: Bool = true) throws -> Tape {
-        let plan = tp.plan
-        var tape = Tape(values: [DenseTensor?](repeating: nil, count: plan.slotCount))
-        for (slot, value) in plan.constants { tape.values[slot] = value }
-        for (name, slot) in plan.inputSlots {
-            if let f = feeds[name] {
-                tape.values[slot] = f
-            } else if let p = store.index(of: name) {
-                tape.values[slot] = DenseTensor(shape: store.shapes[p], floats: store.values[p])
-            }
+        var run = PlanRun(tp.plan, opset: opset, inputs: feeds, pool: pool, profiling: profile != nil && training) { name in
+            self.store.index(of: name).map { DenseTensor(shape: self.store.shapes[$0], floats: self.store.values[$0]) }
         }
-        for (index, step) in plan.steps.enumerated() {
-            var args = step.inputs.map { $0 < 0 ? nil : tape.values[$0] }
-            if let q = quantizers[step.node] {
-                args = try quantizedArguments(q, args, plan.node(step))
-                if training, args.count > 1, let w = args[1] { tape.quantizedWeights[index] = w }
-            }
-            let results: [DenseTensor]
-            do {
-                results = try step.kernel.forward(args, pool)
-            } catch let e as KernelError {
-                throw ExecutionPlan.error(plan.node(step), opset, e.message)
-            }
-            if quantizers[step.node] != nil, let xq = args[0] { pool.recycle(xq) }
-            for (k, slot) in step.outputs.enumerated() where slot >= 0 { tape.values[slot] = results[k] }
-            if !training {
-                for slot in step.release where !tp.lossSlots.contains(slot) { tape.values[slot] = nil }
-            }
-        }
-        return tape
-    }
-
-    /// A quantized step's arguments: x̂ = ActsULQ(x) (a pool buffer), ŵ = ARQ or WtsULQ of w (a new tensor).
-    func quantizedArguments(_ q: StepQuantizer, _ args: [DenseTensor?], _ node: Node) throws -> [DenseTensor?] {
-        guard let x = args[0], let w = args.count > 1 ? args[1] : nil else { return args }
-        var result = args
-        result[0] = q.quantizeActivation(x, store, pool)
-        do {
-            result[1] = try q.quantizeWeight(w, store)
-        } catch let e as KernelError {
-            throw ExecutionPlan.error(node, opset, e.message)
-        }
-        return result
+        var hooks = TrainingHooks(plan: tp.plan, opset: opset, quantizers: tp.quantizers, store: store, pool: pool,
+                                  requires: tp.requiresGradient, keepWeights: training)
+        try run.forward(keep: training ? tp.saved : tp.lossKept, hooks: &hooks)
+        if let p = run.profile { profile?.add(p) }
+        run.profile = profile == nil ? nil : GraphExecutor.Profile()
+        return Tape(run: run, hooks: hooks)
     }
 
     // MARK: Loss
@@ -378,70 +387,18 @@ public final class Trainer {
 
     // MARK: Backward
 
-    /// Gradients of every parameter, by parameter index. A step's output values and their gradients are freed once
-    /// its backward ran (nothing earlier reads them), so the tape shrinks as the walk goes.
+    /// Gradients of every parameter, by parameter index, from the loss's seeds: the plan's steps in reverse
+    /// (PlanRun.reverse), the tape shrinking as the walk goes.
     func backward(_ tp: TrainingPlan, _ tape: inout Tape, seeds: [Int: DenseTensor]) throws -> [[Float]?] {
-        let plan = tp.plan
-        var grads = [DenseTensor?](repeating: nil, count: plan.slotCount)
-        for (slot, g) in seeds { grads[slot] = g }
-        var clampGradients: [Int: Float] = [:]
-        var clipGradients: [Int: [Float]] = [:]
-        for index in plan.steps.indices.reversed() {
-            let step = plan.steps[index]
-            defer {
-                for s in step.outputs where s >= 0 { grads[s] = nil; tape.values[s] = nil }
-                tape.quantizedWeights[index] = nil
-            }
-            let outGrads = step.outputs.map { $0 >= 0 ? grads[$0] : nil }
-            guard outGrads.contains(where: { $0 != nil }) else { continue }
-            let quantizer = quantizers[step.node]
-            var needs = step.inputs.map { $0 >= 0 && tp.requiresGradient[$0] }
-            if quantizer != nil { needs[0] = true }
-            guard needs.contains(true), let kernel = step.kernel as? any DifferentiableKernel else { continue }
-            var args = step.inputs.map { $0 < 0 ? nil : tape.values[$0] }
-            if quantizer != nil, let x = args[0] {  // x̂ recomputed (the parameters have not moved since forward)
-                args[0] = quantizer?.quantizeActivation(x, store, pool)
-                if args.count > 1 { args[1] = tape.quantizedWeights[index] }
-            }
-            let outputs = step.outputs.map { $0 >= 0 ? tape.values[$0] ?? DenseTensor(shape: [0], floats: []) : DenseTensor(shape: [0], floats: []) }
-            var inGrads: [DenseTensor?]
-            do {
-                inGrads = try kernel.backward(inputs: args, outputs: outputs, outputGradients: outGrads, needs: needs, pool)
-            } catch let e as KernelError {
-                throw ExecutionPlan.error(plan.node(step), opset, "gradient: \(e.message)")
-            }
-            if quantizer != nil, let xq = args[0] { pool.recycle(xq) }
-            if let q = quantizer {
-                if let dxq = inGrads[0], let x = tape.values[step.inputs[0]] {
-                    inGrads[0] = q.activationBackward(x: x, gradient: dxq, needX: tp.requiresGradient[step.inputs[0]], store,
-                                                      clampGradients: &clampGradients, pool)
-                }
-                if inGrads.count > 1, let dwq = inGrads[1], let w = tape.values[step.inputs[1]] {
-                    inGrads[1] = q.weightBackward(w: w, gradient: dwq, store, clipGradients: &clipGradients)
-                }
-            }
-            for (k, slot) in step.inputs.enumerated() where slot >= 0 && k < inGrads.count && tp.requiresGradient[slot] {
-                guard let g = inGrads[k] else { continue }
-                grads[slot] = Self.sum(grads[slot], g)
-            }
-        }
+        let grads = try tape.run.reverse(seeds: seeds, requires: tp.requiresGradient,
+                                         forced: { tp.quantizers[$0] != nil }, hooks: &tape.hooks)
+        if let p = tape.run.profile { profile?.add(p) }
         var result = [[Float]?](repeating: nil, count: store.names.count)
         for (p, slot) in tp.parameterSlots { result[p] = grads[slot]?.floats }
-        for (p, g) in clampGradients { result[p] = [g] }
-        for (p, g) in clipGradients { result[p] = g }
+        for (p, g) in tape.hooks.clampGradients { result[p] = [g] }
+        for (p, g) in tape.hooks.clipGradients { result[p] = g }
         for m in masks { if var g = result[m.parameter] { m.apply(to: &g); result[m.parameter] = g } }
         return result
-    }
-
-    /// a + b elementwise (b alone when a is nil), reusing a's storage.
-    static func sum(_ a: DenseTensor?, _ b: DenseTensor) -> DenseTensor {
-        guard var a, a.isFloat, a.count == b.count else { return b }
-        var values = a.floats  // a's own array (no copy once the tensor lets go of it), or a view's copy
-        a.elements = .bool([])
-        let other = b.floats
-        values.withUnsafeMutableBufferPointer { v in other.withUnsafeBufferPointer { o in for i in 0..<v.count { v[i] += o[i] } } }
-        a.elements = .float(values)
-        return a
     }
 
     // MARK: Steps and epochs
@@ -452,15 +409,28 @@ public final class Trainer {
         let tp = try trainingPlan(feeds, labels: labels != nil)
         let (value, correct, grads): (Float, Int?, [[Float]?]) = try {
             var tape = try forward(tp, feeds)
+            var start = DispatchTime.now().uptimeNanoseconds
             let (value, correct, seeds) = try loss(tp, tape, labels: labels, feeds: feeds, gradient: true)
+            record(labels == nil ? "loss (with the teacher's forward)" : "loss", since: &start)
             guard value.isFinite else {
                 throw PassError(node: "loss", "the training loss became \(value); lower the learning rate (--lr)")
             }
             return (value, correct, try backward(tp, &tape, seeds: seeds))
         }()
+        var start = DispatchTime.now().uptimeNanoseconds
         store.update(grads, kind: options.optimizer, learningRate: learningRate)
+        record("optimizer", since: &start)
         for m in masks { m.apply(to: &store.values[m.parameter]) }
         return (value, correct)
+    }
+
+    /// Adds the time since `start` to the profile's row `what`, and restarts the clock.
+    private func record(_ what: String, since start: inout UInt64) {
+        guard profile != nil else { return }
+        let now = DispatchTime.now().uptimeNanoseconds
+        profile!.seconds[what, default: 0] += Double(now - start) / 1e9
+        profile!.calls[what, default: 0] += 1
+        start = now
     }
 
     /// Loss and accuracy of the model as it trains (training ops on) over `data`.

@@ -78,21 +78,31 @@ struct Clip: FloatUnaryFunction {
 protocol DifferentiableUnaryFunction: FloatUnaryFunction {
     func backward(x: UnsafeBufferPointer<Float>, y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>,
                   dx: UnsafeMutableBufferPointer<Float>)
+    /// The gradient is written with y (the tape keeps the output), else with x (it keeps the input).
+    static var readsOutput: Bool { get }
+}
+
+extension DifferentiableUnaryFunction {
+    static var readsOutput: Bool { false }
 }
 
 extension Relu: DifferentiableUnaryFunction {
+    static var readsOutput: Bool { true }
+    // y = max(x, 0) > 0 exactly where x > 0: the mask read off the output.
     func backward(x: UnsafeBufferPointer<Float>, y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>,
-                  dx: UnsafeMutableBufferPointer<Float>) { Backward.relu(x: x, gradient: g, dx: dx) }
+                  dx: UnsafeMutableBufferPointer<Float>) { Backward.relu(x: y, gradient: g, dx: dx) }
 }
 extension LeakyRelu: DifferentiableUnaryFunction {
     func backward(x: UnsafeBufferPointer<Float>, y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>,
                   dx: UnsafeMutableBufferPointer<Float>) { Backward.leakyRelu(x: x, alpha: alpha, gradient: g, dx: dx) }
 }
 extension Sigmoid: DifferentiableUnaryFunction {
+    static var readsOutput: Bool { true }
     func backward(x: UnsafeBufferPointer<Float>, y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>,
                   dx: UnsafeMutableBufferPointer<Float>) { Backward.sigmoid(y: y, gradient: g, dx: dx) }
 }
 extension Tanh: DifferentiableUnaryFunction {
+    static var readsOutput: Bool { true }
     func backward(x: UnsafeBufferPointer<Float>, y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>,
                   dx: UnsafeMutableBufferPointer<Float>) { Backward.tanh(y: y, gradient: g, dx: dx) }
 }
@@ -117,10 +127,12 @@ extension Gelu: DifferentiableUnaryFunction {
     }
 }
 extension Sqrt: DifferentiableUnaryFunction {
+    static var readsOutput: Bool { true }
     func backward(x: UnsafeBufferPointer<Float>, y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>,
                   dx: UnsafeMutableBufferPointer<Float>) { Backward.sqrt(y: y, gradient: g, dx: dx) }
 }
 extension Exp: DifferentiableUnaryFunction {
+    static var readsOutput: Bool { true }
     func backward(x: UnsafeBufferPointer<Float>, y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>,
                   dx: UnsafeMutableBufferPointer<Float>) { Backward.exp(y: y, gradient: g, dx: dx) }
 }
@@ -133,6 +145,7 @@ extension Abs: DifferentiableUnaryFunction {
                   dx: UnsafeMutableBufferPointer<Float>) { Backward.abs(x: x, gradient: g, dx: dx) }
 }
 extension Reciprocal: DifferentiableUnaryFunction {
+    static var readsOutput: Bool { true }
     func backward(x: UnsafeBufferPointer<Float>, y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>,
                   dx: UnsafeMutableBufferPointer<Float>) { Backward.reciprocal(y: y, gradient: g, dx: dx) }
 }
@@ -166,6 +179,8 @@ struct IntUnaryKernel: OpKernel {
 }
 
 extension UnaryKernel: DifferentiableKernel where F: DifferentiableUnaryFunction {
+    var saved: SavedValues { F.readsOutput ? .output : .inputs([0]) }
+
     func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
                   _ buffers: BufferPool) throws -> [DenseTensor?] {
         let x = try inputs.required(0)
@@ -175,7 +190,16 @@ extension UnaryKernel: DifferentiableKernel where F: DifferentiableUnaryFunction
             guard let dx = d[0] else { return }
             x.withFloatBuffer { xp in
                 y.withFloatBuffer { yp in
-                    g.withFloatBuffer { gp in function.backward(x: xp, y: yp, gradient: gp, dx: dx) }
+                    g.withFloatBuffer { gp in
+                        // On every core, in chunks; the value the function does not read is a placeholder (empty).
+                        parallelChunks(gp.count, work: gp.count) { r in
+                            func part(_ b: UnsafeBufferPointer<Float>) -> UnsafeBufferPointer<Float> {
+                                b.isEmpty ? b : UnsafeBufferPointer(rebasing: b[r])
+                            }
+                            function.backward(x: part(xp), y: part(yp), gradient: part(gp),
+                                              dx: UnsafeMutableBufferPointer(rebasing: dx[r]))
+                        }
+                    }
                 }
             }
         }

@@ -134,6 +134,8 @@ enum BinaryOps {
 }
 
 extension BinaryOps.FloatBinaryKernel: DifferentiableKernel {
+    var saved: SavedValues { Op.gradient.readsOperands ? .inputs([0, 1]) : .none }
+
     func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
                   _ buffers: BufferPool) throws -> [DenseTensor?] {
         let a = try inputs.required(0), b = try inputs.required(1)

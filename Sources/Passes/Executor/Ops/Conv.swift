@@ -12,7 +12,8 @@ import Kernels
 // Gradients (Backward.conv2d / convTranspose2d, 1-D through the as4D view), per image and group g with G = ∂y:
 //   Conv           ∂x_g = col2im(W_gᵀ·G_g)      ∂W_g = G_g·col(x_g)ᵀ      ∂b[m] = Σ_{n,·} G[n, m, ·]
 //   ConvTranspose  ∂x_g = W_g·im2col(G_g)       ∂W_g = x_g·im2col(G_g)ᵀ   ∂b[m] = Σ_{n,·} G[n, m, ·]
-// A Conv the plan fused with a residual Add or a clamp has no gradient (the plan does not fuse when training).
+// A Conv the plan fused with a residual Add and/or a clamp (Fusion.swift) first masks G by the clamp, read off the
+// output (G' = G·[lo < y < hi]); ∂r = G'. One fused with BatchNormalization has no gradient (training folds BN first).
 
 enum ConvOps {
     static let conv = Operator("Conv", versions: 1...Operator.newestOpset, hasGradient: true, prepare: prepareConv)
@@ -186,14 +187,20 @@ enum ConvOps {
 }
 
 extension ConvOps.ConvKernel: DifferentiableKernel {
+    var saved: SavedValues { SavedValues(inputs: [0, 1], outputs: epilogue.clamp != nil) }
+
     func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
                   _ buffers: BufferPool) throws -> [DenseTensor?] {
-        guard !fusedResidual, epilogue.clamp == nil else {
-            throw KernelError("a Conv fused with a residual Add or a clamp has no gradient; train on an unfused plan")
+        guard epilogue.scale == nil else {
+            throw KernelError("a Conv fused with BatchNormalization has no gradient; fold the BatchNormalization first")
         }
         let x = try inputs.required(0), w = try inputs.required(1)
-        let g = try outputGradient(outputGradients, 0, shape: outShape, buffers)
-        return try inputGradients(inputs, gradientMask(inputs, needs, limit: 3), buffers) { d in
+        var g = try outputGradient(outputGradients, 0, shape: outShape, buffers)
+        if let clamp = epilogue.clamp {
+            guard let y = outputs.first, y.count == g.count else { throw KernelError("the forward's output is missing") }
+            g = Self.masked(g, by: y, clamp, buffers)
+        }
+        var grads = try inputGradients(inputs, gradientMask(inputs, needs, limit: 3), buffers) { d in
             try x.withFloatBuffer { xp in
                 try w.withFloatBuffer { wp in
                     try g.withFloatBuffer { gp in
@@ -204,6 +211,24 @@ extension ConvOps.ConvKernel: DifferentiableKernel {
                 }
             }
         }
+        if fusedResidual, grads.count > 3, needs.count > 3, needs[3] { grads[3] = g }
+        return grads
+    }
+
+    /// G·[lo < y < hi]: the gradient through the fused clamp.
+    static func masked(_ g: DenseTensor, by y: DenseTensor, _ clamp: (lo: Float, hi: Float), _ buffers: BufferPool)
+        -> DenseTensor {
+        var out = buffers.floats(g.count)
+        g.withFloats { gp in
+            y.withFloats { yp in
+                out.withUnsafeMutableBufferPointer { o in
+                    parallelChunks(o.count, work: o.count) { r in
+                        for i in r { o[i] = yp[i] > clamp.lo && yp[i] < clamp.hi ? gp[i] : 0 }
+                    }
+                }
+            }
+        }
+        return DenseTensor(shape: g.shape, floats: out)
     }
 }
 

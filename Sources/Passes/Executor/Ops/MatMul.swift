@@ -72,6 +72,8 @@ enum MatMulOps {
 }
 
 extension MatMulOps.GemmKernel: DifferentiableKernel {
+    var saved: SavedValues { .inputs([0, 1]) }
+
     func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
                   _ buffers: BufferPool) throws -> [DenseTensor?] {
         let a = try inputs.required(0), b = try inputs.required(1)
@@ -92,6 +94,8 @@ extension MatMulOps.GemmKernel: DifferentiableKernel {
 }
 
 extension MatMulOps.MatMulKernel: DifferentiableKernel {
+    var saved: SavedValues { .inputs([0, 1]) }
+
     func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
                   _ buffers: BufferPool) throws -> [DenseTensor?] {
         let a = try inputs.required(0), b = try inputs.required(1)

@@ -210,6 +210,8 @@ extension NormalizationOps.LayerNormKernel: DifferentiableKernel {
 }
 
 extension NormalizationOps.SoftmaxKernel: DifferentiableKernel {
+    var saved: SavedValues { .output }
+
     func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
                   _ buffers: BufferPool) throws -> [DenseTensor?] {
         guard let y = outputs.first else { throw KernelError("the forward's output is missing") }

@@ -82,6 +82,8 @@ enum PoolOps {
 }
 
 extension PoolOps.PoolKernel: DifferentiableKernel {
+    var saved: SavedValues { isMax ? .inputs([0]) : .none }
+
     func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
                   _ buffers: BufferPool) throws -> [DenseTensor?] {
         let x = try inputs.required(0)
@@ -104,6 +106,8 @@ extension PoolOps.PoolKernel: DifferentiableKernel {
 }
 
 extension PoolOps.GlobalPoolKernel: DifferentiableKernel {
+    var saved: SavedValues { isMax ? .inputs([0]) : .none }
+
     func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
                   _ buffers: BufferPool) throws -> [DenseTensor?] {
         let x = try inputs.required(0)

@@ -42,6 +42,8 @@ enum ReduceOps {
 }
 
 extension ReduceOps.MeanKernel: DifferentiableKernel {
+    var saved: SavedValues { .none }
+
     func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
                   _ buffers: BufferPool) throws -> [DenseTensor?] {
         let g = try outputGradient(outputGradients, 0, shape: outShape, buffers)

@@ -382,6 +382,8 @@ enum ShapeOpsRegistry {
 // MARK: Gradients
 
 extension ShapeOpsRegistry.ViewKernel: DifferentiableKernel {
+    var saved: SavedValues { .none }
+
     func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
                   _ buffers: BufferPool) throws -> [DenseTensor?] {
         let x = try inputs.required(0)
@@ -395,6 +397,8 @@ extension ShapeOpsRegistry.ViewKernel: DifferentiableKernel {
 }
 
 extension ShapeOpsRegistry.TransposeKernel: DifferentiableKernel {
+    var saved: SavedValues { .none }
+
     func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
                   _ buffers: BufferPool) throws -> [DenseTensor?] {
         let g = try outputGradient(outputGradients, 0, shape: layout.outShape, buffers)
@@ -408,6 +412,8 @@ extension ShapeOpsRegistry.TransposeKernel: DifferentiableKernel {
 }
 
 extension ShapeOpsRegistry.ConcatKernel: DifferentiableKernel {
+    var saved: SavedValues { .none }
+
     func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
                   _ buffers: BufferPool) throws -> [DenseTensor?] {
         guard kind == .float else { return inputs.map { _ in nil } }
@@ -423,6 +429,8 @@ extension ShapeOpsRegistry.ConcatKernel: DifferentiableKernel {
 }
 
 extension ShapeOpsRegistry.WindowCopyKernel: DifferentiableKernel {
+    var saved: SavedValues { .none }
+
     func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
                   _ buffers: BufferPool) throws -> [DenseTensor?] {
         let x = try inputs.required(0)
@@ -443,6 +451,8 @@ extension ShapeOpsRegistry.WindowCopyKernel: DifferentiableKernel {
 }
 
 extension ShapeOpsRegistry.ExpandKernel: DifferentiableKernel {
+    var saved: SavedValues { .none }
+
     func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
                   _ buffers: BufferPool) throws -> [DenseTensor?] {
         let x = try inputs.required(0)
@@ -455,6 +465,8 @@ extension ShapeOpsRegistry.ExpandKernel: DifferentiableKernel {
 }
 
 extension ShapeOpsRegistry.PadKernel: DifferentiableKernel {
+    var saved: SavedValues { .none }
+
     func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
                   _ buffers: BufferPool) throws -> [DenseTensor?] {
         let x = try inputs.required(0)
@@ -473,6 +485,8 @@ extension ShapeOpsRegistry.PadKernel: DifferentiableKernel {
 }
 
 extension ShapeOpsRegistry.CastKernel: DifferentiableKernel {
+    var saved: SavedValues { .none }
+
     func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
                   _ buffers: BufferPool) throws -> [DenseTensor?] {
         let x = try inputs.required(0)

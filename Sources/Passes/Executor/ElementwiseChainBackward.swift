@@ -1,0 +1,118 @@
+import Graph
+import Kernels
+
+// The backward of an elementwise chain (ElementwiseChain.swift), for training plans: the chain's inner values are
+// never kept; per chunk they are recomputed from the entry value (in L1), then the chunk's gradient walks the stages
+// in reverse:
+//
+//   forward   v₀ = x;  v_{s+1} = stage_s(v_s)                         y = v_S
+//   backward  g_S = ∂y;  g_s = ∂stage_s/∂v · g_{s+1}  (in place)       ∂x = g₀ + Σ_s ∂stage_s/∂o · g_{s+1} where a
+//                                                                      stage's operand o is x itself (HardSwish's x·…)
+//
+// Training joins only stages with a gradient here (unary functions with one, Add, Sub, Mul, Div) and chains whose
+// outside operands are constants (Fusion: the trainer's parameters are not constants), so only the entry value takes a
+// gradient, and it has the output's shape: chunks write disjoint elements.
+
+/// A chain stage with its vector-Jacobian product.
+protocol DifferentiableChainStage: ChainStage {
+    /// Whether this stage has a gradient here.
+    var differentiable: Bool { get }
+    /// g ← ∂stage/∂v · g (v the stage's input, y its output); where the stage's operand is the chain's entry value,
+    /// adds ∂stage/∂o · g into `entry`. `scratch` holds `count` floats.
+    func backward(_ v: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, count: Int,
+                  _ operands: UnsafeBufferPointer<ChunkOperand>, entry: UnsafeMutablePointer<Float>,
+                  scratch: UnsafeMutablePointer<Float>)
+}
+
+extension UnaryStage: DifferentiableChainStage {
+    var differentiable: Bool { function is any DifferentiableUnaryFunction }
+    func backward(_ v: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, count: Int,
+                  _ operands: UnsafeBufferPointer<ChunkOperand>, entry: UnsafeMutablePointer<Float>,
+                  scratch: UnsafeMutablePointer<Float>) {
+        guard let f = function as? any DifferentiableUnaryFunction else { return }
+        scratch.update(repeating: 0, count: count)
+        f.backward(x: UnsafeBufferPointer(start: v, count: count), y: UnsafeBufferPointer(start: y, count: count),
+                   gradient: UnsafeBufferPointer(start: g, count: count),
+                   dx: UnsafeMutableBufferPointer(start: scratch, count: count))
+        g.update(from: scratch, count: count)
+    }
+}
+
+extension BinaryStage: DifferentiableChainStage {
+    var differentiable: Bool { [.add, .sub, .mul, .div].contains(Op.gradient) }
+    func backward(_ v: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, count: Int,
+                  _ operands: UnsafeBufferPointer<ChunkOperand>, entry: UnsafeMutablePointer<Float>,
+                  scratch: UnsafeMutablePointer<Float>) {
+        let o = operands[operand], s = o.stride, b = o.base
+        let toEntry = operand == 0
+        switch Op.gradient {
+        case .add: if toEntry { for i in 0..<count { entry[i] += g[i] } }
+        case .sub:
+            if toEntry {
+                let sign: Float = chainIsLeft ? -1 : 1
+                for i in 0..<count { entry[i] += sign * g[i] }
+            }
+            if !chainIsLeft { for i in 0..<count { g[i] = -g[i] } }
+        case .mul:
+            if toEntry { for i in 0..<count { entry[i] += g[i] * v[i] } }
+            for i in 0..<count { g[i] *= b[i * s] }
+        case .div where chainIsLeft:  // y = v / o
+            if toEntry { for i in 0..<count { entry[i] -= g[i] * y[i] / b[i * s] } }
+            for i in 0..<count { g[i] /= b[i * s] }
+        case .div:  // y = o / v
+            if toEntry { for i in 0..<count { entry[i] += g[i] / v[i] } }
+            for i in 0..<count { g[i] = -g[i] * y[i] / v[i] }
+        default: return
+        }
+    }
+}
+
+extension ElementwiseChainKernel: DifferentiableKernel {
+    /// The operands (the entry value among them); the output and the inner values are recomputed.
+    var saved: SavedValues { SavedValues(inputs: nil, outputs: false) }
+
+    /// Whether every stage has a gradient (the plan joins only such chains when training).
+    var differentiable: Bool { stages.allSatisfy { ($0 as? any DifferentiableChainStage)?.differentiable == true } }
+
+    func backward(inputs: [DenseTensor?], outputs: [DenseTensor], outputGradients: [DenseTensor?], needs: [Bool],
+                  _ buffers: BufferPool) throws -> [DenseTensor?] {
+        var result: [DenseTensor?] = inputs.map { _ in nil }
+        guard needs.first == true else { return result }
+        guard differentiable, needs.dropFirst().allSatisfy({ !$0 }) else {
+            throw KernelError("this chain of elementwise ops has no gradient; train on an unfused plan")
+        }
+        let values = try inputs.indices.map { try inputs.required($0) }
+        let g = try outputGradient(outputGradients, 0, shape: layout.shape, buffers)
+        var dx = buffers.zeros(layout.count)
+        dx.withUnsafeMutableBufferPointer { d in
+            g.withFloatPointer { gp in
+                withPointers(values, [], 0) { bases in reverse(bases, gradient: gp, into: d.baseAddress!) }
+            }
+        }
+        result[0] = DenseTensor(shape: layout.shape, floats: dx)
+        return result
+    }
+
+    /// Per chunk: the stages' values recomputed, then the gradient through them in reverse, added into `dx`.
+    private func reverse(_ bases: [UnsafePointer<Float>], gradient: UnsafePointer<Float>,
+                         into dx: UnsafeMutablePointer<Float>) {
+        let stages = self.stages.map { $0 as! any DifferentiableChainStage }
+        let chunk = Self.chunk
+        // Per thread: the gradient, a scratch chunk, then the values v₀ … v_S.
+        forEachChunk(bases, scratch: (stages.count + 3) * chunk) { offset, count, operands, scratch in
+            let g = scratch, tmp = scratch + chunk, v = scratch + 2 * chunk
+            Self.fillEntry(v, count: count, operands[0])
+            for (s, stage) in stages.enumerated() {
+                (v + (s + 1) * chunk).update(from: v + s * chunk, count: count)
+                stage.apply(v + (s + 1) * chunk, count: count, operands)
+            }
+            g.update(from: gradient + offset, count: count)
+            let entry = dx + offset
+            for s in stages.indices.reversed() {
+                stages[s].backward(v + s * chunk, v + (s + 1) * chunk, g, count: count, operands, entry: entry,
+                                   scratch: tmp)
+            }
+            for i in 0..<count { entry[i] += g[i] }
+        }
+    }
+}
