@@ -205,20 +205,22 @@ extension Backward {
                 let gp = g.baseAddress! + (img * m + oc) * p
                 let dxp = dx.map { $0.baseAddress! + (img * c + oc / mult) * h * wd }
                 for ky in 0..<kh {
+                    // The output rows whose input row for this tap lies inside the image.
+                    let (oy0, oy1) = validRange(count: ho, stride: sh, offset: ky * dh - pt, limit: h)
+                    guard oy0 < oy1 else { continue }
                     for kx in 0..<kw {
                         let k = (oc * kh + ky) * kw + kx
                         let wv = w[k]
                         let (ox0, ox1) = validRange(count: wo, stride: sw, offset: kx * dil - pl, limit: wd)
+                        guard ox0 < ox1 else { continue }
+                        let count = Int32(ox1 - ox0), step = Int32(sw)
                         var acc: Float = 0
-                        for oy in 0..<ho {
-                            let iy = oy * sh - pt + ky * dh
-                            guard iy >= 0 && iy < h else { continue }
-                            let row = iy * wd + kx * dil - pl
-                            let gr = gp + oy * wo
-                            if let dxp {
-                                for ox in ox0..<ox1 { dxp[row + ox * sw] += gr[ox] * wv }
-                            }
-                            for ox in ox0..<ox1 { acc += gr[ox] * xp[row + ox * sw] }
+                        for oy in oy0..<oy1 {
+                            // BLAS dot and axpy: vectorised, at stride sw along the input row.
+                            let row = (oy * sh - pt + ky * dh) * wd + kx * dil - pl + ox0 * sw
+                            let gr = gp + oy * wo + ox0
+                            if let dxp { cblas_saxpy(count, wv, gr, 1, dxp + row, step) }
+                            if dw != nil { acc += cblas_sdot(count, gr, 1, xp + row, step) }
                         }
                         if let dw { dw[k] += acc }
                     }

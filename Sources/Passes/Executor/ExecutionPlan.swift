@@ -24,6 +24,9 @@ struct ExecutionPlan {
         var release: [Int] = []
         /// Slots whose storage goes back to the pool after this step (a later step of the batch reuses it).
         var recycle: [Int] = []
+        /// The training profile's name of the step: the op, or a fused Conv's chain ("Conv+Add+Relu") and kind.
+        var label: String { detail ?? opType }
+        var detail: String?
     }
 
     var slotCount = 0
@@ -155,7 +158,12 @@ struct ExecutionPlan {
             state.specs[s] = prepared.outputs[i]
             state.producedAt[s] = steps.count
         }
-        steps.append(Step(node: id, opType: node.op, kernel: prepared.kernel, inputs: args.slots, outputs: outSlots))
+        var step = Step(node: id, opType: node.op, kernel: prepared.kernel, inputs: args.slots, outputs: outSlots)
+        if let conv = prepared.kernel as? ConvOps.ConvKernel {
+            let absorbed = fusedOps[id] ?? []
+            step.detail = ([node.op + (conv.geometry.isDepthwise ? " depthwise" : "")] + absorbed).joined(separator: "+")
+        }
+        steps.append(step)
         if prepared.aliasesInput, args.slots.first ?? -1 >= 0, outSlots.first ?? -1 >= 0 {
             aliasOf[outSlots[0]] = args.slots[0]
         }
@@ -211,6 +219,7 @@ struct ExecutionPlan {
         prepared.kernel = conv
         node.outputs = [chain.output]
         state.absorbed.formUnion(chain.absorbed)
+        fusedOps[id] = chain.absorbed.map { graph[$0].op }
     }
 
     /// Stage 3: the graph outputs' slots (an initializer that is an output becomes a constant).
@@ -238,6 +247,8 @@ struct ExecutionPlan {
     func constantValue(_ slot: Int) -> DenseTensor? { constants.first { $0.slot == slot }?.value }
 
     private(set) var aliasOf: [Int: Int] = [:]
+    /// The ops a fused Conv step absorbed, by its node (for the step's label).
+    private var fusedOps: [NodeID: [String]] = [:]
 
     /// Sets each step's `release` and `recycle` lists from the last reader of every slot and of every storage.
     private mutating func scheduleReleases(producedAt: [Int: Int], floatCounts: [Int: Int]) {

@@ -22,12 +22,15 @@ protocol StepHooks {
     mutating func ran(_ index: Int, _ args: [DenseTensor?], _ results: [DenseTensor])
     /// Maps the gradients of the arguments to those of the step's inputs (reverse only).
     mutating func inputGradients(_ index: Int, _ args: [DenseTensor?], _ gradients: inout [DenseTensor?]) throws
+    /// Whether the hooks do anything at step `index` (for the profile).
+    func isActive(_ index: Int) -> Bool
 }
 
 extension StepHooks {
     mutating func arguments(_ index: Int, _ args: inout [DenseTensor?], reverse: Bool) throws {}
     mutating func ran(_ index: Int, _ args: [DenseTensor?], _ results: [DenseTensor]) {}
     mutating func inputGradients(_ index: Int, _ args: [DenseTensor?], _ gradients: inout [DenseTensor?]) throws {}
+    func isActive(_ index: Int) -> Bool { false }
 }
 
 /// A run without hooks.
@@ -59,15 +62,16 @@ struct PlanRun {
     mutating func forward(keep: [Bool]?, hooks: inout some StepHooks) throws {
         for (index, step) in plan.steps.enumerated() {
             var args = step.inputs.map { $0 < 0 ? nil : values[$0] }
+            var start = profile == nil ? 0 : DispatchTime.now().uptimeNanoseconds
             try hooks.arguments(index, &args, reverse: false)
-            let start = profile == nil ? 0 : DispatchTime.now().uptimeNanoseconds
+            record("training ops", since: &start, only: hooks.isActive(index))
             let results: [DenseTensor]
             do {
                 results = try step.kernel.forward(args, pool)
             } catch let e as KernelError {
                 throw ExecutionPlan.error(plan.node(step), opset, e.message)
             }
-            record(step.opType, since: start)
+            record(keep == nil ? step.opType : step.label, since: &start)
             for (k, slot) in step.outputs.enumerated() where slot >= 0 { values[slot] = results[k] }
             hooks.ran(index, args, results)
             if let keep {
@@ -95,17 +99,19 @@ struct PlanRun {
             if forced(index) { needs[0] = true }
             guard needs.contains(true), let kernel = step.kernel as? any DifferentiableKernel else { continue }
             var args = step.inputs.enumerated().map { k, s in s < 0 ? nil : saved(s, kernel.saved.readsInput(k)) }
+            var start = profile == nil ? 0 : DispatchTime.now().uptimeNanoseconds
             try hooks.arguments(index, &args, reverse: true)
+            record("training ops backward", since: &start, only: hooks.isActive(index))
             let outputs = step.outputs.map { s in saved(s, kernel.saved.outputs) ?? DenseTensor(shape: [0], floats: []) }
-            let start = profile == nil ? 0 : DispatchTime.now().uptimeNanoseconds
             var inGrads: [DenseTensor?]
             do {
                 inGrads = try kernel.backward(inputs: args, outputs: outputs, outputGradients: outGrads, needs: needs, pool)
             } catch let e as KernelError {
                 throw ExecutionPlan.error(plan.node(step), opset, "gradient: \(e.message)")
             }
-            record(step.opType + " backward", since: start)
+            record(step.label + " backward", since: &start)
             try hooks.inputGradients(index, args, &inGrads)
+            record("training ops backward", since: &start, only: hooks.isActive(index))
             for (k, slot) in step.inputs.enumerated() where slot >= 0 && k < inGrads.count && requires[slot] {
                 guard let g = inGrads[k] else { continue }
                 grads[slot] = Self.sum(grads[slot], g)
@@ -125,11 +131,15 @@ struct PlanRun {
         return DenseTensor(placeholderOf: shape)
     }
 
-    /// Adds the time since `start` to `op`'s row of the profile.
-    mutating func record(_ op: String, since start: UInt64) {
+    /// Adds the time since `start` to `op`'s row of the profile (when `only`), and restarts the clock.
+    mutating func record(_ op: String, since start: inout UInt64, only: Bool = true) {
         guard profile != nil else { return }
-        profile!.seconds[op, default: 0] += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        profile!.calls[op, default: 0] += 1
+        let now = DispatchTime.now().uptimeNanoseconds
+        if only {
+            profile!.seconds[op, default: 0] += Double(now - start) / 1e9
+            profile!.calls[op, default: 0] += 1
+        }
+        start = now
     }
 
     /// a + b elementwise (b alone when a is nil), reusing a's storage.

@@ -41,6 +41,8 @@ struct TrainingHooks: StepHooks {
         if keepWeights { quantizedWeights[index] = args[1] }
     }
 
+    func isActive(_ index: Int) -> Bool { quantizers[index] != nil }
+
     func ran(_ index: Int, _ args: [DenseTensor?], _ results: [DenseTensor]) {
         if quantizers[index] != nil, let xq = args[0] { pool.recycle(xq) }
     }
