@@ -162,12 +162,14 @@ public enum NumpyArchive {
 
     /// The .npy header of an array (magic, version 1.0, the dict padded to 64 bytes); its data follows.
     static func npyHeader(_ array: NumpyArray) -> [UInt8] {
-        let descr: String
-        switch array.values {
-        case .float: descr = "<f4"
-        case .int64: descr = "<i8"
-        }
-        let shape = array.shape.count == 1 ? "(\(array.shape[0]),)" : "(" + array.shape.map(String.init).joined(separator: ", ") + ")"
+        let isFloat = if case .float = array.values { true } else { false }
+        return npyHeader(shape: array.shape, isFloat: isFloat)
+    }
+
+    /// The .npy header of a float32 (`<f4`) or int64 (`<i8`) array of `shape`.
+    static func npyHeader(shape dims: [Int], isFloat: Bool) -> [UInt8] {
+        let descr = isFloat ? "<f4" : "<i8"
+        let shape = dims.count == 1 ? "(\(dims[0]),)" : "(" + dims.map(String.init).joined(separator: ", ") + ")"
         var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shape), }"
         while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
         header += "\n"

@@ -26,6 +26,9 @@ struct DataCommand: ParsableCommand {
     @Flag(help: "Print the summary as JSON.")
     var json = false
 
+    @Flag(help: "No progress output.")
+    var quiet = false
+
     func validate() throws {
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
     }
@@ -35,15 +38,18 @@ struct DataCommand: ParsableCommand {
             let inputs = try model.map { try CalibrationData.modelInputs(of: ModelFile.load($0, weights: nil)) } ?? []
             let samples = try DataSources.open(source, inputs: inputs, preprocessing: data.preprocessing())
             if let preview { try DataPreview.write(samples, batchSize: batchSize, to: preview) }
-            let showProgress = !json && isatty(2) != 0
+            let showProgress = !json && !quiet && isatty(2) != 0
             let summary = try DataSummary(
-                samples, batchSize: batchSize,
-                progress: showProgress
-                    ? { done, total in
-                        FileHandle.standardError.write(
-                            Data("\rdata: \(done) of \(total) samples read   \(done == total ? "\n" : "")".utf8))
-                    } : nil)
+                samples, batchSize: batchSize, progress: showProgress ? samplesReadProgress("data") : nil)
             print(json ? summary.json : summary.text)
         }
+    }
+}
+
+/// A one-line count of samples read on stderr (`label: 96 of 256 samples read`), ending its line when done.
+func samplesReadProgress(_ label: String) -> (Int, Int) -> Void {
+    { done, total in
+        FileHandle.standardError.write(
+            Data("\r\(label): \(done) of \(total) samples read   \(done == total ? "\n" : "")".utf8))
     }
 }

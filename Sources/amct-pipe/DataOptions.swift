@@ -35,6 +35,10 @@ struct DataOptions: ParsableArguments {
     @Flag(help: "Images: channels in BGR order (models trained on OpenCV-read images).")
     var bgr = false
 
+    @Option(help: ArgumentHelp("Images: the model input's layout, nchw (default) or nhwc (channels last).",
+                               valueName: "nchw|nhwc"))
+    var layout: String?
+
     /// The flags as a value; a malformed list is a usage error naming the flag.
     func preprocessing() throws -> Preprocessing {
         var p = Preprocessing()
@@ -51,6 +55,11 @@ struct DataOptions: ParsableArguments {
         if mean != nil && std == nil { p.std = Array(repeating: 1, count: p.mean.count) }
         if std != nil && mean == nil { p.mean = Array(repeating: 0, count: p.std.count) }
         p.bgr = bgr
+        switch layout?.lowercased() {
+        case nil, "nchw": break
+        case "nhwc": p.channelsLast = true
+        case let other?: throw ValidationError("--layout takes nchw or nhwc (it is '\(other)')")
+        }
         try p.validate()
         return p
     }

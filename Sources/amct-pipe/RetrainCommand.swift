@@ -158,7 +158,8 @@ struct RetrainCommand: ParsableCommand {
         let showProgress = !quiet && isatty(2) != 0 && world.isRoot
         let progress: ((TrainingProgress) -> Void)? = showProgress ? { Self.showProgress($0) } : nil
         let calibration = CalibrationPass(data: try CalibrationData(samples: training.samples, for: shaped),
-                                          batchSize: options.batchSize)
+                                          batchSize: options.batchSize,
+                                          progress: showProgress ? calibrationProgress : nil)
         var result = try retrain(
             model, config: config, format: format, data: training, validation: validation, options: options,
             calibration: calibration, checkpoints: checkpoints,

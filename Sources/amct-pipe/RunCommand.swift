@@ -34,6 +34,9 @@ struct RunCommand: ParsableCommand {
         """)
     var batchSize: Int?
 
+    @Flag(help: "No progress output.")
+    var quiet = false
+
     func validate() throws {
         if let batchSize, batchSize < 1 { throw ValidationError("--batch-size must be at least 1 (it is \(batchSize))") }
     }
@@ -42,10 +45,11 @@ struct RunCommand: ParsableCommand {
         try reportingErrors {
             let model = try ModelFile.load(input, weights: weights)
             try ModelRun.fileRoles(model: model, inputs: inputs, output: output).check()
+            let progress = !quiet && isatty(2) != 0 ? samplesReadProgress("run") : nil
             let run = try ModelRun(model, inputs: inputs, inputShapes: InputShape.parseAll(inputShapes),
-                                   batchSize: batchSize, profiling: profile, preprocessing: data.preprocessing())
+                                   batchSize: batchSize, profiling: profile, preprocessing: data.preprocessing(),
+                                   writingTo: output, progress: progress)
             if let table = run.profile { FileHandle.standardError.write(Data(table.utf8)) }
-            try run.save(to: output)
         }
     }
 }

@@ -174,6 +174,74 @@ def test_list_file_keeps_its_order_and_paths(tmp_path):
     assert np.abs(np.load(tmp_path / "out.npz")["y"] - want).max() <= 1 / 255 + 1e-6
 
 
+def passthrough_cast_model(path):
+    """y = x + 0 and k = int64(y · 100): two outputs of different types."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    k = helper.make_tensor_value_info("k", TensorProto.INT64, ["N", 3, "H", "W"])
+    zero = numpy_helper.from_array(np.zeros((1,), np.float32), "zero")
+    hundred = numpy_helper.from_array(np.full((1,), 100, np.float32), "hundred")
+    nodes = [helper.make_node("Add", ["x", "zero"], ["y"]), helper.make_node("Mul", ["y", "hundred"], ["h"]),
+             helper.make_node("Cast", ["h"], ["k"], to=TensorProto.INT64)]
+    g = helper.make_graph(nodes, "pass", [x], [y, k], [zero, hundred])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), path)
+
+
+@pytest.mark.parametrize("batch", [1, 3, 7, 100])
+def test_run_streams_batches_in_the_list_order(tmp_path, batch):
+    """Seven samples in batches of 1, 3 (3+3+1), 7 and more: the .npz written batch by batch holds every output in the
+    list's order, as np.load reads it."""
+    files = image_folder(str(tmp_path / "imgs"), np.random.default_rng(12))
+    order = [files[i] for i in (4, 1, 1, 0, 3, 2, 4)]
+    (tmp_path / "list.txt").write_text("".join(f"imgs/{os.path.basename(f)}\t0\n" for f in order))
+    passthrough_cast_model(str(tmp_path / "m.onnx"))
+    run("run", tmp_path / "m.onnx", "--inputs", tmp_path / "list.txt", "-o", tmp_path / "out.npz", "--resize", "9,10",
+        "--batch-size", batch)
+    want = np.stack([reference(f, resize=(9, 10)) for f in order])
+    with np.load(tmp_path / "out.npz") as out:
+        assert list(out.keys()) == ["y", "k"] and out["y"].shape == (7, 3, 9, 10) and out["k"].dtype == np.int64
+        assert np.abs(out["y"] - want).max() <= 1 / 255 + 1e-6
+        np.testing.assert_array_equal(out["k"], (out["y"] * np.float32(100)).astype(np.int64))
+    assert sorted(os.listdir(tmp_path)) == ["imgs", "list.txt", "m.onnx", "out.npz"]
+
+
+def test_a_bad_image_in_a_late_batch_leaves_no_output(tmp_path):
+    files = image_folder(str(tmp_path / "imgs"), np.random.default_rng(13))
+    (tmp_path / "imgs" / "z.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    (tmp_path / "list.txt").write_text("".join(f"imgs/{os.path.basename(f)}\t0\n" for f in files) + "imgs/z.png\t0\n")
+    passthrough_model(str(tmp_path / "m.onnx"))
+    r = run("run", tmp_path / "m.onnx", "--inputs", tmp_path / "list.txt", "-o", tmp_path / "out.npz", "--resize", "8,8",
+            "--batch-size", "2", check=False)
+    assert r.returncode == 1 and "z.png" in r.stderr and "Fatal error" not in r.stderr, r.stderr
+    assert sorted(os.listdir(tmp_path)) == ["imgs", "list.txt", "m.onnx"]
+
+
+def test_a_channels_last_model_takes_images_with_layout_nhwc(tmp_path):
+    """Without --layout nhwc, a [N, H, W, 3] input is refused naming it and the flag; with it, the samples are the
+    PIL + numpy reference transposed to [H, W, C], and `data --preview` still draws the images."""
+    files = image_folder(str(tmp_path / "imgs"), np.random.default_rng(14))
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 20, 24, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 20, 24, 3])
+    g = helper.make_graph([helper.make_node("Relu", ["image"], ["y"])], "nhwc", [x], [y])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "m.onnx"))
+    flags = ["--resize", "20,24", "--mean", "0.5", "--bgr"]
+    r = run("run", tmp_path / "m.onnx", "--inputs", tmp_path / "imgs", "-o", tmp_path / "out.npz", *flags, check=False)
+    assert r.returncode == 1 and not (tmp_path / "out.npz").exists(), r.stderr
+    assert "model input 'image' has shape [N, 20, 24, 3], channels last (NHWC)" in r.stderr, r.stderr
+    assert "--layout nhwc" in r.stderr
+    run("run", tmp_path / "m.onnx", "--inputs", tmp_path / "imgs", "-o", tmp_path / "out.npz", *flags,
+        "--layout", "nhwc", "--batch-size", "2")
+    x = np.stack([reference(f, resize=(20, 24), mean=(0.5,) * 3, bgr=True).transpose(1, 2, 0) for f in files])
+    want = ortutil.run(str(tmp_path / "m.onnx"), {"image": x})[0]
+    assert np.abs(np.load(tmp_path / "out.npz")["y"] - want).max() <= 1 / 255 + 1e-6
+    run("data", tmp_path / "imgs", "--model", tmp_path / "m.onnx", *flags, "--layout", "nhwc", "--preview",
+        tmp_path / "p.png", "--batch-size", "2")
+    preview = np.asarray(Image.open(tmp_path / "p.png").convert("RGB"), np.int16)
+    want = np.concatenate([np.asarray(Image.open(f).convert("RGB").resize((24, 20), Image.BILINEAR), np.int16)
+                           for f in files[:2]], axis=1)
+    assert preview.shape == want.shape and np.abs(preview - want).max() <= 1
+
+
 def retrain_digits(tmp_path, data, *extra):
     out = tmp_path / "r.onnx"
     r = run("retrain", os.path.join(FIXTURES, "digits_cnn.onnx"), "--cfg", os.path.join(FIXTURES, "configs", "digits_cnn_int4.cfg"),

@@ -47,8 +47,13 @@ public final class SensitivitySession {
     let progress: (@Sendable (String, Int, Int) -> Void)?
     /// Quantized layers: plan index and parameters as configured.
     public let parameters: [(index: Int, q: LayerQuantParameters)]
-    /// Float outputs per batch.
-    var references: [[String: DenseTensor]] = []
+    /// Float outputs by batch, kept while they fit `referenceBudget` bytes (the others are run again when needed), so
+    /// memory does not grow with the number of batches.
+    var references: [Int: [String: DenseTensor]] = [:]
+    var referenceBytes = 0
+    var referenceBudget = SensitivitySession.defaultReferenceBudget
+    /// The float model, planned once.
+    let floatExecutor: GraphExecutor
     /// IFMR clips per activation bit width, by plan index (the configured widths from calibration, others on demand).
     var clipsByBits: [Int: [Int: (Float, Float)]] = [:]
     let prepareSeconds: Double
@@ -71,6 +76,7 @@ public final class SensitivitySession {
         self.batchSize = batchSize
         self.progress = progress
         opset = context.opsetImports.version() ?? 13
+        floatExecutor = try GraphExecutor(graph: prepared.graph, opset: opset)
         let indices = plan.layers.indices.filter { plan.layers[$0].quant.enabled }
         parameters = Array(zip(indices, params))
         for (i, p) in parameters where p.clipsFrom == "ifmr" {
@@ -92,13 +98,13 @@ public final class SensitivitySession {
         let outputNames = parameters.map { graph[$0.q.plan.layer.node].outputs[0] }
         let inputNames = parameters.map { graph[$0.q.plan.layer.node].inputs[0] }
         let observe = Set(subs.flatMap(\.boundary) + outputNames + inputNames)
-        let floatExecutor = try GraphExecutor(graph: graph, opset: opset)
         var outputAcc = [SQNRAccumulator](repeating: .init(), count: subs.count)
         var layerAcc = outputAcc
         var layerSeconds = [Double](repeating: 0, count: subs.count)
         var shapes: [String: [Int]] = [:]
         var floatSeconds = 0.0
-        references = []
+        references = [:]
+        referenceBytes = 0
         var executors = [(key: String, executor: GraphExecutor)?](repeating: nil, count: subs.count)
         let reader = data.reader(count: batches, batchSize: batchSize)
         for b in 0..<batches {
@@ -106,7 +112,7 @@ public final class SensitivitySession {
             var cache: [String: DenseTensor] = [:]
             let batch = try reader.next()
             let reference = try floatExecutor.run(batch, observe: observe) { cache[$0] = $1 }
-            references.append(reference)
+            keep(reference, batch: b)
             floatSeconds += seconds(since: t0)
             if b == 0 { shapes = cache.mapValues(\.shape) }
             for (k, sub) in subs.enumerated() {
@@ -148,19 +154,26 @@ public final class SensitivitySession {
         let fq = FakeQuantGraph(graph, parameters: quantized)
         let executor = try GraphExecutor(graph: fq.graph, opset: opset, registry: AnalysisOps.registry)
         var acc = SQNRAccumulator()
+        let reader = data.reader(count: batches, batchSize: batchSize)
         for b in 0..<batches {
-            let reference = try self.reference(b)
-            addOutputs(&acc, reference: reference, quantized: try executor.run(try data.batch(b, batchSize: batchSize)))
+            let batch = try reader.next()
+            let reference = try references[b] ?? floatExecutor.run(batch)
+            keep(reference, batch: b)
+            addOutputs(&acc, reference: reference, quantized: try executor.run(batch))
         }
         return acc.decibels
     }
 
-    func reference(_ b: Int) throws -> [String: DenseTensor] {
-        let executor = try references.count <= b ? GraphExecutor(graph: graph, opset: opset) : nil
-        while references.count <= b, let executor {
-            references.append(try executor.run(try data.batch(references.count, batchSize: batchSize)))
-        }
-        return references[b]
+    /// Bytes of float outputs kept across runs: a quarter of the memory available, at most 256 MiB.
+    static var defaultReferenceBudget: Int { min(256 << 20, MemoryBudget.availableBytes / 4) }
+
+    /// Keeps batch `b`'s float outputs when they fit the budget.
+    func keep(_ reference: [String: DenseTensor], batch b: Int) {
+        guard references[b] == nil else { return }
+        let bytes = reference.values.reduce(0) { $0 + 8 * $1.count }
+        guard referenceBytes + bytes <= referenceBudget else { return }
+        references[b] = reference
+        referenceBytes += bytes
     }
 
     /// Every float graph output; one the quantized run does not produce is unaffected (its error is 0).

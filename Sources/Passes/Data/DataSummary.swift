@@ -94,12 +94,11 @@ public enum DataPreview {
             throw DataError(path: source.description, "--preview draws images: this source holds arrays")
         }
         let n = min(batchSize, images.count)
-        guard let batch = try images.read(Array(0..<n), epoch: nil).values.first else { return }
-        let c = images.sampleShape[0]
-        let h = images.sampleShape[1]
-        let w = images.sampleShape[2]
+        let values = try images.readPlanar(Array(0..<n), epoch: nil)
+        let c = images.planes[0]
+        let h = images.planes[1]
+        let w = images.planes[2]
         let p = images.preprocessing
-        let values = batch.floats
         var rgb = [UInt8](repeating: 0, count: n * w * h * 3)
         for s in 0..<n {
             for k in 0..<3 {

@@ -13,10 +13,12 @@ public struct ImageSource: DataSource {
     public let labelProblem: DataError?
     public let preprocessing: Preprocessing
     let inputName: String
-    /// Channels, height, width of every sample.
-    let sampleShape: [Int]
+    /// Channels, height, width of every sample (planar, as preprocessing gives it).
+    let planes: [Int]
 
     public var count: Int { files.count }
+    /// One sample's shape as the model takes it: [C, H, W], or [H, W, C] with `--layout nhwc`.
+    var sampleShape: [Int] { preprocessing.channelsLast ? [planes[1], planes[2], planes[0]] : planes }
     public var samples: [String: SampleSpec] { [inputName: SampleSpec(shape: sampleShape, isInteger: false)] }
 
     init(
@@ -32,7 +34,10 @@ public struct ImageSource: DataSource {
                     + "(\(inputs.compactMap(\.name).joined(separator: ", "))): use a .npz per input name")
         }
         let dims = inputs.first?.type?.tensorShape?.dims
-        let channels = dims.flatMap { $0.count == 4 ? $0[1].size : nil } ?? 3
+        if let input = inputs.first, let dims, !preprocessing.channelsLast {
+            try Self.checkChannelsFirst(input.name ?? "input", Shape(dims), description)
+        }
+        let channels = dims.flatMap { $0.count == 4 ? $0[preprocessing.channelsLast ? 3 : 1].size : nil } ?? 3
         guard channels == 1 || channels == 3 else {
             throw DataError(
                 path: description, "the model's input has \(channels) channels; images give 1 (gray) or 3 (RGB)")
@@ -45,12 +50,24 @@ public struct ImageSource: DataSource {
         self.preprocessing = preprocessing
         self.inputName = inputs.first?.name ?? "input"
         if let (h, w) = preprocessing.fixedSize {
-            sampleShape = [channels, h, w]
+            planes = [channels, h, w]
         } else {
             var none: SplitMix?
             let s = try preprocessing.apply(DecodedImage.read(first, channels: channels), random: &none)
-            sampleShape = [channels, s.height, s.width]
+            planes = [channels, s.height, s.width]
         }
+    }
+
+    /// Images are given as NCHW samples unless `--layout nhwc`: a model input with channels last ([N, H, W, 1|3], the
+    /// second dimension not a channel count) is refused pointing at the flag, not as a wrong channel count or shape.
+    static func checkChannelsFirst(_ name: String, _ shape: Shape, _ description: String) throws {
+        let dims = shape.dims
+        guard dims.count == 4, let last = dims[3].size, last == 1 || last == 3, dims[1].size.map({ $0 != 1 && $0 != 3 })
+            ?? true else { return }
+        throw DataError(
+            path: description,
+            "model input '\(name)' has shape \(describe(shape)), channels last (NHWC); images are fed "
+                + "channels first ([N, \(last), H, W]) unless you give --layout nhwc")
     }
 
     /// A folder of images, in sorted name order; other files are left out.
@@ -137,21 +154,41 @@ public struct ImageSource: DataSource {
     }
 
     public func read(_ indices: [Int], epoch: Int?) throws -> [String: DenseTensor] {
-        let per = sampleShape.reduce(1, *)
+        let batch = try readPlanar(indices, epoch: epoch)
+        let values = preprocessing.channelsLast ? Self.channelsLast(batch, planes: planes) : batch
+        return [inputName: DenseTensor(shape: [indices.count] + sampleShape, floats: values)]
+    }
+
+    /// The samples at `indices`, decoded and preprocessed, each [C, H, W].
+    func readPlanar(_ indices: [Int], epoch: Int?) throws -> [Float] {
+        let per = planes.reduce(1, *)
         var batch = [Float]()
         batch.reserveCapacity(indices.count * per)
         for index in indices {
             var random = epoch.map { SplitMix(seed: preprocessing.seed, epoch: $0, index: index) }
-            let s = try preprocessing.apply(DecodedImage.read(files[index], channels: sampleShape[0]), random: &random)
-            guard s.height == sampleShape[1], s.width == sampleShape[2] else {
+            let s = try preprocessing.apply(DecodedImage.read(files[index], channels: planes[0]), random: &random)
+            guard s.height == planes[1], s.width == planes[2] else {
                 throw DataError(
                     path: files[index],
                     "is \(s.height)×\(s.width) after preprocessing; the first image gives "
-                        + "\(sampleShape[1])×\(sampleShape[2]): give --resize H,W or --crop H,W so samples share a size"
+                        + "\(planes[1])×\(planes[2]): give --resize H,W or --crop H,W so samples share a size"
                 )
             }
             batch += s.values
         }
-        return [inputName: DenseTensor(shape: [indices.count] + sampleShape, floats: batch)]
+        return batch
+    }
+
+    /// Samples [C, H, W] each, as [H, W, C] each.
+    static func channelsLast(_ planar: [Float], planes: [Int]) -> [Float] {
+        let (c, hw) = (planes[0], planes[1] * planes[2])
+        var out = [Float](repeating: 0, count: planar.count)
+        for s in 0..<(planar.count / max(c * hw, 1)) {
+            let base = s * c * hw
+            for k in 0..<c {
+                for i in 0..<hw { out[base + i * c + k] = planar[base + k * hw + i] }
+            }
+        }
+        return out
     }
 }

@@ -1,8 +1,9 @@
 import Foundation
 
 /// What is done to a decoded image before the model sees it, in torchvision's order: resize, crop (or PaddleOCR's
-/// keep-ratio resize), then (x·scale − mean)/std per channel, channel order, NCHW float32; keep-ratio padding (zeros)
-/// comes after normalisation. Resizing is PIL's bilinear filter (antialiased when shrinking), computed as PIL does.
+/// keep-ratio resize), then (x·scale − mean)/std per channel, channel order, NCHW float32 (NHWC with `channelsLast`:
+/// the same values in another order); keep-ratio padding (zeros) comes after normalisation. Resizing is PIL's bilinear
+/// filter (antialiased when shrinking), computed as PIL does.
 public struct Preprocessing: Sendable, Equatable {
     public enum Resize: Sendable, Equatable {
         /// To exactly height × width.
@@ -28,6 +29,8 @@ public struct Preprocessing: Sendable, Equatable {
     public var std: [Float] = [1, 1, 1]
     /// Channels in BGR order (mean and std are given in the order the model sees).
     public var bgr = false
+    /// Samples as [H, W, C] (a channels-last model input, `--layout nhwc`) instead of [C, H, W].
+    public var channelsLast = false
     /// Random crop and flip while training (retrain only); seeded by (seed, epoch, sample).
     public var augment: Set<Augmentation> = []
     public var seed: UInt64 = 0
@@ -37,7 +40,8 @@ public struct Preprocessing: Sendable, Equatable {
     public static func == (a: Preprocessing, b: Preprocessing) -> Bool {
         a.resize == b.resize && a.crop?.height == b.crop?.height && a.crop?.width == b.crop?.width
             && a.keepRatioPad?.height == b.keepRatioPad?.height && a.keepRatioPad?.width == b.keepRatioPad?.width
-            && a.scale == b.scale && a.mean == b.mean && a.std == b.std && a.bgr == b.bgr && a.augment == b.augment
+            && a.scale == b.scale && a.mean == b.mean && a.std == b.std && a.bgr == b.bgr
+            && a.channelsLast == b.channelsLast && a.augment == b.augment
             && a.seed == b.seed
     }
 
