@@ -157,7 +157,7 @@ def test_killed_rank_ends_the_job_and_resumes_complete_it(tmp_path, subset):
     common = ["retrain", MODEL, "--cfg", os.path.join(CONFIGS, "digits_cnn_2of4.cfg"), "--data", subset,
               "--labels", "label", "--epochs", "2", "--lr", "1e-3", "--quiet"]
     ckpt = tmp_path / "ckpt"
-    proc = start_and_wait_for_checkpoint(tmp_path, common, ckpt, pause=0.3)
+    proc = start_and_wait_for_checkpoint(tmp_path, common, ckpt, pause=0.0)
     os.kill(rank_pid(proc.pid, 1), signal.SIGKILL)
     killed = time.time()
     _, err = proc.communicate(timeout=60)
