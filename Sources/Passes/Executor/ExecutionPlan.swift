@@ -137,8 +137,9 @@ struct ExecutionPlan {
         } catch let e as KernelError {
             throw Self.error(node, state.opset, e.message)
         }
+        var fused: [String] = []
         if state.fusion != .none, prepared.kernel is ConvOps.ConvKernel {
-            try fuseConvChain(id, &node, &prepared, &args, &state)
+            fused = try fuseConvChain(id, &node, &prepared, &args, &state)
         }
         let isConstant = args.specs.allSatisfy { $0 == nil || $0?.constant != nil }
         if state.fusion != .none, !isConstant,
@@ -160,8 +161,7 @@ struct ExecutionPlan {
         }
         var step = Step(node: id, opType: node.op, kernel: prepared.kernel, inputs: args.slots, outputs: outSlots)
         if let conv = prepared.kernel as? ConvOps.ConvKernel {
-            let absorbed = fusedOps[id] ?? []
-            step.detail = ([node.op + (conv.geometry.isDepthwise ? " depthwise" : "")] + absorbed).joined(separator: "+")
+            step.detail = ([node.op + (conv.geometry.isDepthwise ? " depthwise" : "")] + fused).joined(separator: "+")
         }
         steps.append(step)
         if prepared.aliasesInput, args.slots.first ?? -1 >= 0, outSlots.first ?? -1 >= 0 {
@@ -183,15 +183,16 @@ struct ExecutionPlan {
         for (i, s) in outSlots.enumerated() where s >= 0 { addConstant(s, values[i], &state) }
     }
 
-    /// A Conv chain (Fusion.swift) becomes one step reading [x, W, B, residual] and writing the chain's end.
+    /// A Conv chain (Fusion.swift) becomes one step reading [x, W, B, residual] and writing the chain's end; returns
+    /// the op types it absorbed (none when it does not fuse).
     private mutating func fuseConvChain(_ id: NodeID, _ node: inout Node, _ prepared: inout Prepared,
                                         _ args: inout (specs: [TensorSpec?], slots: [Int]),
-                                        _ state: inout BuildState) throws {
-        guard var conv = prepared.kernel as? ConvOps.ConvKernel else { return }
+                                        _ state: inout BuildState) throws -> [String] {
+        guard var conv = prepared.kernel as? ConvOps.ConvKernel else { return [] }
         let graph = state.graph, specs = state.specs, slotByName = self.slotByName
         guard let chain = Fusion.convChain(graph, id, mode: state.fusion, observed: state.observed, known: { name in
             slotByName[name].map { specs[$0] != nil } ?? (graph.initializers[name] != nil)
-        }) else { return }
+        }) else { return [] }
         let residual = try chain.residual.map { try argument($0, of: node, &state) }
         let channels = conv.geometry.outChannels
         var shift: [Float]?, scale: [Float]?
@@ -205,7 +206,7 @@ struct ExecutionPlan {
             }
         }
         guard residual == nil || residual?.spec?.shape == prepared.outputs[0].shape, chain.batchNorm == nil || scale != nil
-        else { return }
+        else { return [] }
         while args.specs.count < 3 { args.specs.append(nil); args.slots.append(-1) }
         if let shift {
             let s = slot("\(node.displayName)#bn.shift")
@@ -219,7 +220,7 @@ struct ExecutionPlan {
         prepared.kernel = conv
         node.outputs = [chain.output]
         state.absorbed.formUnion(chain.absorbed)
-        fusedOps[id] = chain.absorbed.map { graph[$0].op }
+        return chain.absorbed.map { graph[$0].op }
     }
 
     /// Stage 3: the graph outputs' slots (an initializer that is an output becomes a constant).
@@ -247,8 +248,6 @@ struct ExecutionPlan {
     func constantValue(_ slot: Int) -> DenseTensor? { constants.first { $0.slot == slot }?.value }
 
     private(set) var aliasOf: [Int: Int] = [:]
-    /// The ops a fused Conv step absorbed, by its node (for the step's label).
-    private var fusedOps: [NodeID: [String]] = [:]
 
     /// Sets each step's `release` and `recycle` lists from the last reader of every slot and of every storage.
     private mutating func scheduleReleases(producedAt: [Int: Int], floatCounts: [Int: Int]) {
