@@ -13,19 +13,17 @@ import Passes
 /// A user-written pass: a layer whose weight has fewer than `minimumWeights` elements keeps float (its quantization
 /// costs accuracy and saves next to nothing). It edits the plan, so every later pass, the record and the summary
 /// see the decision.
-struct KeepSmallLayersFloat: Pass {
+struct KeepSmallLayersFloat: PlanPass {  // a PlanPass is handed the plan (the pipeline checks it is made)
     let name = "keep-small-layers-float"
-    var requirements: [PassRequirement] { [.plan] }
     var minimumWeights: Int
 
-    func run(_ graph: inout Graph, _ context: inout PassContext) throws {
-        guard var plan = context.plan else { throw PipelineError(pass: name, missing: .plan) }
+    func run(_ graph: inout Graph, plan: Plan, _ context: inout PassContext) throws {
+        var plan = plan
         var kept: [String] = []
-        for i in plan.layers.indices where plan.layers[i].quant.enabled {
+        for i in plan.layers.indices where plan.layers[i].quant != nil {
             let weights = plan.layers[i].layer.weightShape.reduce(1, *)
             guard weights < Int64(minimumWeights) else { continue }
-            plan.layers[i].quant.enabled = false
-            plan.layers[i].quant.source = .notApplicable("\(weights) weights, fewer than \(minimumWeights) (\(name))")
+            plan.layers[i].leaveFloat(because: .notApplicable("\(weights) weights, fewer than \(minimumWeights) (\(name))"))
             kept.append(plan.layers[i].layer.name)
         }
         context.plan = plan

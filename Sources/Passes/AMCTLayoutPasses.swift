@@ -129,7 +129,7 @@ public struct AscendDeployPass: Pass {
             let node = graph[layer.node]
             try checkGemmForIntegerDomain(node, layer)
             let p = layer.name
-            let dstType = q.plan.quant.act!.type.rawValue
+            let dstType = q.decision.act.type.rawValue
             let xq = graph.uniqueValueName("\(p).quant_output")
             graph.insertNode(
                 Node(opType: "AscendQuant", domain: Self.domain, name: graph.uniqueNodeName("\(p).quant"), inputs: [node.inputs[0]], outputs: [xq],

@@ -14,9 +14,20 @@ import Kernels
 // and bit width: layers reading the same tensor share it). Memory is O(candidates + k) per layer, never O(samples),
 // and the clips are the same bits as IFMR over the concatenated input (IFMR.SquaredErrors keeps the chunking).
 
-public struct CalibrationPass: Pass {
+/// What calibration did: IFMR clips for `layers` layers from `batches` batches of `samplesPerBatch` samples.
+public struct CalibrationReport: Sendable, Equatable, CustomStringConvertible {
+    public var layers: Int
+    public var batches: Int
+    public var samplesPerBatch: Int
+    /// Where the samples came from (a path, or the random source).
+    public var source: String
+    public var description: String {
+        "IFMR clips for \(layers) layers from \(batches) batches of \(samplesPerBatch) (\(source))"
+    }
+}
+
+public struct CalibrationPass: PlanPass {
     public let name = "calibrate-ifmr"
-    public var requirements: [PassRequirement] { [.plan] }
     public var provides: [PassRequirement] { [.clips] }
     public var data: CalibrationData?
     /// One IFMR search: a layer input at a bit width (layers reading the same tensor at the same width share it).
@@ -31,14 +42,13 @@ public struct CalibrationPass: Pass {
         self.progress = progress
     }
 
-    public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
-        guard let plan = context.plan else { throw PipelineError(pass: name, missing: .plan) }
-        let needing = plan.layers.enumerated().filter { $0.element.quant.enabled && $0.element.quant.act?.clipMin == nil }
+    public func run(_ graph: inout Graph, plan: Plan, _ context: inout PassContext) throws {
+        let needing = plan.quantized.filter { $0.decision.act.clips == nil }
         guard !needing.isEmpty else { return }
         guard let data else {
             throw PassError(
-                node: needing[0].element.layer.name,
-                "these layers need activation clips from IFMR, which needs calibration data (--calib data.npz, or --calib random for a trial): \(needing.map(\.element.layer.name).joined(separator: ", ")). Or give clip_max_min in the config for them")
+                node: needing[0].plan.layer.name,
+                "these layers need activation clips from IFMR, which needs calibration data (--calib data.npz, or --calib random for a trial): \(needing.map(\.plan.layer.name).joined(separator: ", ")). Or give clip_max_min in the config for them")
         }
         let opset = context.opsetImports.version() ?? 13
         let executor = try GraphExecutor(graph: graph, opset: opset)
@@ -48,8 +58,8 @@ public struct CalibrationPass: Pass {
         var jobIndex: [String: Int] = [:]
         var jobs: [Job] = []
         var jobOfLayer: [Int: Int] = [:]
-        for (i, p) in needing {
-            let value = graph[p.layer.node].inputs[0], bits = p.quant.act!.type.bits
+        for (i, p, q) in needing {
+            let value = graph[p.layer.node].inputs[0], bits = q.act.type.bits
             let key = "\(bits)|\(value)"
             if jobIndex[key] == nil {
                 jobIndex[key] = jobs.count
@@ -64,11 +74,14 @@ public struct CalibrationPass: Pass {
             var errors = errors
             return search.map { $0.clips(errors.means()) } ?? (0, 0)
         }
-        for (i, _) in needing { context.calibratedClips[i] = results[jobOfLayer[i]!] }
+        for (i, job) in jobOfLayer { context.calibratedClips[i] = results[job] }
         if data.isRandom {
             context.warn("calibration used seeded random inputs (--calib random): the clips suit a quick trial, not deployment")
         }
-        context.log.append((name, "IFMR clips for \(needing.count) layers from \(count) batches of \(data.samplesPerBatch(batchSize: batchSize)) (\(data.source))"))
+        let report = CalibrationReport(layers: needing.count, batches: count,
+                                       samplesPerBatch: data.samplesPerBatch(batchSize: batchSize), source: data.source)
+        context.calibration = report
+        context.log.append((name, report.description))
     }
 
     /// Pass 1 over the data: per observed input, the k most extreme values each side (k from the element count,

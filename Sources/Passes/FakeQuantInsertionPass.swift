@@ -30,7 +30,7 @@ public struct FakeQuantInsertionPass: Pass {
         for q in parameters {
             let layer = q.plan.layer
             if q.actBits != 8 || q.weightBits != 8 { required = 21 }
-            let actType = q.plan.quant.act!.type, wtsType = q.plan.quant.wts!.type
+            let actType = q.decision.act.type, wtsType = q.decision.wts.type
 
             // Activation quantizer, shared per (value, settings).
             let input = graph[layer.node].inputs[0]
@@ -56,14 +56,14 @@ public struct FakeQuantInsertionPass: Pass {
             // Weights: integers behind a DequantizeLinear.
             let base = sanitizedName(graph[layer.node].inputs[1])
             let replacement: String
-            if q.plan.quant.wts!.channelWise && q.weightLayout.axis == nil {
+            if q.decision.wts.channelWise && q.weightLayout.axis == nil {
                 // Per-output-channel scales of a grouped ConvTranspose are not one axis: store the dequantized values.
                 var values = [Float](repeating: 0, count: q.integers.count)
                 q.weightLayout.layout.forEachRun { c, run in for j in run { values[j] = Float(q.integers[j]) * q.scaleW[c] } }
                 replacement = graph.addInitializer(Tensor(name: nil, dims: q.weightDims, floats: values), preferredName: "\(base)_fakequant")
                 context.warn("grouped ConvTranspose: per-channel weight scales are not one axis, so the weight is stored dequantized (float values on the integer grid)", node: layer.name)
             } else {
-                let perAxis = q.plan.quant.wts!.channelWise
+                let perAxis = q.decision.wts.channelWise
                 let channels = q.scaleW.count
                 let wq = graph.addInitializer(integerTensor(q.integers, dims: q.weightDims, wtsType), preferredName: "\(base)_quantized")
                 let ws = graph.addInitializer(Tensor(name: nil, dims: perAxis ? [Int64(channels)] : [], floats: q.scaleW), preferredName: "\(base)_scale")

@@ -14,21 +14,15 @@ import Kernels
 // every consumer); value_info shapes follow. Each changed tensor is a new
 // initializer, so a tensor another layer shares is left as it was. A group left alone says why in the report.
 
-public struct FilterPruningPass: Pass {
+public struct FilterPruningPass: PlanPass {
     public let name = "prune-filters"
-    public var requirements: [PassRequirement] { [.plan] }
     public var changesLayers: Bool { true }
     /// The per-op channel rules the coupling analysis and the pruning follow (ChannelRules.swift).
     public var rules: ChannelRuleTable
     public init(rules: ChannelRuleTable = .standard) { self.rules = rules }
 
-    public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
-        guard let plan = context.plan else { throw PipelineError(pass: name, missing: .plan) }
-        let wanted = plan.layers.contains { p in
-            if p.prune.enabled, case .filter? = p.prune.kind { return true }
-            return false
-        }
-        guard wanted else {
+    public func run(_ graph: inout Graph, plan: Plan, _ context: inout PassContext) throws {
+        guard plan.layers.contains(where: { $0.filterPruning != nil }) else {
             context.log.append((name, "no layer is filter-pruned"))
             return
         }
@@ -38,25 +32,18 @@ public struct FilterPruningPass: Pass {
         var keep: [Int: [Int]] = [:]
         for (g, group) in coupling.groups.enumerated() where !group.producers.isEmpty {
             let producers = group.producers.map { plan.layers[$0] }
-            let names = producers.map(\.layer.name).joined(separator: ", ")
-            let wantsFilter = producers.contains { p in
-                if p.prune.enabled, case .filter? = p.prune.kind { return true }
-                return false
-            }
-            guard wantsFilter else { continue }
+            let names = producers.map(\.layer.name)
+            guard producers.contains(where: { $0.filterPruning != nil }) else { continue }
             if let reason = group.blocked {
-                context.pruneReport.append("left alone: \(names) (\(group.channels) channels): \(reason)")
+                context.pruneEvents.append(.blocked(layers: names, channels: group.channels, reason: reason))
                 continue
             }
-            let specs = producers.map { p -> (Float, Bool)? in
-                if p.prune.enabled, case .filter(let r, let a)? = p.prune.kind { return (r, a) }
-                return nil
-            }
-            if let i = specs.firstIndex(where: { $0 == nil }) {
-                context.pruneReport.append("left alone: \(names): '\(producers[i].layer.name)' shares these channels and is not filter-pruned (\(producers[i].prune.source))")
+            if let p = producers.first(where: { $0.filterPruning == nil }) {
+                context.pruneEvents.append(.sharedWithUnpruned(layers: names, layer: p.layer.name, source: p.pruneSource))
                 continue
             }
-            let (ratio, ascend) = specs.compactMap { $0 }.min { $0.0 < $1.0 }!
+            let specs = producers.compactMap(\.filterPruning)
+            guard let (ratio, ascend) = specs.min(by: { $0.ratio < $1.ratio }) else { continue }
             var mean = [Double](repeating: 0, count: group.channels)
             for p in producers {
                 let (w, view) = try outputView(p.layer, graph)
@@ -65,13 +52,18 @@ public struct FilterPruningPass: Pass {
             }
             let remain = Pruning.remaining(channels: group.channels, ratio: ratio, ascendOptimized: ascend)
             guard remain < group.channels else {
-                context.pruneReport.append("unchanged: \(names) (\(group.channels) channels; ratio \(ratio) keeps all\(ascend ? " after 16-alignment" : ""))")
+                context.pruneEvents.append(
+                    .unchanged(layers: names, channels: group.channels, ratio: ratio, ascendOptimized: ascend))
                 continue
             }
-            keep[g] = Pruning.keep(scores: mean, remain: remain)
-            context.pruneReport.append("pruned: \(names): \(group.channels) → \(remain) channels (ratio \(ratio)\(ascend ? ", ×16" : ""))")
-            for p in producers { context.keptChannels[p.layer.name] = keep[g] }
-            for p in producers { context.record.pruneEntries[p.layer.name, default: []].append("kept_channels: \"\(keep[g]!.map(String.init).joined(separator: ","))\"") }
+            let kept = Pruning.keep(scores: mean, remain: remain)
+            keep[g] = kept
+            context.pruneEvents.append(
+                .pruned(layers: names, channels: group.channels, remain: remain, ratio: ratio, ascendOptimized: ascend))
+            for p in producers {
+                context.keptChannels[p.layer.name] = kept
+                context.record.prune[p.layer.name, default: PruneRecord()].keptChannels = kept
+            }
         }
         guard !keep.isEmpty else {
             context.log.append((name, "no group pruned"))

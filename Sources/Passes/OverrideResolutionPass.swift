@@ -3,8 +3,8 @@ import Graph
 // Override resolution: the per-layer plan (SEMANTICS §3).
 //
 //   before: context.layers, skips, config (global parts, overrides by name and by type)
-//   after:  context.plan.layers[i] = { quant: enabled, source, act {type, clips | IFMR, fixed_min}, wts {algo, type,
-//                                       channel_wise}; prune: enabled, source, kind }
+//   after:  context.plan.layers[i] = { quant: nil (float: floatReason) | {source, act {type, clips | IFMR, fixed_min},
+//                                       wts {algo, type, channel_wise}}; prune: nil (unprunedReason) | {source, kind} }
 //
 // Quantization, first match wins: override by name → override by type → skipped → global → not quantized. An
 // override quantizes a skipped layer, and does not inherit the global config: a missing data part is ULQ INT8 with
@@ -35,62 +35,67 @@ public struct OverrideResolutionPass: Pass {
             let byType = config.overridesByType.first { LayerTypeVocabulary.matches($0.key.value, layer) }
 
             // Quantization.
-            var quant = QuantPlan(enabled: false, source: .notConfigured, act: nil, wts: nil)
-            var parts: (ActivationQuantConfig, WeightQuantConfig)?
+            var plan = LayerPlan(layer: layer, quant: nil, prune: nil)
+            var asked: (PlanSource, ActivationQuantConfig, WeightQuantConfig)?
             if let o = byName, o.hasQuant {
-                quant.source = .overrideByName(o.key.location)
-                parts = overrideParts(o, config, &warnedOverrides, &context)
+                let (data, weight) = overrideParts(o, config, &warnedOverrides, &context)
+                asked = (.overrideByName(o.key.location), data, weight)
             } else if let o = byType, o.hasQuant {
-                quant.source = .overrideByType(o.key.value, o.key.location)
-                parts = overrideParts(o, config, &warnedOverrides, &context)
+                let (data, weight) = overrideParts(o, config, &warnedOverrides, &context)
+                asked = (.overrideByType(o.key.value, o.key.location), data, weight)
             } else if let skip = context.quantSkips[i] {
-                quant.source = skip.source
+                plan.floatReason = skip.source
             } else if config.hasGlobalQuant {
-                quant.source = .global
-                parts = (config.data ?? .builtInDefault, config.weight ?? .builtInDefault)
+                asked = (.global, config.data ?? .builtInDefault, config.weight ?? .builtInDefault)
             }
-            if let (data, weight) = parts {
-                quant.enabled = true
-                let fromRelu = layer.inputProducerOp == "Relu"
-                quant.act = ActivationPlan(
-                    type: data.dstType, clipMin: data.clipMin, clipMax: data.clipMax,
-                    fixedMin: data.fixedMin ?? fromRelu,
-                    fixedMinReason: data.fixedMin != nil ? "config" : (fromRelu ? "default: input from Relu" : "default: input not from Relu"))
+            if let (source, data, weight) = asked {
                 do {
-                    quant.wts = try weightPlan(weight, layer, fromOverride: quant.source != .global, &context)
+                    let wts = try weightPlan(weight, layer, fromOverride: source != .global, &context)
+                    plan.quant = QuantDecision(source: source, act: activationPlan(data, layer), wts: wts)
                 } catch let e as ConfigError {
                     errors.append(e)
                 }
             }
 
             // Pruning.
-            var prune = PrunePlan(enabled: false, source: .notConfigured, kind: nil)
             if let skip = context.pruneSkips[i] {
-                prune.source = skip.source
+                plan.unprunedReason = skip.source
             } else if let o = byName, let spec = o.prune {
-                prune = PrunePlan(enabled: true, source: .overrideByName(o.key.location), kind: spec.kind)
+                plan.prune = PruneDecision(source: .overrideByName(o.key.location), kind: spec.kind)
             } else if let o = byType, let spec = o.prune {
-                prune = PrunePlan(enabled: true, source: .overrideByType(o.key.value, o.key.location), kind: spec.kind)
+                plan.prune = PruneDecision(source: .overrideByType(o.key.value, o.key.location), kind: spec.kind)
             } else if let spec = config.prune {
-                prune = PrunePlan(enabled: true, source: .global, kind: spec.kind)
+                plan.prune = PruneDecision(source: .global, kind: spec.kind)
             }
-            if prune.enabled, let kind = prune.kind {
-                switch kind {
-                case .filter where !layer.isFilterPrunable:
-                    prune = PrunePlan(enabled: false, source: .notApplicable("filter pruning needs a 2-D Conv with group 1, a Gemm or a MatMul"), kind: kind)
-                case .twoOfFour where !layer.isTwoOfFourPrunable:
-                    prune = PrunePlan(enabled: false, source: .notApplicable("2:4 pruning needs a 2-D Conv/ConvTranspose, a Gemm or a MatMul"), kind: kind)
-                default:
-                    break
-                }
+            if let kind = plan.prune?.kind, let why = Self.cannotPrune(layer, kind) {
+                plan.prune = nil
+                plan.unprunedReason = .notApplicable(why, asked: kind)
             }
-            layerPlans.append(LayerPlan(layer: layer, quant: quant, prune: prune))
+            layerPlans.append(plan)
         }
         if !errors.isEmpty { throw ConfigErrors(errors: errors) }
         context.plan = Plan(layers: layerPlans, forceFP16Quant: config.forceFP16Quant, batchNum: config.batchNum)
-        let quantized = layerPlans.filter(\.quant.enabled).count
-        let pruned = layerPlans.filter(\.prune.enabled).count
+        let quantized = layerPlans.filter { $0.quant != nil }.count
+        let pruned = layerPlans.filter { $0.prune != nil }.count
         context.log.append((name, "\(quantized) of \(layerPlans.count) layers quantized, \(pruned) pruned"))
+    }
+
+    /// Why `layer` cannot take pruning of `kind`, or nil when it can.
+    static func cannotPrune(_ layer: Layer, _ kind: PruneKind) -> String? {
+        switch kind {
+        case .filter where !layer.isFilterPrunable: return "filter pruning needs a 2-D Conv with group 1, a Gemm or a MatMul"
+        case .twoOfFour where !layer.isTwoOfFourPrunable: return "2:4 pruning needs a 2-D Conv/ConvTranspose, a Gemm or a MatMul"
+        default: return nil
+        }
+    }
+
+    /// The activation part: the config's clips (or IFMR), fixed_min from the config or from the input's producer.
+    private func activationPlan(_ data: ActivationQuantConfig, _ layer: Layer) -> ActivationPlan {
+        let fromRelu = layer.inputProducerOp == "Relu"
+        var clips: Clips?
+        if let lo = data.clipMin, let hi = data.clipMax { clips = Clips(min: lo, max: hi) }
+        let origin: FixedMinOrigin = data.fixedMin != nil ? .config : (fromRelu ? .inputFromRelu : .inputNotFromRelu)
+        return ActivationPlan(type: data.dstType, clips: clips, fixedMin: data.fixedMin ?? fromRelu, fixedMinOrigin: origin)
     }
 
     /// An override's data and weight parts; a missing one is the built-in default, with a warning (once per

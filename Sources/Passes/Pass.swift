@@ -20,6 +20,22 @@ extension Pass {
     public var changesLayers: Bool { false }
 }
 
+/// A pass that works from the plan: it declares `.plan` among its requirements, the pipeline checks that before any
+/// pass runs, and hands the plan to `run(_:plan:_:)`, never an optional.
+public protocol PlanPass: Pass {
+    func run(_ graph: inout Graph, plan: Plan, _ context: inout PassContext) throws
+}
+
+extension PlanPass {
+    public var requirements: [PassRequirement] { [.plan] }
+
+    public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
+        // The one place the plan is unwrapped: `Pipeline.check` has made sure it is there.
+        guard let plan = context.plan else { throw PipelineError(pass: name, missing: .plan) }
+        try run(&graph, plan: plan, &context)
+    }
+}
+
 /// Something a pass needs on the context, and the pass that provides it in the default pipelines.
 public enum PassRequirement: String, Sendable, CaseIterable, CustomStringConvertible {
     /// The parsed config (`PassContext.config`).
@@ -52,7 +68,7 @@ public enum PassRequirement: String, Sendable, CaseIterable, CustomStringConvert
         switch self {
         case .config: return context.config != nil
         case .plan: return context.plan != nil
-        case .clips: return context.plan.map { p in !p.layers.contains { $0.quant.enabled && $0.quant.act?.clipMin == nil } } ?? false
+        case .clips: return context.plan.map { p in !p.quantized.contains { $0.decision.act.clips == nil } } ?? false
         case .layers, .skips, .quantParameters: return false
         }
     }
@@ -124,7 +140,9 @@ public struct PassContext {
     /// Per quantized layer, the numbers every output layout uses (set by QuantParametersPass).
     public var quantParameters: [LayerQuantParameters] = []
     /// What pruning did, per group and per layer, for the summary.
-    public var pruneReport: [String] = []
+    public var pruneEvents: [PruneEvent] = []
+    /// What calibration did, when it ran.
+    public var calibration: CalibrationReport?
     /// The output channels filter pruning kept, by layer name (feature distillation compares those channels only).
     public var keptChannels: [String: [Int]] = [:]
     /// Initializers a pruning pass replaced by a pruned or masked copy (PruneFusionPass releases them).
@@ -157,7 +175,7 @@ public struct PassContext {
             }
             guard let now = try layer.refreshed(in: graph) else { continue }
             layers[i] = now
-            if plan != nil, i < plan!.layers.count, plan!.layers[i].layer.node == now.node { plan!.layers[i].layer = now }
+            if let p = plan, i < p.layers.count, p.layers[i].layer.node == now.node { plan?.layers[i].layer = now }
         }
     }
 }

@@ -9,8 +9,8 @@ public enum PlanSource: Sendable, Equatable, CustomStringConvertible {
     case skippedByType(list: String, type: String, SourceLocation)
     /// Neither a global config nor an override asks for it.
     case notConfigured
-    /// The layer cannot take it (e.g. filter pruning on a depthwise conv).
-    case notApplicable(String)
+    /// The layer cannot take it (e.g. filter pruning on a depthwise conv); for pruning, the kind that was asked for.
+    case notApplicable(String, asked: PruneKind? = nil)
 
     public var description: String {
         switch self {
@@ -20,7 +20,7 @@ public enum PlanSource: Sendable, Equatable, CustomStringConvertible {
         case .skippedByName(let list, let l): return "skipped by \(list) (\(l.line):\(l.column))"
         case .skippedByType(let list, let t, let l): return "skipped by \(list) \(t) (\(l.line):\(l.column))"
         case .notConfigured: return "not configured"
-        case .notApplicable(let why): return "n/a: \(why)"
+        case .notApplicable(let why, _): return "n/a: \(why)"
         }
     }
 
@@ -38,15 +38,44 @@ public enum PlanSource: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// Where a layer's activation clips come from: the config, IFMR (calibration), or retraining.
+public enum ClipOrigin: String, Sendable, Equatable, Codable {
+    case config, ifmr, retrained
+}
+
+/// Why fixed_min is what it is: the config says so, or the default from the layer's input producer.
+public enum FixedMinOrigin: String, Sendable, Equatable {
+    case config = "config"
+    case inputFromRelu = "default: input from Relu"
+    case inputNotFromRelu = "default: input not from Relu"
+}
+
+/// Activation clips as a pair that is either given or not.
+public struct Clips: Sendable, Equatable {
+    public var min: Float
+    public var max: Float
+    public init(min: Float, max: Float) {
+        self.min = min
+        self.max = max
+    }
+}
+
 public struct ActivationPlan: Sendable, Equatable {
     public var type: BitWidth
-    public var clipMin: Float?
-    public var clipMax: Float?
-    /// "config" when clips are given, "ifmr" when calibration must find them.
-    public var initialization: String { clipMin != nil ? "config" : "ifmr" }
+    /// The config's clips; nil when calibration (IFMR) must find them.
+    public var clips: Clips?
     public var fixedMin: Bool
-    /// Where fixed_min came from: "config", or "default: input from Relu" / "default: input not from Relu".
-    public var fixedMinReason: String
+    public var fixedMinOrigin: FixedMinOrigin
+
+    public init(type: BitWidth, clips: Clips?, fixedMin: Bool, fixedMinOrigin: FixedMinOrigin) {
+        self.type = type
+        self.clips = clips
+        self.fixedMin = fixedMin
+        self.fixedMinOrigin = fixedMinOrigin
+    }
+
+    /// `.config` when the config gives the clips, `.ifmr` when calibration must find them.
+    public var initialization: ClipOrigin { clips != nil ? .config : .ifmr }
 }
 
 public struct WeightPlan: Sendable, Equatable {
@@ -57,23 +86,59 @@ public struct WeightPlan: Sendable, Equatable {
     public var notes: [String]
 }
 
-public struct QuantPlan: Sendable, Equatable {
-    public var enabled: Bool
+/// A layer is quantized: why (global config or an override), and how.
+public struct QuantDecision: Sendable, Equatable {
     public var source: PlanSource
-    public var act: ActivationPlan?
-    public var wts: WeightPlan?
+    public var act: ActivationPlan
+    public var wts: WeightPlan
 }
 
-public struct PrunePlan: Sendable, Equatable {
-    public var enabled: Bool
+/// A layer is pruned: why (global config or an override), and how.
+public struct PruneDecision: Sendable, Equatable {
     public var source: PlanSource
-    public var kind: PruneKind?
+    public var kind: PruneKind
 }
 
+/// What the plan does to one layer. A nil decision means the feature is not done; `floatReason` /
+/// `unprunedReason` say why (skipped, not configured, not applicable) and are read only then.
 public struct LayerPlan: Sendable, Equatable {
     public var layer: Layer
-    public var quant: QuantPlan
-    public var prune: PrunePlan
+    public var quant: QuantDecision?
+    public var prune: PruneDecision?
+    public var floatReason: PlanSource
+    public var unprunedReason: PlanSource
+
+    public init(layer: Layer, quant: QuantDecision?, prune: PruneDecision?,
+                floatReason: PlanSource = .notConfigured, unprunedReason: PlanSource = .notConfigured) {
+        self.layer = layer
+        self.quant = quant
+        self.prune = prune
+        self.floatReason = floatReason
+        self.unprunedReason = unprunedReason
+    }
+
+    /// Why the layer is (or is not) quantized.
+    public var quantSource: PlanSource { quant?.source ?? floatReason }
+    /// Why the layer is (or is not) pruned.
+    public var pruneSource: PlanSource { prune?.source ?? unprunedReason }
+
+    /// Leaves the layer float, saying why.
+    public mutating func leaveFloat(because reason: PlanSource) {
+        quant = nil
+        floatReason = reason
+    }
+
+    /// The filter-pruning parameters, when the layer is filter-pruned.
+    public var filterPruning: (ratio: Float, ascendOptimized: Bool)? {
+        if case .filter(let r, let a)? = prune?.kind { return (r, a) }
+        return nil
+    }
+
+    /// The 2:4 update frequency, when the layer is 2:4-pruned.
+    public var twoOfFourFrequency: UInt32? {
+        if case .twoOfFour(let f)? = prune?.kind { return f }
+        return nil
+    }
 }
 
 /// What the pipeline will do to each layer, and why.
@@ -83,4 +148,9 @@ public struct Plan: Sendable {
     public var batchNum: Int
 
     public func layer(named name: String) -> LayerPlan? { layers.first { $0.layer.names.contains(name) } }
+
+    /// The quantized layers with their plan index.
+    public var quantized: [(index: Int, plan: LayerPlan, decision: QuantDecision)] {
+        layers.enumerated().compactMap { i, p in p.quant.map { (i, p, $0) } }
+    }
 }

@@ -27,17 +27,20 @@ extension Plan {
 
 extension LayerPlan {
     var json: JSONValue {
-        let act: JSONValue = quant.act.map { a in
-            .object([
-                ("type", .string(a.type.rawValue)), ("clip_min", optional(a.clipMin)), ("clip_max", optional(a.clipMax)),
-                ("fixed_min", .bool(a.fixedMin)), ("init", .string(a.initialization)),
+        let act: JSONValue = quant.map { q in
+            let a = q.act
+            return .object([
+                ("type", .string(a.type.rawValue)), ("clip_min", optional(a.clips?.min)),
+                ("clip_max", optional(a.clips?.max)), ("fixed_min", .bool(a.fixedMin)),
+                ("init", .string(a.initialization.rawValue)),
             ])
         } ?? .null
-        let wts: JSONValue = quant.wts.map { w in
-            .object([("algo", .string(w.algorithm.rawValue)), ("type", .string(w.type.rawValue)), ("channel_wise", .bool(w.channelWise))])
+        let wts: JSONValue = quant.map { q in
+            .object([("algo", .string(q.wts.algorithm.rawValue)), ("type", .string(q.wts.type.rawValue)),
+                     ("channel_wise", .bool(q.wts.channelWise))])
         } ?? .null
         var kind: JSONValue = .null, ratio: JSONValue = .null, ascend: JSONValue = .null, freq: JSONValue = .null
-        switch prune.kind {
+        switch prune?.kind ?? askedPruneKind {
         case .filter(let r, let a)?:
             kind = .string("filter")
             ratio = .float(r)
@@ -51,12 +54,19 @@ extension LayerPlan {
         return .object([
             ("name", .string(layer.name)),
             ("op", .string(layer.op.rawValue)),
-            ("quant", .object([("enabled", .bool(quant.enabled)), ("source", .string(quant.source.key)), ("act", act), ("wts", wts)])),
+            ("quant", .object([("enabled", .bool(quant != nil)), ("source", .string(quantSource.key)), ("act", act),
+                               ("wts", wts)])),
             ("prune", .object([
-                ("enabled", .bool(prune.enabled)), ("source", .string(prune.source.key)), ("kind", kind), ("ratio", ratio),
-                ("ascend_optimized", ascend), ("update_freq", freq),
+                ("enabled", .bool(prune != nil)), ("source", .string(pruneSource.key)), ("kind", kind),
+                ("ratio", ratio), ("ascend_optimized", ascend), ("update_freq", freq),
             ])),
         ])
+    }
+
+    /// The prune kind the config asked for on a layer that cannot take it.
+    private var askedPruneKind: PruneKind? {
+        if prune == nil, case .notApplicable(_, let asked) = unprunedReason { return asked }
+        return nil
     }
 }
 
@@ -90,21 +100,18 @@ public struct PlanSummary: CustomStringConvertible, Encodable {
         var rows: [[String]] = [["LAYER", "OP", "ACTIVATIONS", "WEIGHTS", "QUANT FROM", "PRUNE", "PRUNE FROM"]]
         for p in plan.layers {
             var act = "-", wts = "-"
-            if let a = p.quant.act {
-                let clips = a.clipMin.map { "[\(Self.format($0)), \(Self.format(a.clipMax ?? 0))]" } ?? "IFMR"
+            if let q = p.quant {
+                let a = q.act, w = q.wts
+                let clips = a.clips.map { "[\(Self.format($0.min)), \(Self.format($0.max))]" } ?? "IFMR"
                 act = "\(a.type.rawValue) \(clips)\(a.fixedMin ? " min=0" : "")"
-            }
-            if let w = p.quant.wts {
-                wts = "\(w.algorithm.rawValue) \(w.type.rawValue) \(w.channelWise ? "per-channel" : "per-tensor")\(w.notes.isEmpty ? "" : " *")"
+                let granularity = w.channelWise ? "per-channel" : "per-tensor"
+                wts = "\(w.algorithm.rawValue) \(w.type.rawValue) \(granularity)\(w.notes.isEmpty ? "" : " *")"
             }
             var prune = "-"
-            switch p.prune.kind {
-            case .filter(let r, let a)? where p.prune.enabled: prune = "filter \(Self.format(r))\(a ? " ×16" : "")"
-            case .twoOfFour(let f)? where p.prune.enabled: prune = "2:4" + (f > 0 ? " freq \(f)" : "")
-            default: break
-            }
+            if let (r, a) = p.filterPruning { prune = "filter \(Self.format(r))\(a ? " ×16" : "")" }
+            if let f = p.twoOfFourFrequency { prune = "2:4" + (f > 0 ? " freq \(f)" : "") }
             let op = p.layer.op.rawValue + (p.layer.kernelRank > 0 ? "\(p.layer.kernelRank)d" : "") + (p.layer.group > 1 ? " g\(p.layer.group)" : "")
-            rows.append([p.layer.name, op, act, wts, p.quant.source.description, prune, p.prune.source.description])
+            rows.append([p.layer.name, op, act, wts, p.quantSource.description, prune, p.pruneSource.description])
         }
         let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max() ?? 0 }
         var lines = rows.map { row in
@@ -112,12 +119,12 @@ public struct PlanSummary: CustomStringConvertible, Encodable {
                 .joined(separator: "  ")
         }
         lines.insert(String(repeating: "-", count: min(160, widths.reduce(0, +) + 2 * (widths.count - 1))), at: 1)
-        let quantized = plan.layers.filter(\.quant.enabled).count
-        let pruned = plan.layers.filter(\.prune.enabled).count
+        let quantized = plan.layers.filter { $0.quant != nil }.count
+        let pruned = plan.layers.filter { $0.prune != nil }.count
         lines.append("")
         lines.append("\(plan.layers.count) layers: \(quantized) quantized, \(pruned) pruned; batch_num \(plan.batchNum)"
             + (plan.forceFP16Quant ? "; scale_d rounded to float16 (FORCE_FP16_QUANT)" : ""))
-        let notes = plan.layers.flatMap { p in (p.quant.wts?.notes ?? []).map { "* \(p.layer.name): \($0)" } }
+        let notes = plan.layers.flatMap { p in (p.quant?.wts.notes ?? []).map { "* \(p.layer.name): \($0)" } }
         lines += notes
         lines += warnings.map { $0.description }
         return lines.joined(separator: "\n")

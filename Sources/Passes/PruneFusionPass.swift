@@ -12,16 +12,14 @@ import Graph
 // tensors the pruning passes replaced are released when nothing else reads them, so calibration runs on, and memory
 // holds, only the pruned model. A replaced tensor another node still reads stays.
 
-public struct PruneFusionPass: Pass {
+public struct PruneFusionPass: PlanPass {
     public let name = "fuse-pruning"
-    public var requirements: [PassRequirement] { [.plan] }
     public var changesLayers: Bool { true }
     public init() {}
 
-    public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
-        guard let plan = context.plan else { throw PipelineError(pass: name, missing: .plan) }
+    public func run(_ graph: inout Graph, plan: Plan, _ context: inout PassContext) throws {
         var settled = 0
-        for p in plan.layers where p.prune.enabled && graph.contains(p.layer.node) {
+        for p in plan.layers where p.prune != nil && graph.contains(p.layer.node) {
             let node = graph[p.layer.node]
             let weightName = try requiredInput(node, 1, "weight")
             let weight = try requiredFloatConstant(graph, weightName, node: p.layer.name, role: "weight")

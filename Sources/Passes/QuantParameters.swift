@@ -7,7 +7,7 @@ public struct LayerQuantParameters: Sendable {
     /// Effective clips (clip_min is 0 under fixed_min) and where they came from.
     public var clipMin: Float
     public var clipMax: Float
-    public var clipsFrom: String
+    public var clipsFrom: ClipOrigin
     public var actBits: Int
     /// s_d as computed, and as written (float16-rounded under FORCE_FP16_QUANT).
     public var scaleD: Float
@@ -23,12 +23,15 @@ public struct LayerQuantParameters: Sendable {
     public var integers: [Int8]
     public var weightDims: [Int64]
 
+    /// The layer's quantization decision.
+    public var decision: QuantDecision
+
     /// The record entry for this layer.
     public var recordEntry: QuantRecordEntry {
         QuantRecordEntry(
-            layer: plan.layer.name, op: plan.layer.op.rawValue, actType: plan.quant.act!.type, weightType: plan.quant.wts!.type,
-            channelWise: plan.quant.wts!.channelWise, clipMin: clipMin, clipMax: clipMax, scaleD: writtenScaleD, offsetD: offsetD,
-            scaleW: scaleW, clipsFrom: clipsFrom)
+            layer: plan.layer.name, op: plan.layer.op.rawValue, actType: decision.act.type, weightType: decision.wts.type,
+            channelWise: decision.wts.channelWise, clipMin: clipMin, clipMax: clipMax, scaleD: writtenScaleD,
+            offsetD: offsetD, scaleW: scaleW, clipsFrom: clipsFrom)
     }
 
     /// Computes the parameters of plan layer `index` from the graph as it is now (the weight the node reads now, so
@@ -38,10 +41,9 @@ public struct LayerQuantParameters: Sendable {
         _ p: LayerPlan, graph: Graph, calibrated clips: (Float, Float)?, forceFP16: Bool,
         trained: (Float, Float)? = nil, weightClips: [Float]? = nil
     ) throws -> LayerQuantParameters {
-        guard let act = p.quant.act, let wts = p.quant.wts else {
-            throw PassError(node: p.layer.name, "is not planned for quantization")
-        }
-        guard let (cMin, cMax) = trained ?? act.clipMin.map({ ($0, act.clipMax!) }) ?? clips else {
+        guard let decision = p.quant else { throw PassError(node: p.layer.name, "is not planned for quantization") }
+        let act = decision.act, wts = decision.wts
+        guard let (cMin, cMax) = trained ?? act.clips.map({ ($0.min, $0.max) }) ?? clips else {
             throw PassError(node: p.layer.name, "needs activation clips from IFMR (calibration data)")
         }
         let clipMin = act.fixedMin ? 0 : cMin
@@ -74,24 +76,24 @@ public struct LayerQuantParameters: Sendable {
                 "its scales do not fit float32\(forceFP16 ? "/float16 (FORCE_FP16_QUANT)" : ""): scale_d \(written) from clips [\(clipMin), \(cMax)]; give clips of a smaller range")
         }
         return LayerQuantParameters(
-            plan: p, clipMin: clipMin, clipMax: cMax, clipsFrom: trained != nil ? "retrained" : (act.clipMin != nil ? "config" : "ifmr"), actBits: act.type.bits,
-            scaleD: scale, writtenScaleD: written, offsetD: offset,
+            plan: p, clipMin: clipMin, clipMax: cMax, clipsFrom: trained != nil ? .retrained : act.initialization,
+            actBits: act.type.bits, scaleD: scale, writtenScaleD: written, offsetD: offset,
             weightBits: bits, weightLayout: layout, scaleW: scales, outputChannels: outputChannels, integers: integers,
-            weightDims: weight.dims)
+            weightDims: weight.dims, decision: decision)
     }
 
     /// The parameters of every quantized layer of the plan, in plan order; names the layers that lack clips.
     public static func computeAll(_ graph: Graph, _ context: PassContext) throws -> [LayerQuantParameters] {
         guard let plan = context.plan else { return [] }
-        let missing = plan.layers.enumerated().filter { i, p in
-            p.quant.enabled && p.quant.act?.clipMin == nil && context.calibratedClips[i] == nil && context.trainedClips[i] == nil
+        let missing = plan.quantized.filter { i, _, q in
+            q.act.clips == nil && context.calibratedClips[i] == nil && context.trainedClips[i] == nil
         }
         if !missing.isEmpty {
             throw PassError(
-                node: missing[0].element.layer.name,
-                "these layers need activation clips from IFMR, which needs calibration data (--calib): \(missing.map(\.element.layer.name).joined(separator: ", ")). Give clip_max_min in the config for them, or calibration data")
+                node: missing[0].plan.layer.name,
+                "these layers need activation clips from IFMR, which needs calibration data (--calib): \(missing.map(\.plan.layer.name).joined(separator: ", ")). Give clip_max_min in the config for them, or calibration data")
         }
-        return try plan.layers.enumerated().filter { $0.element.quant.enabled }.map { i, p in
+        return try plan.quantized.map { i, p, _ in
             try compute(p, graph: graph, calibrated: context.calibratedClips[i], forceFP16: plan.forceFP16Quant,
                         trained: context.trainedClips[i], weightClips: context.trainedWeightClips[i])
         }

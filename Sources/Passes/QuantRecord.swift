@@ -13,45 +13,42 @@ public struct QuantRecordEntry: Sendable, Equatable {
     public var scaleD: Float
     public var offsetD: Int
     public var scaleW: [Float]
-    /// Where the clips came from: "config" or "ifmr".
-    public var clipsFrom: String
+    /// Where the clips came from: the config, IFMR or retraining.
+    public var clipsFrom: ClipOrigin
 }
 
-/// The record file: one `record { key value { ... } }` entry per quantized layer, protobuf text format.
+/// The record file: one `record { key value { ... } }` entry per quantized layer, then one per layer that was pruned
+/// but not quantized (by name), protobuf text format written by `TextFormatWriter` (names escaped).
 public struct QuantRecord: Sendable {
     public var entries: [QuantRecordEntry] = []
-    public var pruneEntries: [String: [String]] = [:]
+    /// What pruning recorded, by layer name.
+    public var prune: [String: PruneRecord] = [:]
 
     public init() {}
 
     public var text: String {
-        func f(_ x: Float) -> String { x.isFinite ? "\(x)" : (x.isNaN ? "nan" : (x > 0 ? "inf" : "-inf")) }
-        var lines: [String] = []
-        for e in entries {
-            lines.append("record {")
-            lines.append("  key: \"\(e.layer)\"")
-            lines.append("  value {")
-            lines.append("    scale_d: \(f(e.scaleD))")
-            lines.append("    offset_d: \(e.offsetD)")
-            for s in e.scaleW { lines.append("    scale_w: \(f(s))") }
-            for _ in e.scaleW { lines.append("    offset_w: 0") }
-            lines.append("    act_type: \(e.actType.rawValue)")
-            lines.append("    wts_type: \(e.weightType.rawValue)")
-            lines.append("    clip_min: \(f(e.clipMin))")
-            lines.append("    clip_max: \(f(e.clipMax))")
-            for line in pruneEntries[e.layer] ?? [] { lines.append("    \(line)") }
-            lines.append("  }")
-            lines.append("}")
+        var records: [TextFormatWriter.Field] = entries.map { e in
+            record(e.layer, Self.quantFields(e) + (prune[e.layer]?.fields ?? []))
         }
-        // Layers that were pruned but not quantized.
-        for (layer, prune) in pruneEntries.sorted(by: { $0.key < $1.key }) where !entries.contains(where: { $0.layer == layer }) {
-            lines.append("record {")
-            lines.append("  key: \"\(layer)\"")
-            lines.append("  value {")
-            for line in prune { lines.append("    \(line)") }
-            lines.append("  }")
-            lines.append("}")
+        let quantized = Set(entries.map(\.layer))
+        for (layer, p) in prune.sorted(by: { $0.key < $1.key }) where !quantized.contains(layer) {
+            records.append(record(layer, p.fields))
         }
-        return lines.joined(separator: "\n") + "\n"
+        return TextFormatWriter.lines(records).joined(separator: "\n") + "\n"
+    }
+
+    private func record(_ layer: String, _ value: [TextFormatWriter.Field]) -> TextFormatWriter.Field {
+        .init("record", .message([.init("key", .string(layer)), .init("value", .message(value))]))
+    }
+
+    private static func quantFields(_ e: QuantRecordEntry) -> [TextFormatWriter.Field] {
+        var fields: [TextFormatWriter.Field] = [.init("scale_d", .float(e.scaleD)), .init("offset_d", .int(Int64(e.offsetD)))]
+        fields += e.scaleW.map { .init("scale_w", .float($0)) }
+        fields += e.scaleW.map { _ in .init("offset_w", .int(0)) }
+        fields += [
+            .init("act_type", .identifier(e.actType.rawValue)), .init("wts_type", .identifier(e.weightType.rawValue)),
+            .init("clip_min", .float(e.clipMin)), .init("clip_max", .float(e.clipMax)),
+        ]
+        return fields
     }
 }

@@ -8,7 +8,7 @@ import Graph
 public struct CompressionSummary: Codable, Sendable, CustomStringConvertible {
     public struct QuantizedLayer: Codable, Sendable, Equatable {
         public var layer: String, op: String, actType: String, wtsType: String, channelWise: Bool
-        public var scaleD: Float, offsetD: Int, clipsFrom: String
+        public var scaleD: Float, offsetD: Int, clipsFrom: ClipOrigin
         enum CodingKeys: String, CodingKey {
             case layer, op, actType = "act_type", wtsType = "wts_type", channelWise = "channel_wise"
             case scaleD = "scale_d", offsetD = "offset_d", clipsFrom = "clips_from"
@@ -79,10 +79,10 @@ public struct CompressionSummary: Codable, Sendable, CustomStringConvertible {
                            channelWise: e.channelWise, scaleD: e.scaleD, offsetD: Int(e.offsetD), clipsFrom: e.clipsFrom)
         }
         let quantizes = context.config?.hasGlobalQuant ?? false || !context.record.entries.isEmpty
-        float = (context.plan?.layers ?? []).filter { !$0.quant.enabled && quantizes }
-            .map { FloatLayer(layer: $0.layer.name, reason: $0.quant.source.description) }
-        prune = context.pruneReport
-        calibration = context.log.first { $0.pass == CalibrationPass(data: nil).name }?.summary
+        float = (context.plan?.layers ?? []).filter { $0.quant == nil && quantizes }
+            .map { FloatLayer(layer: $0.layer.name, reason: $0.floatReason.description) }
+        prune = context.pruneEvents.map(\.description)
+        calibration = context.calibration?.description
         opset = context.opsetImports.version() ?? 0
         self.elementsBefore = elementsBefore
         self.elementsAfter = elementsAfter

@@ -10,17 +10,15 @@ import Kernels
 // MatMul and Gemm(transB=0) weights; Cin is padded with zeros to a multiple of 4; ties take the lower index; Cin ≤ 2
 // is left alone. The masked weight is a new initializer (a shared one stays as it was); update_freq is recorded.
 
-public struct TwoOfFourPruningPass: Pass {
+public struct TwoOfFourPruningPass: PlanPass {
     public let name = "prune-2of4"
-    public var requirements: [PassRequirement] { [.plan] }
     public var changesLayers: Bool { true }
     public init() {}
 
-    public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
-        guard let plan = context.plan else { throw PipelineError(pass: name, missing: .plan) }
+    public func run(_ graph: inout Graph, plan: Plan, _ context: inout PassContext) throws {
         var count = 0
-        for p in plan.layers where p.prune.enabled {
-            guard case .twoOfFour(let freq)? = p.prune.kind else { continue }
+        for p in plan.layers {
+            guard let freq = p.twoOfFourFrequency else { continue }
             let node = graph[p.layer.node]
             let name = try requiredInput(node, 1, "weight")
             var w = try requiredFloatConstant(graph, name, node: p.layer.name, role: "weight")
@@ -34,8 +32,9 @@ public struct TwoOfFourPruningPass: Pass {
             graph.updateNode(p.layer.node) { $0.inputs[1] = newName }
             context.replacedTensors.append(name)
             let zeros = w.withElements(as: Float.self) { $0.filter { $0 == 0 }.count }
-            context.record.pruneEntries[p.layer.name, default: []] += ["two_of_four_zeroed: \(zeroed)", "update_freq: \(freq)"]
-            context.pruneReport.append("2:4: \(p.layer.name): \(zeros) of \(w.elementCount) weights are 0 (\(zeroed) zeroed now)\(cin <= 2 ? "; Cin ≤ 2, left alone" : "")")
+            context.record.prune[p.layer.name, default: PruneRecord()].twoOfFour = (zeroed, freq)
+            context.pruneEvents.append(
+                .twoOfFour(layer: p.layer.name, zeros: zeros, weights: w.elementCount, zeroedNow: zeroed, smallCin: cin <= 2))
             count += 1
         }
         context.log.append((name, "\(count) layers masked 2:4"))

@@ -246,10 +246,10 @@ final class ChannelRulesTests: XCTestCase {
         XCTAssertNil(try group(of: "a", coupling, g.graph).blocked)
         XCTAssertEqual(coupling.dependent(try g.id("b"))?.segments.map(\.count), [4])
         // The pass takes the table too: a's 4 channels go to 2, and b reads 2.
-        let standard = try prune(g.graph).1.pruneReport
+        let standard = try prune(g.graph).1.pruneEvents.map(\.description)
         XCTAssertTrue(standard.contains { $0.hasPrefix("left alone: a (4 channels): Softsign") }, "\(standard)")
         let (pruned, context) = try prune(g.graph, rules: rules)
-        XCTAssertTrue(context.pruneReport.contains("pruned: a: 4 → 2 channels (ratio 0.5)"), "\(context.pruneReport)")
+        XCTAssertTrue(context.pruneEvents.map(\.description).contains("pruned: a: 4 → 2 channels (ratio 0.5)"), "\(context.pruneEvents.map(\.description))")
         XCTAssertEqual(try floats(pruned, "b", input: 1).0, [3, 2, 1, 1])
     }
 
@@ -286,7 +286,7 @@ final class ChannelRulesTests: XCTestCase {
         let b = g.conv("b", g.node("Relu", "relu", [bn]), cout: 3, cin: 4)  // weight [3, 4, 1, 1] 29…40
         g.output(b)
         let (pruned, context) = try prune(g.graph)
-        XCTAssertTrue(context.pruneReport.contains("pruned: a: 4 → 2 channels (ratio 0.5)"), "\(context.pruneReport)")
+        XCTAssertTrue(context.pruneEvents.map(\.description).contains("pruned: a: 4 → 2 channels (ratio 0.5)"), "\(context.pruneEvents.map(\.description))")
         XCTAssertEqual(try floats(pruned, "a", input: 1).1, [1, 2, 3, 4])
         XCTAssertEqual(try floats(pruned, "a", input: 2).1, [10, 12])
         XCTAssertEqual(try floats(pruned, "bn", input: 1).1, [13, 15])

@@ -28,25 +28,25 @@ final class PlanTests: XCTestCase {
         let plan = try XCTUnwrap(context.plan)
         // Skipped by skip_layers.
         let stem = try XCTUnwrap(plan.layer(named: "conv1"))
-        XCTAssertFalse(stem.quant.enabled)
-        XCTAssertEqual(stem.quant.source.key, "skipped_by_name:skip_layers")
+        XCTAssertNil(stem.quant)
+        XCTAssertEqual(stem.quantSource.key, "skipped_by_name:skip_layers")
         // Override by name: its own clips, INT4 weights; input from Relu → fixed_min.
         let o = try XCTUnwrap(plan.layer(named: "layer1.0.conv1"))
-        XCTAssertEqual(o.quant.source.key, "override_by_name")
-        XCTAssertEqual(o.quant.act, ActivationPlan(type: .int8, clipMin: -3, clipMax: 3, fixedMin: true, fixedMinReason: "default: input from Relu"))
-        XCTAssertEqual(o.quant.wts, WeightPlan(algorithm: .arq, type: .int4, channelWise: true, notes: []))
+        XCTAssertEqual(o.quantSource.key, "override_by_name")
+        XCTAssertEqual(o.quant?.act, ActivationPlan(type: .int8, clips: Clips(min: -3, max: 3), fixedMin: true, fixedMinOrigin: .inputFromRelu))
+        XCTAssertEqual(o.quant?.wts, WeightPlan(algorithm: .arq, type: .int4, channelWise: true, notes: []))
         // Global.
         let g = try XCTUnwrap(plan.layer(named: "layer1.0.conv2"))
-        XCTAssertEqual(g.quant.source, .global)
-        XCTAssertEqual(g.quant.act?.clipMax, 6)
+        XCTAssertEqual(g.quantSource, .global)
+        XCTAssertEqual(g.quant?.act.clips?.max, 6)
         // quant_skip_layers and skip_layers are a union.
-        XCTAssertEqual(try XCTUnwrap(plan.layer(named: "layer1.1.conv2")).quant.source.key, "skipped_by_name:quant_skip_layers")
+        XCTAssertEqual(try XCTUnwrap(plan.layer(named: "layer1.1.conv2")).quantSource.key, "skipped_by_name:quant_skip_layers")
         // Override by type Linear with its own clips; its weights per tensor.
         let fc = try XCTUnwrap(plan.layer(named: "fc"))
-        XCTAssertEqual(fc.quant.source.key, "override_by_type")
-        XCTAssertEqual(fc.quant.act?.clipMax, 8)
-        XCTAssertEqual(fc.quant.act?.fixedMin, false)  // Flatten feeds it, not a Relu
-        XCTAssertEqual(fc.quant.wts?.channelWise, false)
+        XCTAssertEqual(fc.quantSource.key, "override_by_type")
+        XCTAssertEqual(fc.quant?.act.clips?.max, 8)
+        XCTAssertEqual(fc.quant?.act.fixedMin, false)  // Flatten feeds it, not a Relu
+        XCTAssertEqual(fc.quant?.wts.channelWise, false)
         XCTAssertTrue(plan.forceFP16Quant)
         XCTAssertEqual(plan.batchNum, 2)
     }
@@ -60,10 +60,10 @@ final class PlanTests: XCTestCase {
             }
             """)
         let fc = try XCTUnwrap(context.plan?.layer(named: "fc"))
-        XCTAssertEqual(fc.quant.source.key, "override_by_type")
-        XCTAssertEqual(fc.quant.act?.initialization, "ifmr")
-        XCTAssertEqual(fc.quant.act?.type, .int8)
-        XCTAssertEqual(context.plan?.layer(named: "conv1")?.quant.act?.clipMax, 6)
+        XCTAssertEqual(fc.quantSource.key, "override_by_type")
+        XCTAssertEqual(fc.quant?.act.initialization, .ifmr)
+        XCTAssertEqual(fc.quant?.act.type, .int8)
+        XCTAssertEqual(context.plan?.layer(named: "conv1")?.quant?.act.clips?.max, 6)
         let warnings = context.diagnostics.filter { $0.message.contains("override 'Linear' has no retrain_data_quant_config") }
         XCTAssertEqual(warnings.count, 1)
         XCTAssertTrue(warnings[0].message.hasPrefix("test.cfg:3:15:"), warnings[0].message)
@@ -81,14 +81,14 @@ final class PlanTests: XCTestCase {
             }
             """)
         let p = try XCTUnwrap(context.plan?.layer(named: "layer1.0.conv2"))
-        XCTAssertTrue(p.quant.enabled)
-        XCTAssertEqual(p.quant.source.key, "override_by_name")
-        XCTAssertEqual(p.quant.act?.type, .int16)
-        XCTAssertEqual(p.quant.act?.initialization, "ifmr")
-        XCTAssertFalse(p.prune.enabled)
-        XCTAssertEqual(p.prune.source.key, "skipped_by_name:skip_layers")
+        XCTAssertNotNil(p.quant)
+        XCTAssertEqual(p.quantSource.key, "override_by_name")
+        XCTAssertEqual(p.quant?.act.type, .int16)
+        XCTAssertEqual(p.quant?.act.initialization, .ifmr)
+        XCTAssertNil(p.prune)
+        XCTAssertEqual(p.pruneSource.key, "skipped_by_name:skip_layers")
         // The others get the global prune config.
-        XCTAssertEqual(context.plan?.layer(named: "layer1.0.conv1")?.prune.kind, .filter(ratio: 0.3, ascendOptimized: true))
+        XCTAssertEqual(context.plan?.layer(named: "layer1.0.conv1")?.prune?.kind, .filter(ratio: 0.3, ascendOptimized: true))
     }
 
     func testTypesInAllThreeVocabularies() throws {
@@ -100,8 +100,8 @@ final class PlanTests: XCTestCase {
                 quant_skip_types: "\(type)"
                 """)
             let plan = try XCTUnwrap(context.plan)
-            XCTAssertEqual(plan.layer(named: "conv2")?.quant.enabled, !expectConv, type)
-            XCTAssertEqual(plan.layer(named: "fc")?.quant.enabled, !expectFC, type)
+            XCTAssertEqual(plan.layer(named: "conv2")?.quant != nil, !expectConv, type)
+            XCTAssertEqual(plan.layer(named: "fc")?.quant != nil, !expectFC, type)
             if !expectConv && !expectFC {
                 XCTAssertTrue(context.diagnostics.contains { $0.message.contains("matches no layer") }, type)
             }
@@ -111,12 +111,12 @@ final class PlanTests: XCTestCase {
     func testFixedMinFollowsTheProducer() throws {
         let context = try planFor("conv_bn_relu.onnx", "retrain_data_quant_config { ulq_quantize { } }")
         let plan = try XCTUnwrap(context.plan)
-        XCTAssertEqual(plan.layer(named: "conv1")?.quant.act?.fixedMin, false)  // graph input
-        XCTAssertEqual(plan.layer(named: "conv2")?.quant.act?.fixedMin, true)  // after Relu
-        XCTAssertEqual(plan.layer(named: "fc")?.quant.act?.fixedMin, false)  // after Flatten
+        XCTAssertEqual(plan.layer(named: "conv1")?.quant?.act.fixedMin, false)  // graph input
+        XCTAssertEqual(plan.layer(named: "conv2")?.quant?.act.fixedMin, true)  // after Relu
+        XCTAssertEqual(plan.layer(named: "fc")?.quant?.act.fixedMin, false)  // after Flatten
         let explicit = try planFor("conv_bn_relu.onnx", "retrain_data_quant_config { ulq_quantize { fixed_min: false } }")
-        XCTAssertEqual(explicit.plan?.layer(named: "conv2")?.quant.act?.fixedMin, false)
-        XCTAssertEqual(explicit.plan?.layer(named: "conv2")?.quant.act?.fixedMinReason, "config")
+        XCTAssertEqual(explicit.plan?.layer(named: "conv2")?.quant?.act.fixedMin, false)
+        XCTAssertEqual(explicit.plan?.layer(named: "conv2")?.quant?.act.fixedMinOrigin, .config)
     }
 
     func testInt4FallsBackOnDepthwiseAndOddChannels() throws {
@@ -126,20 +126,20 @@ final class PlanTests: XCTestCase {
             """)
         let plan = try XCTUnwrap(context.plan)
         let dw = try XCTUnwrap(plan.layer(named: "features.1.conv.0.0"))
-        XCTAssertEqual(dw.quant.wts?.type, .int8)
-        XCTAssertTrue(dw.quant.wts?.notes.first?.contains("group 32") ?? false)
+        XCTAssertEqual(dw.quant?.wts.type, .int8)
+        XCTAssertTrue(dw.quant?.wts.notes.first?.contains("group 32") ?? false)
         let stem = try XCTUnwrap(plan.layer(named: "features.0.0"))  // 3 input channels: odd
-        XCTAssertEqual(stem.quant.wts?.type, .int8)
+        XCTAssertEqual(stem.quant?.wts.type, .int8)
         let pw = try XCTUnwrap(plan.layer(named: "features.1.conv.1"))
-        XCTAssertEqual(pw.quant.wts?.type, .int4)
+        XCTAssertEqual(pw.quant?.wts.type, .int4)
         XCTAssertEqual(context.diagnostics.filter { $0.message.contains("fall back") }.count, 2)
     }
 
     func testFilterPruningIsNotApplicableToDepthwise() throws {
         let context = try planFor("depthwise.onnx", "prune_config { filter_pruner { balanced_l2_norm_filter_prune { prune_ratio: 0.3 } } }")
         let dw = try XCTUnwrap(context.plan?.layer(named: "features.1.conv.0.0"))
-        XCTAssertFalse(dw.prune.enabled)
-        XCTAssertEqual(dw.prune.source.key, "not_applicable")
+        XCTAssertNil(dw.prune)
+        XCTAssertEqual(dw.pruneSource.key, "not_applicable")
     }
 
     func testGlobalChannelWiseOnGemmIsPerTensorWithANote() throws {
@@ -148,16 +148,16 @@ final class PlanTests: XCTestCase {
             retrain_weight_quant_config { arq_retrain { channel_wise: true } }
             """)
         let fc1 = try XCTUnwrap(context.plan?.layer(named: "fc1"))
-        XCTAssertEqual(fc1.quant.wts?.channelWise, false)
-        XCTAssertEqual(fc1.quant.wts?.notes, ["global channel_wise ignored: Gemm has one weight scale"])
+        XCTAssertEqual(fc1.quant?.wts.channelWise, false)
+        XCTAssertEqual(fc1.quant?.wts.notes, ["global channel_wise ignored: Gemm has one weight scale"])
     }
 
     func testOverrideWithOnlyPruneDoesNotTurnOnQuantization() throws {
         let context = try planFor("residual.onnx", configFile: "prune.cfg")
         let plan = try XCTUnwrap(context.plan)
-        XCTAssertTrue(plan.layers.allSatisfy { !$0.quant.enabled })
-        XCTAssertEqual(plan.layer(named: "layer1.0.conv1")?.prune.kind, .filter(ratio: 0.5, ascendOptimized: false))
-        XCTAssertEqual(plan.layer(named: "fc")?.prune.source.key, "skipped_by_name:regular_prune_skip_layers")
+        XCTAssertTrue(plan.layers.allSatisfy { $0.quant == nil })
+        XCTAssertEqual(plan.layer(named: "layer1.0.conv1")?.prune?.kind, .filter(ratio: 0.5, ascendOptimized: false))
+        XCTAssertEqual(plan.layer(named: "fc")?.pruneSource.key, "skipped_by_name:regular_prune_skip_layers")
     }
 
     func testNameMatchingByNodeModuleAndWeight() throws {
@@ -166,14 +166,14 @@ final class PlanTests: XCTestCase {
                 retrain_data_quant_config { ulq_quantize { } }
                 quant_skip_layers: "\(name)"
                 """)
-            XCTAssertEqual(context.plan?.layer(named: "layer1.0.conv1")?.quant.enabled, false, name)
+            XCTAssertEqual(context.plan?.layer(named: "layer1.0.conv1")?.quant != nil, false, name)
         }
         // Weight-name matching where the node has no torch scope name.
         let context = try planFor("typed_fields.onnx", """
             retrain_data_quant_config { ulq_quantize { } }
             quant_skip_layers: "conv"
             """)
-        XCTAssertEqual(context.plan?.layers.first?.quant.enabled, false)
+        XCTAssertEqual(context.plan?.layers.first?.quant != nil, false)
     }
 
     func testAmbiguousName() throws {
@@ -200,15 +200,15 @@ final class PlanTests: XCTestCase {
         }
         // compressed2: Conv2d override → INT4 act and weights, except the 3-channel stem (odd Cin → INT8 weights).
         let c2 = try XCTUnwrap(try planFor("conv_bn_relu.onnx", configFile: "compressed2.cfg").plan)
-        XCTAssertEqual(c2.layer(named: "conv2")?.quant.wts?.type, .int4)
-        XCTAssertEqual(c2.layer(named: "conv2")?.quant.act?.type, .int4)
-        XCTAssertEqual(c2.layer(named: "conv1")?.quant.wts?.type, .int8)
-        XCTAssertEqual(c2.layer(named: "fc")?.quant.wts?.algorithm, .ulq)
-        XCTAssertEqual(c2.layer(named: "fc")?.prune.source.key, "skipped_by_type:regular_prune_skip_types")
-        XCTAssertEqual(c2.layer(named: "conv2")?.prune.kind, .twoOfFour(updateFreq: 0))
+        XCTAssertEqual(c2.layer(named: "conv2")?.quant?.wts.type, .int4)
+        XCTAssertEqual(c2.layer(named: "conv2")?.quant?.act.type, .int4)
+        XCTAssertEqual(c2.layer(named: "conv1")?.quant?.wts.type, .int8)
+        XCTAssertEqual(c2.layer(named: "fc")?.quant?.wts.algorithm, .ulq)
+        XCTAssertEqual(c2.layer(named: "fc")?.pruneSource.key, "skipped_by_type:regular_prune_skip_types")
+        XCTAssertEqual(c2.layer(named: "conv2")?.prune?.kind, .twoOfFour(updateFreq: 0))
         // Caffe dialect: Convolution override with fixed_min, InnerProduct skipped.
         let caffe = try XCTUnwrap(try planFor("conv_bn_relu.onnx", configFile: "caffe_quant.cfg").plan)
-        XCTAssertEqual(caffe.layer(named: "conv1")?.quant.act, ActivationPlan(type: .int8, clipMin: -2, clipMax: 2, fixedMin: true, fixedMinReason: "config"))
-        XCTAssertEqual(caffe.layer(named: "fc")?.quant.source.key, "skipped_by_type:skip_layer_types")
+        XCTAssertEqual(caffe.layer(named: "conv1")?.quant?.act, ActivationPlan(type: .int8, clips: Clips(min: -2, max: 2), fixedMin: true, fixedMinOrigin: .config))
+        XCTAssertEqual(caffe.layer(named: "fc")?.quantSource.key, "skipped_by_type:skip_layer_types")
     }
 }

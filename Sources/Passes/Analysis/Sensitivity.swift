@@ -77,9 +77,8 @@ public final class SensitivitySession {
         self.progress = progress
         opset = context.opsetImports.version() ?? 13
         floatExecutor = try GraphExecutor(graph: prepared.graph, opset: opset)
-        let indices = plan.layers.indices.filter { plan.layers[$0].quant.enabled }
-        parameters = Array(zip(indices, params))
-        for (i, p) in parameters where p.clipsFrom == "ifmr" {
+        parameters = Array(zip(plan.quantized.map(\.index), params))
+        for (i, p) in parameters where p.clipsFrom == .ifmr {
             clipsByBits[p.actBits, default: [:]][i] = context.calibratedClips[i]
         }
         try data.checkBatches(count: plan.batchNum, batchSize: batchSize)
@@ -186,16 +185,16 @@ public final class SensitivitySession {
 
     func layerEntry(_ index: Int, _ q: LayerQuantParameters, output: Double, own: Double, input: [Int], out: [Int],
                     rerun: Int, seconds: Double) -> SensitivityReport.Layer {
-        let p = plan.layers[index]
-        let location: SourceLocation? = switch p.quant.source {
+        let p = plan.layers[index], d = q.decision
+        let location: SourceLocation? = switch d.source {
         case .overrideByName(let l), .overrideByType(_, let l), .skippedByName(_, let l), .skippedByType(_, _, let l): l
         default: nil
         }
         return SensitivityReport.Layer(
-            index: index, name: p.layer.name, op: p.layer.op.rawValue, actType: p.quant.act!.type.rawValue,
-            weightType: p.quant.wts!.type.rawValue, channelWise: p.quant.wts!.channelWise, clipMin: q.clipMin,
+            index: index, name: p.layer.name, op: p.layer.op.rawValue, actType: d.act.type.rawValue,
+            weightType: d.wts.type.rawValue, channelWise: d.wts.channelWise, clipMin: q.clipMin,
             clipMax: q.clipMax, clipsFrom: q.clipsFrom, inputShape: input, outputShape: out, weightShape: q.weightDims,
-            source: p.quant.source.description, sourceLine: location?.line, sourceColumn: location?.column,
+            source: d.source.description, sourceLine: location?.line, sourceColumn: location?.column,
             outputSQNR: output, layerSQNR: own, rerunNodes: rerun, seconds: seconds)
     }
 }

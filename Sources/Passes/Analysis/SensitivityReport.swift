@@ -18,7 +18,7 @@ public struct SensitivityReport: Codable, Sendable {
         public var channelWise: Bool
         public var clipMin: Float
         public var clipMax: Float
-        public var clipsFrom: String
+        public var clipsFrom: ClipOrigin
         public var inputShape: [Int]
         public var outputShape: [Int]
         public var weightShape: [Int64]

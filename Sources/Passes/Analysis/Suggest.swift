@@ -123,27 +123,27 @@ extension SensitivitySession {
 
     /// (plan index, setting) steps in the order they are tried.
     func suggestionSteps(_ report: SensitivityReport) -> [(Int, LayerSetting)] {
-        let ranked = report.ranked.map(\.index).filter {
-            if case .overrideByName = plan.layers[$0].quant.source { return false }
-            return true
+        // The layers the analysis may raise, most sensitive first, with their configured settings.
+        var ranked: [(index: Int, source: PlanSource, setting: LayerSetting)] = []
+        for i in report.ranked.map(\.index) {
+            guard let d = plan.layers[i].quant else { continue }
+            if case .overrideByName = d.source { continue }
+            ranked.append((i, d.source, LayerSetting(act: d.act.type, wts: d.wts.type)))
         }
-        var current = Dictionary(uniqueKeysWithValues: ranked.map { i in
-            (i, LayerSetting(act: plan.layers[i].quant.act!.type, wts: plan.layers[i].quant.wts!.type))
-        })
         var steps: [(Int, LayerSetting)] = []
-        for i in ranked where current[i]!.act == .int4 || current[i]!.wts == .int4 {
-            let s = LayerSetting(act: current[i]!.act == .int4 ? .int8 : current[i]!.act, wts: .int8)
-            current[i] = s
-            steps.append((i, s))
+        for k in ranked.indices where ranked[k].setting.act == .int4 || ranked[k].setting.wts == .int4 {
+            let was = ranked[k].setting
+            ranked[k].setting = LayerSetting(act: was.act == .int4 ? .int8 : was.act, wts: .int8)
+            steps.append((ranked[k].index, ranked[k].setting))
         }
-        for i in ranked where current[i]!.act != .int16 {
-            current[i]!.act = .int16
-            steps.append((i, current[i]!))
+        for k in ranked.indices where ranked[k].setting.act != .int16 {
+            ranked[k].setting.act = .int16
+            steps.append((ranked[k].index, ranked[k].setting))
         }
-        for i in ranked {
-            if case .overrideByType = plan.layers[i].quant.source { continue }
-            current[i]!.skipped = true
-            steps.append((i, current[i]!))
+        for k in ranked.indices {
+            if case .overrideByType = ranked[k].source { continue }
+            ranked[k].setting.skipped = true
+            steps.append((ranked[k].index, ranked[k].setting))
         }
         return steps
     }
@@ -162,9 +162,9 @@ extension SensitivitySession {
             guard let s = changes[i] else { out.append((i, q)); continue }
             if s.skipped { continue }
             var p = plan.layers[i]
-            p.quant.act!.type = s.act
-            p.quant.wts!.type = s.wts
-            let clips = p.quant.act!.clipMin == nil ? try ifmrClips(bits: s.act.bits)[i] : nil
+            p.quant?.act.type = s.act
+            p.quant?.wts.type = s.wts
+            let clips = q.decision.act.clips == nil ? try ifmrClips(bits: s.act.bits)[i] : nil
             let q = try LayerQuantParameters.compute(p, graph: graph, calibrated: clips, forceFP16: plan.forceFP16Quant)
             out.append((i, q))
         }
@@ -173,15 +173,14 @@ extension SensitivitySession {
 
     /// IFMR clips of every IFMR layer at one activation width (one calibration run per width, kept).
     func ifmrClips(bits: Int) throws -> [Int: (Float, Float)] {
-        let ifmr = parameters.filter { $0.q.clipsFrom == "ifmr" }.map(\.index)
+        let ifmr = parameters.filter { $0.q.clipsFrom == .ifmr }.map(\.index)
         if let known = clipsByBits[bits], ifmr.allSatisfy({ known[$0] != nil }) {
             return known
         }
-        var context = self.context
+        var context = self.context, plan = self.plan
         let type: BitWidth = bits == 4 ? .int4 : (bits == 16 ? .int16 : .int8)
-        for (i, _) in parameters where context.plan!.layers[i].quant.act!.clipMin == nil {
-            context.plan!.layers[i].quant.act!.type = type
-        }
+        for (i, q) in parameters where q.decision.act.clips == nil { plan.layers[i].quant?.act.type = type }
+        context.plan = plan
         context.calibratedClips = [:]
         var g = graph
         try CalibrationPass(data: data, batchSize: batchSize).run(&g, &context)

@@ -14,21 +14,20 @@ extension SensitivitySession {
         text += "\n# amct-pipe analyze --suggest: \(changes.count) layer(s) raised for an output SQNR of at least "
             + String(format: "%.2f dB (measured %.2f dB on the calibration data)\n", target, after)
         for i in changes.keys.sorted() {
-            let p = plan.layers[i], s = changes[i]!
-            let name = quoted(p.layer.name)
-            let was = "\(p.quant.act!.type.rawValue)/\(p.quant.wts!.type.rawValue)"
+            guard let s = changes[i], let p = plan.layers[i].quant else { continue }
+            let layer = plan.layers[i].layer
+            let name = TextFormatWriter.quoted(layer.name)
+            let was = "\(p.act.type.rawValue)/\(p.wts.type.rawValue)"
             text += String(format: "# %@: output SQNR %.2f dB with this layer alone quantized as %@\n",
-                           p.layer.name.replacingOccurrences(of: "\n", with: " "), bySQNR[i] ?? .nan, was)
+                           layer.name.replacingOccurrences(of: "\n", with: " "), bySQNR[i] ?? .nan, was)
             if s.skipped {
                 text += "quant_skip_layers: \(name)\n"
                 continue
             }
-            let act = p.quant.act!, wts = p.quant.wts!
+            let act = p.act, wts = p.wts
             var ulq: [String] = []
-            if let lo = act.clipMin, let hi = act.clipMax {
-                ulq.append("clip_max_min: { clip_max: \(hi) clip_min: \(lo) }")
-            }
-            if act.fixedMinReason == "config" { ulq.append("fixed_min: \(act.fixedMin)") }
+            if let c = act.clips { ulq.append("clip_max_min: { clip_max: \(c.max) clip_min: \(c.min) }") }
+            if act.fixedMinOrigin == .config { ulq.append("fixed_min: \(act.fixedMin)") }
             ulq.append("dst_type: \(s.act.rawValue)")
             let algo = wts.algorithm == .ulq ? "ulq_retrain" : "arq_retrain"
             let weight = "\(algo): { channel_wise: \(wts.channelWise) dst_type: \(s.wts.rawValue) }"
@@ -42,19 +41,6 @@ extension SensitivitySession {
                 """
         }
         return text
-    }
-
-    private func quoted(_ s: String) -> String {
-        var out = "\""
-        for c in s.unicodeScalars {
-            switch c {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            default: out.unicodeScalars.append(c)
-            }
-        }
-        return out + "\""
     }
 }
 
@@ -76,14 +62,13 @@ extension SensitivitySession {
                 want = (c.action != "skip", c.actType.flatMap(BitWidth.init(rawValue:)),
                         c.weightType.flatMap(BitWidth.init(rawValue:)))
             } else {
-                want = (was.quant.enabled, was.quant.act?.type, was.quant.wts?.type)
+                want = (was.quant != nil, was.quant?.act.type, was.quant?.wts.type)
             }
-            let on = now.quant.enabled
-            let got = (on, on ? now.quant.act?.type : nil, on ? now.quant.wts?.type : nil)
+            let got = (now.quant != nil, now.quant?.act.type, now.quant?.wts.type)
             let expected = (want.0, want.0 ? want.1 : nil, want.0 ? want.2 : nil)
             guard got.0 == expected.0, got.1 == expected.1, got.2 == expected.2 else {
                 throw PassError(node: name, "the suggested config (\(config.file)) plans it as \(describe(got)), "
-                    + "not \(describe(expected)) as measured (\(now.quant.source))")
+                    + "not \(describe(expected)) as measured (\(now.quantSource))")
             }
         }
     }

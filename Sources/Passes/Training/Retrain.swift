@@ -127,7 +127,7 @@ public func retrain(
 //
 //   before: W (pruned/masked float), clips from config or IFMR
 //   after:  W' (trained float), context.trainedClips / trainedWeightClips (the export quantizes with these)
-public struct RetrainPass: Pass {
+public struct RetrainPass: PlanPass {
     public let name = "retrain"
     public var requirements: [PassRequirement] { [.plan, .clips] }
     public var changesLayers: Bool { true }
@@ -150,9 +150,8 @@ public struct RetrainPass: Pass {
         self.progress = progress
     }
 
-    public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
+    public func run(_ graph: inout Graph, plan: Plan, _ context: inout PassContext) throws {
         let started = Date()
-        guard let plan = context.plan else { throw PipelineError(pass: name, missing: .plan) }
         if data.labels == nil && teacher == nil {
             throw PassError(node: "model", "training data without labels needs the float model as teacher (distillation)")
         }
@@ -197,7 +196,7 @@ public struct RetrainPass: Pass {
                 let s = try trainer.evaluate(validation)
                 report.validationLoss = s.loss
                 report.validationAccuracy = s.accuracy
-                if state.best == nil || s.isBetter(than: state.best!.score) {
+                if state.best.map({ s.isBetter(than: $0.score) }) ?? true {
                     state.best = (report.epoch, s, trainer.store.values)
                 }
             }
@@ -213,15 +212,13 @@ public struct RetrainPass: Pass {
 /// a gradient between a parameter and the loss, a weight that cannot be trained, logits that do not fit one label per
 /// sample, a label that is not a class index, nothing to distill. It builds the trainer and its plan for the first
 /// batch's shapes on a copy of the graph as it stands (BatchNormalization folded), with placeholder clips.
-public struct RetrainPreflightPass: Pass {
+public struct RetrainPreflightPass: PlanPass {
     public let name = "retrain-preflight"
-    public var requirements: [PassRequirement] { [.plan] }
     public var training: RetrainPass
 
     public init(training: RetrainPass) { self.training = training }
 
-    public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
-        guard let plan = context.plan else { throw PipelineError(pass: name, missing: .plan) }
+    public func run(_ graph: inout Graph, plan: Plan, _ context: inout PassContext) throws {
         let data = training.data
         if data.labels == nil && training.teacher == nil {
             throw PassError(node: "model", "training data without labels needs the float model as teacher (distillation)")

@@ -143,13 +143,14 @@ public final class Trainer {
             guard graph.contains(p.layer.node) else { continue }
             let node = graph[p.layer.node]
             let weightName = node.inputs.count > 1 ? node.inputs[1] : ""
-            if p.prune.enabled, case .twoOfFour(let freq)? = p.prune.kind, let w = store.index(of: weightName) {
+            if let freq = p.twoOfFourFrequency, let w = store.index(of: weightName) {
                 let g = TwoOfFourPruningPass.groups(p.layer, dims: store.shapes[w])
                 masks.append(TwoOfFourMask(parameter: w, layerName: p.layer.name, outer: g.outer, cin: g.cin, inner: g.inner,
                                            updateFreq: Int(freq)))
             }
-            guard p.quant.enabled, let act = p.quant.act, let wts = p.quant.wts else { continue }
-            guard let (clipMin, clipMax) = act.clipMin.map({ ($0, act.clipMax ?? 0) }) ?? clips[i] else {
+            guard let decision = p.quant else { continue }
+            let act = decision.act, wts = decision.wts
+            guard let (clipMin, clipMax) = act.clips.map({ ($0.min, $0.max) }) ?? clips[i] else {
                 throw PassError(node: p.layer.name, "has no activation clips (config or IFMR) to start training from")
             }
             guard let weight = store.index(of: weightName) else {

@@ -30,7 +30,7 @@ final class AMCTLayoutPassUnitTests: XCTestCase {
         XCTAssertEqual(q.offsetD, -64)
         XCTAssertEqual(q.clipMin, -2)
         XCTAssertEqual(q.clipMax, 6)
-        XCTAssertEqual(q.clipsFrom, "config")
+        XCTAssertEqual(q.clipsFrom, .config)
         assertClose(q.scaleW, Self.sW, accuracy: 1e-9)
         XCTAssertEqual(q.integers, [127, -76, 32, -128])
         XCTAssertEqual(q.outputChannels, 2)

@@ -50,7 +50,7 @@ final class FakeQuantInsertionPassUnitTests: XCTestCase {
         t.output("y")
         var g = t.graph
         var context = try planned(&g, UnitConfigs.quant(clipMin: -2, clipMax: 6))
-        XCTAssertEqual(context.plan?.layers[0].quant.act?.fixedMin, true)
+        XCTAssertEqual(context.plan?.layers[0].quant?.act.fixedMin, true)
         try FakeQuantInsertionPass().run(&g, &context)
         XCTAssertEqual(opTypes(g), ["Relu", "QuantizeLinear", "DequantizeLinear", "DequantizeLinear", "Gemm"])
         XCTAssertEqual(try floatsOf(g, "r_scale"), [Float(6) / 255])

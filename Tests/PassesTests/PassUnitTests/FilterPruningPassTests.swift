@@ -53,9 +53,9 @@ final class FilterPruningPassUnitTests: XCTestCase {
         XCTAssertEqual(g.valueInfo[0].type, .tensor(.float, [1, 2, 1, 1]))
         // The originals are left for PruneFusionPass to release; the record keeps the indices.
         XCTAssertEqual(Set(context.replacedTensors), ["wa", "ba", "gamma", "beta", "mean", "var", "wb"])
-        XCTAssertEqual(context.record.pruneEntries["conv_a"], ["kept_channels: \"1,3\""])
-        XCTAssertTrue(context.pruneReport.contains("pruned: conv_a: 4 → 2 channels (ratio 0.5)"),
-                      "\(context.pruneReport)")
+        XCTAssertEqual(context.record.prune["conv_a"], PruneRecord(keptChannels: [1, 3]))
+        XCTAssertTrue(context.pruneEvents.map(\.description).contains("pruned: conv_a: 4 → 2 channels (ratio 0.5)"),
+                      "\(context.pruneEvents.map(\.description))")
 
         // The pruned channels fed conv_b with weight 0: both graphs compute the same y.
         let x = DenseTensor(shape: [1, 2, 1, 1], floats: [0.7, -1.3])
@@ -71,8 +71,8 @@ final class FilterPruningPassUnitTests: XCTestCase {
         try FilterPruningPass().run(&g, &context)
         XCTAssertEqual(g.constantTensor(try nodeNamed(g, "conv_b").inputs[1])?.dims.first, 3)
         let reason = "left alone: conv_b (3 channels): its channels reach graph output 'y'"
-        XCTAssertTrue(context.pruneReport.contains(reason), "\(context.pruneReport)")
-        XCTAssertNil(context.record.pruneEntries["conv_b"])
+        XCTAssertTrue(context.pruneEvents.map(\.description).contains(reason), "\(context.pruneEvents.map(\.description))")
+        XCTAssertNil(context.record.prune["conv_b"])
     }
 
     /// After the pass the pipeline recomputes the layers: context.layers and the plan see the pruned shapes.
@@ -134,8 +134,8 @@ final class FilterPruningPassUnitTests: XCTestCase {
         XCTAssertEqual(try floatsOf(g, try nodeNamed(g, "conv_a").inputs[1]), [3, 4, 1.2, 1.6])
         XCTAssertEqual(try floatsOf(g, try nodeNamed(g, "conv_c").inputs[1]), [0.6, 0.8, 3.6, 4.8])
         XCTAssertEqual(try floatsOf(g, try nodeNamed(g, "conv_d").inputs[1]), [2, 3])
-        XCTAssertEqual(context.record.pruneEntries["conv_a"], ["kept_channels: \"1,2\""])
-        XCTAssertEqual(context.record.pruneEntries["conv_c"], ["kept_channels: \"1,2\""])
+        XCTAssertEqual(context.record.prune["conv_a"], PruneRecord(keptChannels: [1, 2]))
+        XCTAssertEqual(context.record.prune["conv_c"], PruneRecord(keptChannels: [1, 2]))
     }
 
     /// Equal scores: the lower index goes first. wa rows of norm 2, 2, 2, 4: ratio 0.25 keeps 3, so channel 0 goes.

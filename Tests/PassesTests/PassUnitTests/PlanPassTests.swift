@@ -133,18 +133,18 @@ final class PlanPassUnitTests: XCTestCase {
         XCTAssertEqual(plan.layers.count, 3)
         let conv1 = plan.layers[0], conv2 = plan.layers[1], gemm = plan.layers[2]
         let typeLine = SourceLocation(file: "unit.cfg", line: 5, column: 15)
-        XCTAssertEqual(conv1.quant.source, .overrideByType("Conv", typeLine))
-        XCTAssertEqual(conv1.quant.act, ActivationPlan(type: .int8, clipMin: -4, clipMax: 4, fixedMin: false,
-                                                       fixedMinReason: "default: input not from Relu"))
-        XCTAssertEqual(conv2.quant.source, .overrideByName(SourceLocation(file: "unit.cfg", line: 9, column: 15)))
-        XCTAssertEqual(conv2.quant.act, ActivationPlan(type: .int8, clipMin: -1, clipMax: 2, fixedMin: true,
-                                                       fixedMinReason: "default: input from Relu"))
-        XCTAssertEqual(gemm.quant.source, .global)
-        XCTAssertEqual(gemm.quant.act?.clipMax, 6)
-        XCTAssertEqual(gemm.quant.act?.fixedMin, false)
+        XCTAssertEqual(conv1.quantSource, .overrideByType("Conv", typeLine))
+        XCTAssertEqual(conv1.quant?.act, ActivationPlan(type: .int8, clips: Clips(min: -4, max: 4), fixedMin: false,
+                                                       fixedMinOrigin: .inputNotFromRelu))
+        XCTAssertEqual(conv2.quantSource, .overrideByName(SourceLocation(file: "unit.cfg", line: 9, column: 15)))
+        XCTAssertEqual(conv2.quant?.act, ActivationPlan(type: .int8, clips: Clips(min: -1, max: 2), fixedMin: true,
+                                                       fixedMinOrigin: .inputFromRelu))
+        XCTAssertEqual(gemm.quantSource, .global)
+        XCTAssertEqual(gemm.quant?.act.clips?.max, 6)
+        XCTAssertEqual(gemm.quant?.act.fixedMin, false)
         // channel_wise unset: per channel on convolutions, per tensor on Gemm.
-        XCTAssertEqual(conv1.quant.wts, WeightPlan(algorithm: .arq, type: .int8, channelWise: true, notes: []))
-        XCTAssertEqual(gemm.quant.wts, WeightPlan(algorithm: .arq, type: .int8, channelWise: false, notes: []))
+        XCTAssertEqual(conv1.quant?.wts, WeightPlan(algorithm: .arq, type: .int8, channelWise: true, notes: []))
+        XCTAssertEqual(gemm.quant?.wts, WeightPlan(algorithm: .arq, type: .int8, channelWise: false, notes: []))
         XCTAssertEqual(context.log.last?.summary, "3 of 3 layers quantized, 0 pruned")
     }
 
@@ -155,11 +155,11 @@ final class PlanPassUnitTests: XCTestCase {
             quant_skip_layers: "fc"
             """)
         let plan = try XCTUnwrap(context.plan)
-        XCTAssertEqual(plan.layers[2].quant.enabled, false)
-        XCTAssertEqual(plan.layers[2].quant.source.key, "skipped_by_name:quant_skip_layers")
+        XCTAssertEqual(plan.layers[2].quant != nil, false)
+        XCTAssertEqual(plan.layers[2].quantSource.key, "skipped_by_name:quant_skip_layers")
         // fixed_min given: false even after the Relu.
-        XCTAssertEqual(plan.layers[1].quant.act?.fixedMin, false)
-        XCTAssertEqual(plan.layers[1].quant.act?.fixedMinReason, "config")
+        XCTAssertEqual(plan.layers[1].quant?.act.fixedMin, false)
+        XCTAssertEqual(plan.layers[1].quant?.act.fixedMinOrigin, .config)
     }
 
     /// INT4 weights need an even input-channel count and group 1: a Conv with Cin = 3 falls back to INT8 with a note
@@ -180,12 +180,12 @@ final class PlanPassUnitTests: XCTestCase {
             """)
         let plan = try XCTUnwrap(context.plan)
         let odd = try XCTUnwrap(plan.layer(named: "odd")), fc = try XCTUnwrap(plan.layer(named: "fc"))
-        XCTAssertEqual(odd.quant.wts?.type, .int8)
-        XCTAssertEqual(odd.quant.wts?.notes, ["INT4 weights fall back to INT8: odd input-channel count (3)"])
+        XCTAssertEqual(odd.quant?.wts.type, .int8)
+        XCTAssertEqual(odd.quant?.wts.notes, ["INT4 weights fall back to INT8: odd input-channel count (3)"])
         XCTAssertEqual(context.diagnostics.filter { $0.node == "odd" }.count, 1)
-        XCTAssertEqual(fc.quant.wts?.type, .int4)
-        XCTAssertEqual(fc.quant.wts?.channelWise, false)
-        XCTAssertEqual(fc.quant.wts?.notes, ["global channel_wise ignored: Gemm has one weight scale"])
+        XCTAssertEqual(fc.quant?.wts.type, .int4)
+        XCTAssertEqual(fc.quant?.wts.channelWise, false)
+        XCTAssertEqual(fc.quant?.wts.notes, ["global channel_wise ignored: Gemm has one weight scale"])
     }
 
     /// channel_wise: true in an override that names a Gemm is an error at the place it is set.

@@ -27,7 +27,7 @@ final class TwoOfFourPruningPassUnitTests: XCTestCase {
         XCTAssertEqual(try floatsOf(g, "w"), [0.9, -0.1, 0.4, -0.7, 0.1, 0.2, -0.3, 0.05, 0.5, -0.5, 0.5, 0.5],
                        "the original stays until PruneFusionPass")
         XCTAssertEqual(context.replacedTensors, ["w"])
-        XCTAssertEqual(context.record.pruneEntries["conv"], ["two_of_four_zeroed: 6", "update_freq: 3"])
+        XCTAssertEqual(context.record.prune["conv"], PruneRecord(twoOfFour: (zeroed: 6, updateFreq: 3)))
         XCTAssertEqual(context.layers[0].weight, "w_2of4", "layers are refreshed after the pass")
     }
 
@@ -67,7 +67,7 @@ final class TwoOfFourPruningPassUnitTests: XCTestCase {
         var context = try planned(&g, UnitConfigs.twoOfFour)
         try TwoOfFourPruningPass().run(&g, &context)
         XCTAssertEqual(try floatsOf(g, try nodeNamed(g, "gemm").inputs[1]), [0.1, 5, 7, 0.2])
-        XCTAssertEqual(context.pruneReport, ["2:4: gemm: 0 of 4 weights are 0 (0 zeroed now); Cin ≤ 2, left alone"])
+        XCTAssertEqual(context.pruneEvents.map(\.description), ["2:4: gemm: 0 of 4 weights are 0 (0 zeroed now); Cin ≤ 2, left alone"])
     }
 
     func gemm(transB: Int64, dims: [Int64], _ values: [Float]) -> Graph {
