@@ -9,14 +9,13 @@ import Graph
 // (`/layer1/layer1.0/conv1/Conv` → `layer1.0.conv1`), or the weight's name without `.weight`. A name that matches
 // no layer, or several, is an error at its place in the config; a type that matches no layer here is a warning.
 
-public struct LayerMatchingPass: Pass {
+public struct LayerMatchingPass: ConfigPass {
     public let name = "match-layers"
     public var requirements: [PassRequirement] { [.config] }
     public var provides: [PassRequirement] { [.layers] }
     public init() {}
 
-    public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
-        guard let config = context.config else { throw PipelineError(pass: name, missing: .config) }
+    public func run(_ graph: inout Graph, config: CompressionConfig, _ context: inout PassContext) throws {
         let layers = try Layer.find(in: graph)
         let index = LayerNameIndex(layers)
         var errors: [ConfigError] = []

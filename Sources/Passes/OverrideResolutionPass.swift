@@ -14,14 +14,13 @@ import Graph
 // Per layer: fixed_min unset → true when the input comes straight from a Relu; channel_wise unset → true on
 // convolutions, false on Gemm/MatMul; INT4 weights on a grouped conv or with an odd input-channel count → INT8.
 
-public struct OverrideResolutionPass: Pass {
+public struct OverrideResolutionPass: ConfigPass {
     public let name = "resolve-overrides"
     public var requirements: [PassRequirement] { [.config, .layers, .skips] }
     public var provides: [PassRequirement] { [.plan] }
     public init() {}
 
-    public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
-        guard let config = context.config else { throw PipelineError(pass: name, missing: .config) }
+    public func run(_ graph: inout Graph, config: CompressionConfig, _ context: inout PassContext) throws {
         var errors: [ConfigError] = []
         var warnedOverrides = Set<String>()
         var layerPlans: [LayerPlan] = []

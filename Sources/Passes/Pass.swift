@@ -20,6 +20,19 @@ extension Pass {
     public var changesLayers: Bool { false }
 }
 
+/// A pass that works from the config: it declares `.config` among its requirements and is handed the config.
+public protocol ConfigPass: Pass {
+    func run(_ graph: inout Graph, config: CompressionConfig, _ context: inout PassContext) throws
+}
+
+extension ConfigPass {
+    public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
+        // The one place the config is unwrapped: `Pipeline.check` has made sure it is there.
+        guard let config = context.config else { throw PipelineError(pass: name, missing: .config) }
+        try run(&graph, config: config, &context)
+    }
+}
+
 /// A pass that works from the plan: it declares `.plan` among its requirements, the pipeline checks that before any
 /// pass runs, and hands the plan to `run(_:plan:_:)`, never an optional.
 public protocol PlanPass: Pass {

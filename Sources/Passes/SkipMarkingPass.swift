@@ -9,14 +9,13 @@ import Graph
 // pruning skips = regular_prune_skip_layers ∪ skip_layers, by type regular_prune_skip_types ∪ skip_layer_types.
 // The first list that names a layer is the one reported (feature lists before the global ones).
 
-public struct SkipMarkingPass: Pass {
+public struct SkipMarkingPass: ConfigPass {
     public let name = "mark-skips"
     public var requirements: [PassRequirement] { [.config, .layers] }
     public var provides: [PassRequirement] { [.skips] }
     public init() {}
 
-    public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
-        guard let config = context.config else { throw PipelineError(pass: name, missing: .config) }
+    public func run(_ graph: inout Graph, config: CompressionConfig, _ context: inout PassContext) throws {
         func mark(_ feature: SkipList.Feature) -> [Int: SkipReason] {
             var result: [Int: SkipReason] = [:]
             for list in SkipList.lists(skipping: feature, byType: false) {

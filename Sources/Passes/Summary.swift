@@ -2,7 +2,7 @@ import Foundation
 import Graph
 
 // The run summary: what a compress or retrain run did, built from the context the pipeline leaves. `description` is
-// the table the CLI prints; `Codable` gives `--json` (snake_case keys, every key present, null when there is nothing).
+// the table the CLI prints; `Codable` gives `--json` (snake_case keys, every key present: `@NullEncoded` writes null).
 
 /// What a compress (or retrain) run did, for people and for scripts.
 public struct CompressionSummary: Codable, Sendable, CustomStringConvertible {
@@ -30,10 +30,10 @@ public struct CompressionSummary: Codable, Sendable, CustomStringConvertible {
     /// What pruning did, one line per group or layer.
     public var prune: [String]
     /// What calibration did, when it ran.
-    public var calibration: String?
+    @NullEncoded public var calibration: String?
     /// The default-domain opset of the (first) output.
     public var opset: Int64
-    public var sizeBefore: Int?
+    @NullEncoded public var sizeBefore: Int?
     public var sizeAfter: [Int] = []
     /// Elements in float/int8/int4 initializers (weights, biases, scales) before and after.
     public var elementsBefore: Int
@@ -44,32 +44,12 @@ public struct CompressionSummary: Codable, Sendable, CustomStringConvertible {
     /// One line per pass that ran.
     public var passes: [String]
     /// What retraining did (retrain only).
-    public var retrain: TrainingReport?
+    @NullEncoded public var retrain: TrainingReport?
 
     enum CodingKeys: String, CodingKey {
         case input, outputs, format, quantized, float, prune, calibration, opset
         case sizeBefore = "size_before", sizeAfter = "size_after", elementsBefore = "elements_before"
         case elementsAfter = "elements_after", runtime, warnings, passes, retrain
-    }
-
-    public func encode(to encoder: any Encoder) throws {  // nil as null, so every key is there for scripts
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(input, forKey: .input)
-        try c.encode(outputs, forKey: .outputs)
-        try c.encode(format, forKey: .format)
-        try c.encode(quantized, forKey: .quantized)
-        try c.encode(float, forKey: .float)
-        try c.encode(prune, forKey: .prune)
-        try c.encode(calibration, forKey: .calibration)
-        try c.encode(opset, forKey: .opset)
-        try c.encode(sizeBefore, forKey: .sizeBefore)
-        try c.encode(sizeAfter, forKey: .sizeAfter)
-        try c.encode(elementsBefore, forKey: .elementsBefore)
-        try c.encode(elementsAfter, forKey: .elementsAfter)
-        try c.encode(runtime, forKey: .runtime)
-        try c.encode(warnings, forKey: .warnings)
-        try c.encode(passes, forKey: .passes)
-        try c.encode(retrain, forKey: .retrain)
     }
 
     init(context: PassContext, format: OutputFormat, elementsBefore: Int, elementsAfter: Int) {

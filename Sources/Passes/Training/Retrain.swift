@@ -19,7 +19,7 @@ public struct TrainingReport: Sendable, Codable {
     public var writtenEpoch: Int
     public var steps: Int
     public var seconds: Double
-    public var resumedFromEpoch: Int?
+    @NullEncoded public var resumedFromEpoch: Int?
     public var loss: String
     /// With `TrainingOptions.profile`: time per op type, forward and backward, of the training steps (not encoded).
     public var profile: String?
@@ -32,21 +32,6 @@ extension TrainingReport: CustomStringConvertible {
     enum CodingKeys: String, CodingKey {
         case before, after, scoredOn = "scored_on", epochs, writtenEpoch = "written_epoch", steps, seconds
         case resumedFromEpoch = "resumed_from_epoch", loss, ranks, globalBatch = "global_batch"
-    }
-
-    public func encode(to encoder: any Encoder) throws {  // nil as null
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(before, forKey: .before)
-        try c.encode(after, forKey: .after)
-        try c.encode(scoredOn, forKey: .scoredOn)
-        try c.encode(epochs, forKey: .epochs)
-        try c.encode(writtenEpoch, forKey: .writtenEpoch)
-        try c.encode(steps, forKey: .steps)
-        try c.encode(seconds, forKey: .seconds)
-        try c.encode(resumedFromEpoch, forKey: .resumedFromEpoch)
-        try c.encode(loss, forKey: .loss)
-        try c.encode(ranks, forKey: .ranks)
-        try c.encode(globalBatch, forKey: .globalBatch)
     }
 
     /// The lines the CLI prints under the compress summary.

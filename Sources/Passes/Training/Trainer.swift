@@ -37,26 +37,15 @@ public struct TrainingOptions: Sendable {
 public struct EpochReport: Sendable, Codable {
     public var epoch: Int
     public var trainLoss: Float
-    public var trainAccuracy: Float?
-    public var validationLoss: Float?
-    public var validationAccuracy: Float?
+    @NullEncoded public var trainAccuracy: Float?
+    @NullEncoded public var validationLoss: Float?
+    @NullEncoded public var validationAccuracy: Float?
     public var seconds: Double
     public var samplesPerSecond: Double
 
     enum CodingKeys: String, CodingKey {
         case epoch, trainLoss = "train_loss", trainAccuracy = "train_accuracy", validationLoss = "val_loss"
         case validationAccuracy = "val_accuracy", seconds, samplesPerSecond = "samples_per_second"
-    }
-
-    public func encode(to encoder: any Encoder) throws {  // nil as null
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(epoch, forKey: .epoch)
-        try c.encode(trainLoss, forKey: .trainLoss)
-        try c.encode(trainAccuracy, forKey: .trainAccuracy)
-        try c.encode(validationLoss, forKey: .validationLoss)
-        try c.encode(validationAccuracy, forKey: .validationAccuracy)
-        try c.encode(seconds, forKey: .seconds)
-        try c.encode(samplesPerSecond, forKey: .samplesPerSecond)
     }
 }
 
@@ -71,13 +60,7 @@ public struct TrainingProgress: Sendable {
 /// Loss (and accuracy with labels) of a model on a data set.
 public struct Score: Sendable, Codable {
     public var loss: Float
-    public var accuracy: Float?
-
-    public func encode(to encoder: any Encoder) throws {  // nil as null
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(loss, forKey: .loss)
-        try c.encode(accuracy, forKey: .accuracy)
-    }
+    @NullEncoded public var accuracy: Float?
 }
 
 public final class Trainer {
