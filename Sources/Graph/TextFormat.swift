@@ -708,7 +708,8 @@ public func closest(_ word: String, in candidates: [String]) -> String? {
     // The distance is at least the difference in length: a candidate that far off is not scored (a 4 MB word
     // against every field name would otherwise take minutes).
     let near = candidates.filter { abs($0.count - w.count) <= limit }
-    let scored = near.map { ($0, distance(w, Array($0.lowercased()))) }.min { $0.1 < $1.1 }
+    // Ties go to the first name in sorted order, so the hint does not depend on the order of a dictionary's keys.
+    let scored = near.map { ($0, distance(w, Array($0.lowercased()))) }.min { ($0.1, $0.0) < ($1.1, $1.0) }
     guard let (best, d) = scored, d <= limit else { return nil }
     return best
 }
