@@ -5,31 +5,21 @@ import Passes
 // `amct-pipe analyze`: per-layer quantization sensitivity on calibration data (Passes/Analysis), as a table worst
 // first, JSON, an HTML/SVG report directory, and a suggested config that reaches a target SQNR.
 
-struct AnalyzeCommand: ParsableCommand {
+struct AnalyzeCommand: ParsableCommand, FixedBatchSize {
     static let configuration = CommandConfiguration(
         commandName: "analyze",
         abstract: "Measure how much each quantized layer costs (output SQNR with that layer alone quantized).")
 
-    @Argument(help: "The model (ONNX, or a Caffe deploy.prototxt with --weights) (never modified).")
-    var input: String
+    static let batchSizeHelp =
+        "Samples per batch (calibration and measurement) when the model's batch dimension is symbolic."
+    static var fixedBatchSize: Int { CompressOptions().batchSize }
 
-    @Option(help: ArgumentHelp(weightsHelp, valueName: "model.caffemodel"))
-    var weights: String?
-
-    @Option(help: "The AMCT config (text format).")
-    var cfg: String
-
-    @Option(help: "Calibration data: \(dataSourceHelp); or 'random' for a trial.")
-    var calib: String?
-
-    @OptionGroup(title: "Image preprocessing")
-    var data: DataOptions
-
-    @Option(parsing: .unconditional, help: "Samples per batch when the model's batch dimension is symbolic.")
-    var batchSize = 1
-
-    @Option(name: .customLong("input-shape"), help: ArgumentHelp(inputShapeHelp, valueName: "name:d0,d1,..."))
-    var inputShapes: [String] = []
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var config: ConfigOptions
+    @OptionGroup var calibration: CalibrationOptions
+    @OptionGroup(title: "Image preprocessing") var data: DataOptions
+    @OptionGroup var batch: BatchSizeOptions<AnalyzeCommand>
+    @OptionGroup var shapes: InputShapeOptions
 
     @Option(help: "Write report.json, sensitivity.svg and index.html into this directory.")
     var report: String?
@@ -40,47 +30,34 @@ struct AnalyzeCommand: ParsableCommand {
     @Option(name: .customLong("min-sqnr"), help: "The output SQNR (dB) --suggest aims for.")
     var minSQNR: Double?
 
-    @Flag(help: "Print the analysis as JSON.")
-    var json = false
-
-    @Flag(help: "No progress output.")
-    var quiet = false
+    @OptionGroup var printing: JSONOptions
+    @OptionGroup var progress: ProgressOptions
 
     func validate() throws {
-        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1 (it is \(batchSize))") }
         if (suggest == nil) != (minSQNR == nil) { throw ValidationError("--suggest and --min-sqnr go together") }
         if let m = minSQNR, !m.isFinite { throw ValidationError("--min-sqnr must be a finite number of dB") }
     }
 
     func run() throws {
         try reportingErrors {
-            let model = try ModelFile.load(input, weights: weights)
-            var roles = FileRoles()
-            roles.inputs(of: model)
-            roles.input(cfg, "the config (--cfg)")
-            if case .file(let path) = CalibrationSource(argument: calib) {
-                roles.input(path, "the calibration data (--calib)")
-            }
-            for name in SensitivityReport.files {
-                roles.output(report.map { "\($0)/\(name)" }, "the report (--report)")
-            }
-            roles.output(suggest, "the suggested config (--suggest)")
-            try roles.check()
-            let config = try CompressionConfig.load(cfg)
-            let calibration = CompressOptions(calibration: CalibrationSource(argument: calib), batchSize: batchSize,
-                                              inputShapes: try InputShape.parseAll(inputShapes),
-                                              preprocessing: try data.preprocessing())
-            let data = try calibration.calibrationData(for: model, batches: config.batchNum)
-            let session = try SensitivitySession(model, config: config, data: data, batchSize: batchSize,
-                                                 progress: !quiet && isatty(2) != 0 ? progressBar : nil)
+            let loaded = try model.load()
+            try fileRoles(loaded).check()
+            let config = try self.config.load()
+            let options = CompressOptions(calibration: calibration.source, batchSize: batch.value,
+                                          inputShapes: try shapes.parsed(), preprocessing: try data.preprocessing())
+            let data = try options.calibrationData(for: loaded, batches: config.batchNum)
+            // The session prepares (rewrites) its own copy; --suggest plans the model as loaded.
+            let original = suggest == nil ? nil : loaded
+            let session = try SensitivitySession(loaded, config: config, data: data, batchSize: batch.value,
+                                                 progress: progress.shown ? progressBar : nil)
             let result = try session.analyze()
             var suggestion: ConfigSuggestion?
-            if let suggest, let minSQNR {
-                suggestion = try session.writeSuggestion(result, minSQNR: minSQNR, configFile: cfg,
-                                                         model: ModelFile.load(input, weights: weights), to: suggest)
+            if let suggest, let minSQNR, let original {
+                suggestion = try session.writeSuggestion(result, minSQNR: minSQNR, configFile: self.config.cfg,
+                                                         model: original, to: suggest)
             }
             if let report { try explainingWrite(report, "the report") { try result.writeFiles(to: report) } }
-            if json {
+            if printing.json {
                 print(try result.json(with: suggestion))
             } else {
                 print(result.table)
@@ -89,6 +66,19 @@ struct AnalyzeCommand: ParsableCommand {
             fflush(nil)
             Foundation.exit(0)
         }
+    }
+
+    /// What the run reads and writes, for the check that no output replaces an input.
+    func fileRoles(_ loaded: Model) -> FileRoles {
+        var roles = FileRoles()
+        roles.inputs(of: loaded)
+        roles.input(config.cfg, "the config (--cfg)")
+        if case .file(let path) = calibration.source { roles.input(path, "the calibration data (--calib)") }
+        for name in SensitivityReport.files {
+            roles.output(report.map { "\($0)/\(name)" }, "the report (--report)")
+        }
+        roles.output(suggest, "the suggested config (--suggest)")
+        return roles
     }
 }
 

@@ -1,18 +1,15 @@
 import ArgumentParser
 import Passes
 
+// `amct-pipe convert`: load a model (ONNX or Caffe) and save it as ONNX, its large tensors inline or external.
+
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Load a model and save it again: a re-save in the canonical form (Constant weights as initializers), or a move of large tensors to external data.")
+        abstract: "Load a model and save it again: a re-save in the canonical form (Constant weights as "
+            + "initializers), or a move of large tensors to external data.")
 
-    @Argument(help: "The model (ONNX, or a Caffe deploy.prototxt with --weights) to read (never modified).")
-    var input: String
-
-    @Option(help: ArgumentHelp(weightsHelp, valueName: "model.caffemodel"))
-    var weights: String?
-
-    @Option(name: .shortAndLong, help: "Where to write the model (written whole or not at all).")
-    var output: String
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var output: OutputPathOptions
 
     @Flag(help: "Move every initializer of at least --threshold bytes into '<output>.data' beside the model.")
     var externalData = false
@@ -29,9 +26,9 @@ struct Convert: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let model = try ModelFile.load(input, weights: weights)
-            let files = try ModelFile.save(
-                model, to: output, externalData: externalData ? .moveLarge(threshold: threshold) : inlineData ? .inline : .asLoaded)
+            let policy: ExternalDataPolicy =
+                externalData ? .moveLarge(threshold: threshold) : inlineData ? .inline : .asLoaded
+            let files = try ModelFile.save(model.load(), to: output.path, externalData: policy)
             print("wrote \(files.joined(separator: ", "))")
         }
     }

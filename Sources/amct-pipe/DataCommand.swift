@@ -2,10 +2,15 @@ import ArgumentParser
 import Foundation
 import Passes
 
-struct DataCommand: ParsableCommand {
+// `amct-pipe data`: what a data source yields (DataSummary), and a preview of its first batch.
+
+struct DataCommand: ParsableCommand, FixedBatchSize {
     static let configuration = CommandConfiguration(
         commandName: "data",
         abstract: "Show what a data source yields (count, shapes, labels, value range), as the model will see it.")
+
+    static let batchSizeHelp = "Samples per batch read (and in --preview)."
+    static let fixedBatchSize = 8
 
     @Argument(help: "The data: \(dataSourceHelp).")
     var source: String
@@ -17,31 +22,23 @@ struct DataCommand: ParsableCommand {
     @OptionGroup(title: "Image preprocessing")
     var data: DataOptions
 
-    @Option(help: "Samples per batch read (and in --preview).")
-    var batchSize = 8
+    @OptionGroup var batch: BatchSizeOptions<DataCommand>
 
     @Option(help: "Write the first batch as one PNG, un-normalised (image sources).")
     var preview: String?
 
-    @Flag(help: "Print the summary as JSON.")
-    var json = false
-
-    @Flag(help: "No progress output.")
-    var quiet = false
-
-    func validate() throws {
-        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
-    }
+    @OptionGroup var printing: JSONOptions
+    @OptionGroup var progress: ProgressOptions
 
     func run() throws {
         try reportingErrors {
             let inputs = try model.map { try CalibrationData.modelInputs(of: ModelFile.load($0, weights: nil)) } ?? []
             let samples = try DataSources.open(source, inputs: inputs, preprocessing: data.preprocessing())
-            if let preview { try DataPreview.write(samples, batchSize: batchSize, to: preview) }
-            let showProgress = !json && !quiet && isatty(2) != 0
+            if let preview { try DataPreview.write(samples, batchSize: batch.value, to: preview) }
+            let showProgress = !printing.json && progress.shown
             let summary = try DataSummary(
-                samples, batchSize: batchSize, progress: showProgress ? samplesReadProgress("data") : nil)
-            print(json ? summary.json : summary.text)
+                samples, batchSize: batch.value, progress: showProgress ? samplesReadProgress("data") : nil)
+            print(printing.json ? summary.json : summary.text)
         }
     }
 }

@@ -39,9 +39,11 @@ struct DataOptions: ParsableArguments {
                                valueName: "nchw|nhwc"))
     var layout: String?
 
-    /// The flags as a value; a malformed list is a usage error naming the flag.
-    func preprocessing() throws -> Preprocessing {
+    /// The flags as a value, with `augment` (retrain's training data); a malformed list is a usage error naming the
+    /// flag.
+    func preprocessing(augment: Set<Preprocessing.Augmentation> = []) throws -> Preprocessing {
         var p = Preprocessing()
+        p.augment = augment
         if let resize {
             let v = try Self.integers(resize, flag: "--resize")
             guard v.count <= 2 else { throw ValidationError("--resize takes H,W or S (it is '\(resize)')") }
@@ -88,7 +90,3 @@ struct DataOptions: ParsableArguments {
         return values
     }
 }
-
-let dataSourceHelp =
-    ".npz (arrays by input name) or .npy (one input), batch along axis 0; a folder of .npy/.npz "
-    + "shards; a folder of images (.jpg/.png) or of class folders of images; or a list file (.txt: path<TAB>label)"

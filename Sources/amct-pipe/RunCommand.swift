@@ -2,16 +2,21 @@ import ArgumentParser
 import Foundation
 import Passes
 
-struct RunCommand: ParsableCommand {
+// `amct-pipe run`: a float model through the executor (ModelRun), its outputs written as .npz.
+
+struct RunCommand: ParsableCommand, BatchSizeMeaning {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Run a float model with amct-pipe's CPU executor (the one calibration uses) and write its outputs as .npz.")
+        abstract: "Run a float model with amct-pipe's CPU executor (the one calibration uses) and write its outputs "
+            + "as .npz (one array per graph output).")
 
-    @Argument(help: "The model (ONNX, or a Caffe deploy.prototxt with --weights).")
-    var input: String
+    static let batchSizeHelp = """
+        Samples per batch (the data runs through the model in batches along axis 0; outputs are concatenated). \
+        Default: the model's fixed batch, else as many as fit in memory, at most \(ModelRun.defaultBatchLimit).
+        """
+    static let defaultBatchSize: Int? = nil
 
-    @Option(help: ArgumentHelp(weightsHelp, valueName: "model.caffemodel"))
-    var weights: String?
+    @OptionGroup var model: ModelOptions
 
     @Option(help: "The inputs: \(dataSourceHelp). Outputs keep the samples' order.")
     var inputs: String
@@ -19,36 +24,22 @@ struct RunCommand: ParsableCommand {
     @OptionGroup(title: "Image preprocessing")
     var data: DataOptions
 
-    @Option(name: .shortAndLong, help: "Where to write the outputs (.npz, one array per graph output).")
-    var output: String
+    @OptionGroup var output: OutputPathOptions
 
     @Flag(help: "Print the time spent in each op type (and building the plan) on stderr.")
     var profile = false
 
-    @Option(name: .customLong("input-shape"), help: ArgumentHelp(inputShapeHelp, valueName: "name:d0,d1,..."))
-    var inputShapes: [String] = []
-
-    @Option(help: """
-        Samples per batch (the data runs through the model in batches along axis 0; outputs are concatenated). \
-        Default: the model's fixed batch, else as many as fit in memory, at most \(ModelRun.defaultBatchLimit).
-        """)
-    var batchSize: Int?
-
-    @Flag(help: "No progress output.")
-    var quiet = false
-
-    func validate() throws {
-        if let batchSize, batchSize < 1 { throw ValidationError("--batch-size must be at least 1 (it is \(batchSize))") }
-    }
+    @OptionGroup var shapes: InputShapeOptions
+    @OptionGroup var batch: BatchSizeOptions<RunCommand>
+    @OptionGroup var progress: ProgressOptions
 
     func run() throws {
         try reportingErrors {
-            let model = try ModelFile.load(input, weights: weights)
-            try ModelRun.fileRoles(model: model, inputs: inputs, output: output).check()
-            let progress = !quiet && isatty(2) != 0 ? samplesReadProgress("run") : nil
-            let run = try ModelRun(model, inputs: inputs, inputShapes: InputShape.parseAll(inputShapes),
-                                   batchSize: batchSize, profiling: profile, preprocessing: data.preprocessing(),
-                                   writingTo: output, progress: progress)
+            let loaded = try model.load()
+            try ModelRun.fileRoles(model: loaded, inputs: inputs, output: output.path).check()
+            let run = try ModelRun(loaded, inputs: inputs, inputShapes: shapes.parsed(),
+                                   batchSize: batch.given, profiling: profile, preprocessing: data.preprocessing(),
+                                   writingTo: output.path, progress: progress.shown ? samplesReadProgress("run") : nil)
             if let table = run.profile { FileHandle.standardError.write(Data(table.utf8)) }
         }
     }

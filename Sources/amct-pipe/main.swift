@@ -2,20 +2,22 @@ import ArgumentParser
 import Foundation
 import Passes
 
+// The root command: its subcommands (each one file), and how a run ends on an error.
+
 struct AMCTPipe: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "amct-pipe",
-        abstract: "Compress ONNX models as an AMCT simplified QAT config describes (quantization, pruning, 2:4 sparsity).",
+        abstract: "Compress ONNX models as an AMCT simplified QAT config describes (quantization, pruning, 2:4 "
+            + "sparsity).",
         discussion: """
-            amct-pipe in.onnx --cfg compressed1.cfg -o out.onnx     compress (the default command)
-            amct-pipe deploy.prototxt --weights m.caffemodel --cfg c.cfg -o out.onnx
-                                                                    the same from a Caffe net (every command)
-            amct-pipe convert in.onnx -o out.onnx [--external-data] load and save losslessly
-            amct-pipe inspect in.onnx                               opsets, inputs/outputs, ops, parameters
-            amct-pipe ops                                           the ops the executor runs, by opset
-            amct-pipe data images/ --resize 256 --crop 224,224      what a data source yields (--preview out.png)
+            Without a command name, amct-pipe compresses: amct-pipe in.onnx --cfg c.cfg -o out.onnx. Wherever a \
+            command takes a model, a Caffe net works too: deploy.prototxt --weights model.caffemodel. \
+            `amct-pipe help <command>` shows a command's options.
             """,
-        subcommands: [CompressCommand.self, AnalyzeCommand.self, RetrainCommand.self, Convert.self, Inspect.self, PlanCommand.self, RunCommand.self, OpsCommand.self, DataCommand.self],
+        subcommands: [
+            CompressCommand.self, AnalyzeCommand.self, RetrainCommand.self, Convert.self, Inspect.self,
+            PlanCommand.self, RunCommand.self, OpsCommand.self, DataCommand.self,
+        ],
         defaultSubcommand: CompressCommand.self
     )
 }
