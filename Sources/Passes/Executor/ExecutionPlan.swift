@@ -190,7 +190,7 @@ struct ExecutionPlan {
                                         _ state: inout BuildState) throws -> [String] {
         guard var conv = prepared.kernel as? ConvOps.ConvKernel else { return [] }
         let graph = state.graph, specs = state.specs, slotByName = self.slotByName
-        guard let chain = Fusion.convChain(graph, id, mode: state.fusion, observed: state.observed, known: { name in
+        guard let chain = try Fusion.convChain(graph, id, mode: state.fusion, observed: state.observed, known: { name in
             slotByName[name].map { specs[$0] != nil } ?? (graph.initializers[name] != nil)
         }) else { return [] }
         let residual = try chain.residual.map { try argument($0, of: node, &state) }
