@@ -112,7 +112,7 @@ public struct CalibrationData {
             let count = shape.reduce(1, *)
             var values = [Float](repeating: 0, count: count)
             for i in 0..<count { values[i] = (-2 * logf(uniform())).squareRoot() * cosf(2 * .pi * uniform()) }
-            arrays[name] = NumpyArray(shape: shape, values: .float(values), dtype: "<f4")
+            arrays[name] = NumpyArray(shape: shape, floats: values)
         }
         return try CalibrationData(arrays: arrays, isRandom: true, source: "random (seeded standard normal)",
                                    inputs: inputs)
