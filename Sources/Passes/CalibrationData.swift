@@ -175,13 +175,6 @@ public struct CalibrationData {
     }
 }
 
-/// Calibration would need more than the machine has, or more than Int counts.
-public struct CalibrationSizeError: Error, Sendable, CustomStringConvertible {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}
-
 /// Memory a run may allocate: what the system reports available (Linux MemAvailable), else the physical memory.
 public enum MemoryBudget {
     /// Caps what is counted available (bytes, or with a K/M/G/T suffix): to try a smaller machine's limit.

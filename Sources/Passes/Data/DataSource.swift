@@ -37,17 +37,6 @@ public struct SampleSpec: Sendable, Equatable {
     }
 }
 
-/// A data source that cannot be read as asked: the message names the file (and line).
-public struct DataError: Error, Sendable, CustomStringConvertible, Equatable {
-    public var path: String
-    public var message: String
-    public init(path: String, _ message: String) {
-        self.path = path
-        self.message = message
-    }
-    public var description: String { "\(path): \(MessageText.message(message))" }
-}
-
 /// Which labels a training source gives: `--labels NAME` (an array of an .npz), `--labels none` (distill), or the
 /// source's own (class folders, list files; nil for arrays).
 public enum LabelChoice: Sendable, Equatable {
