@@ -71,18 +71,3 @@ struct FileIdentity: Equatable {
         key = .path((resolved ?? folder) + "/" + url.lastPathComponent)
     }
 }
-
-/// An output that would replace an input (or another output).
-public struct FileRoleError: Error, CustomStringConvertible, Sendable {
-    public var output: FileRoles.Role
-    public var other: FileRoles.Role
-    public var otherIsInput: Bool
-
-    public var description: String {
-        let what = "\(output.what) \(output.path)", which = "\(other.what) \(other.path)"
-        if otherIsInput {
-            return "\(what) is \(which); amct-pipe never overwrites an input: choose another path"
-        }
-        return "\(what) and \(which) are one file; give them different paths"
-    }
-}

@@ -1,3 +1,7 @@
+// The Graph module's errors, in one file (the Caffe reader's are in Caffe/CaffeError.swift): reading, checking and
+// writing a model (GraphError), .npy/.npz arrays (NumpyError), text-format files (TextFormatError), and a file that
+// would be written over another (FileRoleError).
+
 /// What can go wrong reading, checking or writing a model. Each message names the file, node or tensor.
 public enum GraphError: Error, CustomStringConvertible, Equatable {
     case cannotRead(path: String, reason: String)
@@ -48,5 +52,48 @@ public enum GraphError: Error, CustomStringConvertible, Equatable {
         case .tooLarge(let bytes):
             return "the model would be \(bytes) bytes, over protobuf's 2 GiB limit, even with large tensors in external data"
         }
+    }
+}
+
+/// An .npy or .npz file that cannot be read or written: the path and why.
+public struct NumpyError: Error, CustomStringConvertible, Equatable {
+    public var path: String
+    public var message: String
+    public var description: String { "\(path): \(MessageText.message(message))" }
+    public init(path: String, message: String) {
+        self.path = path
+        self.message = message
+    }
+}
+
+/// One problem in a text-format file.
+public struct TextFormatError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: String, Sendable {
+        case syntax, unknownField, badEnumValue, wrongType, outOfRange, duplicateField, oneofConflict, missingRequired
+    }
+    public var kind: Kind
+    public var location: SourceLocation
+    public var message: String
+    public var description: String { "\(location): \(MessageText.message(message))" }
+}
+
+/// All the problems found in one file (at least one).
+public struct TextFormatErrors: Error, Sendable, CustomStringConvertible {
+    public var errors: [TextFormatError]
+    public var description: String { errors.map(\.description).joined(separator: "\n") }
+}
+
+/// An output that would replace an input (or another output).
+public struct FileRoleError: Error, CustomStringConvertible, Sendable {
+    public var output: FileRoles.Role
+    public var other: FileRoles.Role
+    public var otherIsInput: Bool
+
+    public var description: String {
+        let what = "\(output.what) \(output.path)", which = "\(other.what) \(other.path)"
+        if otherIsInput {
+            return "\(what) is \(which); amct-pipe never overwrites an input: choose another path"
+        }
+        return "\(what) and \(which) are one file; give them different paths"
     }
 }

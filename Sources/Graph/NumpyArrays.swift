@@ -37,16 +37,6 @@ public struct NumpyArray: Sendable {
     }
 }
 
-public struct NumpyError: Error, CustomStringConvertible, Equatable {
-    public var path: String
-    public var message: String
-    public var description: String { "\(path): \(MessageText.message(message))" }
-    public init(path: String, message: String) {
-        self.path = path
-        self.message = message
-    }
-}
-
 /// Reading `.npy` and `.npz` (zip, stored or deflate-compressed members) calibration data.
 public enum NumpyArchive {
     /// The arrays of a `.npz` by name (the `.npy` suffix dropped), or of a `.npy` under the name "".

@@ -25,23 +25,6 @@ public struct SourceLocation: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(file):\(line):\(column)" }
 }
 
-/// One problem in a text-format file.
-public struct TextFormatError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Kind: String, Sendable {
-        case syntax, unknownField, badEnumValue, wrongType, outOfRange, duplicateField, oneofConflict, missingRequired
-    }
-    public var kind: Kind
-    public var location: SourceLocation
-    public var message: String
-    public var description: String { "\(location): \(MessageText.message(message))" }
-}
-
-/// All the problems found in one file (at least one).
-public struct TextFormatErrors: Error, Sendable, CustomStringConvertible {
-    public var errors: [TextFormatError]
-    public var description: String { errors.map(\.description).joined(separator: "\n") }
-}
-
 /// A value read from text, with the field's schema type.
 public enum ProtoValue: Sendable, Equatable {
     case int(Int64)

@@ -16,19 +16,14 @@ extension Backward {
         x: UnsafeBufferPointer<Float>, batch: Int, channels: Int, inner: Int, size: Int, alpha: Float, beta: Float,
         bias: Float, gradient g: UnsafeBufferPointer<Float>, dx: UnsafeMutableBufferPointer<Float>
     ) {
-        let (lower, upper) = NeuralOps.lrnWindow(size: size)
+        let window = NeuralOps.lrnWindow(size: size), (lower, upper) = window
         let k = alpha / Float(size)
+        guard let xp = x.baseAddress else { return }  // no elements, no gradient
         var s = [Float](repeating: 0, count: x.count)
         for plane in 0..<(batch * channels) {
-            let n = plane / channels, c = plane % channels
-            let first = Swift.max(0, c - lower), last = Swift.min(channels - 1, c + upper)
             for i in 0..<inner {
-                var sum: Float = 0
-                for j in first...last {
-                    let v = x[(n * channels + j) * inner + i]
-                    sum += v * v
-                }
-                s[plane * inner + i] = bias + k * sum
+                s[plane * inner + i] = NeuralOps.lrnScale(xp, plane: plane, at: i, channels: channels, inner: inner,
+                                                          window: window, k: k, bias: bias)
             }
         }
         for plane in 0..<(batch * channels) {

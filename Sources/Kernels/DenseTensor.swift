@@ -86,13 +86,6 @@ public struct FloatView: @unchecked Sendable {
     }
 }
 
-/// An op the kernels cannot compute as given (an attribute value, a shape).
-public struct KernelError: Error, CustomStringConvertible {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}
-
 /// Row-major strides of a shape.
 @inlinable
 public func stridesOf(_ shape: [Int]) -> [Int] {

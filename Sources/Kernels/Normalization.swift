@@ -37,25 +37,37 @@ extension NeuralOps {
     /// The channel window of LRN: channels c − lower … c + upper.
     public static func lrnWindow(size: Int) -> (lower: Int, upper: Int) { ((size - 1) / 2, size / 2) }
 
+    /// S = bias + k·Σ x[c']² over the window of channel c (k = α/size), at element `i` of plane (n, c) of [N, C,
+    /// inner]: the one sum of squares of LRN, for its forward and its gradient.
+    @inline(__always)
+    static func lrnScale(
+        _ x: UnsafePointer<Float>, plane: Int, at i: Int, channels: Int, inner: Int,
+        window: (lower: Int, upper: Int), k: Float, bias: Float
+    ) -> Float {
+        let n = plane / channels, c = plane % channels
+        let first = Swift.max(0, c - window.lower), last = Swift.min(channels - 1, c + window.upper)
+        var sum: Float = 0
+        for j in first...last {
+            let v = x[(n * channels + j) * inner + i]
+            sum += v * v
+        }
+        return bias + k * sum
+    }
+
     /// LRN across channels of [N, C, inner]; `scales` (optional, N·C·inner) receives S for the gradient.
     public static func lrn(
         _ x: UnsafePointer<Float>, batch: Int, channels: Int, inner: Int, size: Int, alpha: Float, beta: Float,
         bias: Float, out: UnsafeMutablePointer<Float>
     ) {
-        let (lower, upper) = lrnWindow(size: size)
+        let window = lrnWindow(size: size)
         let k = alpha / Float(size)
         parallelChunks(batch * channels, work: batch * channels * inner * size) { range in
             for plane in range {
-                let n = plane / channels, c = plane % channels
-                let first = Swift.max(0, c - lower), last = Swift.min(channels - 1, c + upper)
                 for i in 0..<inner {
-                    var sum: Float = 0
-                    for j in first...last {
-                        let v = x[(n * channels + j) * inner + i]
-                        sum += v * v
-                    }
+                    let s = lrnScale(x, plane: plane, at: i, channels: channels, inner: inner, window: window, k: k,
+                                     bias: bias)
                     let at = plane * inner + i
-                    out[at] = x[at] * powf(bias + k * sum, -beta)
+                    out[at] = x[at] * powf(s, -beta)
                 }
             }
         }

@@ -14,20 +14,6 @@ import Kernels
 //     ─▶ AscendDequant(deq_scale UINT64[C]) ─▶ y
 //   deq_scale bits 0–31: float32 bits of s_w·s_d truncated to 19 significant bits; bits 40–47: weight offset (0).
 
-/// Computes the parameters of every planned layer into the context (after any folding), for the layout passes.
-public struct QuantParametersPass: Pass {
-    public let name = "quant-parameters"
-    public var requirements: [PassRequirement] { [.plan, .clips] }
-    public var provides: [PassRequirement] { [.quantParameters] }
-    public init() {}
-    public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
-        context.quantParameters = try LayerQuantParameters.computeAll(graph, context)
-        context.record.entries = context.quantParameters.map(\.recordEntry)
-        context.requiredOpset = max(context.requiredOpset, context.quantParameters.isEmpty ? 0 : 11)
-        context.log.append((name, "\(context.quantParameters.count) layers"))
-    }
-}
-
 /// Where the layer's output channels are in its output, for a per-channel tensor that broadcasts on C.
 func channelBroadcastDims(_ layer: Layer, channels: Int) -> [Int64] {
     guard channels > 1 else { return [] }

@@ -7,9 +7,9 @@ import Kernels
 //   after:   x ─▶ Conv(W', b') ─▶ z
 //
 // k_c = γ_c / √(σ²_c + ε);  W'_c = W_c · k_c;  b'_c = (b_c − μ_c) · k_c + β_c   (float32, per output channel c).
-// Only when the Conv's output feeds the BatchNormalization alone, the BN is in inference form (one output) and all
-// its parameters are constants. The folded weight and bias are new initializers, so a tensor shared with another
-// layer is left as it was.
+// Only for the pairs ConvBatchNorm.swift matches (the Conv's output feeds the BatchNormalization alone, the BN is in
+// inference form, its parameters are constants), with the Conv's weight and bias float32 constants too. The folded
+// weight and bias are new initializers, so a tensor shared with another layer is left as it was.
 
 public struct BatchNormFoldingPass: Pass {
     public let name = "fold-batchnorm"
@@ -26,17 +26,13 @@ public struct BatchNormFoldingPass: Pass {
 
     public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
         var folded = 0
-        let graphOutputs = Set(graph.outputs.compactMap(\.name))
         for id in graph.order where graph.contains(id) {
             let conv = graph[id]
-            guard conv.isDefaultDomain, conv.op == "Conv", let y = conv.outputs.first, !graphOutputs.contains(y) else { continue }
-            let readers = graph.consumers(of: y)
-            guard readers.count == 1, let bnID = readers.first else { continue }
-            let bn = graph[bnID]
-            guard bn.isDefaultDomain, bn.op == "BatchNormalization", bn.outputs.count == 1, bn.inputs.first == y,
-                (bn.int("training_mode") ?? 0) == 0, let pair = try pair(graph, conv, bn)
+            guard let match = try ConvBatchNorm.after(conv, in: graph, malformed: .fails),
+                let pair = try pair(graph, conv, match)
             else { continue }
-            let (weight, bias) = try fold(pair, epsilon: bn.float("epsilon") ?? 1e-5, bn: bn.displayName)
+            let (bnID, bn) = (match.id, match.node)
+            let (weight, bias) = try fold(pair, epsilon: match.epsilon, bn: bn.displayName)
             let wName = graph.addInitializer(weight, preferredName: "\(conv.inputs[1])_bnfolded")
             let base = conv.inputs[1].replacingOccurrences(of: ".weight", with: "")
             let bName = graph.addInitializer(bias, preferredName: "\(base)_bias_bnfolded")
@@ -51,22 +47,18 @@ public struct BatchNormFoldingPass: Pass {
         context.log.append((name, "\(folded) Conv+BatchNormalization pairs folded"))
     }
 
-    /// The tensors of a Conv+BatchNormalization pair; nil (left unfolded) when one is not a float32 constant; an error
-    /// naming the node when one cannot be right (a missing input, a size that is not the Conv's output channels).
-    func pair(_ graph: Graph, _ conv: Node, _ bn: Node) throws -> Pair? {
-        let roles = ["scale", "B", "input_mean", "input_var"]
-        var params: [Tensor] = []
-        for (i, role) in roles.enumerated() {
-            guard let t = try foldable(graph, try requiredInput(bn, i + 1, role), node: bn.displayName, role: role) else { return nil }
-            params.append(t)
-        }
+    /// The tensors of a Conv+BatchNormalization pair (`ConvBatchNorm` matched the BN's); nil (left unfolded) when the
+    /// Conv's weight or bias is not a float32 constant; an error naming the node when one cannot be right (a missing
+    /// input, a size that is not the Conv's output channels).
+    func pair(_ graph: Graph, _ conv: Node, _ match: ConvBatchNorm) throws -> Pair? {
+        let (bn, params) = (match.node, match.parameters)
         let weightName = try requiredInput(conv, 1, "weight")
         guard let weight = try foldable(graph, weightName, node: conv.displayName, role: "weight") else { return nil }
         guard let channels = weight.dims.first.map(Int.init), channels > 0, weight.dims.count >= 3 else {
             throw PassError(
                 node: conv.displayName, "its weight '\(weightName)' has dims \(weight.dims); a Conv weight is [Cout, Cin/group, k...]")
         }
-        for (t, role) in zip(params, roles) where t.elementCount != channels {
+        for (t, role) in zip(params, ConvBatchNorm.roles) where t.elementCount != channels {
             throw PassError(
                 node: bn.displayName,
                 "its \(role) has dims \(t.dims); the Conv '\(conv.displayName)' before it has \(channels) output channels")

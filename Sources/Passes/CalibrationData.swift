@@ -112,7 +112,7 @@ public struct CalibrationData {
             let count = shape.reduce(1, *)
             var values = [Float](repeating: 0, count: count)
             for i in 0..<count { values[i] = (-2 * logf(uniform())).squareRoot() * cosf(2 * .pi * uniform()) }
-            arrays[name] = NumpyArray(shape: shape, values: .float(values), dtype: "<f4")
+            arrays[name] = NumpyArray(shape: shape, floats: values)
         }
         return try CalibrationData(arrays: arrays, isRandom: true, source: "random (seeded standard normal)",
                                    inputs: inputs)
@@ -173,13 +173,6 @@ public struct CalibrationData {
         try checkBatches(count: count, batchSize: batchSize)
         return try (0..<count).map { try batch($0, batchSize: batchSize) }
     }
-}
-
-/// Calibration would need more than the machine has, or more than Int counts.
-public struct CalibrationSizeError: Error, Sendable, CustomStringConvertible {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
 }
 
 /// Memory a run may allocate: what the system reports available (Linux MemAvailable), else the physical memory.

@@ -103,29 +103,6 @@ public struct LayerOverride: Sendable, Equatable {
     public var hasQuant: Bool { data != nil || weight != nil }
 }
 
-/// A problem with a config: what, where, and what to do.
-public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Kind: String, Sendable {
-        case textFormat, clipRange, batchNum, pruneRatio, weightBitWidth, duplicateOverride, asksForNothing,
-            channelWiseOnLinear, unknownLayerType, unknownLayerName, ambiguousLayerName
-    }
-    public var kind: Kind
-    public var location: SourceLocation
-    public var message: String
-    public init(_ kind: Kind, _ location: SourceLocation, _ message: String) {
-        self.kind = kind
-        self.location = location
-        self.message = message
-    }
-    public var description: String { "\(location): \(MessageText.message(message))" }
-}
-
-/// Several config problems at once (all that were found).
-public struct ConfigErrors: Error, Sendable, CustomStringConvertible {
-    public var errors: [ConfigError]
-    public var description: String { errors.map(\.description).joined(separator: "\n") }
-}
-
 /// The six skip lists of a config: which field, whether it holds layer names or layer types, and which feature it
 /// skips (SEMANTICS §2). The one table of them: the reader, layer matching and skip marking all use it.
 public enum SkipList: String, CaseIterable, Sendable {

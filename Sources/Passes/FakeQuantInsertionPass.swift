@@ -120,14 +120,3 @@ func integerTensor(_ values: [Int8], dims: [Int64], _ type: BitWidth) -> Tensor 
     }
     return values.withUnsafeBytes { Tensor(name: nil, dataType: .int8, dims: dims, rawBytes: $0) }
 }
-
-/// A pass that cannot handle a node: which node, and why.
-public struct PassError: Error, Sendable, CustomStringConvertible {
-    public var node: String
-    public var message: String
-    public init(node: String, _ message: String) {
-        self.node = node
-        self.message = message
-    }
-    public var description: String { "node '\(node)': \(message)" }
-}

@@ -123,10 +123,3 @@ func describe(_ shape: Shape) -> String {
         }
     }.joined(separator: ", ") + "]"
 }
-
-/// A bad `--input-shape`: what to write instead.
-public struct InputShapeError: Error, Sendable, CustomStringConvertible {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}

@@ -87,19 +87,6 @@ public enum PassRequirement: String, Sendable, CaseIterable, CustomStringConvert
     }
 }
 
-/// A pass that needs what nothing before it provides.
-public struct PipelineError: Error, CustomStringConvertible {
-    public var pass: String
-    public var missing: PassRequirement
-    public init(pass: String, missing: PassRequirement) {
-        self.pass = pass
-        self.missing = missing
-    }
-    public var description: String {
-        "pass '\(pass)' needs \(missing), and nothing before it in the pipeline provides it"
-    }
-}
-
 /// A warning or note about one node (or the whole model when `node` is nil).
 public struct Diagnostic: Sendable, Equatable, CustomStringConvertible {
     public enum Severity: String, Sendable { case warning, note }

@@ -5,15 +5,6 @@
 //   try p.insert(KeepSmallLayersFloat(), after: "resolve-overrides")
 //   print(p)    // pipeline compress (qdq): 1. validate-graph … 5. keep-small-layers-float …
 
-/// A pass name that is not in the pipeline.
-public struct PipelineEditError: Error, CustomStringConvertible {
-    public var name: String
-    public var passes: [String]
-    public var description: String {
-        "the pipeline has no pass named '\(name)' (it has: \(passes.joined(separator: ", ")))"
-    }
-}
-
 extension Pipeline {
     /// Inserts `pass` right after every pass named `name`.
     public mutating func insert(_ pass: any Pass, after name: String) throws {

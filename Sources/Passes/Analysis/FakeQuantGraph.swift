@@ -142,18 +142,3 @@ extension DownstreamGraph {
         return (g, feeds, key)
     }
 }
-
-extension DenseTensor {
-    /// The value as an initializer (float, int64 or bool).
-    func tensor(named name: String) -> Tensor {
-        let dims = shape.map(Int64.init)
-        switch elements {
-        case .float, .floatView: return Tensor(name: name, dims: dims, floats: floats)
-        case .int64(let i): return i.withUnsafeBytes { Tensor(name: name, dataType: .int64, dims: dims, rawBytes: $0) }
-        case .bool(let b):
-            return b.map { $0 ? UInt8(1) : 0 }.withUnsafeBytes {
-                Tensor(name: name, dataType: .bool, dims: dims, rawBytes: $0)
-            }
-        }
-    }
-}

@@ -15,20 +15,6 @@ import Kernels
 // gives the share measured), and the float pass is shared by all layers. `SensitivitySession` keeps the prepared
 // graph, the clips and the float outputs so `--suggest` can evaluate other bit widths without a new float pass.
 
-public enum AnalysisError: Error, CustomStringConvertible {
-    case noCalibrationData
-    case nothingQuantized
-    public var description: String {
-        switch self {
-        case .noCalibrationData:
-            return "analyze measures the quantization error on real inputs: give calibration data "
-                + "(--calib data.npz, or --calib random for a trial)"
-        case .nothingQuantized:
-            return "the config quantizes no layer of this model, so there is nothing to analyze"
-        }
-    }
-}
-
 /// Analyzes a model under a config: the sensitivity of every layer the plan quantizes.
 public func analyzeSensitivity(
     _ model: consuming Model, config: CompressionConfig, data: CalibrationData?, batchSize: Int,

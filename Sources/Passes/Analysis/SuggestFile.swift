@@ -36,11 +36,6 @@ extension SensitivityReport {
     }
 }
 
-/// A report or config that cannot be written, with the path and the system's reason.
-public struct AnalyzeWriteError: Error, CustomStringConvertible {
-    public var description: String
-}
-
 /// Runs a write; a file-system error becomes one line naming the path and the system's reason.
 public func explainingWrite(_ path: String, _ what: String, _ body: () throws -> Void) throws {
     do {

@@ -37,17 +37,6 @@ public struct SampleSpec: Sendable, Equatable {
     }
 }
 
-/// A data source that cannot be read as asked: the message names the file (and line).
-public struct DataError: Error, Sendable, CustomStringConvertible, Equatable {
-    public var path: String
-    public var message: String
-    public init(path: String, _ message: String) {
-        self.path = path
-        self.message = message
-    }
-    public var description: String { "\(path): \(MessageText.message(message))" }
-}
-
 /// Which labels a training source gives: `--labels NAME` (an array of an .npz), `--labels none` (distill), or the
 /// source's own (class folders, list files; nil for arrays).
 public enum LabelChoice: Sendable, Equatable {
@@ -238,9 +227,7 @@ public struct ArraySource: DataSource {
                 try shards[s].members[name]!.read(rows: rows, floats: &floats, ints: &ints)
             }
             let shape = [indices.count] + spec.shape
-            feeds[name] =
-                spec.isInteger
-                ? DenseTensor(shape: shape, ints: ints) : DenseTensor(shape: shape, floats: floats)
+            feeds[name] = DenseTensor(shape: shape, integer: spec.isInteger, floats: floats, ints: ints)
         }
         return feeds
     }
@@ -251,14 +238,14 @@ public struct ArraySource: DataSource {
         return try shards[0].members.mapValues { m in
             var floats: [Float] = [], ints: [Int64] = []
             if m.shape.contains(0) {  // nothing to read (and no row list of a billion empty rows)
-                return m.isInteger ? DenseTensor(shape: m.shape, ints: []) : DenseTensor(shape: m.shape, floats: [])
+                return DenseTensor(shape: m.shape, integer: m.isInteger, floats: [], ints: [])
             }
             // A 0-d array (a scalar input) is one row of one value.
             try m.read(rows: m.shape.isEmpty ? [0] : Array(0..<m.shape[0]), floats: &floats, ints: &ints)
             guard (m.isInteger ? ints.count : floats.count) == m.shape.reduce(1, *) else {
                 throw DataError(path: description, "array of shape \(m.shape) holds another number of values")
             }
-            return m.isInteger ? DenseTensor(shape: m.shape, ints: ints) : DenseTensor(shape: m.shape, floats: floats)
+            return DenseTensor(shape: m.shape, integer: m.isInteger, floats: floats, ints: ints)
         }
     }
 

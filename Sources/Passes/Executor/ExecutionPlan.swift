@@ -190,7 +190,7 @@ struct ExecutionPlan {
                                         _ state: inout BuildState) throws -> [String] {
         guard var conv = prepared.kernel as? ConvOps.ConvKernel else { return [] }
         let graph = state.graph, specs = state.specs, slotByName = self.slotByName
-        guard let chain = Fusion.convChain(graph, id, mode: state.fusion, observed: state.observed, known: { name in
+        guard let chain = try Fusion.convChain(graph, id, mode: state.fusion, observed: state.observed, known: { name in
             slotByName[name].map { specs[$0] != nil } ?? (graph.initializers[name] != nil)
         }) else { return [] }
         let residual = try chain.residual.map { try argument($0, of: node, &state) }
@@ -325,35 +325,6 @@ struct ExecutionPlan {
                 throw KernelError("an output of shape \(shape) is larger than this machine's memory allows")
             }
             count = p
-        }
-    }
-
-    /// An initializer as an executor value (converted once per plan).
-    static func dense(_ t: Tensor) -> Result<DenseTensor, KernelError> {
-        let shape = t.dims.map { Int(clamping: $0) }
-        do { try checkSize(shape) } catch {
-            return .failure(KernelError("initializer '\(t.name ?? "")' has dims \(t.dims)"))
-        }
-        let count = shape.reduce(1, *)
-        guard let size = t.dataType.byteCount(elements: count), size == t.byteCount || t.dataType == .bool && t.byteCount == count else {
-            return .failure(KernelError("initializer '\(t.name ?? "")' holds \(t.byteCount) bytes, not what dims \(t.dims) of \(t.dataType) need"))
-        }
-        switch t.dataType {
-        case .float:
-            // A view of the initializer's own bytes when they are aligned for Float (they are malloc'd): no copy.
-            if case .bytes(let buffer) = t.data, let base = buffer.baseAddress, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 {
-                let view = FloatView(owner: buffer, base: UnsafePointer(base.assumingMemoryBound(to: Float.self)), count: count)
-                return .success(DenseTensor(shape: shape, view: view))
-            }
-            return .success(DenseTensor(shape: shape, floats: t.withElements(as: Float.self) { Array($0) }))
-        case .float16: return .success(DenseTensor(shape: shape, floats: t.withElements(as: Float16.self) { $0.map(Float.init) }))
-        case .double: return .success(DenseTensor(shape: shape, floats: t.withElements(as: Double.self) { $0.map(Float.init) }))
-        case .int64: return .success(DenseTensor(shape: shape, ints: t.withElements(as: Int64.self) { Array($0) }))
-        case .int32: return .success(DenseTensor(shape: shape, ints: t.withElements(as: Int32.self) { $0.map(Int64.init) }))
-        case .int8: return .success(DenseTensor(shape: shape, ints: t.withElements(as: Int8.self) { $0.map(Int64.init) }))
-        case .uint8: return .success(DenseTensor(shape: shape, ints: t.withElements(as: UInt8.self) { $0.map(Int64.init) }))
-        case .bool: return .success(DenseTensor(shape: shape, bools: t.withElements(as: UInt8.self) { $0.map { $0 != 0 } }))
-        default: return .failure(KernelError("tensor '\(t.name ?? "")' of type \(t.dataType) is not read by the executor"))
         }
     }
 }

@@ -35,9 +35,10 @@ enum Fusion {
         var absorbed: [NodeID]
     }
 
-    /// The chain starting at Conv `id`; `known(value)` says whether a value is available before the Conv runs.
+    /// The chain starting at Conv `id` (its BatchNormalization as ConvBatchNorm.swift matches it); `known(value)` says
+    /// whether a value is available before the Conv runs.
     static func convChain(_ graph: Graph, _ id: NodeID, mode: Mode, observed: Set<String>, known: (String) -> Bool)
-        -> ConvChain? {
+        throws -> ConvChain? {
         let conv = graph[id]
         guard conv.op == "Conv", conv.isDefaultDomain, conv.outputs.count == 1 else { return nil }
         var chain = ConvChain(batchNorm: nil, residual: nil, clamp: nil, output: conv.outputs[0], absorbed: [])
@@ -47,13 +48,10 @@ enum Fusion {
             guard readers.count == 1, let r = readers.first, graph[r].isDefaultDomain else { return nil }
             return graph[r]
         }
-        if mode == .inference, let bn = soleReader(chain.output), bn.op == "BatchNormalization", bn.inputs.count == 5, bn.outputs.count == 1,
-           (bn.int("training_mode") ?? 0) == 0,
-           let parameters = Optional(bn.inputs[1...4].compactMap({ graph.constantTensor($0) })), parameters.count == 4,
-           parameters.allSatisfy({ $0.dataType == .float }) {
-            chain.batchNorm = (parameters.map(\.floatArray), bn.float("epsilon") ?? 1e-5)
-            chain.absorbed.append(graph.consumers(of: chain.output)[0])
-            chain.output = bn.outputs[0]
+        if mode == .inference, let bn = try ConvBatchNorm.after(conv, in: graph, hidden: observed, malformed: .skips) {
+            chain.batchNorm = (bn.parameters.map(\.floatArray), bn.epsilon)
+            chain.absorbed.append(bn.id)
+            chain.output = bn.node.outputs[0]
         }
         if let add = soleReader(chain.output), add.op == "Add", add.inputs.count == 2, add.outputs.count == 1 {
             let other = add.inputs[0] == chain.output ? add.inputs[1] : add.inputs[0]

@@ -10,27 +10,24 @@ import Kernels
 //
 // What each op does lives in the registry (`Executor/Operator.swift`, `Executor/Ops/`), how a batch is scheduled in
 // `ExecutionPlan`; this file only feeds values between them.
+//
+// An executor keeps its plan and its buffer pool between runs, unsynchronised: it is a class, not Sendable, used by
+// one thread at a time (calibration, analysis, `run` and the trainer's teacher each make their own).
 
-public struct GraphExecutor: @unchecked Sendable {
+public final class GraphExecutor {
     public let graph: Graph
     public let opset: Int64
     public let registry: OperatorRegistry
-    private let state = State()
+    private var plan: ExecutionPlan?
+    private var planShapes: [String: [Int]] = [:]
+    private var planObserved: Set<String> = []
+    private let pool = BufferPool()
 
     /// Time and calls per op type, gathered while `profiling` is on.
     public struct Profile: Sendable {
         public var seconds: [String: Double] = [:]
         public var calls: [String: Int] = [:]
         public var planSeconds: Double = 0
-    }
-
-    private final class State {
-        var plan: ExecutionPlan?
-        var planShapes: [String: [Int]] = [:]
-        var planObserved: Set<String> = []
-        let pool = BufferPool()
-        var profiling = false
-        var profile = Profile()
     }
 
     /// Runs Conv chains as single steps (Executor/Fusion.swift); training turns this off.
@@ -46,37 +43,34 @@ public struct GraphExecutor: @unchecked Sendable {
         }
     }
 
-    /// The op types in the graph, by registry entry (for messages).
-    public var profiling: Bool {
-        get { state.profiling }
-        nonmutating set { state.profiling = newValue }
-    }
-    public var profile: Profile { state.profile }
+    /// Gathers `profile` while on.
+    public var profiling = false
+    public private(set) var profile = Profile()
     /// The most memory a batch of the current plan holds at once (PlanMemory.swift); nil before `prepare`.
-    public var plannedBytes: Int? { state.plan?.peakBytes }
+    public var plannedBytes: Int? { plan?.peakBytes }
 
     /// Builds (or reuses) the plan for inputs of these specs; every attribute and shape is checked here.
     public func prepare(_ inputs: [String: TensorSpec], observe: Set<String> = []) throws {
         let shapes = inputs.mapValues(\.shape)
-        if state.plan != nil && state.planShapes == shapes && state.planObserved == observe { return }
+        if plan != nil && planShapes == shapes && planObserved == observe { return }
         try checkInputs(inputs)
         let start = DispatchTime.now()
-        let build = {
+        let build = { [graph, opset, registry, fuse] in
             try ExecutionPlan(graph: graph, opset: Int(clamping: opset), registry: registry, inputs: inputs,
                               observed: observe, fusion: fuse ? .inference : .none)
         }
-        state.plan = try BatchOverride.find(graph, inputs).map { try $0.plan(build, graph: graph) } ?? build()
-        state.planShapes = shapes
-        state.planObserved = observe
-        state.profile.planSeconds += Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+        plan = try BatchOverride.find(graph, inputs).map { try $0.plan(build, graph: graph) } ?? build()
+        planShapes = shapes
+        planObserved = observe
+        profile.planSeconds += Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
     }
 
     /// Runs one batch. `observe` names values to hand to `onValue` when produced; returns the graph outputs.
     public func run(_ inputs: [String: DenseTensor], observe: Set<String> = [],
                     onValue: (String, DenseTensor) -> Void = { _, _ in }) throws -> [String: DenseTensor] {
         try prepare(inputs.mapValues { TensorSpec(kind(of: $0), $0.shape) }, observe: observe)
-        guard let plan = state.plan else { return [:] }
-        var run = PlanRun(plan, opset: Int(clamping: opset), inputs: inputs, pool: state.pool, profiling: state.profiling)
+        guard let plan else { return [:] }
+        var run = PlanRun(plan, opset: Int(clamping: opset), inputs: inputs, pool: pool, profiling: profiling)
         for name in observe {
             if let s = plan.slotByName[name], let v = run.values[s] { onValue(name, v) }
         }
@@ -84,7 +78,7 @@ public struct GraphExecutor: @unchecked Sendable {
             var hooks = Observer(plan: plan, observe: observe, onValue: onValue)
             try run.forward(keep: nil, hooks: &hooks)
         }
-        if let p = run.profile { state.profile.add(p) }
+        if let p = run.profile { profile.add(p) }
         let values = run.values
         var outputs: [String: DenseTensor] = [:]
         for (name, slot) in plan.outputSlots { outputs[name] = values[slot] }

@@ -79,8 +79,7 @@ struct OutputSink {
     /// Appends a batch's output to the rows gathered so far (float stays float; anything else is int64).
     static func append(_ t: DenseTensor, to gathered: inout NumpyArray?) {
         guard var array = gathered else {
-            gathered = t.isFloat ? NumpyArray(shape: t.shape, values: .float(t.floats), dtype: "<f4")
-                : NumpyArray(shape: t.shape, values: .int64(t.ints), dtype: "<i8")
+            gathered = NumpyArray(t)
             return
         }
         gathered = nil  // the array's storage held once, so appending does not copy it

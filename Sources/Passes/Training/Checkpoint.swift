@@ -40,9 +40,9 @@ enum Checkpoint {
             batchSize: trainer.options.batchSize, optimizer: trainer.options.optimizer.rawValue,
             learningRate: trainer.options.effectiveLearningRate)
         var arrays: [(String, NumpyArray)] = []
-        func floats(_ name: String, _ v: [Float]) { arrays.append((name, NumpyArray(shape: [v.count], values: .float(v), dtype: "<f4"))) }
+        func floats(_ name: String, _ v: [Float]) { arrays.append((name, NumpyArray(shape: [v.count], floats: v))) }
         let json = try JSONEncoder().encode(record)
-        arrays.append(("record", NumpyArray(shape: [json.count], values: .int64(json.map(Int64.init)), dtype: "<i8")))
+        arrays.append(("record", NumpyArray(shape: [json.count], ints: json.map(Int64.init))))
         for i in s.values.indices {
             floats("value.\(i)", s.values[i])
             floats("first.\(i)", s.first[i])
@@ -50,10 +50,10 @@ enum Checkpoint {
             if let best = state.best { floats("best.\(i)", best.values[i]) }
         }
         for (k, m) in trainer.masks.enumerated() {
-            arrays.append(("mask.\(k)", NumpyArray(shape: [m.mask.count], values: .int64(m.mask.map(Int64.init)), dtype: "<i8")))
+            arrays.append(("mask.\(k)", NumpyArray(shape: [m.mask.count], ints: m.mask.map(Int64.init))))
         }
         let sum = NumpyArchive.checksum(Dictionary(arrays, uniquingKeysWith: { a, _ in a }))
-        arrays.append(("checksum", NumpyArray(shape: [1], values: .int64([Int64(sum)]), dtype: "<i8")))
+        arrays.append(("checksum", NumpyArray(shape: [1], ints: [Int64(sum)])))
         let path = (directory as NSString).appendingPathComponent(file)
         let temporary = path + ".tmp-\(getpid())"
         try NumpyArchive.save(arrays, to: temporary)

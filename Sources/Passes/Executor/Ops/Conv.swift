@@ -63,7 +63,7 @@ enum ConvOps {
             throw KernelError("kernel_shape \(declared) does not match the weight's \(kernel)")
         }
         let group = try ctx.int("group", default: 1)
-        let window = try windowAttributes(ctx, input: x.shape, kernel: kernel)
+        let window = try slidingWindow(ctx, input: x.shape, kernel: kernel)
         let geometry = try ConvGeometry(input: as4D(x.shape), weight: as4D(w.shape), window: window, group: group)
         try checkBias(ctx, length: geometry.outChannels)
         let out = fromAs4D([geometry.batch, geometry.outChannels, geometry.outH, geometry.outW], like: x.shape)
@@ -128,49 +128,14 @@ enum ConvOps {
         guard op.count == spatial, op.allSatisfy({ $0 >= 0 }) else {
             throw KernelError("output_padding \(op) must be \(spatial) values ≥ 0")
         }
-        let autoPad = ctx.string("auto_pad", default: "NOTSET")
-        var explicit = try ctx.ints("pads")
-        let strides = try ctx.ints("strides") ?? Array(repeating: 1, count: spatial)
-        let dilations = try ctx.ints("dilations") ?? Array(repeating: 1, count: spatial)
-        guard strides.count == spatial, dilations.count == spatial, strides.allSatisfy({ $0 >= 1 }), dilations.allSatisfy({ $0 >= 1 }) else {
-            throw KernelError("strides \(strides) and dilations \(dilations) must be \(spatial) values ≥ 1")
-        }
+        let attributes = try WindowAttributes(ctx, input: x.shape, kernel: kernel)
         let dims = Array(x.shape.dropFirst(2))
         let full = try (0..<spatial).map { (i: Int) -> Int in
-            try Checked.sum(try Checked.product(strides[i], dims[i] - 1, what: "the output size"), op[i],
-                            try windowSpan(kernel[i], dilations[i]), what: "the output size")
+            try Checked.sum(try Checked.product(attributes.strides[i], dims[i] - 1, what: "the output size"), op[i],
+                            try windowSpan(kernel[i], attributes.dilations[i]), what: "the output size")
         }
-        var wanted: [Int]?
-        if let shape = try ctx.ints("output_shape") {
-            wanted = shape.count == spatial ? shape : (shape.count == spatial + 2 ? Array(shape.dropFirst(2)) : nil)
-            guard wanted != nil else { throw KernelError("output_shape \(shape) does not give \(spatial) spatial sizes") }
-        } else if autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER" {
-            wanted = try (0..<spatial).map { try Checked.product(dims[$0], strides[$0], what: "the output size") }
-        } else if autoPad == "VALID" {
-            explicit = Array(repeating: 0, count: 2 * spatial)
-        } else if autoPad != "NOTSET" {
-            throw KernelError("auto_pad \(autoPad) is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID")
-        }
-        if let wanted {
-            var pads = [Int](repeating: 0, count: 2 * spatial)
-            for i in 0..<spatial {
-                let total: Int = full[i] - wanted[i]
-                guard total >= 0 else { throw KernelError("output_shape \(wanted) is larger than ConvTranspose can make (\(full))") }
-                let half: Int = total / 2
-                let (begin, end) = autoPad == "SAME_UPPER" ? (half, total - half) : (total - half, half)
-                pads[i] = begin
-                pads[i + spatial] = end
-            }
-            explicit = pads
-        }
-        let pads = explicit ?? Array(repeating: 0, count: 2 * spatial)
-        guard pads.count == 2 * spatial, pads.allSatisfy({ $0 >= 0 }) else {
-            throw KernelError("pads \(pads) must be \(2 * spatial) values ≥ 0")
-        }
-        let window = spatial == 1
-            ? NeuralOps.Window(kernel: (1, kernel[0]), strides: (1, strides[0]), dilations: (1, dilations[0]), pads: (0, pads[0], 0, pads[1]))
-            : NeuralOps.Window(kernel: (kernel[0], kernel[1]), strides: (strides[0], strides[1]), dilations: (dilations[0], dilations[1]),
-                               pads: (pads[0], pads[1], pads[2], pads[3]))
+        let pads = try transposedPads(ctx, attributes, dims: dims, full: full)
+        let window = attributes.window(pads: pads)
         let m = try Checked.product(w.shape[1], group, what: "the output channels")
         try checkBias(ctx, length: m)
         let out = (0..<spatial).map { (i: Int) -> Int in full[i] - pads[i] - pads[i + spatial] }
@@ -183,6 +148,36 @@ enum ConvOps {
         return Prepared([TensorSpec(.float, outShape)], ConvTransposeKernel(window: window, group: group,
                                                                              outputPadding: padding, outShape: outShape,
                                                                              colCount: col))
+    }
+
+    /// ConvTranspose's pads: derived from output_shape, or under SAME_* from the output x·s, as total = `full` − out
+    /// split by `WindowAttributes.split`; none under VALID; else the pads attribute.
+    static func transposedPads(_ ctx: OpContext, _ attributes: WindowAttributes, dims: [Int], full: [Int]) throws
+        -> [Int] {
+        let spatial = attributes.spatial
+        var wanted: [Int]?
+        if let shape = try ctx.ints("output_shape") {
+            wanted = shape.count == spatial ? shape : (shape.count == spatial + 2 ? Array(shape.dropFirst(2)) : nil)
+            guard wanted != nil else { throw KernelError("output_shape \(shape) does not give \(spatial) spatial sizes") }
+        } else if attributes.isSame {
+            wanted = try (0..<spatial).map {
+                try Checked.product(dims[$0], attributes.strides[$0], what: "the output size")
+            }
+        }
+        guard let wanted else {
+            return attributes.autoPad == .valid ? Array(repeating: 0, count: 2 * spatial) : attributes.pads
+        }
+        var pads = [Int](repeating: 0, count: 2 * spatial)
+        for i in 0..<spatial {
+            let total = full[i] - wanted[i]
+            guard total >= 0 else {
+                throw KernelError("output_shape \(wanted) is larger than ConvTranspose can make (\(full))")
+            }
+            let (begin, end) = attributes.split(total)
+            pads[i] = begin
+            pads[i + spatial] = end
+        }
+        return pads
     }
 }
 

@@ -1,8 +1,8 @@
 import Graph
 import Kernels
 
-// Shared by the op files: required inputs at run time, pooled float outputs, and the window attributes of convolution
-// and pooling (one place for strides, dilations, pads and auto_pad).
+// Shared by the op files: required inputs at run time, pooled float outputs, and the window attributes of Conv,
+// ConvTranspose and pooling (one place reads and checks strides, dilations, pads and auto_pad: `WindowAttributes`).
 
 /// A pointer for empty buffers, never read or written (kernels are not called on empty tensors).
 nonisolated(unsafe) private let emptyFloats = UnsafeMutablePointer<Float>.allocate(capacity: 1)
@@ -43,49 +43,85 @@ func pooledOutput(_ shape: [Int], _ buffers: BufferPool, _ body: (UnsafeMutableP
     return DenseTensor(shape: shape, floats: out)
 }
 
-/// Window geometry from `kernel_shape`/`strides`/`dilations`/`pads`/`auto_pad`, for 1-D or 2-D spatial input
-/// (1-D as H = 1), checked against the input.
-func windowAttributes(_ ctx: OpContext, input: [Int], kernel: [Int], ceilMode: Bool = false) throws -> NeuralOps.Window {
-    let spatial = input.count - 2
-    guard spatial == 1 || spatial == 2 else {
-        throw KernelError("\(max(spatial, 0))-D windows (input \(input)) are not run; 1-D and 2-D are")
+/// The window attributes of Conv, ConvTranspose and the pools (`strides`, `dilations`, `pads`, `auto_pad`), read and
+/// checked in one place for 1-D or 2-D spatial input (1-D runs as H = 1): each list has the window's rank (pads twice
+/// it, begins then ends), strides and dilations ≥ 1, pads ≥ 0, auto_pad one of NOTSET, SAME_UPPER, SAME_LOWER, VALID.
+/// What SAME pads to is each op's: `slidingWindow` for a window sliding over its input, ConvTranspose's own rule.
+struct WindowAttributes {
+    enum AutoPad: String { case notSet = "NOTSET", sameUpper = "SAME_UPPER", sameLower = "SAME_LOWER", valid = "VALID" }
+    let kernel: [Int], strides: [Int], dilations: [Int]
+    /// The `pads` attribute (zeros when absent).
+    let pads: [Int]
+    let autoPad: AutoPad
+    var spatial: Int { kernel.count }
+    var isSame: Bool { autoPad == .sameUpper || autoPad == .sameLower }
+
+    init(_ ctx: OpContext, input: [Int], kernel: [Int]) throws {
+        let spatial = input.count - 2
+        guard spatial == 1 || spatial == 2 else {
+            throw KernelError("\(max(spatial, 0))-D windows (input \(input)) are not run; 1-D and 2-D are")
+        }
+        guard kernel.count == spatial, kernel.allSatisfy({ $0 >= 1 }) else {
+            throw KernelError("kernel \(kernel) does not fit a \(spatial)-D input \(input)")
+        }
+        func list(_ name: String, _ length: Int, _ fallback: Int, minimum: Int) throws -> [Int] {
+            guard let v = try ctx.ints(name) else { return Array(repeating: fallback, count: length) }
+            guard v.count == length else {
+                throw KernelError("\(name) has \(v.count) values; a \(spatial)-D window needs \(length)")
+            }
+            guard v.allSatisfy({ $0 >= minimum }) else { throw KernelError("\(name) \(v) must be at least \(minimum)") }
+            return v
+        }
+        self.kernel = kernel
+        strides = try list("strides", spatial, 1, minimum: 1)
+        dilations = try list("dilations", spatial, 1, minimum: 1)
+        pads = try list("pads", 2 * spatial, 0, minimum: 0)
+        let mode = ctx.string("auto_pad", default: "NOTSET")
+        guard let autoPad = AutoPad(rawValue: mode) else {
+            throw KernelError("auto_pad \(mode) is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID")
+        }
+        self.autoPad = autoPad
     }
-    guard kernel.count == spatial, kernel.allSatisfy({ $0 >= 1 }) else {
-        throw KernelError("kernel \(kernel) does not fit a \(spatial)-D input \(input)")
+
+    /// `total` padding as (begin, end): SAME_UPPER puts the odd one at the end, any other mode at the beginning.
+    func split(_ total: Int) -> (begin: Int, end: Int) {
+        autoPad == .sameUpper ? (total / 2, total - total / 2) : (total - total / 2, total / 2)
     }
-    func list(_ name: String, _ length: Int, _ fallback: Int, minimum: Int) throws -> [Int] {
-        guard let v = try ctx.ints(name) else { return Array(repeating: fallback, count: length) }
-        guard v.count == length else { throw KernelError("\(name) has \(v.count) values; a \(spatial)-D window needs \(length)") }
-        guard v.allSatisfy({ $0 >= minimum }) else { throw KernelError("\(name) \(v) must be at least \(minimum)") }
-        return v
+
+    /// The kernels' window with `pads` (begins, then ends); 1-D as H = 1.
+    func window(pads p: [Int]) -> NeuralOps.Window {
+        let (k, s, d) = (kernel, strides, dilations)
+        if spatial == 1 {
+            return NeuralOps.Window(kernel: (1, k[0]), strides: (1, s[0]), dilations: (1, d[0]), pads: (0, p[0], 0, p[1]))
+        }
+        return NeuralOps.Window(kernel: (k[0], k[1]), strides: (s[0], s[1]), dilations: (d[0], d[1]),
+                                pads: (p[0], p[1], p[2], p[3]))
     }
-    let s = try list("strides", spatial, 1, minimum: 1), d = try list("dilations", spatial, 1, minimum: 1)
-    var p = try list("pads", 2 * spatial, 0, minimum: 0)
+}
+
+/// The window of Conv and the pools over `input`: the attribute's pads, none under VALID, and under SAME_* the total
+/// that makes the output ⌈x/s⌉ (max(0, (⌈x/s⌉ − 1)·s + (k − 1)·d + 1 − x), split by `WindowAttributes.split`).
+/// Every size `outputSize` forms is checked to fit Int.
+func slidingWindow(_ ctx: OpContext, input: [Int], kernel: [Int]) throws -> NeuralOps.Window {
+    let a = try WindowAttributes(ctx, input: input, kernel: kernel)
+    let (spatial, s, d) = (a.spatial, a.strides, a.dilations)
     let dims = Array(input.dropFirst(2))
-    switch ctx.string("auto_pad", default: "NOTSET") {
-    case "NOTSET": break
-    case "VALID": p = Array(repeating: 0, count: 2 * spatial)
-    case let mode where mode == "SAME_UPPER" || mode == "SAME_LOWER":
+    var p = a.autoPad == .valid ? Array(repeating: 0, count: 2 * spatial) : a.pads
+    if a.isSame {
         for i in 0..<spatial {
             let out = (dims[i] + s[i] - 1) / s[i]
             let reach = try Checked.sum(try Checked.product(out - 1, s[i], what: "the window's reach"),
-                                        try windowSpan(kernel[i], d[i]), what: "the window's reach")
-            let total = max(0, reach - dims[i])
-            let small = total / 2, big = total - small
-            p[i] = mode == "SAME_UPPER" ? small : big
-            p[i + spatial] = mode == "SAME_UPPER" ? big : small
+                                        try windowSpan(a.kernel[i], d[i]), what: "the window's reach")
+            let (begin, end) = a.split(max(0, reach - dims[i]))
+            p[i] = begin
+            p[i + spatial] = end
         }
-    case let other: throw KernelError("auto_pad \(other) is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID")
     }
     for i in 0..<spatial {  // every size outputSize forms, checked once here
-        _ = try windowSpan(kernel[i], d[i])
+        _ = try windowSpan(a.kernel[i], d[i])
         _ = try Checked.sum(dims[i], p[i], p[i + spatial], what: "axis \(i + 2) padded by \(p)")
     }
-    if spatial == 1 {
-        return NeuralOps.Window(kernel: (1, kernel[0]), strides: (1, s[0]), dilations: (1, d[0]), pads: (0, p[0], 0, p[1]))
-    }
-    return NeuralOps.Window(kernel: (kernel[0], kernel[1]), strides: (s[0], s[1]), dilations: (d[0], d[1]),
-                            pads: (p[0], p[1], p[2], p[3]))
+    return a.window(pads: p)
 }
 
 /// (k − 1)·d + 1: the input a kernel of `k` taps dilated by `d` spans.

@@ -50,7 +50,7 @@ enum PoolOps {
             throw KernelError("the Indices output is not computed")
         }
         let ceilMode = try ctx.int("ceil_mode", default: 0) != 0
-        let window = try windowAttributes(ctx, input: x.shape, kernel: kernel, ceilMode: ceilMode)
+        let window = try slidingWindow(ctx, input: x.shape, kernel: kernel)
         let s = as4D(x.shape)
         let (ho, wo) = window.outputSize(s[2], s[3], ceilMode: ceilMode)
         guard ho > 0, wo > 0 else { throw KernelError("the output would be empty (\(ho)×\(wo)) for input \(x.shape)") }
