@@ -16,15 +16,15 @@ import Kernels
 // One activation quantizer per tensor and settings: layers reading the same value with the same (b, s, o) share it.
 // The opset needed (13 for per-axis scales, 21 for INT4/INT16) is left in context.requiredOpset for the upgrade pass.
 
-public struct FakeQuantInsertionPass: Pass {
+public struct FakeQuantInsertionPass: PlanPass {
     public let name = "insert-fake-quant"
     public var requirements: [PassRequirement] { [.plan, .clips] }
     public init() {}
 
-    public func run(_ graph: inout Graph, _ context: inout PassContext) throws {
+    public func run(_ graph: inout Graph, plan: Plan, _ context: inout PassContext) throws {
         var shared: [QuantizerKey: String] = [:]
         var required: Int64 = 13
-        let parameters = try LayerQuantParameters.computeAll(graph, context)
+        let parameters = try LayerQuantParameters.computeAll(graph, plan: plan, context)
         // Per layer at most 3 nodes and 8 values (scale, zero point, quantized and dequantized input and weight).
         graph.reserveCapacity(nodes: 3 * parameters.count, values: 8 * parameters.count)
         for q in parameters {

@@ -83,8 +83,7 @@ public struct LayerQuantParameters: Sendable {
     }
 
     /// The parameters of every quantized layer of the plan, in plan order; names the layers that lack clips.
-    public static func computeAll(_ graph: Graph, _ context: PassContext) throws -> [LayerQuantParameters] {
-        guard let plan = context.plan else { return [] }
+    public static func computeAll(_ graph: Graph, plan: Plan, _ context: PassContext) throws -> [LayerQuantParameters] {
         let missing = plan.quantized.filter { i, _, q in
             q.act.clips == nil && context.calibratedClips[i] == nil && context.trainedClips[i] == nil
         }

@@ -53,7 +53,7 @@ public final class SensitivitySession {
         let calibration = CalibrationPass(data: data, batchSize: batchSize, progress: progress)
         let (prepared, context) = try prepareCompression(model, config: config, calibration: calibration)
         guard let plan = context.plan else { throw AnalysisError.nothingQuantized }
-        let params = try LayerQuantParameters.computeAll(prepared.graph, context)
+        let params = try LayerQuantParameters.computeAll(prepared.graph, plan: plan, context)
         guard !params.isEmpty else { throw AnalysisError.nothingQuantized }
         graph = prepared.graph
         self.context = context
