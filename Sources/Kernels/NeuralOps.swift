@@ -28,7 +28,7 @@ public enum NeuralOps {
 
     /// OpenBLAS runs single-threaded: `sgemm` splits a large product across the cores itself, so one pool of threads
     /// (Dispatch) serves every kernel and OpenBLAS's own workers never spin waiting while ours run.
-    nonisolated(unsafe) static let singleThreadedBLAS: Void = openblas_set_num_threads(1)
+    static let singleThreadedBLAS: Void = openblas_set_num_threads(1)
 
     /// C[M×N] = alpha · op(A) · op(B) + beta · C, row-major; a large product is split by columns of C (or by rows when
     /// C is narrow) across the cores.

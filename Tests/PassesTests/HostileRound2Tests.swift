@@ -88,7 +88,7 @@ final class HostileRound2Tests: XCTestCase {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("roles-\(getpid())").path
         try FileManager.default.createDirectory(atPath: dir + "/sub", withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        FileManager.default.createFile(atPath: dir + "/in.npz", contents: Data([1]))
+        _ = FileManager.default.createFile(atPath: dir + "/in.npz", contents: Data([1]))
         try FileManager.default.createSymbolicLink(atPath: dir + "/link.npz", withDestinationPath: dir + "/in.npz")
         for spelling in ["in.npz", "link.npz", "./in.npz", "sub/../in.npz"] {
             var roles = FileRoles()

@@ -208,7 +208,7 @@ extension UnaryKernel: DifferentiableKernel where F: DifferentiableUnaryFunction
 
 enum ActivationOps {
     /// A float op, or with `ints` also an exact int64 one.
-    static func unary<F: DifferentiableUnaryFunction>(
+    static func unary<F: DifferentiableUnaryFunction & SendableMetatype>(
         _ op: String, since: Int = 1, ints: (@Sendable (Int64) -> Int64)? = nil, _ make: @escaping @Sendable (OpContext) throws -> F
     ) -> Operator {
         Operator(op, versions: since...Operator.newestOpset, hasGradient: true) { ctx in

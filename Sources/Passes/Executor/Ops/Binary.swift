@@ -62,7 +62,7 @@ enum BinaryOps {
         }
     }
 
-    static func arithmetic<Op: FloatBinaryOperation>(
+    static func arithmetic<Op: FloatBinaryOperation & SendableMetatype>(
         _ name: String, _ op: Op.Type, ints: @escaping @Sendable (Int64, Int64) -> Int64
     ) -> Operator {
         Operator(name, versions: 1...Operator.newestOpset, hasGradient: true) { ctx in
