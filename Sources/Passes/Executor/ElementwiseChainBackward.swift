@@ -17,6 +17,9 @@ import Kernels
 protocol DifferentiableChainStage: ChainStage {
     /// Whether this stage has a gradient here.
     var differentiable: Bool { get }
+    /// Whether the stage is affine in the chain's value with an outside operand that is not the entry value (+ o, − o,
+    /// o − v, · o, / o): its backward reads neither v nor y, so a chain of such stages keeps nothing of its entry.
+    var affine: Bool { get }
     /// g ← ∂stage/∂v · g (v the stage's input, y its output); where the stage's operand is the chain's entry value,
     /// adds ∂stage/∂o · g into `entry`. `scratch` holds `count` floats.
     func backward(_ v: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, count: Int,
@@ -26,6 +29,7 @@ protocol DifferentiableChainStage: ChainStage {
 
 extension UnaryStage: DifferentiableChainStage {
     var differentiable: Bool { function is any DifferentiableUnaryFunction }
+    var affine: Bool { false }
     func backward(_ v: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, count: Int,
                   _ operands: UnsafeBufferPointer<ChunkOperand>, entry: UnsafeMutablePointer<Float>,
                   scratch: UnsafeMutablePointer<Float>) {
@@ -40,6 +44,7 @@ extension UnaryStage: DifferentiableChainStage {
 
 extension BinaryStage: DifferentiableChainStage {
     var differentiable: Bool { [.add, .sub, .mul, .div].contains(Op.gradient) }
+    var affine: Bool { operand != 0 && ([.add, .sub, .mul].contains(Op.gradient) || Op.gradient == .div && chainIsLeft) }
     func backward(_ v: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, count: Int,
                   _ operands: UnsafeBufferPointer<ChunkOperand>, entry: UnsafeMutablePointer<Float>,
                   scratch: UnsafeMutablePointer<Float>) {
@@ -68,8 +73,14 @@ extension BinaryStage: DifferentiableChainStage {
 }
 
 extension ElementwiseChainKernel: DifferentiableKernel {
-    /// The operands (the entry value among them); the output and the inner values are recomputed.
-    var saved: SavedValues { SavedValues(inputs: nil, outputs: false) }
+    /// The operands (the entry value among them, unless every stage is affine in it: a Conv's output scaled and
+    /// shifted per channel is then not kept); the output and the inner values are recomputed.
+    var saved: SavedValues {
+        SavedValues(inputs: affine ? Set(1..<layout.strides.count) : nil, outputs: false)
+    }
+
+    /// Whether every stage is affine in the chain's value (the gradient does not depend on the values).
+    var affine: Bool { stages.allSatisfy { ($0 as? any DifferentiableChainStage)?.affine == true } }
 
     /// Whether every stage has a gradient (the plan joins only such chains when training).
     var differentiable: Bool { stages.allSatisfy { ($0 as? any DifferentiableChainStage)?.differentiable == true } }
@@ -81,30 +92,36 @@ extension ElementwiseChainKernel: DifferentiableKernel {
         guard differentiable, needs.dropFirst().allSatisfy({ !$0 }) else {
             throw KernelError("this chain of elementwise ops has no gradient; train on an unfused plan")
         }
-        let values = try inputs.indices.map { try inputs.required($0) }
         let g = try outputGradient(outputGradients, 0, shape: layout.shape, buffers)
+        let affine = self.affine  // the entry is not kept: the gradient (of the output's shape) stands in for its base
+        let values = try inputs.indices.map { k in affine && k == 0 ? g : try inputs.required(k) }
         var dx = buffers.zeros(layout.count)
         dx.withUnsafeMutableBufferPointer { d in
             g.withFloatPointer { gp in
-                withPointers(values, [], 0) { bases in reverse(bases, gradient: gp, into: d.baseAddress!) }
+                withPointers(values, [], 0) { bases in
+                    reverse(bases, gradient: gp, into: d.baseAddress!, recompute: !affine)
+                }
             }
         }
         result[0] = DenseTensor(shape: layout.shape, floats: dx)
         return result
     }
 
-    /// Per chunk: the stages' values recomputed, then the gradient through them in reverse, added into `dx`.
+    /// Per chunk: the stages' values recomputed (unless every stage is affine: then none is read), then the gradient
+    /// through them in reverse, added into `dx`.
     private func reverse(_ bases: [UnsafePointer<Float>], gradient: UnsafePointer<Float>,
-                         into dx: UnsafeMutablePointer<Float>) {
+                         into dx: UnsafeMutablePointer<Float>, recompute: Bool) {
         let stages = self.stages.map { $0 as! any DifferentiableChainStage }
         let chunk = Self.chunk
         // Per thread: the gradient, a scratch chunk, then the values v₀ … v_S.
         forEachChunk(bases, scratch: (stages.count + 3) * chunk) { offset, count, operands, scratch in
             let g = scratch, tmp = scratch + chunk, v = scratch + 2 * chunk
-            Self.fillEntry(v, count: count, operands[0])
-            for (s, stage) in stages.enumerated() {
-                (v + (s + 1) * chunk).update(from: v + s * chunk, count: count)
-                stage.apply(v + (s + 1) * chunk, count: count, operands)
+            if recompute {
+                Self.fillEntry(v, count: count, operands[0])
+                for (s, stage) in stages.enumerated() {
+                    (v + (s + 1) * chunk).update(from: v + s * chunk, count: count)
+                    stage.apply(v + (s + 1) * chunk, count: count, operands)
+                }
             }
             g.update(from: gradient + offset, count: count)
             let entry = dx + offset

@@ -21,7 +21,7 @@ public final class GraphExecutor {
     private var plan: ExecutionPlan?
     private var planShapes: [String: [Int]] = [:]
     private var planObserved: Set<String> = []
-    private let pool = BufferPool()
+    private let pool: BufferPool
 
     /// Time and calls per op type, gathered while `profiling` is on.
     public struct Profile: Sendable {
@@ -33,8 +33,12 @@ public final class GraphExecutor {
     /// Runs Conv chains as single steps (Executor/Fusion.swift); training turns this off.
     public let fuse: Bool
 
-    public init(graph: Graph, opset: Int64, registry: OperatorRegistry = .standard, fuse: Bool = true) throws {
+    /// `pool`: where freed buffers wait for reuse; a caller that runs other plans beside this one (the trainer's
+    /// teacher) shares its own.
+    public init(graph: Graph, opset: Int64, registry: OperatorRegistry = .standard, fuse: Bool = true,
+                pool: BufferPool = BufferPool()) throws {
         self.graph = graph
+        self.pool = pool
         self.opset = opset
         self.registry = registry
         self.fuse = fuse

@@ -73,7 +73,9 @@ public final class Trainer {
     let teacher: GraphExecutor?
     /// The output channels filter pruning kept, by layer name (feature distillation reads the teacher's there).
     let keptChannels: [String: [Int]]
-    let pool = BufferPool()
+    /// Buffers freed by a step, for the next: the teacher's forward draws from the same pool, so its buffers serve the
+    /// student's step that follows instead of sitting idle beside it.
+    let pool: BufferPool
     /// Time per op type, forward and backward, and of the loss and the optimizer, when `options.profile` is on.
     public internal(set) var profile: GraphExecutor.Profile?
     private var plans: [[Int]: TrainingPlan] = [:]
@@ -91,7 +93,9 @@ public final class Trainer {
         self.opset = opset
         self.options = options
         self.keptChannels = keptChannels
-        self.teacher = try teacher.map { try GraphExecutor(graph: $0, opset: Int64(opset)) }
+        let pool = BufferPool()
+        self.pool = pool
+        self.teacher = try teacher.map { try GraphExecutor(graph: $0, opset: Int64(opset), pool: pool) }
         profile = options.profile ? GraphExecutor.Profile() : nil
         try addParameters()
         try addTrainingOps(plan, clips: clips)

@@ -47,8 +47,9 @@ final class FusedTrainingTests: XCTestCase {
         return t.graph
     }
 
-    /// x → Conv → HardSwish (Add 3, Clip 0…6, Mul by the Conv's output, Div 6) → Conv → Sigmoid → Sub 0.5 → Mul 2
-    /// → GlobalAveragePool → Flatten → Gemm → logits
+    /// x → Conv → affine by scalar constants (Mul s, Sub from c, Div 4; scalars are not trained) → HardSwish
+    /// (Add 3, Clip 0…6, Mul by its input, Div 6) → Conv → Sigmoid → Sub 0.5 → Mul 2 → GlobalAveragePool → Flatten
+    /// → Gemm → logits
     func hardSwishNet() -> Graph {
         var t = TestGraph()
         t.input("x", [-1, 2, 5, 5])
@@ -56,8 +57,15 @@ final class FusedTrainingTests: XCTestCase {
         t.floats("b1", [3], values(3, 0.2))
         t.floats("w2", [2, 3, 1, 1], values(6, 0.8))
         t.floats("fc", [3, 2], values(6, 0.8))
-        for (name, v) in [("three", Float(3)), ("zero", 0), ("six", 6), ("half", 0.5), ("two", 2)] { t.floats(name, [], [v]) }
-        _ = t.node("Conv", "c1", ["x", "w1", "b1"], ["h"], [.ints("pads", [1, 1, 1, 1])])
+        for (name, v) in [("three", Float(3)), ("zero", 0), ("six", 6), ("half", 0.5), ("two", 2), ("four", 4)] {
+            t.floats(name, [], [v])
+        }
+        t.floats("s", [], [1.5])
+        t.floats("c", [], [0.1])
+        _ = t.node("Conv", "c1", ["x", "w1", "b1"], ["h0"], [.ints("pads", [1, 1, 1, 1])])
+        _ = t.node("Mul", "bn_mul", ["h0", "s"], ["h1"])
+        _ = t.node("Sub", "bn_sub", ["c", "h1"], ["h2"])
+        _ = t.node("Div", "bn_div", ["h2", "four"], ["h"])
         _ = t.node("Add", "hs_add", ["h", "three"], ["h3"])
         _ = t.node("Clip", "hs_clip", ["h3", "zero", "six"], ["hc"])
         _ = t.node("Mul", "hs_mul", ["h", "hc"], ["hm"])
@@ -117,8 +125,19 @@ final class FusedTrainingTests: XCTestCase {
     func testChainGradientsMatchFiniteDifferences() throws {
         let tr = try trainer(Self.floatOnly, fusion: .training, chains: true)
         let steps = try tr.trainingPlan(feeds, labels: true).plan.steps.map(\.opType)
-        XCTAssertEqual(steps, ["Conv", "Add+Clip+Mul+Div", "Conv", "Sigmoid+Sub+Mul", "GlobalAveragePool", "Flatten", "Gemm"])
+        XCTAssertEqual(steps, ["Conv", "Mul+Sub+Div", "Add+Clip+Mul+Div", "Conv", "Sigmoid+Sub+Mul", "GlobalAveragePool",
+                               "Flatten", "Gemm"])
         try assertGradientsMatchDifferences(tr, ["w1", "b1", "w2", "fc"], step: 1e-2)
+    }
+
+    func testAnAffineChainKeepsNothingOfItsEntry() throws {
+        let tr = try trainer(Self.floatOnly, fusion: .training, chains: true)
+        let tp = try tr.trainingPlan(feeds, labels: true)
+        let tape = try tr.forward(tp, feeds)
+        // The Conv's output only feeds the affine chain, whose gradient does not read it; HardSwish's input (read by
+        // its Mul) is kept.
+        XCTAssertNil(tape.values[tp.plan.slotByName["h0"]!], "the affine chain's entry")
+        XCTAssertNotNil(tape.values[tp.plan.slotByName["h"]!], "HardSwish's entry")
     }
 
     func assertGradientsMatchDifferences(_ tr: Trainer, _ names: [String], step h: Float = 1e-3) throws {
