@@ -11,7 +11,8 @@ struct RetrainCommand: ParsableCommand, FixedBatchSize {
             + "accuracy compression cost.",
         discussion: """
             Starts as compress does (plan, filter pruning, 2:4 masks, clips from the config or IFMR on the first \
-            batch_num batches of --data), folds BatchNormalization, trains the weights, biases and clips through the \
+            batch_num batches of --data), folds BatchNormalization (and per-channel Mul/Add after a Conv) into the \
+            convolutions, trains the weights, biases and clips through the \
             training ops, and writes the same files compress writes from what it learned. With --labels the loss is \
             cross-entropy; without, the float model on the same batch is the teacher (distillation: no labels \
             needed): KL divergence on the logits of an output made by Softmax or Sigmoid, MSE over the teacher's \

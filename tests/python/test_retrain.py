@@ -142,6 +142,59 @@ def test_retrain_recovers_accuracy(tmp_path, split, cfg, labels, margin):
     assert all(q["clips_from"] == "retrained" for q in summary["quantized"])
 
 
+def bn_as_mul_add(path):
+    """digits_cnn with every BatchNormalization written out as a Mul and an Add by per-channel constants [1, C, 1, 1]
+    (the way some exporters write it): the same function."""
+    m = onnx.load(MODEL)
+    g = m.graph
+    inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    nodes, extra = [], []
+    for n in g.node:
+        if n.op_type != "BatchNormalization":
+            nodes.append(n)
+            continue
+        gamma, beta, mean, var = (inits[i].astype(np.float64) for i in n.input[1:5])
+        eps = next((a.f for a in n.attribute if a.name == "epsilon"), 1e-5)
+        k = gamma / np.sqrt(var + eps)
+        for name, v in ((n.name + "_k", k), (n.name + "_shift", beta - mean * k)):
+            extra.append(numpy_helper.from_array(v.astype(np.float32).reshape(1, -1, 1, 1), name))
+        nodes.append(helper.make_node("Mul", [n.input[0], n.name + "_k"], [n.output[0] + "_scaled"]))
+        nodes.append(helper.make_node("Add", [n.output[0] + "_scaled", n.name + "_shift"], [n.output[0]]))
+    del g.node[:]
+    g.node.extend(nodes)
+    used = {i for n in nodes for i in n.input}
+    keep = [t for t in g.initializer if t.name in used]
+    del g.initializer[:]
+    g.initializer.extend(keep + extra)
+    onnx.save(m, path)
+    return path
+
+
+def test_retrain_folds_a_batchnorm_written_as_mul_and_add(tmp_path, split):
+    """Retraining folds each Conv's per-channel Mul/Add into the Conv as it folds BatchNormalization: the written model
+    has none left after a Conv, runs in onnxruntime as its fake quantization says, and recovers accuracy like the
+    BatchNormalization form does (filter pruning cuts the constants first)."""
+    model = bn_as_mul_add(tmp_path / "mul_add.onnx")
+    d = np.load(TEST)
+    want = ortutil.run(MODEL, {"image": d["image"][:64]}, NONE)[0]
+    got = ortutil.run(str(model), {"image": d["image"][:64]}, NONE)[0]
+    assert np.abs(got - want).max() < 1e-4
+    out = tmp_path / "out.onnx"
+    train, val = split
+    r = run("retrain", model, "--cfg", os.path.join(CONFIGS, "digits_cnn_prune.cfg"), "--data", train, "--val", val,
+            "--labels", "label", "-o", out, "--json", "--quiet")
+    summary = json.loads(r.stdout)
+    assert "fold-affine: 6 Conv+Mul(+Add) per-channel affines folded" in summary["passes"], summary["passes"]
+    written = onnx.load(str(out)).graph
+    producer = {o: n for n in written.node for o in n.output}
+    after_conv = [n.op_type for n in written.node
+                  if n.op_type in ("Mul", "Add") and any(producer.get(i) is not None and producer[i].op_type == "Conv"
+                                                         for i in n.input)]
+    assert after_conv == ["Add", "Add"]  # the two residual Adds; no affine is left
+    check_output(out)
+    assert accuracy(out) >= float_accuracy() - 0.015
+
+
 def test_retrain_amct_layout_and_record(tmp_path):
     out = tmp_path / "out.onnx"
     record = tmp_path / "r.txt"

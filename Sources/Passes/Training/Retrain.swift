@@ -84,12 +84,13 @@ public struct CheckpointOptions: Sendable {
 }
 
 extension Pipeline {
-    /// `Pipeline.compress` with retraining after calibration (step 9b): BatchNormalization folded, then `RetrainPass`.
+    /// `Pipeline.compress` with retraining after calibration (step 9b): BatchNormalization and per-channel Mul/Add
+    /// affines folded into their Convs, then `RetrainPass`.
     public static func retrain(format: OutputFormat = .qdq, calibration: CalibrationPass, training: RetrainPass) -> Pipeline {
         var pipeline = compress(format: format, calibration: calibration)
         pipeline.name = "retrain (\(format.rawValue))"
         let calibrateAt = pipeline.passes.firstIndex { $0.name == calibration.name } ?? pipeline.passes.count - 1
-        pipeline.passes.insert(contentsOf: [BatchNormFoldingPass(), training] as [any Pass], at: calibrateAt + 1)
+        pipeline.passes.insert(contentsOf: RetrainPass.folding + [training], at: calibrateAt + 1)
         pipeline.passes.insert(RetrainPreflightPass(training: training), at: calibrateAt)
         return pipeline
     }
@@ -113,6 +114,10 @@ public func retrain(
 //   before: W (pruned/masked float), clips from config or IFMR
 //   after:  W' (trained float), context.trainedClips / trainedWeightClips (the export quantizes with these)
 public struct RetrainPass: PlanPass {
+    /// What retraining folds into the Convs before it trains: BatchNormalization, and Mul/Add per-channel affines
+    /// (a BatchNormalization an exporter wrote as ops), as the AMCT layout folds BatchNormalization.
+    public static var folding: [any Pass] { [BatchNormFoldingPass(), AffineFoldingPass()] }
+
     public let name = "retrain"
     public var requirements: [PassRequirement] { [.plan, .clips] }
     public var changesLayers: Bool { true }
@@ -209,7 +214,7 @@ public struct RetrainPreflightPass: PlanPass {
             throw PassError(node: "model", "training data without labels needs the float model as teacher (distillation)")
         }
         var copy = graph, scratch = context
-        try BatchNormFoldingPass().run(&copy, &scratch)
+        for pass in RetrainPass.folding { try pass.run(&copy, &scratch) }
         try scratch.refreshLayers(in: copy)
         let placeholders = Dictionary(uniqueKeysWithValues: plan.layers.indices.map { ($0, (Float(0), Float(1))) })
         let trainer = try Trainer(graph: copy, opset: Int(context.opsetImports.version() ?? 13), plan: plan,
