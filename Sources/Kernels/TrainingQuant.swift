@@ -78,10 +78,14 @@ public enum TrainingQuant {
         let s = range.scale
         let lo = range.lo
         let hi = range.hi
-        for i in x.indices {
-            // |clamp(x)/s| ≤ n + 1 < 2^22, where the fast rounding is exact.
-            let c = Swift.min(Swift.max(x[i], lo), hi)
-            y[i] = s * Quantization.roundHalfEven(c / s)
+        guard let xp = x.baseAddress, let yp = y.baseAddress else { return }
+        let out = UncheckedSendable(yp)
+        parallelChunks(x.count, work: x.count) { r in
+            for i in r {
+                // |clamp(x)/s| ≤ n + 1 < 2^22, where the fast rounding is exact.
+                let c = Swift.min(Swift.max(xp[i], lo), hi)
+                out.value[i] = s * Quantization.roundHalfEven(c / s)
+            }
         }
     }
 
@@ -94,24 +98,36 @@ public enum TrainingQuant {
         dx: UnsafeMutableBufferPointer<Float>?
     ) -> (dClampMax: Float, dClampMin: Float) {
         precondition(g.count == x.count && (dx?.count ?? x.count) == x.count)
+        guard let xp = x.baseAddress, let gp = g.baseAddress else { return (0, 0) }
         let chunk = 512
-        var sums = (max: 0.0, min: 0.0)
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * chunk) { terms in
-            let tMax = terms.baseAddress!, tMin = terms.baseAddress! + chunk
-            var start = 0
-            while start < x.count {
-                let count = Swift.min(chunk, x.count - start)
-                ulqTerms(x.baseAddress! + start, g.baseAddress! + start, count: count, range, tMax, tMin)
-                sums.max += sum(tMax, count: count)
-                sums.min += sum(tMin, count: count)
-                if let dx {
-                    let (lo, hi) = (range.lo, range.hi)
-                    for i in start..<(start + count) { dx[i] += (x[i] >= lo && x[i] <= hi) ? g[i] : 0 }
+        let chunks = (x.count + chunk - 1) / chunk
+        // Each chunk's two sums on any core; added in chunk order below, so the result is the same bits whatever the
+        // threads.
+        var partial = [Double](repeating: 0, count: 2 * chunks)
+        partial.withUnsafeMutableBufferPointer { sumsBuffer in
+            let sums = UncheckedSendable(sumsBuffer.baseAddress!), d = UncheckedSendable(dx?.baseAddress)
+            parallelChunks(chunks, work: x.count) { part in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * chunk) { terms in
+                    let tMax = terms.baseAddress!, tMin = terms.baseAddress! + chunk
+                    for c in part {
+                        let start = c * chunk, count = Swift.min(chunk, x.count - start)
+                        ulqTerms(xp + start, gp + start, count: count, range, tMax, tMin)
+                        sums.value[2 * c] = sum(tMax, count: count)
+                        sums.value[2 * c + 1] = sum(tMin, count: count)
+                        if let dx = d.value {
+                            let (lo, hi) = (range.lo, range.hi)
+                            for i in start..<(start + count) { dx[i] += (xp[i] >= lo && xp[i] <= hi) ? gp[i] : 0 }
+                        }
+                    }
                 }
-                start += count
             }
         }
-        return (Float(sums.max), range.fixedMin ? 0 : Float(sums.min))
+        var total = (max: 0.0, min: 0.0)
+        for c in 0..<chunks {
+            total.max += partial[2 * c]
+            total.min += partial[2 * c + 1]
+        }
+        return (Float(total.max), range.fixedMin ? 0 : Float(total.min))
     }
 
     /// The float32 terms g·(L(x) + [x > hi]) and g·([x < lo] − L(x)) of `count` elements.

@@ -144,6 +144,37 @@ final class TrainingQuantTests: XCTestCase {
         XCTAssertEqual(dx, [10, 12, 10])  // only the in-range 0.3 passes its gradient, added to what was there
     }
 
+    /// A tensor large enough to run on every core: the forward is the per-element formula, ∂x passes g inside the range
+    /// (onto what was there), and the clamp gradients equal their float64 sums taken element by element.
+    func testLargeActsULQOnEveryCoreMatchesTheFormula() {
+        var random = SystemRandomNumberGenerator()
+        let n = 200_003
+        let x = (0..<n).map { _ in Float.random(in: -3...3, using: &random) }
+        let g = (0..<n).map { _ in Float.random(in: -1...1, using: &random) }
+        let range = TrainingQuant.ULQRange(clampMax: 1.7, clampMin: -1.1, fixedMin: false, bits: 8)
+        var y = [Float](repeating: 0, count: n), dx = [Float](repeating: 1, count: n)
+        var sums = (dClampMax: Float(0), dClampMin: Float(0))
+        x.withUnsafeBufferPointer { xb in
+            y.withUnsafeMutableBufferPointer { TrainingQuant.actsULQForward(xb, range, into: $0) }
+            g.withUnsafeBufferPointer { gb in
+                sums = dx.withUnsafeMutableBufferPointer { TrainingQuant.actsULQBackward(xb, gradient: gb, range, dx: $0) }
+            }
+        }
+        var wantMax = 0.0, wantMin = 0.0
+        for i in 0..<n {
+            let c = min(max(x[i], range.lo), range.hi)
+            XCTAssertEqual(y[i], range.scale * (c / range.scale).rounded(.toNearestOrEven), "y[\(i)]")
+            let inside = x[i] >= range.lo && x[i] <= range.hi
+            XCTAssertEqual(dx[i], inside ? 1 + g[i] : 1, "dx[\(i)]")
+            let q = x[i] / range.scale
+            let l = inside ? ((q.rounded(.toNearestOrEven) - q) / range.levels) : range.outsideL
+            wantMax += Double(g[i] * (l + (x[i] > range.hi ? 1 : 0)))
+            wantMin += Double(g[i] * ((x[i] < range.lo ? 1 : 0) - l))
+        }
+        XCTAssertEqual(Double(sums.dClampMax), wantMax, accuracy: 1e-3 * max(1, abs(wantMax)))
+        XCTAssertEqual(Double(sums.dClampMin), wantMin, accuracy: 1e-3 * max(1, abs(wantMin)))
+    }
+
     /// After training, §4 applied to the learned clips gives ULQ's scale and (but for rare float32 ties) its zero point.
     func testExportMatchesSection4() {
         var rng = SeededRandom(seed: 7)

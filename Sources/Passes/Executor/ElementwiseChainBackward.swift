@@ -48,8 +48,11 @@ extension BinaryStage: DifferentiableChainStage {
     func backward(_ v: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, count: Int,
                   _ operands: UnsafeBufferPointer<ChunkOperand>, entry: UnsafeMutablePointer<Float>,
                   scratch: UnsafeMutablePointer<Float>) {
-        let o = operands[operand], s = o.stride, b = o.base
+        let o = operands[operand], b = o.base
         let toEntry = operand == 0
+        // The chain's layout gives an outside operand stride 1 (same shape) or 0 (broadcast): one loop each, so both
+        // vectorize.
+        let scalar: Float? = o.stride == 0 ? b[0] : nil
         switch Op.gradient {
         case .add: if toEntry { for i in 0..<count { entry[i] += g[i] } }
         case .sub:
@@ -60,10 +63,15 @@ extension BinaryStage: DifferentiableChainStage {
             if !chainIsLeft { for i in 0..<count { g[i] = -g[i] } }
         case .mul:
             if toEntry { for i in 0..<count { entry[i] += g[i] * v[i] } }
-            for i in 0..<count { g[i] *= b[i * s] }
+            if let c = scalar { for i in 0..<count { g[i] *= c } } else { for i in 0..<count { g[i] *= b[i] } }
         case .div where chainIsLeft:  // y = v / o
-            if toEntry { for i in 0..<count { entry[i] -= g[i] * y[i] / b[i * s] } }
-            for i in 0..<count { g[i] /= b[i * s] }
+            if let c = scalar {
+                if toEntry { for i in 0..<count { entry[i] -= g[i] * y[i] / c } }
+                for i in 0..<count { g[i] /= c }
+            } else {
+                if toEntry { for i in 0..<count { entry[i] -= g[i] * y[i] / b[i] } }
+                for i in 0..<count { g[i] /= b[i] }
+            }
         case .div:  // y = o / v
             if toEntry { for i in 0..<count { entry[i] += g[i] / v[i] } }
             for i in 0..<count { g[i] = -g[i] * y[i] / v[i] }
