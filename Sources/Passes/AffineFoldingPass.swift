@@ -26,11 +26,10 @@ public struct AffineFoldingPass: Pass {
             let wName = graph.addInitializer(match.weight, preferredName: "\(conv.inputs[1])_affinefolded")
             let base = conv.inputs[1].replacingOccurrences(of: ".weight", with: "")
             let bName = graph.addInitializer(match.bias, preferredName: "\(base)_bias_affinefolded")
-            let z = graph[match.absorbed.last!].outputs[0]
             for n in match.absorbed { graph.removeNode(n) }
             graph.updateNode(id) { n in
                 n.inputs = [n.inputs[0], wName, bName]
-                n.outputs[0] = z
+                n.outputs[0] = match.output
             }
             folded += 1
         }
@@ -40,11 +39,13 @@ public struct AffineFoldingPass: Pass {
     struct Match {
         var weight: Tensor
         var bias: Tensor
-        /// The Mul, and the Add when there is one.
+        /// The Mul, and the Add when there is one; the last one's output, which the Conv now makes.
         var absorbed: [NodeID]
+        var output: String
     }
 
-    /// The folded weight and bias of the Conv `id` and the nodes it absorbs, or nil when the pattern is not there.
+    /// The folded weight and bias of the Conv `id` and the nodes it absorbs, or nil when the pattern is not there (or
+    /// the folded numbers would not be finite).
     static func match(_ graph: Graph, _ id: NodeID) throws -> Match? {
         let conv = graph[id]
         guard conv.isDefaultDomain, conv.op == "Conv", conv.inputs.count >= 2, conv.outputs.count == 1,
@@ -52,28 +53,26 @@ public struct AffineFoldingPass: Pass {
               let channels = w.dims.first.map(Int.init), channels > 0,
               let (mulID, scale) = reader(graph, of: conv.outputs[0], op: "Mul", channels: channels, rank: w.dims.count)
         else { return nil }
+        try checkComplete(w, conv.inputs[1], node: conv.displayName, role: "weight")
         var bias = [Float](repeating: 0, count: channels)
         if let name = Layer.bias(of: conv) {
             guard let b = graph.constantTensor(name), b.dataType == .float, b.elementCount == channels else { return nil }
             try checkComplete(b, name, node: conv.displayName, role: "bias")
             bias = b.floatArray
         }
-        try checkComplete(w, conv.inputs[1], node: conv.displayName, role: "weight")
-        var absorbed = [mulID]
+        var absorbed = [mulID], output = graph[mulID].outputs[0]
         var shift = [Float](repeating: 0, count: channels)
-        if let (addID, t) = reader(graph, of: graph[mulID].outputs[0], op: "Add", channels: channels, rank: w.dims.count) {
+        if let (addID, t) = reader(graph, of: output, op: "Add", channels: channels, rank: w.dims.count) {
             absorbed.append(addID)
+            output = graph[addID].outputs[0]
             shift = t
         }
-        var weight = w
-        let perChannel = w.elementCount / channels
-        weight.withMutableElements(as: Float.self) { v in
-            for c in 0..<channels { for i in (c * perChannel)..<((c + 1) * perChannel) { v[i] *= scale[c] } }
-        }
         let folded = (0..<channels).map { bias[$0] * scale[$0] + shift[$0] }
-        guard weight.floatArray.allSatisfy(\.isFinite), folded.allSatisfy(\.isFinite) else { return nil }
+        let weight = BatchNormFoldingPass.scalingOutputChannels(w, by: scale)
+        let finite = weight.withElements(as: Float.self) { $0.allSatisfy(\.isFinite) }
+        guard finite, folded.allSatisfy(\.isFinite) else { return nil }
         return Match(weight: weight, bias: Tensor(name: nil, dims: [Int64(channels)], floats: folded),
-                     absorbed: absorbed)
+                     absorbed: absorbed, output: output)
     }
 
     /// The one reader of `value` when it is `op` with a per-channel float constant as its other operand: the node
@@ -92,16 +91,15 @@ public struct AffineFoldingPass: Pass {
         return (id, values)
     }
 
-    /// One value per channel of an output [N, C, spatial…] of rank `rank`: a single value, or dims [C, 1, …] with
-    /// rank − 2 trailing 1s after any leading 1s.
+    /// One value per channel of a Conv output [N, C, spatial…] of rank `rank`: a single value, or a constant whose
+    /// axis aligned with the channels (ChannelRules.alignedAxis) holds C values and every other axis 1.
     static func perChannel(_ t: Tensor, channels: Int, rank: Int) -> [Float]? {
         let values = t.floatArray
         if values.count == 1 { return [Float](repeating: values[0], count: channels) }
-        let dims = t.dims.map(Int.init)
-        guard dims.count <= rank, dims.count >= rank - 1, values.count == channels else { return nil }
-        let tail = dims.suffix(rank - 1)
-        guard tail.first == channels, tail.dropFirst().allSatisfy({ $0 == 1 }),
-              dims.dropLast(rank - 1).allSatisfy({ $0 == 1 }) else { return nil }
-        return values
+        let axis = ChannelRules.alignedAxis(t.dims.count, valueRank: rank, valueAxis: 1)
+        guard t.dims.count <= rank, axis >= 0, values.count == channels, t.dims[axis] == Int64(channels) else {
+            return nil
+        }
+        return values  // C values on the channel axis: every other axis is 1
     }
 }

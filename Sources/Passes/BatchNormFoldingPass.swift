@@ -86,12 +86,18 @@ public struct BatchNormFoldingPass: Pass {
             throw PassError(
                 node: bn, "channel \(c): scale / sqrt(input_var + epsilon) is \(k[c]); the parameters must be finite with input_var + epsilon > 0")
         }
-        var newWeight = p.weight
-        let perChannel = p.weight.elementCount / channels
-        newWeight.withMutableElements(as: Float.self) { w in
-            for c in 0..<channels { for i in (c * perChannel)..<((c + 1) * perChannel) { w[i] *= k[c] } }
+        return (Self.scalingOutputChannels(p.weight, by: k), Tensor(name: nil, dims: [Int64(channels)], floats: newBias))
+    }
+
+    /// A Conv weight [Cout, …] with output channel c multiplied by k[c] (k has Cout values): the weight half of
+    /// folding any per-channel affine into a Conv (this pass, AffineFoldingPass).
+    static func scalingOutputChannels(_ weight: Tensor, by k: [Float]) -> Tensor {
+        var scaled = weight
+        let perChannel = weight.elementCount / max(k.count, 1)
+        scaled.withMutableElements(as: Float.self) { w in
+            for c in k.indices { for i in (c * perChannel)..<((c + 1) * perChannel) { w[i] *= k[c] } }
         }
-        return (newWeight, Tensor(name: nil, dims: [Int64(channels)], floats: newBias))
+        return scaled
     }
 
     /// A float32 constant with all its elements (nil, so the pair is left unfolded, for a non-constant or another type).

@@ -244,14 +244,19 @@ public enum ChannelRules {
     /// channel, nothing when it has one for all; else the channels are blocked.
     static func broadcast(_ step: inout ChannelStep, constant c: Tensor, input: Int) -> ChannelMap? {
         let first = step.first
-        // The constant's axes align with the value's from the right.
-        let axis = c.dims.count - (first.rank - first.axis)
+        let axis = alignedAxis(c.dims.count, valueRank: first.rank, valueAxis: first.axis)
         if axis >= 0 && axis < c.dims.count && c.dims[axis] == Int64(first.channels) {
             step.depend(.constant(input: input, axis: axis))
             return first
         }
         if axis < 0 || (axis < c.dims.count && c.dims[axis] == 1) { return first }
         return step.block("\(step.node.op) at '\(step.name)' has a constant of shape \(c.dims) on the channel axis")
+    }
+
+    /// The axis of a tensor of rank `rank` broadcast against a value of rank `valueRank` that lines up with the value's
+    /// axis `valueAxis` (numpy broadcasting aligns axes from the right); negative when the tensor has no such axis.
+    static func alignedAxis(_ rank: Int, valueRank: Int, valueAxis: Int) -> Int {
+        rank - (valueRank - valueAxis)
     }
 
     /// The edit of a `.constant` dependent: that input on that axis.

@@ -53,9 +53,7 @@ extension Communicator {
         var offset = 0
         for (p, n) in counts.enumerated() {
             if let g = gradients[p], g.count == n {
-                fused.withUnsafeMutableBufferPointer { f in
-                    g.withUnsafeBufferPointer { (f.baseAddress! + offset).update(from: $0.baseAddress!, count: n) }
-                }
+                fused.replaceSubrange(offset..<(offset + n), with: g)
                 fused[fused.count - counts.count + p] = 1
             }
             offset += n

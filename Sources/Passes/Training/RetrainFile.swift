@@ -110,7 +110,11 @@ public func retrainFile(_ input: String, weights: String? = nil, config cfg: Str
     let world = Communicator.world  // under mpirun: rank r of N (Distributed.swift); else 0 of 1
     world.timeout = options.collectiveTimeout
     var trainingOptions = options.training
-    trainingOptions.batchSize *= world.size  // the global batch
+    let (global, overflow) = trainingOptions.batchSize.multipliedReportingOverflow(by: world.size)
+    guard !overflow else {
+        throw DataError(path: data, "--batch-size \(trainingOptions.batchSize) × \(world.size) ranks does not fit an Int")
+    }
+    trainingOptions.batchSize = global  // the global batch
     let calibration = CalibrationPass(data: try CalibrationData(samples: training.samples, for: shaped),
                                       batchSize: trainingOptions.batchSize, progress: options.calibrationProgress)
     var result = try retrain(
