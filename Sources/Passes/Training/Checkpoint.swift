@@ -43,11 +43,12 @@ enum Checkpoint {
         func floats(_ name: String, _ v: [Float]) { arrays.append((name, NumpyArray(shape: [v.count], floats: v))) }
         let json = try JSONEncoder().encode(record)
         arrays.append(("record", NumpyArray(shape: [json.count], ints: json.map(Int64.init))))
-        for i in s.values.indices {
-            floats("value.\(i)", s.values[i])
-            floats("first.\(i)", s.first[i])
-            floats("second.\(i)", s.second[i])
-            if let best = state.best { floats("best.\(i)", best.values[i]) }
+        for i in 0..<s.count {  // one array per parameter, so a checkpoint names what it holds
+            let r = s.range(i)
+            floats("value.\(i)", Array(s.values[r]))
+            floats("first.\(i)", Array(s.first[r]))
+            floats("second.\(i)", Array(s.second[r]))
+            if let best = state.best { floats("best.\(i)", Array(best.values[r])) }
         }
         for (k, m) in trainer.masks.enumerated() {
             arrays.append(("mask.\(k)", NumpyArray(shape: [m.mask.count], ints: m.mask.map(Int64.init))))
@@ -85,18 +86,18 @@ enum Checkpoint {
         }
         var state = TrainingState(epochsDone: record.epochsDone, reports: record.reports, before: record.before)
         state.resumedFrom = record.epochsDone
-        var best: [[Float]] = []
-        for i in trainer.store.values.indices {
-            let n = trainer.store.values[i].count
-            trainer.store.values[i] = try floats("value.\(i)", count: n)
-            trainer.store.first[i] = try floats("first.\(i)", count: n)
-            trainer.store.second[i] = try floats("second.\(i)", count: n)
-            if record.bestEpoch != nil { best.append(try floats("best.\(i)", count: n)) }
+        var best: [Float] = []
+        for i in 0..<trainer.store.count {
+            let r = trainer.store.range(i)
+            trainer.store[i] = try floats("value.\(i)", count: r.count)
+            trainer.store.first.replaceSubrange(r, with: try floats("first.\(i)", count: r.count))
+            trainer.store.second.replaceSubrange(r, with: try floats("second.\(i)", count: r.count))
+            if record.bestEpoch != nil { best += try floats("best.\(i)", count: r.count) }
         }
         trainer.store.step = record.step
         if let epoch = record.bestEpoch, let score = record.bestScore { state.best = (epoch, score, best) }
         for k in trainer.masks.indices {
-            let size = trainer.store.values[trainer.masks[k].parameter].count  // one mask entry per weight element
+            let size = trainer.store.range(trainer.masks[k].parameter).count  // one mask entry per weight element
             guard let a = arrays["mask.\(k)"], case .int64(let v) = a.values, v.count == size else {
                 throw PassError(node: path, "mask \(k) is missing or of the wrong size")
             }

@@ -43,28 +43,16 @@ extension Communicator {
 
     // MARK: Gradients
 
-    /// The gradients averaged over the ranks: one all-reduce of one fused buffer (every parameter's gradient, zeros
-    /// where a rank has none, then one presence count per parameter), divided by N. A parameter no rank has a
-    /// gradient for stays nil (the optimizer leaves it, and its moments, alone).
-    func averaged(_ gradients: [[Float]?], _ store: ParameterStore, step: Int) -> [[Float]?] {
+    /// The gradients averaged over the ranks: one all-reduce of the step's one buffer (every parameter's gradient,
+    /// zeros where a rank has none, then one presence flag per parameter), divided by N. A parameter no rank has a
+    /// gradient for stays without one (the optimizer leaves it, and its moments, alone).
+    func averaged(_ gradients: Gradients, step: Int) -> Gradients {
         guard isDistributed else { return gradients }
-        let counts = store.values.map(\.count)
-        var fused = [Float](repeating: 0, count: counts.reduce(0, +) + counts.count)
-        var offset = 0
-        for (p, n) in counts.enumerated() {
-            if let g = gradients[p], g.count == n {
-                fused.replaceSubrange(offset..<(offset + n), with: g)
-                fused[fused.count - counts.count + p] = 1
-            }
-            offset += n
-        }
-        sum(&fused, "gradient all-reduce of step \(step + 1)")
-        var result = [[Float]?](repeating: nil, count: counts.count)
-        let ranks = Float(size)
-        offset = 0
-        for (p, n) in counts.enumerated() {
-            if fused[fused.count - counts.count + p] > 0 { result[p] = fused[offset..<(offset + n)].map { $0 / ranks } }
-            offset += n
+        var result = gradients
+        sum(&result.buffer, "gradient all-reduce of step \(step + 1)")
+        let ranks = Float(size), values = result.buffer.count - result.parameters
+        result.buffer.withUnsafeMutableBufferPointer { b in
+            for i in 0..<values { b[i] /= ranks }
         }
         return result
     }
@@ -130,7 +118,7 @@ extension Communicator {
             abort("the training state rank 0 sent could not be read")
         }
         synchronizeParameters(trainer, maskCounts: got.maskCounts)
-        var best = got.bestEpoch == nil ? [] : (state.best?.values ?? trainer.store.values).flatMap { $0 }
+        var best = got.bestEpoch == nil ? [] : (state.best?.values ?? trainer.store.values)
         broadcast(&best, "start of training (best epoch)")
         state.epochsDone = got.epochsDone
         state.reports = got.reports
@@ -138,14 +126,13 @@ extension Communicator {
         state.resumedFrom = got.resumedFrom
         trainer.store.step = got.step
         if let epoch = got.bestEpoch, let score = got.bestScore {
-            state.best = (epoch, score, Self.split(best, like: trainer.store.values))
+            state.best = (epoch, score, best)
         }
     }
 
     /// Rank 0's parameters, moments and masks on every rank.
     func synchronizeParameters(_ trainer: Trainer, maskCounts: [Int]) {
-        var values = trainer.store.values.flatMap { $0 }, first = trainer.store.first.flatMap { $0 }
-        var second = trainer.store.second.flatMap { $0 }
+        var values = trainer.store.values, first = trainer.store.first, second = trainer.store.second
         for k in trainer.masks.indices where trainer.masks[k].mask.count != maskCounts[k] {
             trainer.masks[k].mask = [UInt8](repeating: 0, count: maskCounts[k])
         }
@@ -154,9 +141,9 @@ extension Communicator {
         broadcast(&first, "start of training (optimizer moments)")
         broadcast(&second, "start of training (optimizer moments)")
         broadcast(&masks, "start of training (2:4 masks)")
-        trainer.store.values = Self.split(values, like: trainer.store.values)
-        trainer.store.first = Self.split(first, like: trainer.store.first)
-        trainer.store.second = Self.split(second, like: trainer.store.second)
+        trainer.store.values = values
+        trainer.store.first = first
+        trainer.store.second = second
         var offset = 0
         for k in trainer.masks.indices {
             let n = maskCounts[k]
@@ -172,7 +159,7 @@ extension Communicator {
         guard isDistributed else { return true }
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         func mix(_ bits: UInt64) { hash = (hash ^ bits) &* 0x100_0000_01b3 }
-        for v in trainer.store.values { for x in v { mix(UInt64(x.bitPattern)) } }
+        for x in trainer.store.values { mix(UInt64(x.bitPattern)) }
         for m in trainer.masks { for x in m.mask { mix(UInt64(x)) } }
         if agree(hash, "parameter check of epoch \(epoch)") { return true }
         if isRoot {
@@ -181,14 +168,5 @@ extension Communicator {
         }
         synchronizeParameters(trainer, maskCounts: trainer.masks.map(\.mask.count))
         return false
-    }
-
-    /// `flat` cut into arrays of the lengths of `like`.
-    static func split(_ flat: [Float], like: [[Float]]) -> [[Float]] {
-        var offset = 0
-        return like.map { a in
-            defer { offset += a.count }
-            return Array(flat[offset..<(offset + a.count)])
-        }
     }
 }

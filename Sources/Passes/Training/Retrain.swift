@@ -248,8 +248,9 @@ extension Score {
 
 
 extension Trainer {
-    func restore(values: [[Float]]) {
-        for i in values.indices where i < store.values.count { store.values[i] = values[i] }
+    /// Every parameter back to a snapshot of `store.values`.
+    func restore(values: [Float]) {
+        if values.count == store.values.count { store.values = values }
     }
 }
 
@@ -258,7 +259,7 @@ struct TrainingState {
     var epochsDone = 0
     var reports: [EpochReport] = []
     var before: Score?
-    var best: (epoch: Int, score: Score, values: [[Float]])?
+    var best: (epoch: Int, score: Score, values: [Float])?
     var resumedFrom: Int?
 }
 

@@ -28,7 +28,8 @@ struct StepQuantizer: Sendable {
     let weightClips: Int?
 
     func range(_ store: ParameterStore) -> TrainingQuant.ULQRange {
-        TrainingQuant.ULQRange(clampMax: store.values[clampMax][0], clampMin: store.values[clampMin][0], fixedMin: fixedMin, bits: actBits)
+        TrainingQuant.ULQRange(clampMax: store[clampMax, 0], clampMin: store[clampMin, 0], fixedMin: fixedMin,
+                               bits: actBits)
     }
 
     func quantizeActivation(_ x: DenseTensor, _ store: ParameterStore, _ buffers: BufferPool) -> DenseTensor {
@@ -49,7 +50,7 @@ struct StepQuantizer: Sendable {
         values.withUnsafeBufferPointer { wb in
             out.withUnsafeMutableBufferPointer { ob in
                 if algorithm == .ulq, let c = weightClips {
-                    TrainingQuant.wtsULQForward(wb, layout, clips: store.values[c], bits: weightBits, into: ob)
+                    TrainingQuant.wtsULQForward(wb, layout, clips: store[c], bits: weightBits, into: ob)
                 } else {
                     TrainingQuant.arqForward(wb, layout, bits: weightBits, into: ob)
                 }
@@ -85,7 +86,8 @@ struct StepQuantizer: Sendable {
             gradient.floats.withUnsafeBufferPointer { gb in
                 dw.withUnsafeMutableBufferPointer { d in
                     dc.withUnsafeMutableBufferPointer { dcb in
-                        TrainingQuant.wtsULQBackward(wb, gradient: gb, layout, clips: store.values[c], bits: weightBits, dw: d, dClips: dcb)
+                        TrainingQuant.wtsULQBackward(wb, gradient: gb, layout, clips: store[c], bits: weightBits, dw: d,
+                                                     dClips: dcb)
                     }
                 }
             }
@@ -106,14 +108,12 @@ struct TwoOfFourMask: Sendable {
     func isDue(step: Int) -> Bool { mask.isEmpty || (updateFreq > 0 && step % updateFreq == 0) }
 
     mutating func recompute(_ store: inout ParameterStore) {
-        mask = store.values[parameter].withUnsafeBufferPointer {
-            TrainingQuant.twoOfFourMask($0, outer: outer, cin: cin, inner: inner)
-        }
-        apply(to: &store.values[parameter])
+        mask = store.withValues(parameter) { TrainingQuant.twoOfFourMask($0, outer: outer, cin: cin, inner: inner) }
+        store.withMutableValues(parameter) { apply(to: $0) }
     }
 
-    func apply(to values: inout [Float]) {
+    func apply(to values: UnsafeMutableBufferPointer<Float>) {
         guard values.count == mask.count else { return }
-        mask.withUnsafeBufferPointer { m in values.withUnsafeMutableBufferPointer { TrainingQuant.applyMask(m, to: $0) } }
+        mask.withUnsafeBufferPointer { TrainingQuant.applyMask($0, to: values) }
     }
 }

@@ -145,14 +145,14 @@ public final class Trainer {
             }
             let layout = WeightLayout(layer: p.layer, weightShape: store.shapes[weight].map(Int64.init),
                                       channelWise: wts.channelWise).layout
-            guard layout.elementCount == store.values[weight].count else {
+            guard layout.elementCount == store.range(weight).count else {
                 throw PassError(node: p.layer.name, "its weight of shape \(store.shapes[weight]) does not fit its channel layout")
             }
             let cMax = store.add("\(p.layer.name).clamp_max", shape: [1], values: [clipMax])
             let cMin = store.add("\(p.layer.name).clamp_min", shape: [1], values: [clipMin])
             var weightClips: Int?
             if wts.algorithm == .ulq {
-                let initial = store.values[weight].withUnsafeBufferPointer { TrainingQuant.wtsULQInitialClips($0, layout) }
+                let initial = store.withValues(weight) { TrainingQuant.wtsULQInitialClips($0, layout) }
                 weightClips = store.add("\(p.layer.name).weight_clip", shape: [initial.count], values: initial)
             }
             quantizers[p.layer.node] = StepQuantizer(
@@ -167,7 +167,7 @@ public final class Trainer {
         var result: [Int: (Float, Float)] = [:]
         for q in quantizers.values {
             let r = q.range(store)
-            result[q.layerIndex] = (r.cmin, store.values[q.clampMax][0])
+            result[q.layerIndex] = (r.cmin, store[q.clampMax, 0])
         }
         return result
     }
@@ -175,7 +175,7 @@ public final class Trainer {
     /// Learned WtsULQ clips per plan layer index.
     public var learnedWeightClips: [Int: [Float]] {
         var result: [Int: [Float]] = [:]
-        for q in quantizers.values { if let c = q.weightClips { result[q.layerIndex] = store.values[c] } }
+        for q in quantizers.values { if let c = q.weightClips { result[q.layerIndex] = store[c] } }
         return result
     }
 
@@ -183,7 +183,7 @@ public final class Trainer {
     public var learnedTensors: [String: (shape: [Int], values: [Float])] {
         var result: [String: (shape: [Int], values: [Float])] = [:]
         for (i, name) in store.names.enumerated() where graph.initializers[name] != nil {
-            result[name] = (store.shapes[i], store.values[i])
+            result[name] = (store.shapes[i], store[i])
         }
         return result
     }
@@ -317,7 +317,7 @@ public final class Trainer {
     /// reads, and frees the rest after its last reader as inference does.
     func forward(_ tp: TrainingPlan, _ feeds: [String: DenseTensor], training: Bool = true) throws -> Tape {
         var run = PlanRun(tp.plan, opset: opset, inputs: feeds, pool: pool, profiling: profile != nil && training) { name in
-            self.store.index(of: name).map { DenseTensor(shape: self.store.shapes[$0], floats: self.store.values[$0]) }
+            self.store.index(of: name).map { DenseTensor(shape: self.store.shapes[$0], floats: self.store[$0]) }
         }
         var hooks = TrainingHooks(plan: tp.plan, opset: opset, quantizers: tp.quantizers, store: store, pool: pool,
                                   requires: tp.requiresGradient, keepWeights: training)
@@ -377,15 +377,18 @@ public final class Trainer {
 
     /// Gradients of every parameter, by parameter index, from the loss's seeds: the plan's steps in reverse
     /// (PlanRun.reverse), the tape shrinking as the walk goes.
-    func backward(_ tp: TrainingPlan, _ tape: inout Tape, seeds: [Int: DenseTensor]) throws -> [[Float]?] {
+    func backward(_ tp: TrainingPlan, _ tape: inout Tape, seeds: [Int: DenseTensor]) throws -> Gradients {
         let grads = try tape.run.reverse(seeds: seeds, requires: tp.requiresGradient,
                                          forced: { tp.quantizers[$0] != nil }, hooks: &tape.hooks)
         if let p = tape.run.profile { profile?.add(p) }
-        var result = [[Float]?](repeating: nil, count: store.names.count)
-        for (p, slot) in tp.parameterSlots { result[p] = grads[slot]?.floats }
-        for (p, g) in tape.hooks.clampGradients { result[p] = [g] }
-        for (p, g) in tape.hooks.clipGradients { result[p] = g }
-        for m in masks { if var g = result[m.parameter] { m.apply(to: &g); result[m.parameter] = g } }
+        var result = Gradients(store)
+        for (p, slot) in tp.parameterSlots {
+            guard let g = grads[slot] else { continue }
+            g.floats.withUnsafeBufferPointer { result.set(p, in: store, $0) }
+        }
+        for (p, g) in tape.hooks.clampGradients { [g].withUnsafeBufferPointer { result.set(p, in: store, $0) } }
+        for (p, g) in tape.hooks.clipGradients { g.withUnsafeBufferPointer { result.set(p, in: store, $0) } }
+        for m in masks { result.withGradient(m.parameter, in: store) { m.apply(to: $0) } }
         return result
     }
 
@@ -395,7 +398,7 @@ public final class Trainer {
     func trainStep(_ feeds: [String: DenseTensor], labels: [Int64]?, learningRate: Float) throws -> (Float, Int?) {
         for i in masks.indices where masks[i].isDue(step: store.step) { masks[i].recompute(&store) }
         let tp = try trainingPlan(feeds, labels: labels != nil)
-        let (value, correct, grads): (Float, Int?, [[Float]?]) = try {
+        let (value, correct, grads): (Float, Int?, Gradients) = try {
             var tape = try forward(tp, feeds)
             var start = DispatchTime.now().uptimeNanoseconds
             let (value, correct, seeds) = try loss(tp, tape, labels: labels, feeds: feeds, gradient: true)
@@ -406,11 +409,11 @@ public final class Trainer {
             return (value, correct, try backward(tp, &tape, seeds: seeds))
         }()
         var start = DispatchTime.now().uptimeNanoseconds
-        let averaged = Communicator.world.averaged(grads, store, step: store.step)  // over the ranks (Distributed.swift)
+        let averaged = Communicator.world.averaged(grads, step: store.step)  // over the ranks (Distributed.swift)
         if Communicator.world.isDistributed { record("gradient all-reduce", since: &start) }
         store.update(averaged, kind: options.optimizer, learningRate: learningRate)
         record("optimizer", since: &start)
-        for m in masks { m.apply(to: &store.values[m.parameter]) }
+        for m in masks { store.withMutableValues(m.parameter) { m.apply(to: $0) } }
         return (value, correct)
     }
 

@@ -52,7 +52,7 @@ final class DistillationUnitTests: XCTestCase {
         let tp = try tr.trainingPlan(feeds, labels: labels != nil)
         var tape = try tr.forward(tp, feeds)
         let (loss, _, seeds) = try tr.loss(tp, tape, labels: labels, feeds: feeds, gradient: true)
-        return (loss, try XCTUnwrap(try tr.backward(tp, &tape, seeds: seeds)[p]))
+        return (loss, try XCTUnwrap(try tr.backward(tp, &tape, seeds: seeds).gradient(p, in: tr.store)))
     }
 
     func assertGradientMatchesDifferences(labels: [Int64]?, file: StaticString = #filePath, line: UInt = #line) throws {
@@ -60,18 +60,18 @@ final class DistillationUnitTests: XCTestCase {
         let p = try XCTUnwrap(tr.store.index(of: "w"))
         let (loss, g) = try lossAndGradient(tr, p, labels: labels)
         XCTAssertGreaterThan(loss, 1e-4, file: file, line: line)
-        let base = tr.store.values[p]
+        let base = tr.store[p]
         for i in base.indices {
             let h: Float = 1e-3
-            tr.store.values[p] = base
-            tr.store.values[p][i] += h
+            tr.store[p] = base
+            tr.store[p, i] += h
             let up = try lossAndGradient(tr, p, labels: labels).0
-            tr.store.values[p][i] -= 2 * h
+            tr.store[p, i] -= 2 * h
             let down = try lossAndGradient(tr, p, labels: labels).0
             let numeric = (up - down) / (2 * h)
             XCTAssertEqual(g[i], numeric, accuracy: 2e-3 * max(g.map(abs).max()!, 1e-3), "∂w[\(i)]", file: file, line: line)
         }
-        tr.store.values[p] = base
+        tr.store[p] = base
     }
 
     func testSharedWeightGradientSumsBothReadersWithLabels() throws {
