@@ -34,6 +34,8 @@ let package = Package(
         // MPI (Debian libopenmpi-dev; pkg-config's mpi-c): data-parallel retraining under mpirun. shim.h wraps the
         // macros of mpi.h in plain functions.
         .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "mpi-c", providers: [.apt(["libopenmpi-dev"])]),
+        // glibc's malloc.h (mallopt): the allocator policy of retraining (Passes/Training/AllocatorPolicy.swift).
+        .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
         // C that protoc-c generates from proto/*.proto (scripts/gen-proto); committed, never edited.
         .target(
             name: "CProtoSchemas",
@@ -51,7 +53,7 @@ let package = Package(
         .target(
             name: "Passes",
             dependencies: [
-                "Graph", "Kernels", "CTurboJPEG", "CPNG", "CMPI",
+                "Graph", "Kernels", "CTurboJPEG", "CPNG", "CMPI", "CMalloc",
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ]
         ),

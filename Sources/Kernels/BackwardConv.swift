@@ -67,52 +67,72 @@ extension Backward {
         var kdim: Int { cg * kh * kw }
         /// 1×1, stride 1, no pads: the columns are the input's planes.
         var direct: Bool { kh == 1 && kw == 1 && window.strides == (1, 1) && window.pads == (0, 0, 0, 0) }
-        /// Images per pass: as many as keep the scratch (columns and gathered gradient) within 16 M floats.
-        var imagesPerPass: Int { Swift.max(1, Swift.min(n, (1 << 24) / Swift.max(1, (kdim + mg) * p))) }
+        /// Images per pass: as many as keep the scratch (columns and gathered gradient) within 2 M floats (8 MB): the
+        /// columns a GEMM writes are read back while still in cache (measured 7% faster per ResNet-18 step than 64 MB).
+        var imagesPerPass: Int { Swift.max(1, Swift.min(n, (1 << 21) / Swift.max(1, (kdim + mg) * p))) }
         var scratchCount: Int { (kdim + mg) * p * imagesPerPass }
 
-        /// ∂W_g += G·colsᵀ and ∂X_g += col2im(W_gᵀ·G) over `images`, G and cols [rows, images·P].
+        /// ∂W_g += G·colsᵀ and ∂X_g += col2im(W_gᵀ·G) over `images`, G and cols [rows, images·P]. A pass of one image
+        /// reads G (and a direct Conv's columns, its input planes) where they are, without gathering them.
         func pass(group grp: Int, images: Range<Int>, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
                   g: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?,
                   scratch: UnsafeMutablePointer<Float>) {
-            let width = images.count * p, cols = scratch, gs = scratch + kdim * width
-            let first = images.lowerBound
+            let width = images.count * p, cols = scratch
+            let first = images.lowerBound, single = images.count == 1
             let hw = h * wd
-            parallelChunks(images.count, work: images.count * mg * p) { part in
-                for i in part {
-                    let src = g + ((first + i) * m + grp * mg) * p
-                    for row in 0..<mg { (gs + row * width + i * p).update(from: src + row * p, count: p) }
-                }
-            }
+            let gs = single ? g + (first * m + grp * mg) * p : UnsafePointer(gather(g, images: images, group: grp,
+                                                                                    into: scratch + kdim * width))
             if let dw {
-                parallelChunks(images.count, work: images.count * kdim * p) { part in
-                    for i in part {
-                        let xg = x + ((first + i) * c + grp * cg) * hw
-                        if direct {
-                            for row in 0..<cg { (cols + row * width + i * p).update(from: xg + row * p, count: p) }
-                        } else {
-                            NeuralOps.im2col(xg, channels: cg, h: h, w: wd, window: window, ho: ho, wo: wo,
-                                             into: cols + i * p, ld: width)
-                        }
-                    }
-                }
-                NeuralOps.sgemm(transA: false, transB: true, m: mg, n: kdim, k: width, UnsafePointer(gs), lda: width,
-                                UnsafePointer(cols), ldb: width, beta: 1, dw + grp * mg * kdim, ldc: kdim)
+                let columns = single && direct ? x + (first * c + grp * cg) * hw : UnsafePointer(cols)
+                if !(single && direct) { fillColumns(x, images: images, group: grp, into: cols) }
+                NeuralOps.sgemm(transA: false, transB: true, m: mg, n: kdim, k: width, gs, lda: width,
+                                columns, ldb: width, beta: 1, dw + grp * mg * kdim, ldc: kdim)
             }
             guard let dx else { return }
             NeuralOps.sgemm(transA: true, transB: false, m: kdim, n: width, k: mg, w + grp * mg * kdim, lda: kdim,
-                            UnsafePointer(gs), ldb: width, cols, ldc: width)
-            parallelChunks(images.count, work: images.count * kdim * p) { part in
-                for i in part {
-                    let dxg = dx + ((first + i) * c + grp * cg) * hw
+                            gs, ldb: width, cols, ldc: width)
+            let taps = kh * kw
+            parallelChunks(images.count * cg, work: images.count * kdim * p) { part in  // (image, channel) pairs
+                for t in part {
+                    let (i, ch) = t.quotientAndRemainder(dividingBy: cg)
+                    let d = dx + ((first + i) * c + grp * cg + ch) * hw, s = cols + ch * taps * width + i * p
                     if direct {
-                        for row in 0..<cg {
-                            let d = dxg + row * p, s = cols + row * width + i * p
-                            for k in 0..<p { d[k] += s[k] }
-                        }
+                        for k in 0..<p { d[k] += s[k] }
                     } else {
-                        col2im(UnsafePointer(cols + i * p), channels: cg, h: h, w: wd, window: window, ho: ho, wo: wo,
-                               into: dxg, ld: width)
+                        col2im(UnsafePointer(s), channels: 1, h: h, w: wd, window: window, ho: ho, wo: wo, into: d,
+                               ld: width)
+                    }
+                }
+            }
+        }
+
+        /// The images' gradient rows of group `grp` side by side: [mg, images·P].
+        private func gather(_ g: UnsafePointer<Float>, images: Range<Int>, group grp: Int,
+                            into gs: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
+            let width = images.count * p
+            parallelChunks(images.count, work: images.count * mg * p) { part in
+                for i in part {
+                    let src = g + ((images.lowerBound + i) * m + grp * mg) * p
+                    for row in 0..<mg { (gs + row * width + i * p).update(from: src + row * p, count: p) }
+                }
+            }
+            return gs
+        }
+
+        /// The images' columns of group `grp` side by side: [kdim, images·P].
+        private func fillColumns(_ x: UnsafePointer<Float>, images: Range<Int>, group grp: Int,
+                                 into cols: UnsafeMutablePointer<Float>) {
+            let width = images.count * p, hw = h * wd
+            let taps = kh * kw
+            parallelChunks(images.count * cg, work: images.count * kdim * p) { part in  // (image, channel) pairs
+                for t in part {
+                    let (i, ch) = t.quotientAndRemainder(dividingBy: cg)
+                    let xc = x + ((images.lowerBound + i) * c + grp * cg + ch) * hw, col = cols + ch * taps * width + i * p
+                    if direct {
+                        col.update(from: xc, count: p)
+                    } else {
+                        NeuralOps.im2col(xc, channels: 1, h: h, w: wd, window: window, ho: ho, wo: wo, into: col,
+                                         ld: width)
                     }
                 }
             }

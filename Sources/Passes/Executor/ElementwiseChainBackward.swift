@@ -2,7 +2,8 @@ import Graph
 import Kernels
 
 // The backward of an elementwise chain (ElementwiseChain.swift), for training plans: the chain's inner values are
-// never kept; per chunk they are recomputed from the entry value (in L1), then the chunk's gradient walks the stages
+// never kept; per chunk the ones a stage's backward reads (Clip's input, not Add's) are recomputed from the entry
+// value (in L1), then the chunk's gradient walks the stages
 // in reverse:
 //
 //   forward   v₀ = x;  v_{s+1} = stage_s(v_s)                         y = v_S
@@ -20,6 +21,8 @@ protocol DifferentiableChainStage: ChainStage {
     /// Whether the stage is affine in the chain's value with an outside operand that is not the entry value (+ o, − o,
     /// o − v, · o, / o): its backward reads neither v nor y, so a chain of such stages keeps nothing of its entry.
     var affine: Bool { get }
+    /// The values its backward reads: its input v, its output y (the chain recomputes only those).
+    var reads: (input: Bool, output: Bool) { get }
     /// g ← ∂stage/∂v · g (v the stage's input, y its output); where the stage's operand is the chain's entry value,
     /// adds ∂stage/∂o · g into `entry`. `scratch` holds `count` floats.
     func backward(_ v: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, count: Int,
@@ -30,6 +33,10 @@ protocol DifferentiableChainStage: ChainStage {
 extension UnaryStage: DifferentiableChainStage {
     var differentiable: Bool { function is any DifferentiableUnaryFunction }
     var affine: Bool { false }
+    var reads: (input: Bool, output: Bool) {
+        guard let f = function as? any DifferentiableUnaryFunction else { return (false, false) }
+        return type(of: f).readsOutput ? (false, true) : (true, false)
+    }
     func backward(_ v: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, count: Int,
                   _ operands: UnsafeBufferPointer<ChunkOperand>, entry: UnsafeMutablePointer<Float>,
                   scratch: UnsafeMutablePointer<Float>) {
@@ -45,6 +52,14 @@ extension UnaryStage: DifferentiableChainStage {
 extension BinaryStage: DifferentiableChainStage {
     var differentiable: Bool { [.add, .sub, .mul, .div].contains(Op.gradient) }
     var affine: Bool { operand != 0 && ([.add, .sub, .mul].contains(Op.gradient) || Op.gradient == .div && chainIsLeft) }
+    var reads: (input: Bool, output: Bool) {
+        switch Op.gradient {
+        case .mul: return (operand == 0, false)  // x·v: ∂x = g·v
+        case .div where chainIsLeft: return (false, operand == 0)  // v/x: ∂x = −g·y/x
+        case .div: return (true, true)
+        default: return (false, false)
+        }
+    }
     func backward(_ v: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, count: Int,
                   _ operands: UnsafeBufferPointer<ChunkOperand>, entry: UnsafeMutablePointer<Float>,
                   scratch: UnsafeMutablePointer<Float>) {
@@ -103,7 +118,7 @@ extension ElementwiseChainKernel: DifferentiableKernel {
         let g = try outputGradient(outputGradients, 0, shape: layout.shape, buffers)
         let affine = self.affine  // the entry is not kept: the gradient (of the output's shape) stands in for its base
         let values = try inputs.indices.map { k in affine && k == 0 ? g : try inputs.required(k) }
-        var dx = buffers.zeros(layout.count)
+        var dx = buffers.floats(layout.count)  // every element written once, by its chunk
         dx.withUnsafeMutableBufferPointer { d in
             g.withFloatPointer { gp in
                 withPointers(values, [], 0) { bases in
@@ -115,29 +130,42 @@ extension ElementwiseChainKernel: DifferentiableKernel {
         return result
     }
 
-    /// Per chunk: the stages' values recomputed (unless every stage is affine: then none is read), then the gradient
-    /// through them in reverse, added into `dx`.
+    /// Per chunk: the values the stages' backward reads recomputed (in one running chunk, copied out where kept), then
+    /// the gradient through the stages in reverse, written into `dx` (each element once: the entry's terms gather in
+    /// the chunk, in L1, so `dx` is neither zeroed nor read).
     private func reverse(_ bases: [UnsafePointer<Float>], gradient: UnsafePointer<Float>,
                          into dx: UnsafeMutablePointer<Float>, recompute: Bool) {
         let stages = self.stages.map { $0 as! any DifferentiableChainStage }
         let chunk = Self.chunk
-        // Per thread: the gradient, a scratch chunk, then the values v₀ … v_S.
-        forEachChunk(bases, scratch: (stages.count + 3) * chunk) { offset, count, operands, scratch in
-            let g = scratch, tmp = scratch + chunk, v = scratch + 2 * chunk
+        // Value s (v₀ the entry … v_S the output) is kept when stage s reads its input or stage s − 1 its output.
+        let reads = stages.map(\.reads)
+        var slot = [Int?](repeating: nil, count: stages.count + 1)
+        var kept = 0
+        for s in slot.indices where recompute && ((s < stages.count && reads[s].input) || (s > 0 && reads[s - 1].output)) {
+            slot[s] = kept
+            kept += 1
+        }
+        let last = slot.lastIndex { $0 != nil } ?? 0
+        // Per thread: the gradient, the entry's terms, a scratch chunk, the running value, then the kept values.
+        forEachChunk(bases, scratch: (kept + 4) * chunk) { offset, count, operands, scratch in
+            let g = scratch, entry = scratch + chunk, tmp = scratch + 2 * chunk, work = scratch + 3 * chunk
+            let values = scratch + 4 * chunk
+            func value(_ s: Int) -> UnsafeMutablePointer<Float> { slot[s].map { values + $0 * chunk } ?? work }
             if recompute {
-                Self.fillEntry(v, count: count, operands[0])
-                for (s, stage) in stages.enumerated() {
-                    (v + (s + 1) * chunk).update(from: v + s * chunk, count: count)
-                    stage.apply(v + (s + 1) * chunk, count: count, operands)
+                Self.fillEntry(work, count: count, operands[0])
+                if let k = slot[0] { (values + k * chunk).update(from: work, count: count) }
+                for s in 0..<last {  // the stages after the last kept value are not recomputed
+                    stages[s].apply(work, count: count, operands)
+                    if let k = slot[s + 1] { (values + k * chunk).update(from: work, count: count) }
                 }
             }
             g.update(from: gradient + offset, count: count)
-            let entry = dx + offset
+            entry.update(repeating: 0, count: count)
             for s in stages.indices.reversed() {
-                stages[s].backward(v + s * chunk, v + (s + 1) * chunk, g, count: count, operands, entry: entry,
-                                   scratch: tmp)
+                stages[s].backward(value(s), value(s + 1), g, count: count, operands, entry: entry, scratch: tmp)
             }
-            for i in 0..<count { entry[i] += g[i] }
+            let d = dx + offset
+            for i in 0..<count { d[i] = entry[i] + g[i] }
         }
     }
 }

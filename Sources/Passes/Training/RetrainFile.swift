@@ -103,6 +103,7 @@ public func retrainFile(_ input: String, weights: String? = nil, config cfg: Str
                         options: RetrainOptions = RetrainOptions(), record: String? = nil) throws -> CompressionResult
 {
     let model = try ModelFile.load(input, weights: weights)
+    AllocatorPolicy.retainFreedMemory()
     try options.fileRoles(model: model, config: cfg, data: data, output: output, record: record).check()
     let config = try CompressionConfig.load(cfg)
     let shaped = try InputShape.applied(options.inputShapes, to: model)

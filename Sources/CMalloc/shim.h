@@ -1,0 +1,2 @@
+// glibc's allocator tuning (mallopt), for Passes/Training/AllocatorPolicy.swift.
+#include <malloc.h>
