@@ -10,8 +10,6 @@
 //   ∂X_g += W_g·im2col(G_g)        ∂W_g += X_g·im2col(G_g)ᵀ        ∂b[m] += Σ G[n, m, ·]
 // Every function ADDS into its gradient outputs (the caller zeroes them); a nil output is not computed.
 
-import COpenBLAS
-
 extension Backward {
     /// Conv gradients. Shapes are 4-D: x [N, C, H, W], w [M, C/g, kh, kw], g [N, M, Ho, Wo].
     public static func conv2d(
@@ -233,14 +231,14 @@ extension Backward {
                         let wv = w[k]
                         let (ox0, ox1) = validRange(count: wo, stride: sw, offset: kx * dil - pl, limit: wd)
                         guard ox0 < ox1 else { continue }
-                        let count = Int32(ox1 - ox0), step = Int32(sw)
+                        let count = ox1 - ox0
                         var acc: Float = 0
                         for oy in oy0..<oy1 {
-                            // BLAS dot and axpy: vectorised, at stride sw along the input row.
+                            // Inline loops (rows are short: a BLAS call per row costs more than its work).
                             let row = (oy * sh - pt + ky * dh) * wd + kx * dil - pl + ox0 * sw
                             let gr = gp + oy * wo + ox0
-                            if let dxp { cblas_saxpy(count, wv, gr, 1, dxp + row, step) }
-                            if dw != nil { acc += cblas_sdot(count, gr, 1, xp + row, step) }
+                            if let dxp { axpy(wv, gr, dxp + row, stride: sw, count: count) }
+                            if dw != nil { acc += dot(gr, xp + row, stride: sw, count: count) }
                         }
                         if let dw { dw[k] += acc }
                     }
@@ -248,6 +246,36 @@ extension Backward {
             }
         }
         }
+    }
+
+    /// y[i·stride] += a·x[i] for i in 0..<count.
+    @inline(__always)
+    static func axpy(_ a: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, stride: Int, count: Int) {
+        if stride == 1 {
+            for i in 0..<count { y[i] += a * x[i] }
+        } else {
+            for i in 0..<count { y[i * stride] += a * x[i] }
+        }
+    }
+
+    /// Σ a[i]·b[i·stride] for i in 0..<count, in eight lanes when the stride is 1.
+    @inline(__always)
+    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, stride: Int, count: Int) -> Float {
+        var total: Float = 0, i = 0
+        if stride == 1 {
+            var lanes = SIMD8<Float>()
+            while i + 8 <= count {
+                lanes += UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self)
+                    * UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self)
+                i += 8
+            }
+            total = lanes.sum()
+        }
+        while i < count {
+            total += a[i] * b[i * stride]
+            i += 1
+        }
+        return total
     }
 
     /// ConvTranspose gradients. x [N, C, H, W], w [C, M/g, kh, kw], g [N, M, Ho, Wo] (Ho, Wo as the forward made them).

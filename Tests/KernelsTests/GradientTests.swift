@@ -205,6 +205,11 @@ final class GradientTests: XCTestCase {
             [2, 4, 6, 7], m: 8, kernel: (3, 3), strides: (2, 2), dilations: (1, 1), pads: (1, 1, 1, 1), group: 4)
         try runConv(
             [1, 3, 7, 5], m: 3, kernel: (3, 2), strides: (1, 2), dilations: (2, 1), pads: (2, 0, 1, 1), group: 3)
+        // Rows of 19 and 21 outputs: the eight-lane dot product with its scalar tail, at stride 1.
+        try runConv(
+            [2, 3, 4, 21], m: 3, kernel: (3, 3), strides: (1, 1), dilations: (1, 1), pads: (1, 0, 1, 0), group: 3)
+        try runConv(
+            [1, 2, 3, 23], m: 4, kernel: (1, 5), strides: (1, 1), dilations: (1, 1), pads: (0, 2, 0, 2), group: 2)
     }
 
     func testConvGradientsAccumulate() throws {
