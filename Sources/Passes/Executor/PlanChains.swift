@@ -80,7 +80,8 @@ extension ExecutionPlan {
               layout.dims.isEmpty || operandShapes.indices.allSatisfy({ (0...1).contains(layout.strides[$0].last!) })
         else { return nil }
         let ops = ([firstNode.op] + absorbed.map { graph[$0].op }).joined(separator: "+")
-        let step = Step(node: id, opType: ops, kernel: ElementwiseChainKernel(layout: layout, stages: stages),
+        let kernel = ElementwiseChainKernel(layout: layout, stages: HardSwishStage.merging(stages))
+        let step = Step(node: id, opType: ops, kernel: kernel,
                         inputs: operandSlots, outputs: [slot(value)])
         return (step, absorbed, shape)
     }

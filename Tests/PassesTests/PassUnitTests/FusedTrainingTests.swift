@@ -128,6 +128,11 @@ final class FusedTrainingTests: XCTestCase {
         let steps = try tr.trainingPlan(feeds, labels: true).plan.steps.map(\.opType)
         XCTAssertEqual(steps, ["Conv", "Mul+Sub+Div", "Add+Clip+Mul+Div", "Conv", "Sigmoid+Sub+Mul", "GlobalAveragePool",
                                "Flatten", "Gemm"])
+        // HardSwish written out runs as one stage (HardSwishStage.swift), whose gradient this checks.
+        let hardSwish = try XCTUnwrap(tr.trainingPlan(feeds, labels: true).plan.steps
+            .first { $0.opType == "Add+Clip+Mul+Div" }?.kernel as? ElementwiseChainKernel)
+        XCTAssertEqual(hardSwish.stages.count, 1)
+        XCTAssertTrue(hardSwish.stages.first is HardSwishStage)
         try assertGradientsMatchDifferences(tr, ["w1", "b1", "w2", "fc"], step: 1e-2)
     }
 
