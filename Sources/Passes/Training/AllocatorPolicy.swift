@@ -7,8 +7,8 @@ import CMalloc
 // back to the kernel when freed, and trims the heap's top, so the next step faults every page in again (zero-filled
 // by the kernel: system time). Keeping freed memory in the heap turns that into reuse:
 //
-//   ResNet-18 64×64 b32, 5 steps (farm-bench, median of 3): 44.4 s wall / 3.1 s system → 39.7 s / 0.9 s;
-//   peak RSS 802 → 851 MiB
+//   ResNet-18 64×64 b32, 5 steps, whole process (farm-bench A/B, median of 3; these settings given as
+//   GLIBC_TUNABLES to the same binary): 44.4 s wall / 3.1 s system → 39.7 s / 0.9 s; peak RSS 802 → 851 MiB
 //
 // Peak memory is what the process held at its fullest either way; only memory freed after the peak stays resident.
 

@@ -131,10 +131,12 @@ struct Gradients {
 
     func has(_ p: Int) -> Bool { buffer[flagBase + p] > 0 }
 
-    /// Sets parameter `p`'s gradient (of its size: the caller checked).
-    mutating func set(_ p: Int, in store: ParameterStore, _ g: UnsafeBufferPointer<Float>) {
+    /// Sets parameter `p`'s gradient; one of another size than the parameter is an error, not a trap.
+    mutating func set(_ p: Int, in store: ParameterStore, _ g: UnsafeBufferPointer<Float>) throws {
         let r = store.range(p)
-        precondition(g.count == r.count, "gradient of \(store.names[p]) has \(g.count) values, not \(r.count)")
+        guard g.count == r.count else {
+            throw PassError(node: store.names[p], "its gradient has \(g.count) values, the parameter \(r.count)")
+        }
         buffer.withUnsafeMutableBufferPointer { b in
             UnsafeMutableBufferPointer(rebasing: b[r]).update(fromContentsOf: g)
         }

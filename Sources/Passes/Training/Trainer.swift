@@ -384,10 +384,10 @@ public final class Trainer {
         var result = Gradients(store)
         for (p, slot) in tp.parameterSlots {
             guard let g = grads[slot] else { continue }
-            g.floats.withUnsafeBufferPointer { result.set(p, in: store, $0) }
+            try g.floats.withUnsafeBufferPointer { try result.set(p, in: store, $0) }
         }
-        for (p, g) in tape.hooks.clampGradients { [g].withUnsafeBufferPointer { result.set(p, in: store, $0) } }
-        for (p, g) in tape.hooks.clipGradients { g.withUnsafeBufferPointer { result.set(p, in: store, $0) } }
+        for (p, g) in tape.hooks.clampGradients { try [g].withUnsafeBufferPointer { try result.set(p, in: store, $0) } }
+        for (p, g) in tape.hooks.clipGradients { try g.withUnsafeBufferPointer { try result.set(p, in: store, $0) } }
         for m in masks { result.withGradient(m.parameter, in: store) { m.apply(to: $0) } }
         return result
     }
