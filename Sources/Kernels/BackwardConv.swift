@@ -217,35 +217,157 @@ extension Backward {
         let (pt, pl) = (window.pads.0, window.pads.1)
         // Spread over input channels: the `mult` output channels of one input channel write its planes of ∂X and
         // their own taps of ∂W, so no two chunks write the same element.
+        let unitStride = sw == 1 && dil == 1
+        let taps = DepthwiseTaps(kh: kh, kw: kw, sh: sh, dh: dh, pt: pt, pl: pl, h: h, wd: wd, ho: ho, wo: wo)
         parallelChunks(c, work: n * m * p * kh * kw) { channels in
+        var paddedG = [Float](repeating: 0, count: unitStride && dx != nil ? ho * taps.paddedWidth : 0)
+        var paddedX = [Float](repeating: 0, count: unitStride && dw != nil ? taps.xRows * taps.xColumns : 0)
         for img in 0..<n {
             for oc in (channels.lowerBound * mult)..<(channels.upperBound * mult) {
                 let xp = x.baseAddress! + (img * c + oc / mult) * h * wd
                 let gp = g.baseAddress! + (img * m + oc) * p
                 let dxp = dx.map { $0.baseAddress! + (img * c + oc / mult) * h * wd }
-                for ky in 0..<kh {
-                    // The output rows whose input row for this tap lies inside the image.
-                    let (oy0, oy1) = validRange(count: ho, stride: sh, offset: ky * dh - pt, limit: h)
-                    guard oy0 < oy1 else { continue }
-                    for kx in 0..<kw {
-                        let k = (oc * kh + ky) * kw + kx
-                        let wv = w[k]
-                        let (ox0, ox1) = validRange(count: wo, stride: sw, offset: kx * dil - pl, limit: wd)
-                        guard ox0 < ox1 else { continue }
-                        let count = ox1 - ox0
-                        var acc: Float = 0
-                        for oy in oy0..<oy1 {
-                            // Inline loops (rows are short: a BLAS call per row costs more than its work).
-                            let row = (oy * sh - pt + ky * dh) * wd + kx * dil - pl + ox0 * sw
-                            let gr = gp + oy * wo + ox0
-                            if let dxp { axpy(wv, gr, dxp + row, stride: sw, count: count) }
-                            if dw != nil { acc += dot(gr, xp + row, stride: sw, count: count) }
+                let wk = w.baseAddress! + oc * kh * kw
+                guard unitStride else {
+                    perTap(oc: oc, xp: xp, gp: gp, dxp: dxp, w: w, dw: dw, window: window, kh: kh, kw: kw, h: h, wd: wd,
+                           ho: ho, wo: wo)
+                    continue
+                }
+                if let dxp {
+                    paddedG.withUnsafeMutableBufferPointer { taps.inputGradient(gp, wk, dxp, padded: $0.baseAddress!) }
+                }
+                if let dw {
+                    paddedX.withUnsafeMutableBufferPointer {
+                        if oc % mult == 0 {
+                            NeuralOps.padPlane(xp, height: h, width: wd, top: pt, left: pl, into: $0.baseAddress!,
+                                               rows: taps.xRows, columns: taps.xColumns)
                         }
-                        if let dw { dw[k] += acc }
+                        taps.weightGradient(gp, UnsafePointer($0.baseAddress!), into: dw.baseAddress! + oc * kh * kw)
                     }
                 }
             }
         }
+        }
+    }
+
+    /// Any stride and dilation: one pass over G's rows per tap, ∂x by axpy and ∂W by dot products.
+    @inline(__always)
+    static func perTap(oc: Int, xp: UnsafePointer<Float>, gp: UnsafePointer<Float>, dxp: UnsafeMutablePointer<Float>?,
+                       w: UnsafeBufferPointer<Float>, dw: UnsafeMutableBufferPointer<Float>?, window: NeuralOps.Window,
+                       kh: Int, kw: Int, h: Int, wd: Int, ho: Int, wo: Int) {
+        let (sh, sw) = window.strides, (dh, dil) = window.dilations, (pt, pl) = (window.pads.0, window.pads.1)
+        for ky in 0..<kh {
+            // The output rows whose input row for this tap lies inside the image.
+            let (oy0, oy1) = validRange(count: ho, stride: sh, offset: ky * dh - pt, limit: h)
+            guard oy0 < oy1 else { continue }
+            for kx in 0..<kw {
+                let k = (oc * kh + ky) * kw + kx
+                let wv = w[k]
+                let (ox0, ox1) = validRange(count: wo, stride: sw, offset: kx * dil - pl, limit: wd)
+                guard ox0 < ox1 else { continue }
+                let count = ox1 - ox0
+                var acc: Float = 0
+                for oy in oy0..<oy1 {
+                    // Inline loops (rows are short: a BLAS call per row costs more than its work).
+                    let row = (oy * sh - pt + ky * dh) * wd + kx * dil - pl + ox0 * sw
+                    let gr = gp + oy * wo + ox0
+                    if let dxp { axpy(wv, gr, dxp + row, stride: sw, count: count) }
+                    if dw != nil { acc += dot(gr, xp + row, stride: sw, count: count) }
+                }
+                if let dw { dw[k] += acc }
+            }
+        }
+    }
+
+    /// A depthwise conv's shape, for its input gradient at width stride and dilation 1:
+    ///   ∂x[iy, ix] += Σ_ky Σ_kx w[ky, kx]·G[oy, ix + pl − kx]   (oy·sh = iy + pt − ky·dh, when that row exists)
+    /// over G's rows copied with zeros beside them, so every ∂x element reads every kx. Each element of ∂x keeps its
+    /// sum in registers, added in (ky, kx) order onto what ∂x held: the same operations as one pass per tap (eight
+    /// elements at a time, the last of a row one at a time).
+    struct DepthwiseTaps {
+        let kh: Int, kw: Int, sh: Int, dh: Int, pt: Int, pl: Int, h: Int, wd: Int, ho: Int, wo: Int
+
+        /// A row of G with kw − 1 zeros before it and enough after it for the last ∂x column.
+        var paddedWidth: Int { Swift.max(wo, wd + pl) + kw - 1 }
+        /// The input plane with its pads as zeros, as far as the last output's window reaches.
+        var xRows: Int { (ho - 1) * sh + (kh - 1) * dh + 1 }
+        var xColumns: Int { wo + kw - 1 }
+
+        /// ∂W[ky, kx] += Σ_oy Σ_ox G[oy, ox]·X̃[oy·sh + ky·dh, ox + kx] over the zero-padded input X̃: every tap reads
+        /// whole rows of G, in eight lanes kept over every row and added up once per tap.
+        func weightGradient(_ g: UnsafePointer<Float>, _ padded: UnsafePointer<Float>,
+                            into dw: UnsafeMutablePointer<Float>) {
+            let columns = xColumns, whole = wo / 8 * 8
+            for ky in 0..<kh {
+                for kx in 0..<kw {
+                    var lanes = SIMD8<Float>(), tail: Float = 0
+                    for oy in 0..<ho {
+                        let gr = g + oy * wo, xr = padded + (oy * sh + ky * dh) * columns + kx
+                        var ox = 0
+                        while ox < whole {
+                            lanes += UnsafeRawPointer(gr + ox).loadUnaligned(as: SIMD8<Float>.self)
+                                * UnsafeRawPointer(xr + ox).loadUnaligned(as: SIMD8<Float>.self)
+                            ox += 8
+                        }
+                        while ox < wo { tail += gr[ox] * xr[ox]; ox += 1 }
+                    }
+                    dw[ky * kw + kx] += lanes.sum() + tail
+                }
+            }
+        }
+
+        func inputGradient(_ g: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+                           padded: UnsafeMutablePointer<Float>) {
+            let pw = paddedWidth
+            for oy in 0..<ho {
+                let row = padded + oy * pw
+                row.update(repeating: 0, count: kw - 1)
+                row.advanced(by: kw - 1).update(from: g + oy * wo, count: wo)
+                row.advanced(by: kw - 1 + wo).update(repeating: 0, count: pw - (kw - 1) - wo)
+            }
+            for iy in 0..<h {
+                let o = dx + iy * wd
+                var ix = 0
+                while ix + 8 <= wd {
+                    var a = UnsafeRawPointer(o + ix).loadUnaligned(as: SIMD8<Float>.self)
+                    for ky in 0..<kh {
+                        guard let gRow = gRow(iy, ky, padded) else { continue }
+                        // Column ix + pl − kx of G sits at ix + pl − kx + kw − 1 in the padded row.
+                        let base = gRow + ix + pl + kw - 1
+                        for kx in 0..<kw {
+                            a += SIMD8<Float>(repeating: w[ky * kw + kx])
+                                * UnsafeRawPointer(base - kx).loadUnaligned(as: SIMD8<Float>.self)
+                        }
+                    }
+                    UnsafeMutableRawPointer(o + ix).storeBytes(of: a, as: SIMD8<Float>.self)
+                    ix += 8
+                }
+                // The last columns one at a time (∂x is added onto, so no pass may cover a column twice).
+                while ix < wd {
+                    o[ix] = sum(o[ix], iy: iy, column: ix, w, padded)
+                    ix += 1
+                }
+            }
+        }
+
+        /// The padded row of G that input row `iy` meets through tap row `ky`, if there is one.
+        @inline(__always)
+        func gRow(_ iy: Int, _ ky: Int, _ padded: UnsafeMutablePointer<Float>) -> UnsafePointer<Float>? {
+            let t = iy + pt - ky * dh
+            guard t >= 0, t % sh == 0, t / sh < ho else { return nil }
+            return UnsafePointer(padded + (t / sh) * paddedWidth)
+        }
+
+        /// `start` plus every tap's term of ∂x[iy, column], in (ky, kx) order.
+        @inline(__always)
+        func sum(_ start: Float, iy: Int, column: Int, _ w: UnsafePointer<Float>, _ padded: UnsafeMutablePointer<Float>)
+            -> Float {
+            var acc = start
+            for ky in 0..<kh {
+                guard let gRow = gRow(iy, ky, padded) else { continue }
+                for kx in 0..<kw { acc += w[ky * kw + kx] * gRow[column + pl + kw - 1 - kx] }
+            }
+            return acc
         }
     }
 

@@ -177,19 +177,28 @@ extension NeuralOps {
         let (h, wd, ho, wo) = (g.height, g.width, g.outH, g.outW)
         let multiplier = g.outPerGroup
         let planes = g.batch * g.outChannels
+        let unitStride = sw == 1 && dw == 1 && ho > 0 && wo > 0
         parallelChunks(planes, work: planes * ho * wo * kh * kw) { range in
+            var padded = [Float](repeating: 0, count: unitStride ? padWidth(g) * padHeight(g) : 0)
             for plane in range {
                 let m = plane % g.outChannels, img = plane / g.outChannels
                 let src = x + (img * g.channels + m / multiplier) * h * wd
                 let dst = out + plane * ho * wo
                 let b = bias?[m] ?? 0
-                if let residual {
-                    let r = residual + plane * ho * wo
+                let r = residual.map { $0 + plane * ho * wo }
+                let taps = w + m * kh * kw
+                if unitStride {
+                    padded.withUnsafeMutableBufferPointer {
+                        depthwisePlaneUnitStride(g, src: src, taps: taps, bias: b, residual: r, padded: $0.baseAddress!,
+                                                 out: dst)
+                    }
+                    continue
+                }
+                if let r {
                     for i in 0..<(ho * wo) { dst[i] = b + r[i] }
                 } else {
                     for i in 0..<(ho * wo) { dst[i] = b }
                 }
-                let taps = w + m * kh * kw
                 for ky in 0..<kh {
                     // Output rows whose input row for this tap is inside the image.
                     let oyLo = max(0, ceilDiv(pt - ky * dh, sh)), oyHi = min(ho - 1, floorDiv(h - 1 + pt - ky * dh, sh))
@@ -201,16 +210,108 @@ extension NeuralOps {
                         for oy in oyLo...oyHi {
                             let row = src + (oy * sh - pt + ky * dh) * wd - pl + kx * dw
                             let o = dst + oy * wo
-                            if sw == 1 {
-                                for ox in oxLo...oxHi { o[ox] += t * row[ox] }
-                            } else {
-                                for ox in oxLo...oxHi { o[ox] += t * row[ox * sw] }
-                            }
+                            for ox in oxLo...oxHi { o[ox] += t * row[ox * sw] }
                         }
                     }
                 }
             }
         }
+    }
+
+    /// One output plane of a depthwise conv whose width stride and dilation are 1, from the input plane copied into
+    /// `padded` with its pads as zeros (so every output reads every tap, as onnxruntime's kernel does). Each output
+    /// keeps its sum in registers over every tap and is stored once, 32 or 8 at a time (the last 8 of a row may
+    /// overlap outputs already written, with the same values). The sum is b (+ r), then each tap in (ky, kx) order.
+    @inline(__always)
+    static func depthwisePlaneUnitStride(
+        _ g: ConvGeometry, src: UnsafePointer<Float>, taps: UnsafePointer<Float>, bias b: Float,
+        residual r: UnsafePointer<Float>?, padded: UnsafeMutablePointer<Float>, out dst: UnsafeMutablePointer<Float>
+    ) {
+        let (kh, kw) = (g.kernelH, g.kernelW), sh = g.window.strides.0, dh = g.window.dilations.0
+        let (ho, wo) = (g.outH, g.outW)
+        let pw = padWidth(g)
+        padPlane(src, height: g.height, width: g.width, top: g.window.pads.0, left: g.window.pads.1,
+                 into: padded, rows: padHeight(g), columns: pw)
+        for oy in 0..<ho {
+            let o = dst + oy * wo, ro = r.map { $0 + oy * wo }, first = padded + oy * sh * pw
+            var ox = 0
+            while ox + 32 <= wo {
+                var a = (SIMD8<Float>(repeating: b), SIMD8<Float>(repeating: b), SIMD8<Float>(repeating: b),
+                         SIMD8<Float>(repeating: b))
+                if let ro {
+                    let p = UnsafeRawPointer(ro + ox)
+                    a.0 += p.loadUnaligned(as: SIMD8<Float>.self)
+                    a.1 += p.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
+                    a.2 += p.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float>.self)
+                    a.3 += p.loadUnaligned(fromByteOffset: 96, as: SIMD8<Float>.self)
+                }
+                for ky in 0..<kh {
+                    let row = first + ky * dh * pw + ox
+                    for kx in 0..<kw {
+                        let t = SIMD8<Float>(repeating: taps[ky * kw + kx]), p = UnsafeRawPointer(row + kx)
+                        a.0 += t * p.loadUnaligned(as: SIMD8<Float>.self)
+                        a.1 += t * p.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
+                        a.2 += t * p.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float>.self)
+                        a.3 += t * p.loadUnaligned(fromByteOffset: 96, as: SIMD8<Float>.self)
+                    }
+                }
+                let p = UnsafeMutableRawPointer(o + ox)
+                p.storeBytes(of: a.0, as: SIMD8<Float>.self)
+                p.storeBytes(of: a.1, toByteOffset: 32, as: SIMD8<Float>.self)
+                p.storeBytes(of: a.2, toByteOffset: 64, as: SIMD8<Float>.self)
+                p.storeBytes(of: a.3, toByteOffset: 96, as: SIMD8<Float>.self)
+                ox += 32
+            }
+            while ox < wo {
+                guard wo >= 8 else {
+                    for x in ox..<wo { o[x] = depthwiseSum(first + x, pw: pw, dh: dh, taps, kh, kw, ro.map { b + $0[x] } ?? b) }
+                    break
+                }
+                ox = min(ox, wo - 8)
+                var a = SIMD8<Float>(repeating: b)
+                if let ro { a += UnsafeRawPointer(ro + ox).loadUnaligned(as: SIMD8<Float>.self) }
+                for ky in 0..<kh {
+                    let row = first + ky * dh * pw + ox
+                    for kx in 0..<kw {
+                        a += SIMD8<Float>(repeating: taps[ky * kw + kx])
+                            * UnsafeRawPointer(row + kx).loadUnaligned(as: SIMD8<Float>.self)
+                    }
+                }
+                UnsafeMutableRawPointer(o + ox).storeBytes(of: a, as: SIMD8<Float>.self)
+                ox += 8
+            }
+        }
+    }
+
+    /// `start` plus every tap of the output whose window starts at `p` in the padded plane, in (ky, kx) order.
+    @inline(__always)
+    static func depthwiseSum(_ p: UnsafePointer<Float>, pw: Int, dh: Int, _ taps: UnsafePointer<Float>, _ kh: Int,
+                             _ kw: Int, _ start: Float) -> Float {
+        var acc = start
+        for ky in 0..<kh {
+            for kx in 0..<kw { acc += taps[ky * kw + kx] * p[ky * dh * pw + kx] }
+        }
+        return acc
+    }
+
+    /// A height × width plane into `rows` × `columns` with `top` rows and `left` columns of zeros before it and zeros
+    /// after it (what does not fit is cut).
+    static func padPlane(_ src: UnsafePointer<Float>, height: Int, width: Int, top: Int, left: Int,
+                         into padded: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
+        for py in 0..<rows {
+            let iy = py - top, row = padded + py * columns
+            guard iy >= 0 && iy < height else { row.update(repeating: 0, count: columns); continue }
+            let lo = min(left, columns), n = max(0, min(width, columns - lo))
+            row.update(repeating: 0, count: lo)
+            row.advanced(by: lo).update(from: src + iy * width, count: n)
+            row.advanced(by: lo + n).update(repeating: 0, count: columns - lo - n)
+        }
+    }
+
+    /// The padded plane's width and height for `depthwisePlaneUnitStride`: what the last output's window reaches.
+    static func padWidth(_ g: ConvGeometry) -> Int { g.outW + g.kernelW - 1 }
+    static func padHeight(_ g: ConvGeometry) -> Int {
+        (g.outH - 1) * g.window.strides.0 + (g.kernelH - 1) * g.window.dilations.0 + 1
     }
 
     @inlinable static func ceilDiv(_ a: Int, _ b: Int) -> Int { a >= 0 ? (a + b - 1) / b : -((-a) / b) }

@@ -94,35 +94,56 @@ extension Loss {
         else { throw KernelError("softmax KL: \(s.count) student and \(t.count) teacher values for \(layout)") }
         let tau = Double(temperature)
         let gscale = Double(scale) * tau / Double(positions)
-        var ls = [Double](repeating: 0, count: c), lt = [Double](repeating: 0, count: c)
-        var total = 0.0
-        for o in 0..<layout.outer {
-            for i in 0..<inner {
-                let base = o * c * inner + i
-                for k in 0..<c {
-                    ls[k] = Double(s[base + k * inner]) / tau
-                    lt[k] = Double(t[base + k * inner]) / tau
-                }
-                logSoftmax(&ls)
-                logSoftmax(&lt)
-                for k in 0..<c {
-                    let pt = Foundation.exp(lt[k])
-                    if pt > 0 { total += pt * (lt[k] - ls[k]) }
-                    if let gradient { gradient[base + k * inner] += Float(gscale * (Foundation.exp(ls[k]) - pt)) }
+        // Each position's term on any core, added in position order below: the same bits whatever the threads.
+        guard let sp = s.baseAddress, let tp = t.baseAddress else { return 0 }
+        var terms = [Double](repeating: 0, count: positions)
+        terms.withUnsafeMutableBufferPointer { termsBuffer in
+            let out = UncheckedSendable(termsBuffer.baseAddress!), g = UncheckedSendable(gradient?.baseAddress)
+            parallelChunks(positions, work: positions * c * 8) { range in
+                var es = [Double](repeating: 0, count: c), et = [Double](repeating: 0, count: c)
+                for p in range {
+                    let base = (p / inner) * c * inner + p % inner
+                    out.value[p] = klTerm(sp + base, tp + base, stride: inner, c, tau: tau, gscale: gscale,
+                                          &es, &et, gradient: g.value.map { $0 + base })
                 }
             }
         }
+        var total = 0.0
+        for term in terms { total += term }
         return Float(tau * tau * total / Double(positions))
     }
 
-    /// log-softmax in place: z − logsumexp(z).
-    static func logSoftmax(_ z: inout [Double]) {
+    /// Σ_k p_t·(log p_t − log p_s) at one position (classes at `stride`), adding gscale·(p_s − p_t) into `gradient`.
+    /// One exp per class and model: p = e^(z − max)/Σ, log p = z − max − log Σ.
+    private static func klTerm(
+        _ s: UnsafePointer<Float>, _ t: UnsafePointer<Float>, stride: Int, _ c: Int, tau: Double, gscale: Double,
+        _ es: inout [Double], _ et: inout [Double], gradient: UnsafeMutablePointer<Float>?
+    ) -> Double {
+        let (ms, sumS) = exponentials(s, stride: stride, c, tau: tau, into: &es)
+        let (mt, sumT) = exponentials(t, stride: stride, c, tau: tau, into: &et)
+        let shift = (mt + Foundation.log(sumT)) - (ms + Foundation.log(sumS))  // log p_t − log p_s = zt − zs − shift
+        var total = 0.0
+        for k in 0..<c {
+            let pt = et[k] / sumT
+            if pt > 0 { total += pt * ((Double(t[k * stride]) - Double(s[k * stride])) / tau - shift) }
+            if let gradient { gradient[k * stride] += Float(gscale * (es[k] / sumS - pt)) }
+        }
+        return total
+    }
+
+    /// e^(z/τ − max) of each class into `e` (float32's exp: its relative error, ~1e-7, is below what the float32
+    /// gradient keeps; the sum and the logs stay in float64); returns (max, Σ e).
+    @inline(__always)
+    private static func exponentials(_ v: UnsafePointer<Float>, stride: Int, _ c: Int, tau: Double,
+                                     into e: inout [Double]) -> (max: Double, sum: Double) {
         var mx = -Double.infinity
-        for v in z { mx = Swift.max(mx, v) }
+        for k in 0..<c { mx = Swift.max(mx, Double(v[k * stride]) / tau) }
         var sum = 0.0
-        for v in z { sum += Foundation.exp(v - mx) }
-        let lse = mx + Foundation.log(sum)
-        for k in z.indices { z[k] -= lse }
+        for k in 0..<c {
+            e[k] = Double(Foundation.exp(Float(Double(v[k * stride]) / tau - mx)))
+            sum += e[k]
+        }
+        return (mx, sum)
     }
 
     public static func sigmoidKL(

@@ -89,9 +89,9 @@ public enum TrainingQuant {
         }
     }
 
-    /// Adds ∂x into `dx` (when given) and returns (∂clamp_max, ∂clamp_min) for this tensor (∂clamp_min = 0 under
-    /// fixed_min). Works in chunks that stay
-    /// in L1: the float32 terms of a chunk in one vectorizable loop, then their float64 sum in four lanes.
+    /// Writes ∂x into `dx` (when given: g inside [lo, hi], else 0) and returns (∂clamp_max, ∂clamp_min) for this
+    /// tensor (∂clamp_min = 0 under fixed_min). Works in chunks that stay in L1: the float32 terms of a chunk and its
+    /// ∂x in one branch-free loop, then the terms' float64 sum in four lanes.
     @discardableResult
     public static func actsULQBackward(
         _ x: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, _ range: ULQRange,
@@ -111,13 +111,13 @@ public enum TrainingQuant {
                     let tMax = terms.baseAddress!, tMin = terms.baseAddress! + chunk
                     for c in part {
                         let start = c * chunk, count = Swift.min(chunk, x.count - start)
-                        ulqTerms(xp + start, gp + start, count: count, range, tMax, tMin)
+                        if let dx = d.value {
+                            ulqTerms(xp + start, gp + start, count: count, range, tMax, tMin, dx: dx + start)
+                        } else {
+                            ulqTerms(xp + start, gp + start, count: count, range, tMax, tMin)
+                        }
                         sums.value[2 * c] = sum(tMax, count: count)
                         sums.value[2 * c + 1] = sum(tMin, count: count)
-                        if let dx = d.value {
-                            let (lo, hi) = (range.lo, range.hi)
-                            for i in start..<(start + count) { dx[i] += (xp[i] >= lo && xp[i] <= hi) ? gp[i] : 0 }
-                        }
                     }
                 }
             }
@@ -136,36 +136,57 @@ public enum TrainingQuant {
         _ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, count: Int, _ range: ULQRange,
         _ tMax: UnsafeMutablePointer<Float>, _ tMin: UnsafeMutablePointer<Float>
     ) {
-        let s = range.scale, lo = range.lo, hi = range.hi, n = range.levels, lOut = range.outsideL
+        let k = TermConstants(range)
         for i in 0..<count {
-            let v = x[i], gi = g[i]
-            let q = v / s
-            // Outside the range q may be too large for the fast rounding; that value is not used.
-            let l = (v >= lo && v <= hi) ? (Quantization.roundHalfEven(q) - q) / n : lOut
-            let above: Float = v > hi ? 1 : 0
-            let below: Float = v < lo ? 1 : 0
-            tMax[i] = gi * (l + above)
-            tMin[i] = gi * (below - l)
+            (tMax[i], tMin[i], _) = ulqTerm(x[i], g[i], k)
         }
     }
 
-    /// Σ t in float64, four lanes.
+    /// The terms, and ∂x = g inside [lo, hi] (else 0) written into `dx`, in the same loop.
+    @inline(__always)
+    static func ulqTerms(
+        _ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, count: Int, _ range: ULQRange,
+        _ tMax: UnsafeMutablePointer<Float>, _ tMin: UnsafeMutablePointer<Float>, dx: UnsafeMutablePointer<Float>
+    ) {
+        let k = TermConstants(range)
+        for i in 0..<count {
+            (tMax[i], tMin[i], dx[i]) = ulqTerm(x[i], g[i], k)
+        }
+    }
+
+    /// A range's values the terms read, taken out of the loop.
+    struct TermConstants {
+        let scale: Float, lo: Float, hi: Float, levels: Float, outsideL: Float
+        init(_ r: ULQRange) { (scale, lo, hi, levels, outsideL) = (r.scale, r.lo, r.hi, r.levels, r.outsideL) }
+    }
+
+    /// One element's (∂clamp_max term, ∂clamp_min term, ∂x).
+    @inline(__always)
+    static func ulqTerm(_ v: Float, _ gi: Float, _ k: TermConstants) -> (Float, Float, Float) {
+        let q = v / k.scale
+        let inside = v >= k.lo && v <= k.hi
+        // Outside the range q may be too large for the fast rounding; that value is not used.
+        let l = inside ? (Quantization.roundHalfEven(q) - q) / k.levels : k.outsideL
+        let above: Float = v > k.hi ? 1 : 0
+        let below: Float = v < k.lo ? 1 : 0
+        return (gi * (l + above), gi * (below - l), inside ? gi : 0)
+    }
+
+    /// Σ t in float64, eight lanes (four independent vector chains: the adds' latency is hidden).
     @inline(__always)
     static func sum(_ t: UnsafePointer<Float>, count: Int) -> Double {
-        var a = (0.0, 0.0, 0.0, 0.0)
+        var a = SIMD8<Double>()
         var i = 0
-        while i + 4 <= count {
-            a.0 += Double(t[i])
-            a.1 += Double(t[i + 1])
-            a.2 += Double(t[i + 2])
-            a.3 += Double(t[i + 3])
-            i += 4
+        while i + 8 <= count {
+            a += SIMD8<Double>(UnsafeRawPointer(t + i).loadUnaligned(as: SIMD8<Float>.self))
+            i += 8
         }
+        var tail = 0.0
         while i < count {
-            a.0 += Double(t[i])
+            tail += Double(t[i])
             i += 1
         }
-        return (a.0 + a.1) + (a.2 + a.3)
+        return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])) + tail
     }
 
     // MARK: ARQ

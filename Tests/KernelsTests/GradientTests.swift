@@ -210,6 +210,14 @@ final class GradientTests: XCTestCase {
             [2, 3, 4, 21], m: 3, kernel: (3, 3), strides: (1, 1), dilations: (1, 1), pads: (1, 0, 1, 0), group: 3)
         try runConv(
             [1, 2, 3, 23], m: 4, kernel: (1, 5), strides: (1, 1), dilations: (1, 1), pads: (0, 2, 0, 2), group: 2)
+        // ∂x over G's rows with zeros beside them (width stride and dilation 1): rows narrower than eight, a height
+        // stride and dilation with two outputs per input channel, and pads wider than the kernel.
+        try runConv(
+            [1, 2, 5, 6], m: 2, kernel: (3, 3), strides: (1, 1), dilations: (1, 1), pads: (1, 1, 1, 1), group: 2)
+        try runConv(
+            [2, 2, 9, 12], m: 4, kernel: (3, 3), strides: (2, 1), dilations: (2, 1), pads: (2, 1, 1, 1), group: 2)
+        try runConv(
+            [1, 2, 2, 10], m: 2, kernel: (2, 3), strides: (1, 1), dilations: (1, 1), pads: (1, 3, 0, 4), group: 2)
     }
 
     func testConvGradientsAccumulate() throws {

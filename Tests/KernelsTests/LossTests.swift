@@ -105,4 +105,49 @@ final class LossTests: XCTestCase {
             try Loss.softmaxKL(student: $0, teacher: $0, .init(outer: 2, classes: 3, inner: 1), gradient: nil)
         })
     }
+
+    /// Enough positions to run on every core, classes at a stride (inner 3), at τ = 2: the loss and each gradient
+    /// against log-softmax computed here in Double, one position at a time, and the same bits on a second run.
+    func testLargeSoftmaxKLOnEveryCoreMatchesTheFormula() throws {
+        var random = SystemRandomNumberGenerator()
+        let (outer, classes, inner, tau) = (50, 301, 3, 2.0)
+        let n = outer * classes * inner
+        let s = (0..<n).map { _ in Float.random(in: -6...6, using: &random) }
+        let t = (0..<n).map { _ in Float.random(in: -6...6, using: &random) }
+        let layout = Loss.SoftmaxLayout(outer: outer, classes: classes, inner: inner)
+        func kl() throws -> (Float, [Float]) {
+            var g = [Float](repeating: 0.5, count: n)
+            let v = try s.withUnsafeBufferPointer { sb in
+                try t.withUnsafeBufferPointer { tb in
+                    try g.withUnsafeMutableBufferPointer {
+                        try Loss.softmaxKL(student: sb, teacher: tb, layout, temperature: Float(tau), gradient: $0)
+                    }
+                }
+            }
+            return (v, g)
+        }
+        let (loss, gradient) = try kl()
+        var total = 0.0
+        for o in 0..<outer {
+            for i in 0..<inner {
+                let at = (0..<classes).map { o * classes * inner + $0 * inner + i }
+                func logSoftmax(_ z: [Float]) -> [Double] {
+                    let v = at.map { Double(z[$0]) / tau }, m = v.max()!
+                    let lse = m + Foundation.log(v.reduce(0) { $0 + Foundation.exp($1 - m) })
+                    return v.map { $0 - lse }
+                }
+                let (ls, lt) = (logSoftmax(s), logSoftmax(t))
+                for k in 0..<classes {
+                    let pt = Foundation.exp(lt[k])
+                    total += pt * (lt[k] - ls[k])
+                    let want = 0.5 + tau * (Foundation.exp(ls[k]) - pt) / Double(outer * inner)
+                    XCTAssertEqual(Double(gradient[at[k]]), want, accuracy: 1e-7, "∂[\(o), \(k), \(i)]")
+                }
+            }
+        }
+        XCTAssertEqual(Double(loss), tau * tau * total / Double(outer * inner), accuracy: 1e-6 * abs(total))
+        let again = try kl()
+        XCTAssertEqual(again.0.bitPattern, loss.bitPattern)
+        XCTAssertEqual(again.1, gradient)
+    }
 }

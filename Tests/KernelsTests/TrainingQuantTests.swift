@@ -129,7 +129,7 @@ final class TrainingQuantTests: XCTestCase {
         }
     }
 
-    func testULQBackwardAccumulates() {
+    func testULQBackwardWritesDx() {
         let x: [Float] = [-2, 0.3, 5]
         let g: [Float] = [1, 2, 3]
         let range = TrainingQuant.ULQRange(clampMax: 1, clampMin: -1, fixedMin: false, bits: 8)
@@ -141,11 +141,11 @@ final class TrainingQuantTests: XCTestCase {
                 }
             }
         }
-        XCTAssertEqual(dx, [10, 12, 10])  // only the in-range 0.3 passes its gradient, added to what was there
+        XCTAssertEqual(dx, [0, 2, 0])  // only the in-range 0.3 passes its gradient; what was there is overwritten
     }
 
     /// A tensor large enough to run on every core: the forward is the per-element formula, ∂x passes g inside the range
-    /// (onto what was there), and the clamp gradients equal their float64 sums taken element by element.
+    /// (over what was there), and the clamp gradients equal their float64 sums taken element by element.
     func testLargeActsULQOnEveryCoreMatchesTheFormula() {
         var random = SystemRandomNumberGenerator()
         let n = 200_003
@@ -165,7 +165,7 @@ final class TrainingQuantTests: XCTestCase {
             let c = min(max(x[i], range.lo), range.hi)
             XCTAssertEqual(y[i], range.scale * (c / range.scale).rounded(.toNearestOrEven), "y[\(i)]")
             let inside = x[i] >= range.lo && x[i] <= range.hi
-            XCTAssertEqual(dx[i], inside ? 1 + g[i] : 1, "dx[\(i)]")
+            XCTAssertEqual(dx[i], inside ? g[i] : 0, "dx[\(i)]")
             let q = x[i] / range.scale
             let l = inside ? ((q.rounded(.toNearestOrEven) - q) / range.levels) : range.outsideL
             wantMax += Double(g[i] * (l + (x[i] > range.hi ? 1 : 0)))

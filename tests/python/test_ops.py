@@ -246,6 +246,15 @@ def conv_cases():
     yield case("Conv-1d-stride2-pads-dilation", "Conv", ["x", "w", "b"], {"x": x1}, {"w": w(5, 3, 3), "b": R(5)},
                strides=[2], pads=[1, 2], dilations=[2])
     yield case("Conv-1d-depthwise", "Conv", ["x", "w"], {"x": x1}, {"w": w(3, 1, 5)}, group=3, pads=[2, 2])
+    # Depthwise rows narrower than 8 outputs, of 8 to 31 (one pass of 8 that overlaps the last), and wider than 32
+    # with a tail; asymmetric pads, a height stride and dilation, and a width dilation (the per-tap path).
+    for width in (5, 13, 45):
+        yield case(f"Conv-depthwise-5x5-width{width}", "Conv", ["x", "w", "b"], {"x": R(2, 3, 7, width)},
+                   {"w": w(3, 1, 5, 5), "b": R(3)}, group=3, pads=[2, 1, 0, 2])
+    yield case("Conv-depthwise-3x3-stride2x1-dilation2x1-width40", "Conv", ["x", "w"], {"x": R(1, 2, 11, 40)},
+               {"w": w(2, 1, 3, 3)}, group=2, strides=[2, 1], dilations=[2, 1], pads=[2, 1, 1, 1])
+    yield case("Conv-depthwise-3x3-dilation1x2", "Conv", ["x", "w"], {"x": R(1, 2, 6, 20)}, {"w": w(2, 1, 3, 3)},
+               group=2, dilations=[1, 2], pads=[1, 2, 1, 2])
     yield case("Conv-1d-auto_pad-SAME_UPPER", "Conv", ["x", "w"], {"x": x1}, {"w": w(4, 3, 4)}, strides=[2],
                auto_pad="SAME_UPPER")
 
@@ -590,6 +599,41 @@ def plan_cases():
                 {"x": x}, {"a": I(2)}, outputs=["u", "y"])
 
 
+def conv_epilogue_cases():
+    """Conv steps that absorb what follows them (Executor/Fusion.swift): constant Mul/Add as PP-LCNet exports its
+    learnable affine blocks, after BatchNormalization, before a residual Add and a clamp; and the forms that must not
+    fuse (a constant that is not one value per channel, an intermediate that is read twice)."""
+    x, w = R(2, 4, 9, 37), R(6, 4, 3, 3) * 0.3
+    dw = R(4, 1, 5, 5) * 0.2
+    conv = ("Conv", ["x", "w", "b"], ["c"], {"pads": [1] * 4})
+    yield chain("Conv-Mul-Add-scalars", [conv, ("Mul", ["a", "c"], ["m"], {}), ("Add", ["m", "k"], ["y"], {})],
+                {"x": x}, {"w": w, "b": R(6), "a": np.array([1.7], np.float32), "k": np.array([-0.3], np.float32)})
+    yield chain("Conv-BN-Mul-Add-per-channel-Relu",
+                [("Conv", ["x", "w"], ["c"], {"pads": [1] * 4}),
+                 ("BatchNormalization", ["c", "g", "be", "mu", "var"], ["n"], {}),
+                 ("Mul", ["n", "a"], ["m"], {}), ("Add", ["k", "m"], ["t"], {}), ("Relu", ["t"], ["y"], {})],
+                {"x": x}, {"w": w, "g": R(6), "be": R(6), "mu": R(6), "var": P(6), "a": R(6, 1, 1),
+                           "k": R(1, 6, 1, 1)})
+    yield chain("Conv-Add-scalar-only", [conv, ("Add", ["c", "k"], ["y"], {})], {"x": x},
+                {"w": w, "b": R(6), "k": np.array(0.25, np.float32)})
+    yield chain("Conv-Mul-not-per-channel", [conv, ("Mul", ["c", "a"], ["m"], {}), ("Add", ["m", "k"], ["y"], {})],
+                {"x": x}, {"w": w, "b": R(6), "a": R(1, 1, 1, 37), "k": np.array([0.5], np.float32)})
+    yield chain("Conv-Mul-read-twice", [conv, ("Mul", ["c", "a"], ["m"], {}), ("Add", ["m", "c"], ["y"], {})],
+                {"x": x}, {"w": w, "b": R(6), "a": np.array([2.0], np.float32)})
+    yield chain("Conv-depthwise-Mul-Add-residual-Clip",
+                [("Conv", ["x", "dw"], ["c"], {"group": 4, "pads": [2] * 4}), ("Mul", ["c", "a"], ["m"], {}),
+                 ("Add", ["m", "k"], ["t"], {}), ("Add", ["t", "x"], ["u"], {}),
+                 ("Clip", ["u", "lo", "hi"], ["y"], {})],
+                {"x": x}, {"dw": dw, "a": R(4, 1, 1), "k": np.array([0.1], np.float32),
+                           "lo": np.array(-1, np.float32), "hi": np.array(1, np.float32)})
+    yield chain("Conv-depthwise-residual", [("Conv", ["x", "dw", "db"], ["c"], {"group": 4, "pads": [2] * 4}),
+                                            ("Add", ["r", "c"], ["y"], {})],
+                {"x": x, "r": R(2, 4, 9, 37)}, {"dw": dw, "db": R(4)})
+    yield chain("Conv-1d-Mul-per-channel", [("Conv", ["x1", "w1"], ["c"], {"pads": [1, 1]}),
+                                            ("Mul", ["c", "a"], ["y"], {})],
+                {"x1": R(2, 3, 13)}, {"w1": R(5, 3, 3) * 0.3, "a": R(5, 1)})
+
+
 def large_cases():
     """Sizes past the small-tensor paths (SIMD tails, blocking, work split across threads) of a fast executor."""
     x = R(4, 64, 33, 35)
@@ -633,7 +677,7 @@ def large_cases():
 
 ALL = [c for gen in (unary_cases, binary_cases, compare_cases, conv_cases, conv_transpose_cases, gemm_matmul_cases,
                      norm_cases, pool_cases, shape_cases, reduce_resize_cases, constant_cases, shape_arithmetic_cases,
-                     plan_cases, large_cases)
+                     plan_cases, conv_epilogue_cases, large_cases)
        for c in gen()]
 BY_ID = {c.id: c for c in ALL}
 assert len(BY_ID) == len(ALL), "case ids must be unique"
@@ -763,3 +807,19 @@ def test_merged_runs_isolate_a_failing_case(tmp_path):
     assert isinstance(failure, str) and "test.unknown" in failure
     for c in good:
         compare(c.id, runs.get(c)["y0"], c.expected()["y0"])
+
+
+@pytest.mark.parametrize("cid,absorbed", [("Conv-Mul-Add-scalars", True), ("Conv-BN-Mul-Add-per-channel-Relu", True),
+                                          ("Conv-Add-scalar-only", True), ("Conv-depthwise-Mul-Add-residual-Clip", True),
+                                          ("Conv-Mul-not-per-channel", False), ("Conv-Mul-read-twice", False)])
+def test_conv_step_absorbs_constant_affine(cid, absorbed, tmp_path):
+    """`run --profile` lists the op types the plan runs: a constant Mul/Add one value per channel after a Conv runs in
+    the Conv's step (no Mul or Add row), and one that is not, or whose input is read twice, runs on its own."""
+    c = BY_ID[cid]
+    src = tmp_path / "m.onnx"
+    onnx.save(c.model(), src)
+    np.savez(tmp_path / "in.npz", **c.feeds)
+    prof = run("run", src, "--inputs", tmp_path / "in.npz", "-o", tmp_path / "out.npz", "--profile").stderr
+    rows = {line.split()[0] for line in prof.splitlines()[1:] if line.strip() and not line.startswith(("total", "plan"))}
+    assert "Conv" in rows, prof
+    assert (rows == {"Conv"}) == absorbed, prof

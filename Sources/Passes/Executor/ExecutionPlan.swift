@@ -195,17 +195,9 @@ struct ExecutionPlan {
         }) else { return [] }
         let residual = try chain.residual.map { try argument($0, of: node, &state) }
         let channels = conv.geometry.outChannels
-        var shift: [Float]?, scale: [Float]?
-        if let bn = chain.batchNorm {
-            let bias = args.specs.count > 2 ? args.specs[2] : nil
-            if bn.parameters.allSatisfy({ $0.count == channels }), bias == nil || bias?.constant?.count == channels {
-                let b = bias?.constant?.floats ?? [Float](repeating: 0, count: channels)
-                let p = bn.parameters
-                (scale, shift) = NeuralOps.batchNormAffine(scale: p[0], bias: p[1], mean: p[2], variance: p[3],
-                                                           epsilon: bn.epsilon, inputBias: b)
-            }
-        }
-        guard residual == nil || residual?.spec?.shape == prepared.outputs[0].shape, chain.batchNorm == nil || scale != nil
+        let bias = args.specs.count > 2 ? args.specs[2] : nil
+        guard residual == nil || residual?.spec?.shape == prepared.outputs[0].shape,
+              let (scale, shift) = Self.epilogueAffine(chain, channels: channels, bias: bias).map({ ($0.scale, $0.shift) })
         else { return [] }
         while args.specs.count < 3 { args.specs.append(nil); args.slots.append(-1) }
         if let shift {
@@ -221,6 +213,33 @@ struct ExecutionPlan {
         node.outputs = [chain.output]
         state.absorbed.formUnion(chain.absorbed)
         return chain.absorbed.map { graph[$0].op }
+    }
+
+    /// The chain's BatchNormalization and constant Mul/Add as y = acc·k + b' (nil when none, or when a constant or
+    /// the Conv's bias is not one value per channel: the chain does not fuse). `shift` is b', the step's new bias.
+    private static func epilogueAffine(_ chain: Fusion.ConvChain, channels: Int, bias: TensorSpec?)
+        -> (scale: [Float]?, shift: [Float]?)? {
+        guard chain.batchNorm != nil || !chain.affine.isEmpty else { return (nil, nil) }
+        guard bias == nil || bias?.constant?.count == channels else { return nil }
+        var scale: [Float]?, shift = bias?.constant?.floats ?? [Float](repeating: 0, count: channels)
+        if let bn = chain.batchNorm {
+            let p = bn.parameters
+            guard p.allSatisfy({ $0.count == channels }) else { return nil }
+            (scale, shift) = NeuralOps.batchNormAffine(scale: p[0], bias: p[1], mean: p[2], variance: p[3],
+                                                       epsilon: bn.epsilon, inputBias: shift)
+        }
+        for affine in chain.affine {
+            let v = affine.values(channels)
+            guard v.count == channels else { return nil }
+            switch affine {
+            case .scale:
+                scale = (0..<channels).map { (scale?[$0] ?? 1) * v[$0] }
+                shift = (0..<channels).map { shift[$0] * v[$0] }
+            case .shift:
+                shift = (0..<channels).map { shift[$0] + v[$0] }
+            }
+        }
+        return (scale, shift)
     }
 
     /// Stage 3: the graph outputs' slots (an initializer that is an output becomes a constant).

@@ -101,7 +101,7 @@ struct PlanRun {
             var args = step.inputs.enumerated().map { k, s in s < 0 ? nil : saved(s, kernel.saved.readsInput(k)) }
             var start = profile == nil ? 0 : DispatchTime.now().uptimeNanoseconds
             try hooks.arguments(index, &args, reverse: true)
-            record("training ops backward", since: &start, only: hooks.isActive(index))
+            record("training ops recompute", since: &start, only: hooks.isActive(index))
             let outputs = step.outputs.map { s in saved(s, kernel.saved.outputs) ?? DenseTensor(shape: [0], floats: []) }
             var inGrads: [DenseTensor?]
             do {

@@ -100,16 +100,30 @@ extension Trainer {
                                   label: "output '\(name)': \(kind)\(tau)")
     }
 
+    /// The teacher graph ending at the values distillation reads: they become its outputs, and what only led past
+    /// them (a final Softmax whose input the loss reads) is not run.
+    ///
+    ///   before   … → logits → Softmax → out          (outputs: out)
+    ///   after    … → logits                          (outputs: logits)
+    func teacherCut(to values: Set<String>) throws -> GraphExecutor? {
+        guard let teacher else { return nil }
+        var graph = teacher.graph
+        graph.outputs = values.sorted().map { ValueInfo(name: $0, type: nil) }
+        graph.removeDeadCode()
+        return try GraphExecutor(graph: graph, opset: teacher.opset, pool: pool)
+    }
+
     /// The distillation loss of a forward run against the teacher on the same feeds, and its gradient seeds.
-    func distillationLoss(_ tp: TrainingPlan, _ tape: Tape, feeds: [String: DenseTensor], gradient: Bool)
-        throws -> (loss: Float, seeds: [Int: DenseTensor]) {
-        guard let teacher else { throw PassError(node: "graph outputs", "distillation needs the float model") }
+    func distillationLoss(_ tp: TrainingPlan, _ tape: Tape, feeds: [String: DenseTensor], gradient: Bool,
+                          clock: inout UInt64?) throws -> (loss: Float, seeds: [Int: DenseTensor]) {
+        guard let teacher = tp.teacherRun else { throw PassError(node: "graph outputs", "distillation needs the float model") }
         var values: [String: DenseTensor] = [:]
         let wanted = Set(tp.targets.map(\.teacherValue))
         let outputs = try teacher.run(feeds, observe: wanted) { name, value in
             values[name] = DenseTensor(shape: value.shape, floats: value.floats)
         }
         for (name, value) in outputs where wanted.contains(name) && values[name] == nil { values[name] = value }
+        if clock != nil { record("teacher forward", since: &clock!) }
         let outputCount = tp.targets.filter { !$0.isFeature }.count, featureCount = tp.targets.count - outputCount
         var total: Float = 0
         var seeds: [Int: DenseTensor] = [:]

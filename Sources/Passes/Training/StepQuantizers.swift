@@ -35,7 +35,7 @@ struct StepQuantizer: Sendable {
     func quantizeActivation(_ x: DenseTensor, _ store: ParameterStore, _ buffers: BufferPool) -> DenseTensor {
         let r = range(store)
         var out = buffers.floats(x.count)
-        x.floats.withUnsafeBufferPointer { xb in
+        x.withFloats { xb in
             out.withUnsafeMutableBufferPointer { TrainingQuant.actsULQForward(xb, r, into: $0) }
         }
         return DenseTensor(shape: x.shape, floats: out)
@@ -63,9 +63,9 @@ struct StepQuantizer: Sendable {
     func activationBackward(x: DenseTensor, gradient: DenseTensor, needX: Bool, _ store: ParameterStore,
                             clampGradients: inout [Int: Float], _ buffers: BufferPool) -> DenseTensor? {
         let r = range(store)
-        var dx = needX ? buffers.zeros(x.count) : []
-        let (dMax, dMin) = x.floats.withUnsafeBufferPointer { xb in
-            gradient.floats.withUnsafeBufferPointer { gb in
+        var dx = needX ? buffers.floats(x.count) : []
+        let (dMax, dMin) = x.withFloats { xb in
+            gradient.withFloats { gb in
                 dx.withUnsafeMutableBufferPointer { d in
                     TrainingQuant.actsULQBackward(xb, gradient: gb, r, dx: needX ? d : nil)
                 }

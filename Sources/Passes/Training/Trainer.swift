@@ -199,8 +199,9 @@ public final class Trainer {
         let lossSlot: Int
         let outputSlots: [(name: String, slot: Int)]
         let requiresGradient: [Bool]
-        /// Without labels: the distillation terms.
+        /// Without labels: the distillation terms, and the teacher as far as their values (`teacherCut`).
         let targets: [DistillationTarget]
+        let teacherRun: GraphExecutor?
         /// The training ops by step index.
         let quantizers: [Int: StepQuantizer]
         /// Slots training keeps past their last forward reader: what a backward step or the loss reads (the tape).
@@ -267,8 +268,9 @@ public final class Trainer {
         let saved = Self.tape(plan, requires: requires, reaches: reaches, quantized: Set(stepQuantizers.keys),
                               keeping: lossKept)
         let result = TrainingPlan(plan: plan, parameterSlots: parameterSlots, lossSlot: lossSlot, outputSlots: plan.outputSlots,
-                                  requiresGradient: requires, targets: targets, quantizers: stepQuantizers, saved: saved,
-                                  lossKept: lossKept)
+                                  requiresGradient: requires, targets: targets,
+                                  teacherRun: try targets.isEmpty ? nil : teacherCut(to: Set(targets.map(\.teacherValue))),
+                                  quantizers: stepQuantizers, saved: saved, lossKept: lossKept)
         plans[key] = result
         return result
     }
@@ -330,8 +332,10 @@ public final class Trainer {
     // MARK: Loss
 
     /// The loss of a forward run and its gradient at the loss slots; `correct` counts right predictions with labels.
-    func loss(_ tp: TrainingPlan, _ tape: Tape, labels: [Int64]?, feeds: [String: DenseTensor], gradient: Bool)
-        throws -> (loss: Float, correct: Int?, seeds: [Int: DenseTensor]) {
+    /// `clock`: the profile's clock in a training step (nil when scoring); the teacher's forward is recorded on its
+    /// own row and the clock restarted.
+    func loss(_ tp: TrainingPlan, _ tape: Tape, labels: [Int64]?, feeds: [String: DenseTensor], gradient: Bool,
+              clock: inout UInt64?) throws -> (loss: Float, correct: Int?, seeds: [Int: DenseTensor]) {
         var seeds: [Int: DenseTensor] = [:]
         if let labels {
             guard let logits = tape.values[tp.lossSlot], logits.isFloat, logits.shape.count >= 2 else {
@@ -346,7 +350,7 @@ public final class Trainer {
             if gradient { seeds[tp.lossSlot] = DenseTensor(shape: logits.shape, floats: g) }
             return (value, Self.correct(logits, labels), seeds)
         }
-        let distilled = try distillationLoss(tp, tape, feeds: feeds, gradient: gradient)
+        let distilled = try distillationLoss(tp, tape, feeds: feeds, gradient: gradient, clock: &clock)
         return (distilled.loss, nil, distilled.seeds)
     }
 
@@ -401,8 +405,10 @@ public final class Trainer {
         let (value, correct, grads): (Float, Int?, Gradients) = try {
             var tape = try forward(tp, feeds)
             var start = DispatchTime.now().uptimeNanoseconds
-            let (value, correct, seeds) = try loss(tp, tape, labels: labels, feeds: feeds, gradient: true)
-            record(labels == nil ? "loss (with the teacher's forward)" : "loss", since: &start)
+            var clock: UInt64? = start
+            let (value, correct, seeds) = try loss(tp, tape, labels: labels, feeds: feeds, gradient: true, clock: &clock)
+            start = clock ?? start
+            record("loss", since: &start)
             guard value.isFinite else {
                 throw PassError(node: "loss", "the training loss became \(value); lower the learning rate (--lr)")
             }
@@ -418,7 +424,7 @@ public final class Trainer {
     }
 
     /// Adds the time since `start` to the profile's row `what`, and restarts the clock.
-    private func record(_ what: String, since start: inout UInt64) {
+    func record(_ what: String, since start: inout UInt64) {
         guard profile != nil else { return }
         let now = DispatchTime.now().uptimeNanoseconds
         profile!.seconds[what, default: 0] += Double(now - start) / 1e9
@@ -437,7 +443,8 @@ public final class Trainer {
             let feeds = try reader.next(), labels = data.labels.map { l in indices.map { l[$0] } }
             let tp = try trainingPlan(feeds, labels: labels != nil)
             let tape = try forward(tp, feeds, training: false)
-            let (value, correct, _) = try loss(tp, tape, labels: labels, feeds: feeds, gradient: false)
+            var clock: UInt64?
+            let (value, correct, _) = try loss(tp, tape, labels: labels, feeds: feeds, gradient: false, clock: &clock)
             let n = feeds.values.first?.shape.first ?? 0
             total += Double(value) * Double(n)
             right += correct ?? 0

@@ -51,7 +51,8 @@ final class DistillationUnitTests: XCTestCase {
         let feeds = ["x": DenseTensor(shape: [4, 3], floats: x)]
         let tp = try tr.trainingPlan(feeds, labels: labels != nil)
         var tape = try tr.forward(tp, feeds)
-        let (loss, _, seeds) = try tr.loss(tp, tape, labels: labels, feeds: feeds, gradient: true)
+        var clock: UInt64?
+        let (loss, _, seeds) = try tr.loss(tp, tape, labels: labels, feeds: feeds, gradient: true, clock: &clock)
         return (loss, try XCTUnwrap(try tr.backward(tp, &tape, seeds: seeds).gradient(p, in: tr.store)))
     }
 
@@ -90,6 +91,10 @@ final class DistillationUnitTests: XCTestCase {
                        "through the final Identity to the Softmax's input")
         XCTAssertEqual(byTeacherValue["t"], .normalizedMSE)
         XCTAssertEqual(tp.targets.count, 2)
+        // The teacher runs as far as the values the loss reads: the final Softmax and Identity are not run.
+        let teacher = try XCTUnwrap(tp.teacherRun).graph
+        XCTAssertEqual(Set(teacher.outputs.compactMap(\.name)), ["z", "t"])
+        XCTAssertEqual(teacher.nodes.map(\.op).sorted(), ["MatMul", "MatMul", "Tanh"])
         XCTAssertTrue(tr.distillationSummary.contains("KL divergence over softmax(3 classes)"), tr.distillationSummary)
     }
 
@@ -98,7 +103,8 @@ final class DistillationUnitTests: XCTestCase {
         let feeds = ["x": DenseTensor(shape: [4, 3], floats: x)]
         let tp = try tr.trainingPlan(feeds, labels: false)
         let tape = try tr.forward(tp, feeds)
-        let loss = try tr.loss(tp, tape, labels: nil, feeds: feeds, gradient: false).loss
+        var clock: UInt64?
+        let loss = try tr.loss(tp, tape, labels: nil, feeds: feeds, gradient: false, clock: &clock).loss
         // The teacher's values by hand: tanh(x·W_t), then z = t·W_t.
         func matmul(_ a: [Float], _ b: [Float]) -> [Float] {
             var out = [Float](repeating: 0, count: 12)

@@ -101,7 +101,8 @@ final class FusedTrainingTests: XCTestCase {
     func lossAndGradients(_ tr: Trainer) throws -> (Float, [[Float]?]) {
         let tp = try tr.trainingPlan(feeds, labels: true)
         var tape = try tr.forward(tp, feeds)
-        let (loss, _, seeds) = try tr.loss(tp, tape, labels: labels, feeds: feeds, gradient: true)
+        var clock: UInt64?
+        let (loss, _, seeds) = try tr.loss(tp, tape, labels: labels, feeds: feeds, gradient: true, clock: &clock)
         let g = try tr.backward(tp, &tape, seeds: seeds)
         return (loss, (0..<tr.store.count).map { g.gradient($0, in: tr.store) })
     }
