@@ -217,8 +217,10 @@ extension Backward {
         let (pt, pl) = (window.pads.0, window.pads.1)
         // Spread over input channels: the `mult` output channels of one input channel write its planes of ∂X and
         // their own taps of ∂W, so no two chunks write the same element.
-        let unitStride = sw == 1 && dil == 1
         let taps = DepthwiseTaps(kh: kh, kw: kw, sh: sh, dh: dh, pt: pt, pl: pl, h: h, wd: wd, ho: ho, wo: wo)
+        let unitStride = sw == 1 && dil == 1
+            && NeuralOps.paddedPlaneFits(rows: ho, columns: taps.paddedWidth, input: h * wd, output: p)
+            && NeuralOps.paddedPlaneFits(rows: taps.xRows, columns: taps.xColumns, input: h * wd, output: p)
         parallelChunks(c, work: n * m * p * kh * kw) { channels in
         var paddedG = [Float](repeating: 0, count: unitStride && dx != nil ? ho * taps.paddedWidth : 0)
         var paddedX = [Float](repeating: 0, count: unitStride && dw != nil ? taps.xRows * taps.xColumns : 0)

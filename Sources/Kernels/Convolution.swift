@@ -178,6 +178,7 @@ extension NeuralOps {
         let multiplier = g.outPerGroup
         let planes = g.batch * g.outChannels
         let unitStride = sw == 1 && dw == 1 && ho > 0 && wo > 0
+            && paddedPlaneFits(rows: padHeight(g), columns: padWidth(g), input: h * wd, output: ho * wo)
         parallelChunks(planes, work: planes * ho * wo * kh * kw) { range in
             var padded = [Float](repeating: 0, count: unitStride ? padWidth(g) * padHeight(g) : 0)
             for plane in range {
@@ -306,6 +307,12 @@ extension NeuralOps {
             row.advanced(by: lo).update(from: src + iy * width, count: n)
             row.advanced(by: lo + n).update(repeating: 0, count: columns - lo - n)
         }
+    }
+
+    /// Whether a zero-padded copy of a plane is worth making: not much larger than the planes it serves (pads or a
+    /// dilation far larger than the image would make it so; such a Conv runs one pass per tap instead).
+    static func paddedPlaneFits(rows: Int, columns: Int, input: Int, output: Int) -> Bool {
+        Double(rows) * Double(columns) <= 4 * Double(input + output) + 4096
     }
 
     /// The padded plane's width and height for `depthwisePlaneUnitStride`: what the last output's window reaches.

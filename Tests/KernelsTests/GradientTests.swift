@@ -218,6 +218,9 @@ final class GradientTests: XCTestCase {
             [2, 2, 9, 12], m: 4, kernel: (3, 3), strides: (2, 1), dilations: (2, 1), pads: (2, 1, 1, 1), group: 2)
         try runConv(
             [1, 2, 2, 10], m: 2, kernel: (2, 3), strides: (1, 1), dilations: (1, 1), pads: (1, 3, 0, 4), group: 2)
+        // Pads far taller than the image under a large height stride: one pass per tap.
+        try runConv(
+            [1, 2, 2, 3], m: 2, kernel: (2, 2), strides: (50, 1), dilations: (1, 1), pads: (100, 40, 100, 40), group: 2)
     }
 
     func testConvGradientsAccumulate() throws {

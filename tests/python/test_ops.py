@@ -255,6 +255,12 @@ def conv_cases():
                {"w": w(2, 1, 3, 3)}, group=2, strides=[2, 1], dilations=[2, 1], pads=[2, 1, 1, 1])
     yield case("Conv-depthwise-3x3-dilation1x2", "Conv", ["x", "w"], {"x": R(1, 2, 6, 20)}, {"w": w(2, 1, 3, 3)},
                group=2, dilations=[1, 2], pads=[1, 2, 1, 2])
+    # Pads far taller than the image under a large height stride (a zero-padded copy would be mostly zeros that no
+    # output reads: one pass per tap instead), and pads wider than the image at stride 1.
+    yield case("Conv-depthwise-pads-taller-than-image-stride50", "Conv", ["x", "w"], {"x": R(1, 2, 3, 4)},
+               {"w": w(2, 1, 3, 3)}, group=2, pads=[100, 60, 100, 60], strides=[50, 1])
+    yield case("Conv-depthwise-pads-wider-than-image", "Conv", ["x", "w"], {"x": R(1, 2, 3, 4)}, {"w": w(2, 1, 3, 3)},
+               group=2, pads=[4, 30, 4, 30])
     yield case("Conv-1d-auto_pad-SAME_UPPER", "Conv", ["x", "w"], {"x": x1}, {"w": w(4, 3, 4)}, strides=[2],
                auto_pad="SAME_UPPER")
 
