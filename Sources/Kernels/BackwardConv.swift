@@ -4,7 +4,9 @@
 //   ∂W_g += G_g·col(X_g)ᵀ          (sgemm, transB)
 //   ∂X_g += col2im(W_gᵀ·G_g)       (sgemm, transA, then col2im; the 1×1 stride-1 unpadded case skips col/col2im)
 //   ∂b[m] += Σ_{n, p} G[n, m, p]
-// Depthwise (group = C, one input channel per group) runs direct loops instead of K = kh·kw GEMMs.
+// Depthwise (group = C, one input channel per group) runs direct loops instead of K = kh·kw GEMMs: at width stride
+// and dilation 1 over zero-padded copies (∂x from G's rows with zeros beside them, each ∂x element's sum over every
+// tap in registers; ∂W from the padded input, eight lanes per tap kept over every row), otherwise one pass per tap.
 // ConvTranspose [C, M/g, kh, kw]: the forward is col = W_gᵀ·X_g then col2im into Y, so col(G) = im2col of the
 // gradient over the output plane with the same window, and
 //   ∂X_g += W_g·im2col(G_g)        ∂W_g += X_g·im2col(G_g)ᵀ        ∂b[m] += Σ G[n, m, ·]
@@ -218,37 +220,40 @@ extension Backward {
         // Spread over input channels: the `mult` output channels of one input channel write its planes of ∂X and
         // their own taps of ∂W, so no two chunks write the same element.
         let taps = DepthwiseTaps(kh: kh, kw: kw, sh: sh, dh: dh, pt: pt, pl: pl, h: h, wd: wd, ho: ho, wo: wo)
-        let unitStride = sw == 1 && dil == 1
+        let unitStride = sw == 1 && dil == 1 && pt >= 0 && pl >= 0
             && NeuralOps.paddedPlaneFits(rows: ho, columns: taps.paddedWidth, input: h * wd, output: p)
             && NeuralOps.paddedPlaneFits(rows: taps.xRows, columns: taps.xColumns, input: h * wd, output: p)
         parallelChunks(c, work: n * m * p * kh * kw) { channels in
-        var paddedG = [Float](repeating: 0, count: unitStride && dx != nil ? ho * taps.paddedWidth : 0)
-        var paddedX = [Float](repeating: 0, count: unitStride && dw != nil ? taps.xRows * taps.xColumns : 0)
-        for img in 0..<n {
-            for oc in (channels.lowerBound * mult)..<(channels.upperBound * mult) {
-                let xp = x.baseAddress! + (img * c + oc / mult) * h * wd
-                let gp = g.baseAddress! + (img * m + oc) * p
-                let dxp = dx.map { $0.baseAddress! + (img * c + oc / mult) * h * wd }
-                let wk = w.baseAddress! + oc * kh * kw
-                guard unitStride else {
-                    perTap(oc: oc, xp: xp, gp: gp, dxp: dxp, w: w, dw: dw, window: window, kh: kh, kw: kw, h: h, wd: wd,
-                           ho: ho, wo: wo)
-                    continue
-                }
-                if let dxp {
-                    paddedG.withUnsafeMutableBufferPointer { taps.inputGradient(gp, wk, dxp, padded: $0.baseAddress!) }
-                }
-                if let dw {
-                    paddedX.withUnsafeMutableBufferPointer {
-                        if oc % mult == 0 {
-                            NeuralOps.padPlane(xp, height: h, width: wd, top: pt, left: pl, into: $0.baseAddress!,
-                                               rows: taps.xRows, columns: taps.xColumns)
+            var paddedG = [Float](repeating: 0, count: unitStride && dx != nil ? ho * taps.paddedWidth : 0)
+            var paddedX = [Float](repeating: 0, count: unitStride && dw != nil ? taps.xRows * taps.xColumns : 0)
+            for img in 0..<n {
+                for oc in (channels.lowerBound * mult)..<(channels.upperBound * mult) {
+                    let xp = x.baseAddress! + (img * c + oc / mult) * h * wd
+                    let gp = g.baseAddress! + (img * m + oc) * p
+                    let dxp = dx.map { $0.baseAddress! + (img * c + oc / mult) * h * wd }
+                    let wk = w.baseAddress! + oc * kh * kw
+                    guard unitStride else {
+                        perTap(oc: oc, xp: xp, gp: gp, dxp: dxp, w: w, dw: dw, window: window, kh: kh, kw: kw,
+                               h: h, wd: wd, ho: ho, wo: wo)
+                        continue
+                    }
+                    if let dxp {
+                        paddedG.withUnsafeMutableBufferPointer {
+                            taps.inputGradient(gp, wk, dxp, padded: $0.baseAddress!)
                         }
-                        taps.weightGradient(gp, UnsafePointer($0.baseAddress!), into: dw.baseAddress! + oc * kh * kw)
+                    }
+                    if let dw {
+                        paddedX.withUnsafeMutableBufferPointer {
+                            if oc % mult == 0 {
+                                NeuralOps.padPlane(xp, height: h, width: wd, top: pt, left: pl, into: $0.baseAddress!,
+                                                   rows: taps.xRows, columns: taps.xColumns)
+                            }
+                            taps.weightGradient(gp, UnsafePointer($0.baseAddress!),
+                                                into: dw.baseAddress! + oc * kh * kw)
+                        }
                     }
                 }
             }
-        }
         }
     }
 

@@ -3,8 +3,11 @@
 //   y[n, m, oy, ox] = b[m] + Σ_{c ∈ group(m), ky, kx} w[m, c, ky, kx] · x[n, c, oy·sh − pt + ky·dh, ox·sw − pl + kx·dw]
 //
 // - 1×1, stride 1, no padding: one sgemm per image and group, straight on the input.
-// - depthwise (one input channel per group): a direct loop per plane, bounds settled per kernel tap so the inner
-//   loop over a row is branch-free; planes spread over the cores.
+// - depthwise (one input channel per group), planes spread over the cores:
+//     width stride and dilation 1: the plane copied with its pads as zeros, then each output's sum kept in registers
+//       over every tap (32 or 8 outputs at a time) and stored once, as onnxruntime's kernel reads zeros at the pads;
+//     otherwise (or where that copy would be far larger than the planes): one pass over the rows per kernel tap,
+//       bounds settled per tap so the inner loop over a row is branch-free.
 // - otherwise: im2col (spread over the cores) into a scratch buffer the caller keeps, then sgemm (OpenBLAS threads).
 
 /// The shapes of one 2-D convolution, checked once.
@@ -177,7 +180,7 @@ extension NeuralOps {
         let (h, wd, ho, wo) = (g.height, g.width, g.outH, g.outW)
         let multiplier = g.outPerGroup
         let planes = g.batch * g.outChannels
-        let unitStride = sw == 1 && dw == 1 && ho > 0 && wo > 0
+        let unitStride = sw == 1 && dw == 1 && ho > 0 && wo > 0 && g.window.pads.0 >= 0 && g.window.pads.1 >= 0
             && paddedPlaneFits(rows: padHeight(g), columns: padWidth(g), input: h * wd, output: ho * wo)
         parallelChunks(planes, work: planes * ho * wo * kh * kw) { range in
             var padded = [Float](repeating: 0, count: unitStride ? padWidth(g) * padHeight(g) : 0)

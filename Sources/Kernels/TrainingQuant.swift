@@ -91,7 +91,7 @@ public enum TrainingQuant {
 
     /// Writes ∂x into `dx` (when given: g inside [lo, hi], else 0) and returns (∂clamp_max, ∂clamp_min) for this
     /// tensor (∂clamp_min = 0 under fixed_min). Works in chunks that stay in L1: the float32 terms of a chunk and its
-    /// ∂x in one branch-free loop, then the terms' float64 sum in four lanes.
+    /// ∂x in one branch-free loop, then the terms' float64 sum in eight lanes.
     @discardableResult
     public static func actsULQBackward(
         _ x: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, _ range: ULQRange,
@@ -172,7 +172,7 @@ public enum TrainingQuant {
         return (gi * (l + above), gi * (below - l), inside ? gi : 0)
     }
 
-    /// Σ t in float64, eight lanes (four independent vector chains: the adds' latency is hidden).
+    /// Σ t in float64, eight lanes (independent chains, so the adds need not wait on each other).
     @inline(__always)
     static func sum(_ t: UnsafePointer<Float>, count: Int) -> Double {
         var a = SIMD8<Double>()

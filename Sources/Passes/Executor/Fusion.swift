@@ -70,9 +70,9 @@ enum Fusion {
             chain.absorbed.append(bn.id)
             chain.output = bn.node.outputs[0]
         }
-        while mode == .inference, let next = soleReader(chain.output), let affine = affine(graph, next, after: chain.output,
-                                                                                         conv: conv) {
-            chain.affine.append(affine)
+        while mode == .inference, let next = soleReader(chain.output),
+              let term = affine(graph, next, after: chain.output, conv: conv) {
+            chain.affine.append(term)
             chain.absorbed.append(graph.consumers(of: chain.output)[0])
             chain.output = next.outputs[0]
         }

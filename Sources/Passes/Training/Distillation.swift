@@ -119,10 +119,7 @@ extension Trainer {
         guard let teacher = tp.teacherRun else { throw PassError(node: "graph outputs", "distillation needs the float model") }
         var values: [String: DenseTensor] = [:]
         let wanted = Set(tp.targets.map(\.teacherValue))
-        let outputs = try teacher.run(feeds, observe: wanted) { name, value in
-            values[name] = DenseTensor(shape: value.shape, floats: value.floats)
-        }
-        for (name, value) in outputs where wanted.contains(name) && values[name] == nil { values[name] = value }
+        for (name, value) in try teacher.run(feeds) where wanted.contains(name) { values[name] = value }  // its outputs
         if clock != nil { record("teacher forward", since: &clock!) }
         let outputCount = tp.targets.filter { !$0.isFeature }.count, featureCount = tp.targets.count - outputCount
         var total: Float = 0
