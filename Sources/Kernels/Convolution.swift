@@ -192,9 +192,13 @@ extension NeuralOps {
                 let r = residual.map { $0 + plane * ho * wo }
                 let taps = w + m * kh * kw
                 if unitStride {
-                    padded.withUnsafeMutableBufferPointer {
-                        depthwisePlaneUnitStride(g, src: src, taps: taps, bias: b, residual: r, padded: $0.baseAddress!,
-                                                 out: dst)
+                    padded.withUnsafeMutableBufferPointer { p in
+                        // The `multiplier` output channels of one input channel read one padded copy.
+                        if m % multiplier == 0 || plane == range.lowerBound {
+                            padPlane(src, height: h, width: wd, top: g.window.pads.0, left: g.window.pads.1,
+                                     into: p.baseAddress!, rows: padHeight(g), columns: padWidth(g))
+                        }
+                        depthwisePlaneUnitStride(g, taps: taps, bias: b, residual: r, padded: p.baseAddress!, out: dst)
                     }
                     continue
                 }
@@ -222,20 +226,18 @@ extension NeuralOps {
         }
     }
 
-    /// One output plane of a depthwise conv whose width stride and dilation are 1, from the input plane copied into
-    /// `padded` with its pads as zeros (so every output reads every tap, as onnxruntime's kernel does). Each output
+    /// One output plane of a depthwise conv whose width stride and dilation are 1, from its input plane copied into
+    /// `padded` with its pads as zeros (`padPlane`) (so every output reads every tap, as onnxruntime's kernel does). Each output
     /// keeps its sum in registers over every tap and is stored once, 32 or 8 at a time (the last 8 of a row may
     /// overlap outputs already written, with the same values). The sum is b (+ r), then each tap in (ky, kx) order.
     @inline(__always)
     static func depthwisePlaneUnitStride(
-        _ g: ConvGeometry, src: UnsafePointer<Float>, taps: UnsafePointer<Float>, bias b: Float,
-        residual r: UnsafePointer<Float>?, padded: UnsafeMutablePointer<Float>, out dst: UnsafeMutablePointer<Float>
+        _ g: ConvGeometry, taps: UnsafePointer<Float>, bias b: Float, residual r: UnsafePointer<Float>?,
+        padded: UnsafePointer<Float>, out dst: UnsafeMutablePointer<Float>
     ) {
         let (kh, kw) = (g.kernelH, g.kernelW), sh = g.window.strides.0, dh = g.window.dilations.0
         let (ho, wo) = (g.outH, g.outW)
         let pw = padWidth(g)
-        padPlane(src, height: g.height, width: g.width, top: g.window.pads.0, left: g.window.pads.1,
-                 into: padded, rows: padHeight(g), columns: pw)
         for oy in 0..<ho {
             let o = dst + oy * wo, ro = r.map { $0 + oy * wo }, first = padded + oy * sh * pw
             var ox = 0
@@ -268,7 +270,9 @@ extension NeuralOps {
             }
             while ox < wo {
                 guard wo >= 8 else {
-                    for x in ox..<wo { o[x] = depthwiseSum(first + x, pw: pw, dh: dh, taps, kh, kw, ro.map { b + $0[x] } ?? b) }
+                    for x in ox..<wo {
+                        o[x] = depthwiseSum(first + x, pw: pw, dh: dh, taps, kh, kw, ro.map { b + $0[x] } ?? b)
+                    }
                     break
                 }
                 ox = min(ox, wo - 8)

@@ -201,26 +201,26 @@ final class GradientTests: XCTestCase {
     }
 
     func testConvDepthwise() throws {
-        try runConv(
-            [2, 4, 6, 7], m: 8, kernel: (3, 3), strides: (2, 2), dilations: (1, 1), pads: (1, 1, 1, 1), group: 4)
-        try runConv(
-            [1, 3, 7, 5], m: 3, kernel: (3, 2), strides: (1, 2), dilations: (2, 1), pads: (2, 0, 1, 1), group: 3)
-        // Rows of 19 and 21 outputs: the eight-lane dot product with its scalar tail, at stride 1.
-        try runConv(
-            [2, 3, 4, 21], m: 3, kernel: (3, 3), strides: (1, 1), dilations: (1, 1), pads: (1, 0, 1, 0), group: 3)
-        try runConv(
-            [1, 2, 3, 23], m: 4, kernel: (1, 5), strides: (1, 1), dilations: (1, 1), pads: (0, 2, 0, 2), group: 2)
-        // ∂x over G's rows with zeros beside them (width stride and dilation 1): rows narrower than eight, a height
-        // stride and dilation with two outputs per input channel, and pads wider than the kernel.
-        try runConv(
-            [1, 2, 5, 6], m: 2, kernel: (3, 3), strides: (1, 1), dilations: (1, 1), pads: (1, 1, 1, 1), group: 2)
-        try runConv(
-            [2, 2, 9, 12], m: 4, kernel: (3, 3), strides: (2, 1), dilations: (2, 1), pads: (2, 1, 1, 1), group: 2)
-        try runConv(
-            [1, 2, 2, 10], m: 2, kernel: (2, 3), strides: (1, 1), dilations: (1, 1), pads: (1, 3, 0, 4), group: 2)
-        // Pads far taller than the image under a large height stride: one pass per tap.
-        try runConv(
-            [1, 2, 2, 3], m: 2, kernel: (2, 2), strides: (50, 1), dilations: (1, 1), pads: (100, 40, 100, 40), group: 2)
+        typealias Case = (x: [Int], m: Int, kernel: (Int, Int), strides: (Int, Int), dilations: (Int, Int),
+                          pads: (Int, Int, Int, Int), group: Int)
+        let cases: [Case] = [
+            ([2, 4, 6, 7], 8, (3, 3), (2, 2), (1, 1), (1, 1, 1, 1), 4),
+            ([1, 3, 7, 5], 3, (3, 2), (1, 2), (2, 1), (2, 0, 1, 1), 3),
+            // Rows of 19 and 21 outputs: eight lanes and a tail at stride 1.
+            ([2, 3, 4, 21], 3, (3, 3), (1, 1), (1, 1), (1, 0, 1, 0), 3),
+            ([1, 2, 3, 23], 4, (1, 5), (1, 1), (1, 1), (0, 2, 0, 2), 2),
+            // Zero-padded planes (width stride and dilation 1): rows narrower than eight, a height stride and
+            // dilation with two outputs per input channel, and pads wider than the kernel.
+            ([1, 2, 5, 6], 2, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), 2),
+            ([2, 2, 9, 12], 4, (3, 3), (2, 1), (2, 1), (2, 1, 1, 1), 2),
+            ([1, 2, 2, 10], 2, (2, 3), (1, 1), (1, 1), (1, 3, 0, 4), 2),
+            // Pads far taller than the image under a large height stride: one pass per tap.
+            ([1, 2, 2, 3], 2, (2, 2), (50, 1), (1, 1), (100, 40, 100, 40), 2),
+        ]
+        for c in cases {
+            try runConv(c.x, m: c.m, kernel: c.kernel, strides: c.strides, dilations: c.dilations, pads: c.pads,
+                        group: c.group)
+        }
     }
 
     func testConvGradientsAccumulate() throws {
